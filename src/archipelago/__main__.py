@@ -1,0 +1,3 @@
+from archipelago.cli.main import app
+
+app(prog_name="archi")

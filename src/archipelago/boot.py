@@ -1,0 +1,81 @@
+"""Start services as real processes on loopback: used by the demo, the tests and the benchmarks.
+
+Later issues grow this into booting a whole cluster or a local federation in one command.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import urllib3
+
+from .config import ClusterConfig, dump_config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the server process exited with code {process.returncode}")
+        try:
+            urllib3.request("OPTIONS", url, timeout=1, retries=False)
+            return
+        except urllib3.exceptions.HTTPError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class KeepstoreProcess:
+    """`archi keepstore --config` in a child process, listening on a free loopback port."""
+
+    def __init__(self, config: ClusterConfig, workdir: Path, port: int | None = None):
+        self.port = port or free_port()
+        config.keepstore.listen = f"127.0.0.1:{self.port}"
+        self.config = config
+        self.config_path = Path(workdir) / f"keepstore-{self.port}.yml"
+        self.log_path = Path(workdir) / f"keepstore-{self.port}.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> KeepstoreProcess:
+        self.config_path.write_text(dump_config(self.config))
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "archipelago", "keepstore", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        wait_for_http(self.url, process=self.process)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, like a crash or a power cut."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> KeepstoreProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,54 @@
+"""How every `archi` command talks: JSON for scripts, rich text and progress bars for people.
+
+Exit codes: 0 ok, 1 the operation failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+OK, FAILED, BAD_INPUT = 0, 1, 2
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = FAILED, as_json: bool = False) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}))
+    else:
+        errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def emit(data: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif human is not None:
+        console.print(human, highlight=False, markup=False, soft_wrap=True)
+
+
+@contextmanager
+def transfer_progress(description: str, total: int, enabled: bool = True) -> Iterator[Any]:
+    """A byte-progress bar on stderr; yields advance(n). Silent when not a terminal or disabled."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

@@ -1,0 +1,152 @@
+"""Cluster configuration: one YAML file, validated before anything starts.
+
+Key names follow Arvados' config (lib/config/config.default.yml) in snake_case, so an operator
+who knows one knows the other. Errors name the key and the reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .ids import CLUSTER_ID_RE
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; the message names each offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VolumeConfig(_Strict):
+    driver: Literal["directory", "s3"]
+    uuid: str | None = Field(default=None, description="defaults to <cluster>-nyw5e-<15 digits of its index>")
+    read_only: bool = False
+    storage_classes: list[str] = ["default"]
+    replication: int = Field(default=1, ge=1)
+    # directory
+    root: Path | None = None
+    fsync: bool = True
+    # s3
+    bucket: str | None = None
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    access_key: str | None = None
+    secret_key: str | None = None
+    prefix: str = ""
+
+    @model_validator(mode="after")
+    def _driver_fields(self) -> VolumeConfig:
+        if self.driver == "directory" and self.root is None:
+            raise ValueError("a directory volume needs 'root'")
+        if self.driver == "s3" and not self.bucket:
+            raise ValueError("an s3 volume needs 'bucket'")
+        return self
+
+
+class StorageClassConfig(_Strict):
+    default: bool = False
+    priority: int = 0
+
+
+class CollectionsConfig(_Strict):
+    blob_signing: bool = True
+    blob_signing_key: str = Field(default_factory=lambda: secrets.token_hex(32), min_length=32)
+    blob_signing_ttl: int = Field(default=14 * 24 * 3600, gt=0, description="seconds")
+    blob_trash: bool = True
+    blob_trash_lifetime: int = Field(default=14 * 24 * 3600, ge=0, description="seconds")
+    blob_trash_check_interval: float = Field(default=24 * 3600, gt=0, description="seconds")
+    default_replication: int = Field(default=2, ge=1)
+
+
+class KeepstoreConfig(_Strict):
+    listen: str = "127.0.0.1:25107"
+    pull_workers: int = Field(default=2, ge=1)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("expected host:port")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class ClusterConfig(_Strict):
+    cluster_id: str
+    system_root_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
+    collections: CollectionsConfig = CollectionsConfig()
+    storage_classes: dict[str, StorageClassConfig] = {"default": StorageClassConfig(default=True)}
+    volumes: list[VolumeConfig] = []
+    keepstore: KeepstoreConfig = KeepstoreConfig()
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster_id(cls, value: str) -> str:
+        if not CLUSTER_ID_RE.fullmatch(value):
+            raise ValueError("must be 5 characters from [a-z0-9]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterConfig:
+        for n, volume in enumerate(self.volumes):
+            if volume.uuid is None:
+                volume.uuid = f"{self.cluster_id}-nyw5e-{n:015d}"
+            unknown = set(volume.storage_classes) - set(self.storage_classes)
+            if unknown:
+                raise ValueError(f"volumes.{n}.storage_classes: undefined storage class {sorted(unknown)}")
+        uuids = [v.uuid for v in self.volumes]
+        if len(set(uuids)) != len(uuids):
+            raise ValueError("volumes: two volumes share a uuid")
+        if not any(c.default for c in self.storage_classes.values()):
+            raise ValueError("storage_classes: at least one class must have default: true")
+        return self
+
+    @property
+    def default_storage_classes(self) -> list[str]:
+        return sorted(name for name, c in self.storage_classes.items() if c.default)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"  {key}: {err['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> ClusterConfig:
+    try:
+        return ClusterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_config(path: Path) -> ClusterConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration {path} must be a YAML mapping")
+    return parse_config(data)
+
+
+def dump_config(config: ClusterConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)

@@ -1,0 +1,99 @@
+"""A bounded block cache: memory first, then an optional disk directory, both LRU.
+
+Blocks are immutable and named by their md5, so a cached copy never goes stale; a corrupt
+disk entry is detected on read and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+
+class BlockCache:
+    def __init__(self, memory_bytes: int = 256 << 20, disk_dir: Path | None = None, disk_bytes: int = 0):
+        self.memory_bytes, self.disk_bytes = memory_bytes, disk_bytes
+        self.disk_dir = Path(disk_dir) if disk_dir else None
+        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        self._memory_used = 0
+        self._disk: OrderedDict[str, int] = OrderedDict()  # md5 -> size, least recently used first
+        self._disk_used = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+        if self.disk_dir and disk_bytes:
+            self.disk_dir.mkdir(parents=True, exist_ok=True)
+            entries = [(e.stat().st_atime, e.name, e.stat().st_size) for e in os.scandir(self.disk_dir)
+                       if len(e.name) == 32]
+            for _, name, size in sorted(entries):
+                self._disk[name] = size
+                self._disk_used += size
+
+    def get(self, md5: str) -> bytes | None:
+        with self._lock:
+            data = self._memory.get(md5)
+            if data is not None:
+                self._memory.move_to_end(md5)
+                self.hits += 1
+                return data
+            on_disk = md5 in self._disk
+        if on_disk and (data := self._read_disk(md5)) is not None:
+            self._remember(md5, data)
+            with self._lock:
+                self.hits += 1
+            return data
+        with self._lock:
+            self.misses += 1
+        return None
+
+    def put(self, md5: str, data: bytes) -> None:
+        self._remember(md5, data)
+        if self.disk_dir and self.disk_bytes and len(data) <= self.disk_bytes:
+            self._write_disk(md5, data)
+
+    def _remember(self, md5: str, data: bytes) -> None:
+        if len(data) > self.memory_bytes:
+            return
+        with self._lock:
+            if md5 in self._memory:
+                self._memory.move_to_end(md5)
+                return
+            self._memory[md5] = data
+            self._memory_used += len(data)
+            while self._memory_used > self.memory_bytes:
+                _, evicted = self._memory.popitem(last=False)
+                self._memory_used -= len(evicted)
+
+    def _read_disk(self, md5: str) -> bytes | None:
+        assert self.disk_dir is not None
+        try:
+            data = (self.disk_dir / md5).read_bytes()
+        except FileNotFoundError:
+            data = None
+        with self._lock:
+            if data is None or hashlib.md5(data).hexdigest() != md5:
+                size = self._disk.pop(md5, 0)
+                self._disk_used -= size
+                (self.disk_dir / md5).unlink(missing_ok=True)
+                return None
+            self._disk.move_to_end(md5)
+        return data
+
+    def _write_disk(self, md5: str, data: bytes) -> None:
+        assert self.disk_dir is not None
+        with self._lock:
+            if md5 in self._disk:
+                self._disk.move_to_end(md5)
+                return
+        temp = self.disk_dir / f".{md5}.{threading.get_ident()}.tmp"
+        temp.write_bytes(data)
+        os.replace(temp, self.disk_dir / md5)
+        with self._lock:
+            self._disk[md5] = len(data)
+            self._disk_used += len(data)
+            while self._disk_used > self.disk_bytes and self._disk:
+                victim, size = self._disk.popitem(last=False)
+                self._disk_used -= size
+                (self.disk_dir / victim).unlink(missing_ok=True)

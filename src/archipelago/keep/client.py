@@ -1,0 +1,294 @@
+"""The Keep client: rendezvous-ordered services, replicated writes, verified reads, retries, a cache.
+
+Synchronous on purpose (urllib3 connection pools, worker threads for parallel transfers): md5
+and socket I/O release the GIL, so threads use both cores, and callers (CLI, SDK, tests) stay
+plain Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from threading import BoundedSemaphore
+
+import urllib3
+
+from .cache import BlockCache
+from .errors import BlockNotFound, KeepError
+from .locator import Locator
+from .rendezvous import rendezvous_order
+
+RETRYABLE = frozenset({408, 409, 423, 500, 502, 503, 504})
+NOT_FOUND = frozenset({403, 404, 410})
+
+
+@dataclass(frozen=True)
+class KeepService:
+    uuid: str
+    url: str
+    service_type: str = "disk"  # disk | proxy | gateway:<kind>
+    read_only: bool = False
+
+    @classmethod
+    def from_record(cls, record: dict) -> KeepService:
+        scheme = "https" if record.get("service_ssl_flag") else "http"
+        return cls(
+            uuid=record["uuid"],
+            url=f"{scheme}://{record['service_host']}:{record['service_port']}",
+            service_type=record.get("service_type", "disk"),
+            read_only=bool(record.get("read_only")),
+        )
+
+
+class KeepWriteError(KeepError):
+    """Fewer replicas were stored than asked for; lists what each service said."""
+
+    status = 503
+
+
+class KeepReadError(KeepError):
+    """No service returned a verified copy of the block; lists what each service said."""
+
+    status = 502
+
+
+@dataclass
+class _Attempt:
+    service: KeepService
+    outcome: str
+
+
+def _describe(attempts: list[_Attempt]) -> str:
+    return "; ".join(f"{a.service.url}: {a.outcome}" for a in attempts) or "no keep services configured"
+
+
+@dataclass
+class KeepClient:
+    services: list[KeepService]
+    token: str | None = None
+    replicas: int = 1
+    retries: int = 3
+    backoff: float = 0.2
+    connect_timeout: float = 5.0
+    read_timeout: float = 300.0
+    max_workers: int = 4
+    cache: BlockCache | None = field(default_factory=BlockCache)
+    storage_classes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self._http = urllib3.PoolManager(
+            maxsize=self.max_workers * 2,
+            retries=False,
+            timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout),
+        )
+
+    # ------------------------------------------------------------ discovery
+    @classmethod
+    def from_urls(cls, urls: Iterable[str], token: str | None = None, **kwargs) -> KeepClient:
+        """Services given as plain URLs, with Arvados' placeholder UUIDs `00000-bi6l4-<index>`."""
+        services = [KeepService(f"00000-bi6l4-{n:015d}", url.rstrip("/")) for n, url in enumerate(urls)]
+        return cls(services, token, **kwargs)
+
+    @classmethod
+    def from_env(cls, **kwargs) -> KeepClient:
+        """`ARVADOS_KEEP_SERVICES` (space-separated URLs) and `ARVADOS_API_TOKEN`, like the Arvados SDK."""
+        urls = os.environ.get("ARVADOS_KEEP_SERVICES", "").split()
+        if not urls:
+            raise KeepError("ARVADOS_KEEP_SERVICES is not set")
+        return cls.from_urls(urls, os.environ.get("ARVADOS_API_TOKEN"), **kwargs)
+
+    @classmethod
+    def from_api(cls, api_url: str, token: str | None = None, **kwargs) -> KeepClient:
+        """Ask the API server's `keep_services/accessible`, as Arvados clients do."""
+        resp = urllib3.request("GET", f"{api_url.rstrip('/')}/arvados/v1/keep_services/accessible", timeout=10)
+        if resp.status != 200:
+            raise KeepError(f"keep_services/accessible at {api_url} answered {resp.status}")
+        items = json.loads(resp.data)["items"]
+        return cls([KeepService.from_record(item) for item in items], token, **kwargs)
+
+    # ------------------------------------------------------------ plumbing
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return {**headers, **(extra or {})}
+
+    def _read_order(self, locator: Locator) -> list[KeepService]:
+        """Services named by +K hints first, then the non-gateway services by rendezvous weight."""
+        hinted = [s for target in locator.service_hints for s in self.services if s.uuid == target]
+        ordinary = [s for s in self.services if not s.service_type.startswith("gateway:")]
+        ranked = rendezvous_order(locator.md5, ordinary, lambda s: s.uuid)
+        return hinted + [s for s in ranked if s not in hinted]
+
+    def _with_retries(self, services: list[KeepService], attempt: Callable[[KeepService], str | None]) -> tuple[
+        list[_Attempt], bool
+    ]:
+        """Run attempt() over services in order; it returns None on success, or why it failed.
+
+        A failure whose text starts with "retry" keeps the service for another round after a backoff.
+        Returns the failures and whether any attempt succeeded (the caller decides when to stop).
+        """
+        failures: list[_Attempt] = []
+        remaining = list(services)
+        for round_ in range(self.retries + 1):
+            if round_:
+                time.sleep(self.backoff * 2 ** (round_ - 1))
+            retry_next = []
+            for service in remaining:
+                outcome = attempt(service)
+                if outcome is None:
+                    return failures, True
+                failures.append(_Attempt(service, outcome))
+                if outcome.startswith("retry"):
+                    retry_next.append(service)
+            remaining = retry_next
+            if not remaining:
+                break
+        return failures, False
+
+    # ------------------------------------------------------------ reads
+    def get(self, locator: str | Locator) -> bytes:
+        """The block's bytes, verified against its md5; tries every service before giving up."""
+        loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
+        if self.cache is not None and (cached := self.cache.get(loc.md5)) is not None:
+            return cached
+        result: list[bytes] = []
+
+        def attempt(service: KeepService) -> str | None:
+            try:
+                resp = self._http.request(
+                    "GET", f"{service.url}/{loc}", headers=self._headers({"Accept": "application/octet-stream"}),
+                    preload_content=False,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                return f"retry: connection failed ({exc.__class__.__name__})"
+            try:
+                if resp.status != 200:
+                    message = _error_text(resp.read())
+                    return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
+                hasher = hashlib.md5()
+                chunks = []
+                for chunk in resp.stream(1 << 20):
+                    hasher.update(chunk)
+                    chunks.append(chunk)
+            except urllib3.exceptions.HTTPError as exc:
+                return f"retry: transfer interrupted ({exc.__class__.__name__})"
+            finally:
+                resp.release_conn()
+            if hasher.hexdigest() != loc.md5:
+                return f"checksum mismatch (got {hasher.hexdigest()})"
+            result.append(b"".join(chunks))
+            return None
+
+        failures, ok = self._with_retries(self._read_order(loc), attempt)
+        if not ok:
+            if failures and all(f.outcome.startswith(("HTTP 404", "HTTP 403", "HTTP 410")) for f in failures):
+                raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
+            raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
+        data = result[0]
+        if self.cache is not None:
+            self.cache.put(loc.md5, data)
+        return data
+
+    def head(self, locator: str | Locator) -> int:
+        """Size of the block as stored by the first service that has it."""
+        loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
+        sizes: list[int] = []
+
+        def attempt(service: KeepService) -> str | None:
+            try:
+                resp = self._http.request("HEAD", f"{service.url}/{loc}", headers=self._headers())
+            except urllib3.exceptions.HTTPError as exc:
+                return f"retry: connection failed ({exc.__class__.__name__})"
+            if resp.status != 200:
+                return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status}"
+            sizes.append(int(resp.headers.get("Content-Length", "0")))
+            return None
+
+        failures, ok = self._with_retries(self._read_order(loc), attempt)
+        if not ok:
+            raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
+        return sizes[0]
+
+    # ------------------------------------------------------------ writes
+    def put(self, data: bytes, replicas: int | None = None, md5: str | None = None) -> str:
+        """Store `data` on enough services for `replicas` copies; returns the signed locator."""
+        wanted = replicas or self.replicas
+        md5 = md5 or hashlib.md5(data).hexdigest()
+        writable = [s for s in self.services if not s.read_only and not s.service_type.startswith("gateway:")]
+        order = rendezvous_order(md5, writable, lambda s: s.uuid)
+        headers = self._headers({"X-Keep-Desired-Replicas": str(wanted), "Content-Type": "application/octet-stream"})
+        if self.storage_classes:
+            headers["X-Keep-Storage-Classes"] = ", ".join(self.storage_classes)
+        stored = 0
+        signed = ""
+        failures: list[_Attempt] = []
+        for service in order:
+            if stored >= wanted:
+                break
+
+            def attempt(svc: KeepService) -> str | None:
+                nonlocal stored, signed
+                try:
+                    resp = self._http.request("PUT", f"{svc.url}/{md5}+{len(data)}", body=data, headers=headers)
+                except urllib3.exceptions.HTTPError as exc:
+                    return f"retry: connection failed ({exc.__class__.__name__})"
+                if resp.status != 200:
+                    message = _error_text(resp.data)
+                    return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
+                signed = resp.data.decode().strip()
+                stored += int(resp.headers.get("X-Keep-Replicas-Stored", "1"))
+                return None
+
+            errors, _ = self._with_retries([service], attempt)
+            failures.extend(errors)
+        if stored < wanted:
+            raise KeepWriteError(
+                f"stored {stored} of {wanted} replicas of {md5}+{len(data)}: {_describe(failures)}"
+            )
+        if self.cache is not None:
+            self.cache.put(md5, data)
+        return signed
+
+    # ------------------------------------------------------------ many blocks
+    def get_many(self, locators: Iterable[str | Locator]) -> Iterator[bytes]:
+        """Blocks in the given order, fetched in parallel with at most max_workers in flight."""
+        with ThreadPoolExecutor(self.max_workers) as pool:
+            window: list[Future[bytes]] = []
+            for locator in locators:
+                window.append(pool.submit(self.get, locator))
+                if len(window) >= self.max_workers * 2:
+                    yield window.pop(0).result()
+            for future in window:
+                yield future.result()
+
+    def uploader(self) -> ParallelUploader:
+        return ParallelUploader(self)
+
+
+class ParallelUploader:
+    """Submits blocks for upload in the background; at most max_workers blocks wait in memory."""
+
+    def __init__(self, client: KeepClient):
+        self._client = client
+        self._pool = ThreadPoolExecutor(client.max_workers)
+        self._slots = BoundedSemaphore(client.max_workers * 2)
+
+    def submit(self, data: bytes) -> Future[str]:
+        self._slots.acquire()
+        future = self._pool.submit(self._client.put, data)
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        return "; ".join(json.loads(body)["errors"])
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode("utf-8", "replace").strip()

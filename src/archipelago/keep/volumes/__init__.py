@@ -1,0 +1,29 @@
+"""Block volumes behind one interface: a local directory or an S3-compatible bucket."""
+
+from ...config import VolumeConfig
+from .base import BlockReader, BlockWriter, IndexEntry, Volume
+from .directory import DirectoryVolume
+
+__all__ = ["BlockReader", "BlockWriter", "DirectoryVolume", "IndexEntry", "Volume", "volume_from_config"]
+
+
+def volume_from_config(config: VolumeConfig) -> Volume:
+    common = {
+        "uuid": config.uuid or "",
+        "read_only": config.read_only,
+        "storage_classes": frozenset(config.storage_classes),
+        "replication": config.replication,
+    }
+    if config.driver == "directory":
+        return DirectoryVolume(**common, root=config.root, fsync=config.fsync)
+    from .s3 import S3Volume  # boto3 is slow to import; only S3 users pay for it
+
+    return S3Volume(
+        **common,
+        bucket=config.bucket or "",
+        endpoint=config.endpoint,
+        region=config.region,
+        access_key=config.access_key,
+        secret_key=config.secret_key,
+        prefix=config.prefix,
+    )
