@@ -25,7 +25,7 @@ def hash_only(data: bytes) -> Future[str]:
 
 
 def _split_path(path: str) -> tuple[str, str]:
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    parts = [p for p in path.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
         raise ValueError(f"invalid file path in collection: {path!r}")
     return "/".join([".", *parts[:-1]]), parts[-1]

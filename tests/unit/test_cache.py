@@ -1,0 +1,32 @@
+import hashlib
+
+from archipelago.keep.cache import BlockCache
+
+
+def block(n: int, size: int = 100) -> tuple[str, bytes]:
+    data = bytes([n % 256]) * size
+    return hashlib.md5(data).hexdigest(), data
+
+
+def test_memory_lru_is_bounded():
+    cache = BlockCache(memory_bytes=250)
+    (a, da), (b, db), (c, dc) = block(1), block(2), block(3)
+    cache.put(a, da)
+    cache.put(b, db)
+    assert cache.get(a) == da  # a is now most recently used
+    cache.put(c, dc)  # evicts b
+    assert cache.get(b) is None and cache.get(a) == da and cache.get(c) == dc
+    assert cache.hits == 3 and cache.misses == 1
+
+
+def test_disk_tier_survives_restart_and_drops_corrupt_entries(tmp_path):
+    cache = BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=250)
+    for n in range(3):
+        cache.put(*block(n))
+    assert len(list(tmp_path.iterdir())) == 2  # bounded: the oldest went
+    fresh = BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=250)
+    md5, data = block(2)
+    assert fresh.get(md5) == data
+    (tmp_path / md5).write_bytes(b"garbage")
+    assert BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=250).get(md5) is None
+    assert not (tmp_path / md5).exists()
