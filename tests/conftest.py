@@ -1,0 +1,78 @@
+"""Shared fixtures: real keepstore processes and a real S3-compatible server (moto) on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archipelago.boot import KeepstoreProcess, free_port, wait_for_http
+from archipelago.config import ClusterConfig, parse_config
+
+ROOT_TOKEN = "root-token-for-tests-0123456789"
+USER_TOKEN = "v2/zzzzz-gj3su-0000000000user1/user1secret0123456789abcdef"
+
+
+def cluster_config(volumes: list[dict[str, Any]], **overrides: Any) -> ClusterConfig:
+    collections = {"blob_signing_key": "k" * 40, **overrides.pop("collections", {})}
+    return parse_config({
+        "cluster_id": "zzzzz",
+        "system_root_token": ROOT_TOKEN,
+        "collections": collections,
+        "volumes": volumes,
+        **overrides,
+    })
+
+
+@pytest.fixture
+def start_keepstore(tmp_path: Path) -> Iterator[Callable[..., KeepstoreProcess]]:
+    """start_keepstore(volumes=None, **config overrides) -> a running keepstore process."""
+    started: list[KeepstoreProcess] = []
+
+    def start(volumes: list[dict[str, Any]] | None = None, **overrides: Any) -> KeepstoreProcess:
+        n = len(started)
+        volumes = volumes or [{"driver": "directory", "root": str(tmp_path / f"ks{n}")}]
+        config = cluster_config(volumes, **overrides)
+        process = KeepstoreProcess(config, tmp_path).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server process on loopback (real HTTP, real S3 protocol)."""
+    executable = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    if executable is None:
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url, process=process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    import boto3
+
+    name = "keep-" + request.node.name.lower().replace("_", "-")[:40]
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket=name)
+    return {"driver": "s3", "bucket": name, "endpoint": s3_server, "access_key": "testing",
+            "secret_key": "testing"}
