@@ -24,7 +24,7 @@ from .locator import Locator
 from .rendezvous import rendezvous_order
 
 RETRYABLE = frozenset({408, 409, 423, 500, 502, 503, 504})
-NOT_FOUND = frozenset({403, 404, 410})
+READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -150,12 +150,33 @@ class KeepClient:
         return failures, False
 
     # ------------------------------------------------------------ reads
-    def get(self, locator: str | Locator) -> bytes:
+    def get(self, locator: str | Locator) -> bytes | bytearray:
         """The block's bytes, verified against its md5; tries every service before giving up."""
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
         if self.cache is not None and (cached := self.cache.get(loc.md5)) is not None:
             return cached
-        result: list[bytes] = []
+        data = self._fetch(loc, None)
+        if self.cache is not None:
+            self.cache.put(loc.md5, data)
+        return data
+
+    def get_into(self, locator: str | Locator, buffer: bytearray) -> memoryview:
+        """Like get(), but received into the caller's buffer (at least the block's size), which a
+        caller streaming many blocks reuses: fresh 64 MiB allocations cost page faults."""
+        loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
+        if self.cache is not None and (cached := self.cache.get(loc.md5)) is not None:
+            buffer[: len(cached)] = cached
+            return memoryview(buffer)[: len(cached)]
+        data = self._fetch(loc, buffer)
+        return memoryview(data)[: loc.size if loc.size is not None else len(data)]
+
+    def _fetch(self, loc: Locator, into: bytearray | None) -> bytearray:
+        """GET from each service in probe order until one returns bytes that hash to the locator.
+
+        The body is received straight into one buffer: on a machine where a 64 MiB memcpy costs
+        as much as hashing it, every avoided copy shows in the throughput.
+        """
+        result: list[bytearray] = []
 
         def attempt(service: KeepService) -> str | None:
             try:
@@ -169,18 +190,26 @@ class KeepClient:
                 if resp.status != 200:
                     message = _error_text(resp.read())
                     return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
+                size = int(resp.headers.get("Content-Length", loc.size or 0))
+                if loc.size is not None and size != loc.size:
+                    return f"size mismatch (server sent {size} bytes)"
+                buffer = into if into is not None and len(into) >= size else bytearray(size)
+                view = memoryview(buffer)
                 hasher = hashlib.md5()
-                chunks = []
-                for chunk in resp.stream(1 << 20):
-                    hasher.update(chunk)
-                    chunks.append(chunk)
-            except urllib3.exceptions.HTTPError as exc:
+                received = 0
+                while received < size:
+                    n = resp.readinto(view[received : min(size, received + READ_CHUNK)])
+                    if not n:
+                        return f"retry: transfer interrupted after {received} of {size} bytes"
+                    hasher.update(view[received : received + n])
+                    received += n
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
                 return f"retry: transfer interrupted ({exc.__class__.__name__})"
             finally:
                 resp.release_conn()
             if hasher.hexdigest() != loc.md5:
                 return f"checksum mismatch (got {hasher.hexdigest()})"
-            result.append(b"".join(chunks))
+            result.append(buffer)
             return None
 
         failures, ok = self._with_retries(self._read_order(loc), attempt)
@@ -188,10 +217,7 @@ class KeepClient:
             if failures and all(f.outcome.startswith(("HTTP 404", "HTTP 403", "HTTP 410")) for f in failures):
                 raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
             raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
-        data = result[0]
-        if self.cache is not None:
-            self.cache.put(loc.md5, data)
-        return data
+        return result[0]
 
     def head(self, locator: str | Locator) -> int:
         """Size of the block as stored by the first service that has it."""
@@ -254,10 +280,10 @@ class KeepClient:
         return signed
 
     # ------------------------------------------------------------ many blocks
-    def get_many(self, locators: Iterable[str | Locator]) -> Iterator[bytes]:
+    def get_many(self, locators: Iterable[str | Locator]) -> Iterator[bytes | bytearray]:
         """Blocks in the given order, fetched in parallel with at most max_workers in flight."""
         with ThreadPoolExecutor(self.max_workers) as pool:
-            window: list[Future[bytes]] = []
+            window: list[Future[bytes | bytearray]] = []
             for locator in locators:
                 window.append(pool.submit(self.get, locator))
                 if len(window) >= self.max_workers * 2:

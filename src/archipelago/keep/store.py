@@ -65,6 +65,14 @@ class PutTransaction:
                 self.store.mark_full(volume)
                 raise
 
+    def hash_pieces(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.hash_chunk(piece)
+
+    def write_pieces(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write_chunk(piece)
+
     def write(self, chunk: bytes | memoryview) -> None:
         self.hash_chunk(chunk)
         self.write_chunk(chunk)

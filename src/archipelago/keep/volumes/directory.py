@@ -7,6 +7,7 @@ renamed `<md5>.trash.<delete_at>`, corrupt ones `<md5>.corrupt.<time>`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -15,10 +16,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import BlockNotFound, ReadOnly, VolumeFull, VolumeUnavailable
-from .base import BlockReader, BlockWriter, IndexEntry, Volume
+from .base import BlockReader, BlockWriter, IndexEntry, Volume, fast_hasher
 
+CHECKSUM_XATTR = "user.archipelago.xxh3_128"
 _BLOCK_NAME_RE = re.compile(r"[0-9a-f]{32}")
 _TRASH_NAME_RE = re.compile(r"([0-9a-f]{32})\.trash\.([0-9]+)")
 STALE_TEMP_SECONDS = 24 * 3600
@@ -41,6 +44,15 @@ class _FileReader(BlockReader):
     def read(self, n: int) -> bytes:
         return self._file.read(n)
 
+    def fast_checksum(self) -> str | None:
+        try:
+            return os.getxattr(self._file.fileno(), CHECKSUM_XATTR).decode()
+        except OSError:  # written before checksums, or a filesystem without user xattrs
+            return None
+
+    def file(self) -> BinaryIO:
+        return self._file
+
     def close(self) -> None:
         self._file.close()
 
@@ -49,6 +61,7 @@ class _FileWriter(BlockWriter):
     def __init__(self, final: Path, fsync: bool):
         self._final, self._fsync = final, fsync
         self._temp = final.with_name(f"{final.name}.tmp{secrets.token_hex(4)}")
+        self._checksum = fast_hasher()
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -58,6 +71,7 @@ class _FileWriter(BlockWriter):
     def write(self, chunk: bytes | memoryview) -> None:
         try:
             view = memoryview(chunk)
+            self._checksum.update(view)
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
@@ -68,6 +82,8 @@ class _FileWriter(BlockWriter):
         try:
             if self._fsync:
                 os.fsync(self._fd)
+            with contextlib.suppress(OSError):  # no xattrs: reads fall back to md5
+                os.setxattr(self._fd, CHECKSUM_XATTR, self._checksum.hexdigest().encode())
             os.close(self._fd)
             self._fd = -1
             os.replace(self._temp, self._final)
@@ -167,6 +183,15 @@ class DirectoryVolume(Volume):
                 deleted += 1
         return deleted
 
+    def refresh_checksum(self, md5: str) -> None:
+        checksum = fast_hasher()
+        with open(self._path(md5), "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                checksum.update(chunk)
+        with contextlib.suppress(OSError):
+            os.setxattr(self._path(md5), CHECKSUM_XATTR, checksum.hexdigest().encode())
+
     def quarantine(self, md5: str) -> None:
         path = self._path(md5)
-        path.rename(path.with_name(f"{md5}.corrupt.{int(time.time())}"))
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(path.with_name(f"{md5}.corrupt.{int(time.time())}"))

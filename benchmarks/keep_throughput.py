@@ -1,0 +1,100 @@
+"""PUT and GET of 64 MiB blocks through one keepstore (directory volume) over loopback HTTP,
+beside the in-process md5 of the same bytes: the physical limit of one core.
+
+Judged by:  PUT rate / md5 rate  and  GET rate / md5 rate   (target: both >= 0.7)
+
+The keepstore runs as its own process, exactly as deployed. Each round measures md5, PUT and
+GET of a fresh block back to back, so machine noise hits all three alike; medians are reported.
+PUT is timed from a known locator (the client has hashed the block already, as when resuming);
+GET includes the client's own md5 verification of every byte. For context the script also
+prints the disk's write+fsync rate, which bounds PUT when the disk is slower than md5.
+
+    .venv/bin/python benchmarks/keep_throughput.py [--rounds 6] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from archipelago.boot import KeepstoreProcess
+from archipelago.config import parse_config
+from archipelago.keep.client import KeepClient
+
+BLOCK = 64 << 20
+MIB = 1 << 20
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - start, result
+
+
+def disk_write_seconds(directory: Path, data: bytes) -> float:
+    path = directory / "disk-probe"
+    start = time.perf_counter()
+    with open(path, "wb", buffering=0) as handle:
+        handle.write(data)
+        os.fsync(handle.fileno())
+    elapsed = time.perf_counter() - start
+    path.unlink()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="keep-bench-", dir=os.environ.get("BENCH_DIR")) as scratch:
+        work = Path(scratch)
+        config = parse_config({"cluster_id": "zbenc", "volumes": [{"driver": "directory", "root": str(work / "vol")}]})
+        token = "v2/zbenc-gj3su-000000000000000/benchmarktoken"
+        rates: dict[str, list[float]] = {"md5": [], "put": [], "get": [], "disk": []}
+        with KeepstoreProcess(config, work) as keepstore:
+            client = KeepClient.from_urls([keepstore.url], token, cache=None)
+            client.put(os.urandom(1024))  # warm up the connection
+            buffer = bytearray(BLOCK)  # reused, as a downloader streaming blocks to disk does
+            for _ in range(args.rounds):
+                data = os.urandom(BLOCK)
+                seconds, md5 = timed(lambda d: hashlib.md5(d).hexdigest(), data)
+                rates["md5"].append(BLOCK / MIB / seconds)
+                seconds, locator = timed(client.put, data, 1, md5)
+                rates["put"].append(BLOCK / MIB / seconds)
+                seconds, back = timed(client.get_into, locator, buffer)
+                assert back == data, "GET returned different bytes"
+                rates["get"].append(BLOCK / MIB / seconds)
+                rates["disk"].append(BLOCK / MIB / disk_write_seconds(work, data))
+                del data, back
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    result = {
+        "block_mib": BLOCK // MIB,
+        "rounds": args.rounds,
+        "mib_per_s": {k: round(v, 1) for k, v in median.items()},
+        "put_over_md5": round(median["put"] / median["md5"], 3),
+        "get_over_md5": round(median["get"] / median["md5"], 3),
+        "put_over_disk": round(median["put"] / median["disk"], 3),
+        "target": 0.7,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"keepstore throughput, {args.rounds} rounds of one 64 MiB block each (medians)")
+    print(f"  md5 in process      {median['md5']:8.1f} MiB/s   (the single-core limit)")
+    print(f"  disk write+fsync    {median['disk']:8.1f} MiB/s   (context: bounds PUT on a slow disk)")
+    print(f"  PUT over HTTP       {median['put']:8.1f} MiB/s")
+    print(f"  GET over HTTP       {median['get']:8.1f} MiB/s   (client verifies md5)")
+    print(f"  PUT / md5 = {result['put_over_md5']:.2f}    GET / md5 = {result['get_over_md5']:.2f}    "
+          f"(target >= 0.7)    PUT / disk = {result['put_over_disk']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
