@@ -25,6 +25,7 @@ from .rendezvous import rendezvous_order
 
 RETRYABLE = frozenset({408, 409, 423, 500, 502, 503, 504})
 READ_CHUNK = 1 << 20
+HASH_CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class KeepClient:
             retries=False,
             timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout),
         )
+        self._hashers = ThreadPoolExecutor(self.max_workers, thread_name_prefix="keep-md5")
 
     # ------------------------------------------------------------ discovery
     @classmethod
@@ -196,13 +198,23 @@ class KeepClient:
                 buffer = into if into is not None and len(into) >= size else bytearray(size)
                 view = memoryview(buffer)
                 hasher = hashlib.md5()
-                received = 0
-                while received < size:
-                    n = resp.readinto(view[received : min(size, received + READ_CHUNK)])
-                    if not n:
-                        return f"retry: transfer interrupted after {received} of {size} bytes"
-                    hasher.update(view[received : received + n])
-                    received += n
+                received = hashed = 0
+                hashing: Future[None] | None = None
+                try:
+                    while received < size:
+                        n = resp.readinto(view[received : min(size, received + READ_CHUNK)])
+                        if not n:
+                            return f"retry: transfer interrupted after {received} of {size} bytes"
+                        received += n
+                        if received - hashed >= HASH_CHUNK or received == size:
+                            # md5 runs in another thread (it releases the GIL) while we receive on
+                            if hashing is not None:
+                                hashing.result()
+                            hashing = self._hashers.submit(hasher.update, view[hashed:received])
+                            hashed = received
+                finally:
+                    if hashing is not None:
+                        hashing.result()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 return f"retry: transfer interrupted ({exc.__class__.__name__})"
             finally:
