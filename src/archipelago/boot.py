@@ -26,15 +26,55 @@ def free_port() -> int:
 
 def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
+    http = urllib3.PoolManager(cert_reqs="CERT_NONE")  # our own self-signed loopback certificates
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{url}: the server process exited with code {process.returncode}")
         try:
-            urllib3.request("OPTIONS", url, timeout=1, retries=False)
+            http.request("OPTIONS", url, timeout=1, retries=False)
             return
         except urllib3.exceptions.HTTPError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class ClusterProcess:
+    """`archi cluster up DIR` in a child process (API server and keepstore)."""
+
+    def __init__(self, directory: Path):
+        from .cluster import load_cluster
+
+        self.directory = Path(directory)
+        self.config, self.admin_token = load_cluster(self.directory)
+        self.api_url = self.config.api.url
+        self.keep_url = f"http://{self.config.keepstore.listen}"
+        self.log_path = self.directory / "cluster.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ClusterProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "archipelago", "cluster", "up", str(self.directory)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        wait_for_http(self.api_url + "/_health/ping", process=self.process)
+        wait_for_http(self.keep_url, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def __enter__(self) -> ClusterProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class KeepstoreProcess:

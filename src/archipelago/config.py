@@ -86,6 +86,27 @@ class KeepstoreConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+class ApiConfig(_Strict):
+    listen: str = "127.0.0.1:8000"
+    external_url: str | None = Field(default=None, description="defaults to http://<listen>")
+    max_items_per_response: int = Field(default=1000, ge=1)
+    tls_cert: Path | None = Field(default=None, description="serve HTTPS (the Arvados SDK insists on it)")
+    tls_key: Path | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls_cert else "http"
+        return (self.external_url or f"{scheme}://{self.listen}").rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class ClusterConfig(_Strict):
     cluster_id: str
     system_root_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
@@ -93,6 +114,9 @@ class ClusterConfig(_Strict):
     storage_classes: dict[str, StorageClassConfig] = {"default": StorageClassConfig(default=True)}
     volumes: list[VolumeConfig] = []
     keepstore: KeepstoreConfig = KeepstoreConfig()
+    api: ApiConfig = ApiConfig()
+    database_url: str = "sqlite:///archipelago.db"
+    keep_services: list[str] = Field(default=[], description="keepstore URLs; defaults to this keepstore")
 
     @field_validator("cluster_id")
     @classmethod
@@ -115,6 +139,14 @@ class ClusterConfig(_Strict):
         if not any(c.default for c in self.storage_classes.values()):
             raise ValueError("storage_classes: at least one class must have default: true")
         return self
+
+    @property
+    def keep_service_urls(self) -> list[str]:
+        return self.keep_services or [f"http://{self.keepstore.listen}"]
+
+    @property
+    def system_user_uuid(self) -> str:
+        return f"{self.cluster_id}-tpzed-000000000000000"
 
     @property
     def default_storage_classes(self) -> list[str]:
@@ -145,7 +177,19 @@ def load_config(path: Path) -> ClusterConfig:
         raise ConfigError(f"configuration {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"configuration {path} must be a YAML mapping")
-    return parse_config(data)
+    config = parse_config(data)
+    # relative paths in a config file are relative to the file, not to where the command runs
+    base = Path(path).resolve().parent
+    if config.database_url.startswith("sqlite:///") and not config.database_url.startswith("sqlite:////"):
+        config.database_url = f"sqlite:///{base / config.database_url[len('sqlite:///'):]}"
+    for volume in config.volumes:
+        if volume.root is not None and not volume.root.is_absolute():
+            volume.root = base / volume.root
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(config.api, key)
+        if value is not None and not value.is_absolute():
+            setattr(config.api, key, base / value)
+    return config
 
 
 def dump_config(config: ClusterConfig) -> str:

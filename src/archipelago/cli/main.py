@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,9 @@ app = typer.Typer(help="Archipelago: federated data and analysis.", no_args_is_h
                   pretty_exceptions_enable=False)
 manifest_app = typer.Typer(help="Validate, normalize and hash manifests (like arv-normalize).", no_args_is_help=True)
 keep_app = typer.Typer(help="Store files in Keep and read them back, without an API server.", no_args_is_help=True)
+cluster_app = typer.Typer(help="Create and run a cluster.", no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
+app.add_typer(cluster_app, name="cluster")
 app.add_typer(keep_app, name="keep")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -106,6 +109,50 @@ def keepstore(
     if not cfg.volumes:
         fail("the configuration has no volumes", BAD_INPUT)
     serve(cfg, on_ready=lambda url: print(f"keepstore listening on {url}", flush=True))
+
+
+# ------------------------------------------------------------------ cluster
+@cluster_app.command("init")
+def cluster_init(
+    directory: Annotated[Path, typer.Argument(help="Directory for the configuration and data.")],
+    cluster_id: Annotated[str, typer.Option(help="5 characters from [a-z0-9].")] = "zzzzz",
+    database_url: Annotated[str | None, typer.Option(help="Default: an SQLite file in DIRECTORY.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a working cluster configuration with fresh secrets, and an admin token."""
+    from ..cluster import init_cluster
+
+    try:
+        result = init_cluster(directory, cluster_id, database_url)
+    except (ConfigError, FileExistsError) as exc:
+        fail(str(exc), BAD_INPUT, as_json)
+    emit({"config": str(result.config_path), "cluster_id": cluster_id, "api_url": result.config.api.url,
+          "admin_token": result.admin_token}, as_json,
+         f"wrote {result.config_path}\nAPI     {result.config.api.url}\nadmin token  {result.admin_token}")
+
+
+@cluster_app.command("up")
+def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made by `archi cluster init`.")]) -> None:
+    """Run the cluster's API server and keepstore in this process until interrupted."""
+    import asyncio
+
+    from ..cluster import load_cluster, serve_cluster
+
+    try:
+        config, token = load_cluster(directory)
+    except ConfigError as exc:
+        fail(str(exc), BAD_INPUT)
+
+    async def run() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(serve_cluster(config, ready))
+        await ready.wait()
+        print(f"cluster {config.cluster_id} up\nAPI        {config.api.url}\nkeepstore  "
+              f"http://{config.keepstore.listen}\nadmin token {token}", flush=True)
+        await task
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 # ------------------------------------------------------------------ keep put/get

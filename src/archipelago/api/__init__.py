@@ -1,0 +1,1 @@
+"""The REST API (`/arvados/v1/…`), the discovery document and the exported config."""

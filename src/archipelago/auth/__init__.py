@@ -1,0 +1,1 @@
+"""Identity: API tokens and permissions."""

@@ -1,0 +1,129 @@
+"""One cluster: write its configuration (`archi cluster init`) and run all its services in one
+process (`archi cluster up`): the API server on uvicorn and the keepstore on aiohttp, sharing
+one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from .boot import free_port
+from .config import ClusterConfig, dump_config, load_config, parse_config
+from .db.models import User
+from .db.session import make_engine, migrate, session_factory
+from .federation.local import LocalBackend, now
+from .ids import INFIX, new_uuid
+
+CONFIG_NAME = "cluster.yml"
+ADMIN_TOKEN_NAME = "admin-token"
+
+
+def write_self_signed_certificate(cert_path: Path, key_path: Path) -> None:
+    """A certificate for 127.0.0.1/localhost: the Arvados SDK only speaks HTTPS to the API."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "archipelago local cluster")])
+    stamp = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(stamp - datetime.timedelta(days=1)).not_valid_after(stamp + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+@dataclass
+class InitResult:
+    config_path: Path
+    config: ClusterConfig
+    admin_token: str
+
+
+def backend_for(config: ClusterConfig) -> LocalBackend:
+    engine = make_engine(config.database_url)
+    migrate(engine)
+    backend = LocalBackend(config, session_factory(engine))
+    backend.bootstrap()
+    return backend
+
+
+def init_cluster(directory: Path, cluster_id: str, database_url: str | None = None,
+                 api_port: int | None = None, keep_port: int | None = None) -> InitResult:
+    """Write a working configuration with fresh secrets, create the schema and an admin user."""
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / CONFIG_NAME
+    if config_path.exists():
+        raise FileExistsError(f"{config_path} already exists; remove it or choose another directory")
+    write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")
+    config = parse_config({
+        "cluster_id": cluster_id,
+        "database_url": database_url or "sqlite:///archipelago.db",
+        "volumes": [{"driver": "directory", "root": "keep"}],
+        # one keepstore holds one copy; asking for two by default would fail every write
+        "collections": {"default_replication": 1},
+        "api": {"listen": f"127.0.0.1:{api_port or free_port()}", "tls_cert": "tls.crt", "tls_key": "tls.key"},
+        "keepstore": {"listen": f"127.0.0.1:{keep_port or free_port()}"},
+    })
+    config_path.write_text(dump_config(config))
+    config = load_config(config_path)
+    backend = backend_for(config)
+    with backend.sessions() as session, session.begin():
+        stamp = now()
+        admin = User(uuid=new_uuid(cluster_id, INFIX["User"]), owner_uuid=config.system_user_uuid,
+                     created_at=stamp, modified_at=stamp, email="admin@localhost", username="admin",
+                     first_name="Admin", last_name="", is_admin=True, is_active=True, prefs={})
+        session.add(admin)
+    token = backend.create_token(admin.uuid)
+    (directory / ADMIN_TOKEN_NAME).write_text(token + "\n")
+    (directory / ADMIN_TOKEN_NAME).chmod(0o600)
+    return InitResult(config_path, config, token)
+
+
+async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = None) -> None:
+    import uvicorn
+    from aiohttp import web
+
+    from .api.app import create_app as create_api
+    from .keep.server import create_app as create_keepstore
+    from .keep.store import BlockStore
+
+    backend = await asyncio.to_thread(backend_for, config)
+    keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config)), access_log=None)
+    await keep_runner.setup()
+    await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
+    server = uvicorn.Server(uvicorn.Config(
+        create_api(config, backend), host=config.api.host, port=config.api.port, log_level="warning",
+        access_log=False, ssl_certfile=str(config.api.tls_cert) if config.api.tls_cert else None,
+        ssl_keyfile=str(config.api.tls_key) if config.api.tls_key else None,
+    ))
+    try:
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if ready is not None:
+            ready.set()
+        await serving
+    finally:
+        await keep_runner.cleanup()
+
+
+def load_cluster(directory: Path) -> tuple[ClusterConfig, str | None]:
+    directory = Path(directory)
+    config = load_config(directory / CONFIG_NAME)
+    token_file = directory / ADMIN_TOKEN_NAME
+    return config, token_file.read_text().strip() if token_file.exists() else None

@@ -1,0 +1,91 @@
+"""Database models. Column names follow the Arvados API fields so records render directly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Common:
+    """Fields every Arvados object has."""
+
+    uuid: Mapped[str] = mapped_column(String(27), primary_key=True)
+    owner_uuid: Mapped[str] = mapped_column(String(27), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    modified_by_user_uuid: Mapped[str | None] = mapped_column(String(27))
+
+
+class User(Common, Base):
+    __tablename__ = "users"
+    email: Mapped[str | None] = mapped_column(String(255), index=True)
+    username: Mapped[str | None] = mapped_column(String(255), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    prefs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiClientAuthorization(Common, Base):
+    __tablename__ = "api_client_authorizations"
+    api_token: Mapped[str] = mapped_column(String(255), index=True)  # the secret part only
+    user_uuid: Mapped[str] = mapped_column(String(27), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refreshes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scopes: Mapped[list[Any]] = mapped_column(default=lambda: ["all"])
+
+
+class Group(Common, Base):
+    __tablename__ = "groups"
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    group_class: Mapped[str] = mapped_column(String(32), default="project")
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    trash_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_trashed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Link(Common, Base):
+    __tablename__ = "links"
+    link_class: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    tail_uuid: Mapped[str] = mapped_column(String(27), index=True)
+    head_uuid: Mapped[str] = mapped_column(String(27), index=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Collection(Common, Base):
+    __tablename__ = "collections"
+    name: Mapped[str | None] = mapped_column(String(255), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    portable_data_hash: Mapped[str] = mapped_column(String(64), index=True)
+    manifest_text: Mapped[str] = mapped_column(Text)  # +A signatures stripped
+    replication_desired: Mapped[int | None] = mapped_column(Integer)
+    storage_classes_desired: Mapped[list[Any]] = mapped_column(default=lambda: ["default"])
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    file_size_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    trash_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_trashed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_collections_owner_name", "owner_uuid", "name"),)
+
+
+MODELS: dict[str, type[Base]] = {
+    "users": User,
+    "api_client_authorizations": ApiClientAuthorization,
+    "groups": Group,
+    "links": Link,
+    "collections": Collection,
+}
