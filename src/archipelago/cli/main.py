@@ -16,6 +16,7 @@ from ..keep import manifest
 from ..keep.client import KeepClient
 from ..keep.errors import KeepError
 from ..keep.locator import LocatorError
+from . import api_cmds
 from .output import BAD_INPUT, emit, fail, transfer_progress
 
 app = typer.Typer(help="Archipelago: federated data and analysis.", no_args_is_help=True,
@@ -25,6 +26,7 @@ keep_app = typer.Typer(help="Store files in Keep and read them back, without an 
 cluster_app = typer.Typer(help="Create and run a cluster.", no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(cluster_app, name="cluster")
+api_cmds.register(app)
 app.add_typer(keep_app, name="keep")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

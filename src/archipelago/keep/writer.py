@@ -81,15 +81,18 @@ class ManifestWriter:
         parts = [p for p in path.split("/") if p not in ("", ".")]
         self._files.setdefault("/".join([".", *parts]), {})
 
-    def finish(self) -> str:
-        """Flush the last block, wait for every upload, and return the normalized manifest."""
+    def finish_tree(self) -> dict[str, dict[str, list[Segment]]]:
+        """Flush the last block, wait for every upload; the files as directory -> name -> segments."""
         self._flush()
         locators = [future.result() for future in self._blocks]
-        tree: dict[str, dict[str, list[Segment]]] = {
+        return {
             dirname: {
                 name: [(locators[block], offset, length) for block, offset, length in segments]
                 for name, segments in files.items()
             }
             for dirname, files in self._files.items()
         }
-        return render(tree)
+
+    def finish(self) -> str:
+        """Flush the last block, wait for every upload, and return the normalized manifest."""
+        return render(self.finish_tree())

@@ -1,0 +1,125 @@
+"""ApiClient: typed calls to a cluster's REST API (`/arvados/v1/...`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+
+from ..keep.client import KeepClient, KeepService
+from .profiles import Profile, resolve
+
+
+class ApiRequestError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status, self.message = status, message
+
+
+class Resource:
+    def __init__(self, client: ApiClient, name: str):
+        self._client, self.name = client, name
+
+    def get(self, uuid: str, select: list[str] | None = None) -> dict[str, Any]:
+        params = {"select": json.dumps(select)} if select else None
+        return self._client.request("GET", f"{self.name}/{uuid}", params=params)
+
+    def list(self, filters: list[list[Any]] | None = None, order: list[str] | None = None, limit: int = 100,
+             offset: int = 0, select: list[str] | None = None, count: str = "exact") -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "count": count}
+        if filters:
+            params["filters"] = json.dumps(filters)
+        if order:
+            params["order"] = json.dumps(order)
+        if select:
+            params["select"] = json.dumps(select)
+        return self._client.request("GET", self.name, params=params)
+
+    def list_all(self, filters: list[list[Any]] | None = None, order: list[str] | None = None,
+                 page: int = 1000) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            batch = self.list(filters, order or ["created_at asc"], limit=page, offset=offset, count="none")
+            yield from batch["items"]
+            if len(batch["items"]) < page:
+                return
+            offset += len(batch["items"])
+
+    def create(self, attrs: dict[str, Any], ensure_unique_name: bool = False) -> dict[str, Any]:
+        params = {"ensure_unique_name": "true"} if ensure_unique_name else None
+        return self._client.request("POST", self.name, params=params, body={self.name[:-1]: attrs})
+
+    def update(self, uuid: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        return self._client.request("PUT", f"{self.name}/{uuid}", body={self.name[:-1]: attrs})
+
+    def delete(self, uuid: str) -> dict[str, Any]:
+        return self._client.request("DELETE", f"{self.name}/{uuid}")
+
+    def current(self) -> dict[str, Any]:
+        return self._client.request("GET", f"{self.name}/current")
+
+
+class ApiClient:
+    def __init__(self, host: str, token: str, insecure: bool = False, timeout: float = 60.0):
+        self.base = (host if "://" in host else f"https://{host}").rstrip("/")
+        self.token = token
+        self._http = urllib3.PoolManager(
+            cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", retries=False, maxsize=16,
+            timeout=urllib3.Timeout(connect=10, read=timeout),
+        )
+        if insecure:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.users = Resource(self, "users")
+        self.api_client_authorizations = Resource(self, "api_client_authorizations")
+        self.groups = Resource(self, "groups")
+        self.links = Resource(self, "links")
+        self.collections = Resource(self, "collections")
+        self._keep: KeepClient | None = None
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> ApiClient:
+        return cls(profile.host, profile.token, profile.insecure)
+
+    @classmethod
+    def from_env(cls, profile: str | None = None) -> ApiClient:
+        found = resolve(profile)
+        if found is None:
+            raise ApiRequestError(0, "no cluster configured: set ARCHI_API_HOST and ARCHI_API_TOKEN "
+                                     "or run `archi login`")
+        return cls.from_profile(found)
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = f"{self.base}/arvados/v1/{path}"
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        encoded = None
+        if body is not None:
+            encoded = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if params:
+            url += "?" + urlencode(params)
+        try:
+            resp = self._http.request(method, url, body=encoded, headers=headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise ApiRequestError(0, f"cannot reach {self.base}: {exc}") from None
+        try:
+            data = json.loads(resp.data) if resp.data else {}
+        except json.JSONDecodeError:
+            raise ApiRequestError(resp.status, resp.data[:200].decode("utf-8", "replace")) from None
+        if resp.status >= 400:
+            raise ApiRequestError(resp.status, "; ".join(data.get("errors", [])) or resp.reason or "")
+        return data
+
+    def config(self) -> dict[str, Any]:
+        return self.request("GET", "config")
+
+    def keep(self, **kwargs: Any) -> KeepClient:
+        """A KeepClient for this cluster's keep services, signing with this client's token."""
+        if self._keep is None or kwargs:
+            services = [KeepService.from_record(item) for item in
+                        self.request("GET", "keep_services/accessible")["items"]]
+            self._keep = KeepClient(services, self.token, **kwargs)
+        return self._keep
