@@ -1,0 +1,140 @@
+"""The REST API over real HTTPS, on SQLite and on PostgreSQL: resources, conventions, errors."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from archipelago.sdk import ApiClient, ApiRequestError, Collection
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def admin(cluster) -> ApiClient:
+    return ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+
+
+def new_user(admin: ApiClient, name: str) -> ApiClient:
+    name = f"{name}-{secrets.token_hex(4)}"  # the cluster is shared by the module's tests
+    user = admin.users.create({"email": f"{name}@example.org", "username": name})
+    row = admin.api_client_authorizations.create({"owner_uuid": user["uuid"]})
+    return ApiClient(admin.base, f"v2/{row['uuid']}/{row['api_token']}", insecure=True)
+
+
+def test_discovery_and_config_need_no_token(cluster):
+    import urllib3
+
+    http = urllib3.PoolManager(cert_reqs="CERT_NONE")
+    doc = json.loads(http.request("GET", f"{cluster.api_url}/discovery/v1/apis/arvados/v1/rest").data)
+    assert doc["uuidPrefix"] == "z1111" and doc["rootUrl"] == cluster.api_url + "/"
+    assert doc["resources"]["collections"]["methods"]["get"]["path"] == "collections/{uuid}"
+    config = json.loads(http.request("GET", f"{cluster.api_url}/arvados/v1/config").data)
+    assert config["ClusterID"] == "z1111" and "BlobSigningKey" not in json.dumps(config)
+
+
+def test_auth_errors(cluster, admin):
+    with pytest.raises(ApiRequestError) as info:
+        ApiClient(cluster.api_url, "v2/z1111-gj3su-000000000000000/wrong", insecure=True).users.current()
+    assert info.value.status == 401
+    assert admin.users.current()["is_admin"] is True
+    assert admin.api_client_authorizations.current()["uuid"].startswith("z1111-gj3su-")
+
+
+def test_collection_lifecycle_and_signatures(cluster, admin):
+    alice = new_user(admin, "alice")
+    collection = Collection(alice)
+    collection.write("dir/hello.txt", b"hello\n")
+    collection.write("big.bin", b"\1" * 100_000)
+    record = collection.save_new("first")
+    assert record["uuid"].startswith("z1111-4zz18-") and record["file_count"] == 2
+    assert record["file_size_total"] == 100_006
+    assert "+A" in record["manifest_text"] and "+A" not in record["unsigned_manifest_text"]
+    same = Collection(alice, record["portable_data_hash"])  # get by content address
+    assert same.read("dir/hello.txt") == b"hello\n"
+    # a manifest signed for someone else's token is refused
+    bob = new_user(admin, "bob")
+    with pytest.raises(ApiRequestError) as info:
+        bob.collections.create({"manifest_text": record["manifest_text"], "name": "stolen"})
+    assert info.value.status == 403 and "signature" in info.value.message
+    # an unsigned locator too (admins may, as in Arvados)
+    with pytest.raises(ApiRequestError) as info:
+        alice.collections.create({"manifest_text": record["unsigned_manifest_text"], "name": "unsigned"})
+    assert info.value.status == 403
+    admin.collections.create({"manifest_text": record["unsigned_manifest_text"], "name": "by admin"})
+    # a wrong client-side PDH is a validation error
+    with pytest.raises(ApiRequestError) as info:
+        alice.collections.create({"manifest_text": record["manifest_text"], "portable_data_hash": "0" * 32 + "+1"})
+    assert info.value.status == 422
+    # invalid manifests say why
+    with pytest.raises(ApiRequestError) as info:
+        alice.collections.create({"manifest_text": ". nothex 0:1:a\n"})
+    assert info.value.status == 422 and "line 1" in info.value.message
+
+
+def test_names_are_unique_per_project(cluster, admin):
+    alice = new_user(admin, "alice")
+    alice.collections.create({"name": "results", "manifest_text": ""})
+    with pytest.raises(ApiRequestError) as info:
+        alice.collections.create({"name": "results", "manifest_text": ""})
+    assert info.value.status == 422
+    assert alice.collections.create({"name": "results", "manifest_text": ""}, ensure_unique_name=True)["name"] \
+        == "results (2)"
+
+
+def test_trash_and_untrash(cluster, admin):
+    alice = new_user(admin, "alice")
+    uuid = alice.collections.create({"name": "t", "manifest_text": ""})["uuid"]
+    alice.request("POST", f"collections/{uuid}/trash")
+    assert alice.collections.list([["uuid", "=", uuid]])["items"] == []
+    alice.request("POST", f"collections/{uuid}/untrash")
+    assert alice.collections.list([["uuid", "=", uuid]])["items_available"] == 1
+
+
+def test_list_filters_order_paging_select(cluster, admin):
+    alice = new_user(admin, "alice")
+    project = alice.groups.create({"name": "runs", "group_class": "project"})["uuid"]
+    for n in range(12):
+        alice.collections.create({"name": f"run-{n:02d}", "manifest_text": "", "owner_uuid": project,
+                                  "properties": {"n": str(n % 3)}})
+    page = alice.collections.list([["name", "like", "run-%"]], order=["name asc"], limit=5, offset=5)
+    assert [c["name"] for c in page["items"]] == [f"run-{n:02d}" for n in range(5, 10)]
+    assert page["items_available"] == 12 and page["limit"] == 5 and page["offset"] == 5
+    assert page["kind"] == "arvados#collectionList" and "manifest_text" not in page["items"][0]
+    assert alice.collections.list([["name", "in", ["run-01", "run-02"]]])["items_available"] == 2
+    assert alice.collections.list([["name", "not in", ["run-01"]], ["name", "like", "run-%"]])[
+        "items_available"] == 11
+    assert alice.collections.list([["properties.n", "=", "1"]])["items_available"] == 4
+    assert alice.collections.list([["properties.n", "exists", True]])["items_available"] == 12
+    assert alice.collections.list([["uuid", "is_a", "arvados#collection"]])["items_available"] == 12
+    assert alice.collections.list([["owner_uuid", "=", project]])["items_available"] == 12
+    assert alice.collections.list([["name", "ilike", "RUN-0%"]])["items_available"] == 10
+    assert alice.collections.list([["name", ">", "run-10"]])["items_available"] == 1
+    selected = alice.collections.list(limit=1, select=["uuid", "name"])["items"][0]
+    assert set(selected) == {"uuid", "name", "kind"}
+    with pytest.raises(ApiRequestError) as info:
+        alice.collections.list([["nonesuch", "=", 1]])
+    assert info.value.status == 400
+    with pytest.raises(ApiRequestError) as info:
+        alice.collections.list([["name", "~~", 1]])
+    assert info.value.status == 400
+
+
+def test_revoked_token_stops_working(cluster, admin):
+    alice = new_user(admin, "alice")
+    me = alice.api_client_authorizations.current()
+    alice.api_client_authorizations.delete(me["uuid"])
+    with pytest.raises(ApiRequestError) as info:
+        alice.users.current()
+    assert info.value.status == 401
+
+
+def test_errors_have_the_arvados_shape(cluster, admin):
+    import urllib3
+
+    http = urllib3.PoolManager(cert_reqs="CERT_NONE")
+    resp = http.request("GET", f"{cluster.api_url}/arvados/v1/collections/z1111-4zz18-000000000000000",
+                        headers={"Authorization": f"Bearer {cluster.admin_token}"})
+    assert resp.status == 404 and json.loads(resp.data)["errors"]
