@@ -27,6 +27,7 @@ def free_port() -> int:
 def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     http = urllib3.PoolManager(cert_reqs="CERT_NONE")  # our own self-signed loopback certificates
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{url}: the server process exited with code {process.returncode}")
