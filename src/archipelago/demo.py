@@ -1,4 +1,4 @@
-"""What `make demo` runs today: one keepstore on loopback, a directory in, the same bytes out.
+"""What `make demo` runs today: one cluster on loopback, a directory in, the same bytes out.
 
 Later issues grow this into the headline scenario: three clusters and one workflow.
 """
@@ -12,17 +12,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .boot import KeepstoreProcess
-from .config import parse_config
-from .keep.client import KeepClient
+from .boot import ClusterProcess
+from .cluster import init_cluster
 from .keep.locator import EMPTY_LOCATOR
-from .keep.manifest import parse, portable_data_hash
-from .keep.transfer import download, plan_upload, upload
+from .keep.manifest import parse
+from .keep.transfer import plan_upload
+from .sdk.client import ApiClient
+from .sdk.transfer import get_collection, put_paths
 
 
 @dataclass
 class DemoReport:
+    api_url: str
     keepstore_url: str
+    collection_uuid: str
     files: int
     bytes: int
     blocks: int
@@ -40,12 +43,13 @@ class DemoReport:
         mb = self.bytes / 1e6
         status = "all files byte-identical" if self.verified else f"MISMATCH: {', '.join(self.mismatches)}"
         return (
-            f"keepstore      {self.keepstore_url} (directory volume, signed locators)\n"
-            f"stored         {self.files} files, {mb:.1f} MB in {self.blocks} blocks "
+            f"cluster        z1111: API {self.api_url}, keepstore {self.keepstore_url}\n"
+            f"put            {self.files} files, {mb:.1f} MB in {self.blocks} blocks "
             f"({self.put_seconds:.2f} s, {mb / max(self.put_seconds, 1e-9):.0f} MB/s)\n"
-            f"read back      {mb:.1f} MB ({self.get_seconds:.2f} s, {mb / max(self.get_seconds, 1e-9):.0f} MB/s)\n"
+            f"collection     {self.collection_uuid}\n"
             f"PDH            {self.portable_data_hash}\n"
             f"manifest       {self.manifest_preview}\n"
+            f"get            {mb:.1f} MB ({self.get_seconds:.2f} s, {mb / max(self.get_seconds, 1e-9):.0f} MB/s)\n"
             f"verified       {status}"
         )
 
@@ -67,29 +71,32 @@ def make_sample_tree(root: Path, seed: int = 7) -> Path:
 
 
 def run_demo(scratch: Path, source: Path | None = None) -> DemoReport:
+    """Boot a cluster (API server + keepstore, one process), put a directory, get it back."""
     source = source or make_sample_tree(scratch / "input")
-    config = parse_config({"cluster_id": "zzzzz", "volumes": [{"driver": "directory", "root": str(scratch / "vol")}]})
-    token = "v2/zzzzz-gj3su-000000000000000/demo-token-not-secret"
-    with KeepstoreProcess(config, scratch) as keepstore:
-        client = KeepClient.from_urls([keepstore.url], token, cache=None)
+    init_cluster(scratch / "cluster", "z1111")
+    with ClusterProcess(scratch / "cluster") as cluster:
+        client = ApiClient(cluster.api_url, cluster.admin_token or "", insecure=True)
         plan = plan_upload([source])
         started = time.perf_counter()
-        manifest_text = upload(client, plan)
+        record = put_paths(client, [source], name="demo input", plan=plan)
         put_seconds = time.perf_counter() - started
         started = time.perf_counter()
         out = scratch / "output"
-        download(client, manifest_text, out)
+        get_collection(client, client.collections.get(record["uuid"]), out)
         get_seconds = time.perf_counter() - started
     mismatches = [name for _, name in plan.files if not filecmp.cmp(source / name, out / name, shallow=False)]
     mismatches += [d for d in plan.directories if not (out / d).is_dir()]
+    manifest_text = record["unsigned_manifest_text"]
     blocks = {loc for stream in parse(manifest_text).streams for loc in stream.locators} - {EMPTY_LOCATOR}
     preview = manifest_text.splitlines()[0]
     return DemoReport(
-        keepstore_url=keepstore.url,
+        api_url=cluster.api_url,
+        keepstore_url=cluster.keep_url,
+        collection_uuid=record["uuid"],
         files=len(plan.files),
         bytes=plan.total_bytes,
         blocks=len(blocks),
-        portable_data_hash=portable_data_hash(manifest_text),
+        portable_data_hash=record["portable_data_hash"],
         manifest_preview=preview if len(preview) < 160 else preview[:157] + "...",
         put_seconds=put_seconds,
         get_seconds=get_seconds,

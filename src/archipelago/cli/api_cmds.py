@@ -78,7 +78,8 @@ def put(
     as_json: JsonOpt = False,
 ) -> None:
     """Upload files into a new collection (progress bar); prints its UUID and PDH."""
-    from ..keep.transfer import plan_upload, upload
+    from ..keep.transfer import plan_upload
+    from ..sdk.transfer import put_paths
 
     try:
         plan = plan_upload(paths)
@@ -87,13 +88,8 @@ def put(
     client = _client(profile, as_json)
     started = time.perf_counter()
     try:
-        keep = client.keep(replicas=replicas or 1, cache=None)
         with transfer_progress("uploading", plan.total_bytes, not as_json) as advance:
-            manifest_text = upload(keep, plan, advance)
-        attrs: dict[str, Any] = {"manifest_text": manifest_text, "name": name or paths[0].resolve().name}
-        if project:
-            attrs["owner_uuid"] = project
-        record = client.collections.create(attrs, ensure_unique_name=True)
+            record = put_paths(client, paths, name, project, replicas, advance, plan)
     except ApiRequestError as exc:
         _api_failed(exc, as_json)
     except (KeepError, OSError) as exc:
@@ -111,18 +107,15 @@ def get(
     as_json: JsonOpt = False,
 ) -> None:
     """Download a collection (or part of it); every block is verified against its md5."""
-    from ..keep.manifest import parse
-    from ..keep.transfer import download
+    from ..sdk.transfer import collection_size, get_collection
 
     ident, subpath = _split_target(target)
     client = _client(profile, as_json)
     started = time.perf_counter()
     try:
         record = client.collections.get(ident)
-        tree = parse(record["manifest_text"]).tree()
-        total = sum(s[2] for files in tree.values() for segs in files.values() for s in segs)
-        with transfer_progress("downloading", total, not as_json) as advance:
-            written = download(client.keep(cache=None), record["manifest_text"], dest, advance, subpath)
+        with transfer_progress("downloading", collection_size(record, subpath), not as_json) as advance:
+            written = get_collection(client, record, dest, subpath, advance)
     except ApiRequestError as exc:
         _api_failed(exc, as_json)
     except FileNotFoundError as exc:
