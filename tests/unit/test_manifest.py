@@ -134,9 +134,9 @@ def test_empty_manifest_is_valid():
 
 # ----------------------------------------------------------------- properties
 def _store(blocks: dict[str, bytes]):
-    def submit(data: bytes) -> Future[str]:
+    def submit(data: memoryview) -> Future[str]:
         locator = f"{hashlib.md5(data).hexdigest()}+{len(data)}"
-        blocks[locator] = data
+        blocks[locator] = bytes(data)  # the writer reuses its buffer once the future is done
         future: Future[str] = Future()
         future.set_result(locator)
         return future

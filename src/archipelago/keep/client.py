@@ -252,7 +252,7 @@ class KeepClient:
         return sizes[0]
 
     # ------------------------------------------------------------ writes
-    def put(self, data: bytes, replicas: int | None = None, md5: str | None = None) -> str:
+    def put(self, data: bytes | bytearray | memoryview, replicas: int | None = None, md5: str | None = None) -> str:
         """Store `data` on enough services for `replicas` copies; returns the signed locator."""
         wanted = replicas or self.replicas
         md5 = md5 or hashlib.md5(data).hexdigest()
@@ -287,8 +287,8 @@ class KeepClient:
             raise KeepWriteError(
                 f"stored {stored} of {wanted} replicas of {md5}+{len(data)}: {_describe(failures)}"
             )
-        if self.cache is not None:
-            self.cache.put(md5, data)
+        if self.cache is not None:  # a copy: callers reuse their buffers
+            self.cache.put(md5, bytes(data))
         return signed
 
     # ------------------------------------------------------------ many blocks
@@ -315,7 +315,7 @@ class ParallelUploader:
         self._pool = ThreadPoolExecutor(client.max_workers)
         self._slots = BoundedSemaphore(client.max_workers * 2)
 
-    def submit(self, data: bytes) -> Future[str]:
+    def submit(self, data: bytes | memoryview) -> Future[str]:
         self._slots.acquire()
         future = self._pool.submit(self._client.put, data)
         future.add_done_callback(lambda _: self._slots.release())

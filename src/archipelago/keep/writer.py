@@ -7,6 +7,7 @@ soon as it fills, so uploads run while the next block is read.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import BinaryIO
@@ -17,7 +18,7 @@ from .manifest import Segment, render
 READ_SIZE = 1 << 20
 
 
-def hash_only(data: bytes) -> Future[str]:
+def hash_only(data: bytes | memoryview) -> Future[str]:
     """A submit function that stores nothing: the manifest a real upload would produce."""
     future: Future[str] = Future()
     future.set_result(f"{hashlib.md5(data).hexdigest()}+{len(data)}")
@@ -32,27 +33,66 @@ def _split_path(path: str) -> tuple[str, str]:
 
 
 class ManifestWriter:
-    def __init__(self, submit: Callable[[bytes], Future[str]] = hash_only, block_size: int = BLOCK_SIZE):
+    """Block buffers are allocated once and reused when their upload completes (fresh 64 MiB
+    allocations cost page faults), and files are read straight into them (no intermediate copy).
+
+    `submit(view)` stores one block and returns a future of its locator; it must not keep `view`
+    after the future is done, since the buffer behind it is then reused.
+    """
+
+    def __init__(self, submit: Callable[[memoryview], Future[str]] = hash_only, block_size: int = BLOCK_SIZE):
         self._submit = submit
         self._block_size = block_size
-        self._buffer = bytearray()
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+        self._buffer = self._take()
+        self._fill = 0
         self._blocks: list[Future[str]] = []
         # dir -> file -> (block index, offset, length), resolved to locators in finish()
         self._files: dict[str, dict[str, list[tuple[int, int, int]]]] = {}
         self.bytes_written = 0
 
-    def _flush(self) -> None:
-        if self._buffer:
-            self._blocks.append(self._submit(bytes(self._buffer)))
-            self._buffer = bytearray()
+    def _take(self) -> bytearray:
+        with self._lock:
+            return self._free.pop() if self._free else bytearray(self._block_size)
 
-    def write_file(self, path: str, source: BinaryIO | bytes | Iterable[bytes],
+    def _give(self, buffer: bytearray) -> None:
+        with self._lock:
+            self._free.append(buffer)
+
+    def _flush(self) -> None:
+        if self._fill:
+            buffer = self._buffer
+            future = self._submit(memoryview(buffer)[: self._fill])
+            future.add_done_callback(lambda _: self._give(buffer))
+            self._blocks.append(future)
+            self._buffer, self._fill = self._take(), 0
+
+    def _added(self, segments: list[tuple[int, int, int]], n: int, progress: Callable[[int], None] | None) -> None:
+        """Record n bytes just placed at self._fill as part of a file, then advance."""
+        offset, block = self._fill, len(self._blocks)
+        if segments and segments[-1][0] == block and segments[-1][1] + segments[-1][2] == offset:
+            segments[-1] = (block, segments[-1][1], segments[-1][2] + n)
+        else:
+            segments.append((block, offset, n))
+        self._fill += n
+        self.bytes_written += n
+        if progress:
+            progress(n)
+        if self._fill == self._block_size:
+            self._flush()
+
+    def write_file(self, path: str, source: BinaryIO | bytes | bytearray | Iterable[bytes],
                    progress: Callable[[int], None] | None = None) -> None:
         """Add a file; repeated paths are concatenated, as in a manifest."""
         dirname, name = _split_path(path)
         segments = self._files.setdefault(dirname, {}).setdefault(name, [])
+        if hasattr(source, "readinto"):
+            while n := source.readinto(memoryview(self._buffer)[self._fill :]):  # type: ignore[union-attr]
+                self._added(segments, n, progress)
+            return
         if isinstance(source, bytes | bytearray):
-            chunks: Iterable[bytes] = [bytes(source)]
+            chunks: Iterable[bytes] = [source]
         elif hasattr(source, "read"):
             chunks = iter(lambda: source.read(READ_SIZE), b"")  # type: ignore[union-attr]
         else:
@@ -60,21 +100,10 @@ class ManifestWriter:
         for chunk in chunks:
             view = memoryview(chunk)
             while view:
-                room = self._block_size - len(self._buffer)
-                piece = view[:room]
-                offset = len(self._buffer)
-                self._buffer += piece
-                if segments and segments[-1][0] == len(self._blocks) and sum(segments[-1][1:]) == offset:
-                    block, start, length = segments[-1]
-                    segments[-1] = (block, start, length + len(piece))
-                else:
-                    segments.append((len(self._blocks), offset, len(piece)))
-                view = view[len(piece):]
-                self.bytes_written += len(piece)
-                if progress:
-                    progress(len(piece))
-                if len(self._buffer) >= self._block_size:
-                    self._flush()
+                piece = view[: self._block_size - self._fill]
+                self._buffer[self._fill : self._fill + len(piece)] = piece
+                view = view[len(piece) :]
+                self._added(segments, len(piece), progress)
 
     def add_directory(self, path: str) -> None:
         """An empty directory, kept in the manifest as `0:0:\\056`."""
