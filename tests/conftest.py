@@ -79,68 +79,23 @@ def s3_bucket(s3_server: str, request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- clusters and databases
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _pg_bin() -> Path | None:
-    for candidate in [PG_BIN, *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]:
-        if (candidate / "initdb").exists():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[Any]:
     """A real PostgreSQL server on loopback, started from the machine's binaries."""
-    import pwd
+    from archipelago.boot import PostgresServer
 
-    pg_bin = _pg_bin()
-    if pg_bin is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no 'postgres' system user to run the server as")
-    import tempfile
-
-    # not under pytest's tmp dirs: those are private to root, and the server runs as 'postgres'
-    root = Path(tempfile.mkdtemp(prefix="archi-pg-"))
-    root.chmod(0o777)
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    sock.chmod(0o777)
-    port = free_port()
-
-    def as_postgres(*cmd: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True)
-
-    as_postgres(str(pg_bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    as_postgres(str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o",
-                f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off", "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        as_postgres(str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _fresh_database(postgres_url: str, name: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"),
-                           isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    server = PostgresServer()
+    if (reason := server.available) is not None:
+        pytest.skip(reason)
+    with server:
+        yield server
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'archipelago.db'}"
-    return _fresh_database(request.getfixturevalue("postgres_url"), f"t_{abs(hash(request.node.nodeid))}")
+    return request.getfixturevalue("postgres_server").create_database(f"t_{abs(hash(request.node.nodeid))}")
 
 
 @pytest.fixture(scope="module")

@@ -120,3 +120,76 @@ class KeepstoreProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server on loopback, from the machine's own server binaries.
+
+    Run as the 'postgres' system user (the server refuses root), in a directory outside any
+    private temp dir so that user can reach it. `url` is its superuser database URL.
+    """
+
+    def __init__(self) -> None:
+        self.bin = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+                         if (p / "initdb").exists()), None)
+        self.root: Path | None = None
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def available(self) -> str | None:
+        """None if this machine can run it, else the reason it cannot."""
+        import pwd
+
+        if self.bin is None:
+            return "PostgreSQL server binaries not found (apt-get install postgresql)"
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "no 'postgres' system user to run the server as"
+        return None
+
+    def _as_postgres(self, *cmd: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True)
+
+    def start(self) -> PostgresServer:
+        import tempfile
+
+        if (reason := self.available) is not None:
+            raise RuntimeError(reason)
+        assert self.bin is not None
+        self.root = Path(tempfile.mkdtemp(prefix="archi-pg-"))
+        self.root.chmod(0o777)
+        (self.root / "sock").mkdir(mode=0o777)
+        (self.root / "sock").chmod(0o777)
+        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.root / "data"), "-A", "trust", "-U",
+                          "postgres", "--no-sync")
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-l", str(self.root / "pg.log"),
+                          "-w", "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root / 'sock'} "
+                          "-c fsync=off -c max_connections=200", "start")
+        return self
+
+    def create_database(self, name: str) -> str:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url.replace("postgresql://", "postgresql+psycopg://"),
+                               isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.root is not None and self.bin is not None:
+            self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

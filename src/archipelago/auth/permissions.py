@@ -8,7 +8,8 @@ owns, sub-projects included; admins may do anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
 from functools import cached_property
 
 from sqlalchemy import select
@@ -71,6 +72,14 @@ class Permissions:
             level_of(uuid)
         return {uuid: level for uuid, level in levels.items() if level}
 
+    def preload(self) -> None:
+        """Compute everything now, so the snapshot can outlive its session."""
+        _ = self._principals, self._grants, self._project_levels
+
+    def rebind(self, session: Session) -> Permissions:
+        self.session = session
+        return self
+
     def level(self, uuid: str, owner_uuid: str | None) -> int:
         """This user's level on one object, given its owner."""
         if self.is_admin:
@@ -94,5 +103,34 @@ class Permissions:
         return self.level(uuid, owner_uuid) >= level
 
 
-def strongest(levels: Iterable[int]) -> int:
-    return max(levels, default=0)
+class PermissionCache:
+    """Per-user permission snapshots, reused until anything that grants access changes.
+
+    Writes to groups or links (or users, for admin flags) through this process bump the epoch;
+    `max_age` bounds staleness from writers in other processes sharing the database.
+    """
+
+    def __init__(self, max_age: float = 2.0):
+        self.max_age = max_age
+        self.epoch = 0
+        self._entries: dict[str, tuple[int, float, Permissions]] = {}
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self.epoch += 1
+            self._entries.clear()
+
+    def get(self, session: Session, user_uuid: str, is_admin: bool) -> Permissions:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(user_uuid)
+            if entry is not None and entry[0] == self.epoch and now - entry[1] < self.max_age:
+                return entry[2].rebind(session)
+            epoch = self.epoch
+        perms = Permissions(session, user_uuid, is_admin)
+        perms.preload()
+        with self._lock:
+            if epoch == self.epoch:
+                self._entries[user_uuid] = (epoch, now, perms)
+        return perms

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..auth.permissions import MANAGE, READ, WRITE, Permissions
+from ..auth.permissions import MANAGE, READ, WRITE, PermissionCache, Permissions
 from ..auth.tokens import TokenFormatError, new_secret, parse_v2
 from ..config import ClusterConfig
 from ..db.models import MODELS, ApiClientAuthorization, Base, Collection, Group, Link, User
@@ -50,6 +50,10 @@ WRITABLE = {
 ADMIN_ONLY = {"users": {"is_admin", "is_active"}}
 LIST_HIDDEN = {"collections": {"manifest_text", "unsigned_manifest_text"}}
 EMPTY_LOCATOR_PREFIX = EMPTY_HASH + "+0"
+COLUMNS = {name: [c.key for c in model.__table__.columns] for name, model in MODELS.items()}
+# how long a validated token is trusted without asking the database again; revocations and user
+# changes made through this server take effect at once (the cache is cleared)
+AUTH_CACHE_SECONDS = 10.0
 
 
 def now() -> datetime:
@@ -81,6 +85,8 @@ class LocalBackend:
         self.sessions = sessions
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
+        self.permission_cache = PermissionCache()
+        self._callers: dict[str, tuple[float, Caller]] = {}  # token -> (valid until, caller)
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
@@ -88,7 +94,9 @@ class LocalBackend:
         with self.sessions() as session:
             try:
                 yield session
+                changed = session.info.pop("changed", set())
                 session.commit()
+                self._forget(changed)  # after the commit, so no reader re-caches the old state
             except IntegrityError as exc:
                 session.rollback()
                 raise Unprocessable(f"conflicts with an existing record: {exc.orig}") from None
@@ -114,9 +122,9 @@ class LocalBackend:
     def _render(self, resource: str, row: Any, caller: Caller | None = None,
                 select_: list[str] | None = None, listing: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": KINDS[resource]}
-        for column in row.__table__.columns:
-            value = getattr(row, column.key)
-            out[column.key] = timestamp(value) if isinstance(value, datetime) else value
+        for key in COLUMNS[resource]:
+            value = getattr(row, key)
+            out[key] = timestamp(value) if isinstance(value, datetime) else value
         out["etag"] = hashlib.md5(f"{row.uuid}{out['modified_at']}".encode()).hexdigest()[:25]
         if resource == "collections":
             out["unsigned_manifest_text"] = row.manifest_text
@@ -147,7 +155,17 @@ class LocalBackend:
         return sign_manifest(row.manifest_text, caller.token, expiry, self.ttl, self.key)
 
     def _permissions(self, session: Session, caller: Caller) -> Permissions:
-        return Permissions(session, caller.user_uuid, caller.is_admin)
+        return self.permission_cache.get(session, caller.user_uuid, caller.is_admin)
+
+    @staticmethod
+    def _changed(session: Session, resource: str) -> None:
+        """Note a write to `resource`; caches it may affect are cleared once the session commits."""
+        session.info.setdefault("changed", set()).add(resource)
+
+    def _forget(self, changed: set[str]) -> None:
+        if changed & {"groups", "links", "users", "api_client_authorizations"}:
+            self.permission_cache.invalidate()
+            self._callers.clear()
 
     def _find(self, session: Session, caller: Caller, resource: str, uuid: str, level: int = READ) -> Any:
         model = self._model(resource)
@@ -186,6 +204,16 @@ class LocalBackend:
 
     # ------------------------------------------------------------ identity
     def authenticate(self, token: str) -> Caller:
+        cached = self._callers.get(token)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        caller = self._authenticate(token)
+        if len(self._callers) > 10_000:
+            self._callers.clear()
+        self._callers[token] = (time.monotonic() + AUTH_CACHE_SECONDS, caller)
+        return caller
+
+    def _authenticate(self, token: str) -> Caller:
         if token == self.config.system_root_token:
             return Caller(self.config.system_user_uuid, token, is_admin=True,
                           authorization_uuid=f"{self.config.cluster_id}-gj3su-000000000000000")
@@ -284,8 +312,9 @@ class LocalBackend:
             if params.count != "none":
                 available = session.scalar(select(func.count()).select_from(query.subquery()))
             query = apply_order(query, model, params.order).offset(params.offset).limit(limit)
-            items = [self._render(resource, row, caller, params.select, listing=True)
-                     for row in session.scalars(query)]
+            # plain rows, not ORM objects: a page of 1000 renders several times faster
+            rows = session.execute(query.with_only_columns(*model.__table__.columns))
+            items = [self._render(resource, row, caller, params.select, listing=True) for row in rows]
         envelope: dict[str, Any] = {"kind": KINDS[resource] + "List", "etag": "", "self_link": "",
                                     "offset": params.offset, "limit": limit, "items": items}
         if available is not None:
@@ -346,6 +375,7 @@ class LocalBackend:
             row = model(**fields, **{k: v for k, v in attrs.items() if k not in fields})
             session.add(row)
             session.flush()
+            self._changed(session, resource)
             return self._render(resource, row, caller)
 
     def _writable(self, caller: Caller, resource: str, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -448,6 +478,7 @@ class LocalBackend:
             row.modified_at = now()
             row.modified_by_user_uuid = caller.user_uuid
             session.flush()
+            self._changed(session, resource)
             return self._render(resource, row, caller)
 
     def delete(self, caller: Caller, resource: str, uuid: str) -> dict[str, Any]:
@@ -457,6 +488,8 @@ class LocalBackend:
             row = self._find(session, caller, resource, uuid, WRITE)
             out = self._render(resource, row, caller)
             session.delete(row)
+            session.flush()
+            self._changed(session, resource)
             return out
 
     def trash(self, caller: Caller, resource: str, uuid: str) -> dict[str, Any]:
