@@ -165,3 +165,11 @@ def test_get_into_reuses_the_callers_buffer(start_keepstore):
     assert bytes(client.get_into(first, buffer)) == b"a" * 1000
     view = client.get_into(second, buffer)
     assert bytes(view) == b"b" * 500 and view.obj is buffer
+
+
+def test_stream_blocks_reuses_buffers_without_mixing_blocks(start_keepstore):
+    client = client_for([start_keepstore()], max_workers=2)
+    blocks = [os.urandom((2 << 20) + n) for n in range(7)] + [b"tiny"]
+    locators = [client.put(b) for b in blocks]
+    got = [bytes(view) for view in client.stream_blocks(locators)]  # copied before the next is fetched
+    assert got == blocks

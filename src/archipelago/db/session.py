@@ -22,6 +22,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # LIKE is case-sensitive in Arvados (PostgreSQL); this also lets prefix patterns use indexes
+            cursor.execute("PRAGMA case_sensitive_like=ON")
             cursor.close()
 
         return engine

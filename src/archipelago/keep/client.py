@@ -11,20 +11,22 @@ import hashlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from threading import BoundedSemaphore
+from threading import BoundedSemaphore, Lock
 
 import urllib3
 
 from .cache import BlockCache
 from .errors import BlockNotFound, KeepError
-from .locator import Locator
+from .locator import BLOCK_SIZE, Locator
 from .rendezvous import rendezvous_order
 
 RETRYABLE = frozenset({408, 409, 423, 500, 502, 503, 504})
 READ_CHUNK = 1 << 20
+POOLED_MIN = 1 << 20  # blocks above this size are received into pooled block-size buffers
 HASH_CHUNK = 4 << 20
 
 
@@ -302,6 +304,36 @@ class KeepClient:
                     yield window.pop(0).result()
             for future in window:
                 yield future.result()
+
+    def stream_blocks(self, locators: Iterable[str | Locator]) -> Iterator[memoryview]:
+        """Blocks in order, fetched ahead in parallel into reused buffers.
+
+        Each view is valid only until the next one is requested: its buffer is then reused
+        (a fresh 64 MiB buffer per block costs page faults on every block).
+        """
+        free: list[bytearray] = []
+        lock = Lock()
+
+        def fetch(locator: str | Locator) -> tuple[bytearray | None, memoryview]:
+            loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
+            if (loc.size or 0) <= POOLED_MIN:
+                return None, memoryview(self.get(loc))
+            with lock:
+                buffer = free.pop() if free else bytearray(BLOCK_SIZE)
+            return buffer, self.get_into(loc, buffer)
+
+        with ThreadPoolExecutor(self.max_workers) as pool:
+            window: deque[Future[tuple[bytearray | None, memoryview]]] = deque()
+            for locator in locators:
+                window.append(pool.submit(fetch, locator))
+                if len(window) > self.max_workers:
+                    buffer, view = window.popleft().result()
+                    yield view
+                    if buffer is not None:
+                        with lock:
+                            free.append(buffer)
+            while window:
+                yield window.popleft().result()[1]
 
     def uploader(self) -> ParallelUploader:
         return ParallelUploader(self)

@@ -91,11 +91,11 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
     if not matched:
         raise FileNotFoundError(f"{subpath!r} is not in the collection")
     written = 0
-    for locator, data in zip(uses, client.get_many(uses), strict=True):
+    for locator, data in zip(uses, client.stream_blocks(uses), strict=True):
         for target, position, offset, length in uses[locator]:
             with open(target, "r+b") as handle:
                 handle.seek(position)
-                handle.write(memoryview(data)[offset : offset + length])
+                handle.write(data[offset : offset + length])
             written += length
             if progress:
                 progress(length)

@@ -1,0 +1,26 @@
+"""Indexes for prefix LIKE filters on names (PostgreSQL needs the pattern operator class).
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE INDEX ix_collections_name_pattern ON collections (name varchar_pattern_ops)")
+        op.execute("CREATE INDEX ix_groups_name_pattern ON groups (name varchar_pattern_ops)")
+    op.create_index("ix_collections_owner_modified", "collections", ["owner_uuid", "modified_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_collections_owner_modified", "collections")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_collections_name_pattern")
+        op.execute("DROP INDEX ix_groups_name_pattern")
