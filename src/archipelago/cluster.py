@@ -9,6 +9,7 @@ import datetime
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .boot import free_port
 from .config import ClusterConfig, dump_config, load_config, parse_config
@@ -94,11 +95,26 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
     return InitResult(config_path, config, token)
 
 
-async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = None) -> None:
+def api_server(config: ClusterConfig, backend: LocalBackend) -> Any:
     import uvicorn
+
+    from .api.app import create_app
+
+    return uvicorn.Server(uvicorn.Config(
+        create_app(config, backend), host=config.api.host, port=config.api.port, log_level="warning",
+        access_log=False, ssl_certfile=str(config.api.tls_cert) if config.api.tls_cert else None,
+        ssl_keyfile=str(config.api.tls_key) if config.api.tls_key else None,
+    ))
+
+
+def serve_api(config: ClusterConfig) -> None:
+    """The API server alone (`archi api`), for clusters whose keepstores run elsewhere."""
+    api_server(config, backend_for(config)).run()
+
+
+async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = None) -> None:
     from aiohttp import web
 
-    from .api.app import create_app as create_api
     from .keep.server import create_app as create_keepstore
     from .keep.store import BlockStore
 
@@ -106,11 +122,7 @@ async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = Non
     keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config)), access_log=None)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
-    server = uvicorn.Server(uvicorn.Config(
-        create_api(config, backend), host=config.api.host, port=config.api.port, log_level="warning",
-        access_log=False, ssl_certfile=str(config.api.tls_cert) if config.api.tls_cert else None,
-        ssl_keyfile=str(config.api.tls_key) if config.api.tls_key else None,
-    ))
+    server = api_server(config, backend)
     try:
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():

@@ -19,7 +19,16 @@ from starlette.routing import Route
 
 from ..auth.tokens import from_authorization_header
 from ..config import ClusterConfig
-from ..federation.backend import ApiError, Backend, BadRequest, Caller, ListParams, NotFound, Unauthorized
+from ..federation.backend import (
+    ApiError,
+    Backend,
+    BadRequest,
+    Caller,
+    Forbidden,
+    ListParams,
+    NotFound,
+    Unauthorized,
+)
 from .discovery import discovery_document, exported_config
 
 log = logging.getLogger(__name__)
@@ -109,6 +118,20 @@ def _attrs(resource: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if k not in IGNORED_ATTRIBUTES}
 
 
+def scope_allows(scopes: tuple[str, ...], method: str, path: str) -> bool:
+    """Arvados token scopes: "all", or "METHOD /path" (a trailing "/" matches everything below).
+    Reading one's own token record is always allowed."""
+    if "all" in scopes or (method == "GET" and path == "/arvados/v1/api_client_authorizations/current"):
+        return True
+    for scope in scopes:
+        scope_method, _, scope_path = scope.partition(" ")
+        if scope_method != method:
+            continue
+        if scope_path == path or (scope_path.endswith("/") and path.startswith(scope_path)):
+            return True
+    return False
+
+
 class ApiApp:
     def __init__(self, config: ClusterConfig, backend: Backend):
         self.config, self.backend = config, backend
@@ -127,6 +150,8 @@ class ApiApp:
             else:
                 method = request.method
             caller = await self._caller(request, params)
+            if not scope_allows(caller.scopes, method, request.url.path):
+                raise Forbidden(f"this token's scopes do not allow {method} {request.url.path}")
             result = await self._route(method, request.path_params, params, caller)
             return JSON(result)
         except ApiError as exc:

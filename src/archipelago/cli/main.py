@@ -157,6 +157,19 @@ def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made 
         asyncio.run(run())
 
 
+@app.command()
+def api(config: Annotated[Path, typer.Option(help="Cluster configuration YAML.")]) -> None:
+    """Run the API server alone, in the foreground."""
+    from ..cluster import serve_api
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        fail(str(exc), BAD_INPUT)
+    print(f"API server listening on {cfg.api.url}", flush=True)
+    serve_api(cfg)
+
+
 # ------------------------------------------------------------------ keep put/get
 def _client(keep: list[str] | None, token: str | None, as_json: bool, **kwargs) -> KeepClient:
     urls = [u for item in keep or [] for u in item.split()]
