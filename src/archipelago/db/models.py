@@ -76,7 +76,7 @@ class Collection(Common, Base):
     file_size_total: Mapped[int] = mapped_column(BigInteger, default=0)
     trash_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    is_trashed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    is_trashed: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (Index("ix_collections_owner_name", "owner_uuid", "name"),)
