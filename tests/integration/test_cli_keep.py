@@ -71,3 +71,27 @@ def test_bad_input_exits_2(tmp_path):
     bad.write_text("cluster_id: NOPE\n")
     result = archi("keepstore", "--config", str(bad))
     assert result.returncode == 2 and "cluster_id" in result.stderr
+
+
+def test_resumed_upload_sends_nothing_already_stored(tmp_path):
+    from archipelago.boot import KeepstoreProcess
+    from archipelago.keep.client import KeepClient, KeepWriteError
+    from archipelago.keep.transfer import ResumeCache, plan_upload, upload
+    from tests.conftest import USER_TOKEN, cluster_config
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(200_000))
+    (src / "b.txt").write_text("b\n")
+    cache = ResumeCache(tmp_path / "resume.json")
+    with KeepstoreProcess(cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}]),
+                          tmp_path) as ks:
+        first = upload(KeepClient.from_urls([ks.url], USER_TOKEN, cache=None), plan_upload([src]), resume=cache)
+    # the keepstore is gone: a resumed run must not need it for unchanged files
+    dead = KeepClient.from_urls(["http://127.0.0.1:9"], USER_TOKEN, cache=None, retries=0)
+    again = upload(dead, plan_upload([src]), resume=ResumeCache(tmp_path / "resume.json"))
+    assert again == first
+    # a changed file is sent again (and here fails, since nothing listens)
+    (src / "b.txt").write_text("changed\n")
+    with pytest.raises(KeepWriteError):
+        upload(dead, plan_upload([src]), resume=ResumeCache(tmp_path / "resume.json"))

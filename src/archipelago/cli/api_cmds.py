@@ -74,10 +74,11 @@ def put(
     name: Annotated[str | None, typer.Option(help="Collection name (default: the first path's name).")] = None,
     project: Annotated[str | None, typer.Option(help="Project UUID to save into.")] = None,
     replicas: Annotated[int | None, typer.Option(min=1, help="Copies of each block.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted upload of the same paths.")] = True,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload files into a new collection (progress bar); prints its UUID and PDH."""
+    """Upload files into a new collection (progress bar, resumable); prints its UUID and PDH."""
     from ..keep.transfer import plan_upload
     from ..sdk.transfer import put_paths
 
@@ -89,7 +90,7 @@ def put(
     started = time.perf_counter()
     try:
         with transfer_progress("uploading", plan.total_bytes, not as_json) as advance:
-            record = put_paths(client, paths, name, project, replicas, advance, plan)
+            record = put_paths(client, paths, name, project, replicas, advance, plan, resume)
     except ApiRequestError as exc:
         _api_failed(exc, as_json)
     except (KeepError, OSError) as exc:

@@ -6,13 +6,17 @@ when many small files share it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .client import KeepClient
-from .manifest import parse
+from .locator import Locator
+from .manifest import Segment, parse
 
 Progress = Callable[[int], None]
 
@@ -44,19 +48,90 @@ def plan_upload(paths: Iterable[Path]) -> UploadPlan:
     return UploadPlan(files, directories, sum(src.stat().st_size for src, _ in files))
 
 
-def upload(client: KeepClient, plan: UploadPlan, progress: Progress | None = None) -> str:
-    """Store the planned files; returns the normalized, signed manifest."""
+class ResumeCache:
+    """What an interrupted upload already stored: per file (size, mtime) -> signed segments.
+
+    Kept in a JSON file; a file is reused only if unchanged and its signatures stay valid for
+    at least another hour. Deleted once the collection is saved.
+    """
+
+    MARGIN = 3600
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.entries: dict[str, dict] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    @classmethod
+    def for_upload(cls, paths: Iterable[Path], destination: str, token: str | None) -> ResumeCache:
+        key = hashlib.sha1("\0".join([destination, token or "", *sorted(str(Path(p).resolve()) for p in paths)])
+                           .encode()).hexdigest()
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archipelago" / "put"
+        return cls(base / f"{key}.json")
+
+    def lookup(self, name: str, source: Path) -> list[Segment] | None:
+        entry = self.entries.get(name)
+        stat = source.stat()
+        if not entry or entry["size"] != stat.st_size or entry["mtime_ns"] != stat.st_mtime_ns:
+            return None
+        segments = [(loc, off, n) for loc, off, n in entry["segments"]]
+        for locator, _, _ in segments:
+            signature = Locator.parse(locator).signature
+            if signature is not None and signature.expiry < time.time() + self.MARGIN:
+                return None
+        return segments
+
+    def record(self, done: dict[str, list[Segment]], sources: dict[str, Path]) -> None:
+        changed = False
+        for name, segments in done.items():
+            if name not in self.entries and name in sources:
+                stat = sources[name].stat()
+                self.entries[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "segments": segments}
+                changed = True
+        if changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_suffix(".tmp")
+            temp.write_text(json.dumps(self.entries))
+            os.replace(temp, self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def upload(client: KeepClient, plan: UploadPlan, progress: Progress | None = None,
+           resume: ResumeCache | None = None) -> str:
+    """Store the planned files; returns the normalized, signed manifest.
+
+    With a ResumeCache, files stored by an earlier, interrupted run are not sent again, and
+    progress is recorded as blocks finish so that this run can be resumed in turn.
+    """
     from .writer import ManifestWriter
 
     uploader = client.uploader()
     writer = ManifestWriter(uploader.submit)
+    sources = {name: source for source, name in plan.files}
+    recorded_at = 0
     try:
         for source, name in plan.files:
+            stored = resume.lookup(name, source) if resume else None
+            if stored is not None:
+                writer.add_stored(name, stored)
+                if progress:
+                    progress(sum(n for _, _, n in stored))
+                continue
             with open(source, "rb") as handle:
                 writer.write_file(name, handle, progress)
+            if resume is not None and writer.blocks_submitted != recorded_at:  # once per block, not per file
+                recorded_at = writer.blocks_submitted
+                resume.record(writer.completed_files(), sources)
         for directory in plan.directories:
             writer.add_directory(directory)
-        return writer.finish()
+        manifest_text = writer.finish()
+        if resume is not None:  # everything is stored: a failure after this point re-sends nothing
+            resume.record(writer.completed_files(), sources)
+        return manifest_text
     finally:
         uploader.close()
 

@@ -50,6 +50,7 @@ class ManifestWriter:
         self._blocks: list[Future[str]] = []
         # dir -> file -> (block index, offset, length), resolved to locators in finish()
         self._files: dict[str, dict[str, list[tuple[int, int, int]]]] = {}
+        self._stored: dict[str, dict[str, list[Segment]]] = {}  # files already in Keep (resumed uploads)
         self.bytes_written = 0
 
     def _take(self) -> bytearray:
@@ -105,6 +106,26 @@ class ManifestWriter:
                 view = view[len(piece) :]
                 self._added(segments, len(piece), progress)
 
+    @property
+    def blocks_submitted(self) -> int:
+        return len(self._blocks)
+
+    def add_stored(self, path: str, segments: list[Segment]) -> None:
+        """A file whose blocks are already in Keep (an interrupted upload, resumed)."""
+        dirname, name = _split_path(path)
+        self._stored.setdefault(dirname, {})[name] = list(segments)
+
+    def completed_files(self) -> dict[str, list[Segment]]:
+        """Files written so far whose every block has finished uploading, with their locators."""
+        done: dict[str, list[Segment]] = {}
+        for dirname, files in self._files.items():
+            for name, segments in files.items():
+                blocks = {block for block, _, _ in segments}
+                if all(b < len(self._blocks) and self._blocks[b].done() and not self._blocks[b].exception()
+                       for b in blocks):
+                    done[f"{dirname}/{name}"[2:]] = [(self._blocks[b].result(), off, n) for b, off, n in segments]
+        return done
+
     def add_directory(self, path: str) -> None:
         """An empty directory, kept in the manifest as `0:0:\\056`."""
         parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -114,13 +135,13 @@ class ManifestWriter:
         """Flush the last block, wait for every upload; the files as directory -> name -> segments."""
         self._flush()
         locators = [future.result() for future in self._blocks]
-        return {
-            dirname: {
+        tree: dict[str, dict[str, list[Segment]]] = {d: dict(files) for d, files in self._stored.items()}
+        for dirname, files in self._files.items():
+            tree.setdefault(dirname, {}).update({
                 name: [(locators[block], offset, length) for block, offset, length in segments]
                 for name, segments in files.items()
-            }
-            for dirname, files in self._files.items()
-        }
+            })
+        return tree
 
     def finish(self) -> str:
         """Flush the last block, wait for every upload, and return the normalized manifest."""

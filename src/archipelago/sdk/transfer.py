@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..keep.manifest import parse
-from ..keep.transfer import UploadPlan, download, plan_upload, upload
+from ..keep.transfer import ResumeCache, UploadPlan, download, plan_upload, upload
 from .client import ApiClient
 
 Progress = Callable[[int], None]
@@ -15,14 +15,22 @@ Progress = Callable[[int], None]
 
 def put_paths(client: ApiClient, paths: list[Path], name: str | None = None, project: str | None = None,
               replicas: int | None = None, progress: Progress | None = None,
-              plan: UploadPlan | None = None) -> dict[str, Any]:
-    """Upload files and directories into a new collection; returns its record."""
+              plan: UploadPlan | None = None, resume: bool = False) -> dict[str, Any]:
+    """Upload files and directories into a new collection; returns its record.
+
+    With resume, an interrupted run of the same upload (same paths, cluster, token and project)
+    is continued: files it had stored are not sent again.
+    """
     plan = plan or plan_upload(paths)
-    manifest_text = upload(client.keep(replicas=replicas or 1, cache=None), plan, progress)
+    cache = ResumeCache.for_upload(paths, f"{client.base} {project or ''}", client.token) if resume else None
+    manifest_text = upload(client.keep(replicas=replicas or 1, cache=None), plan, progress, cache)
     attrs: dict[str, Any] = {"manifest_text": manifest_text, "name": name or Path(paths[0]).resolve().name}
     if project:
         attrs["owner_uuid"] = project
-    return client.collections.create(attrs, ensure_unique_name=True)
+    record = client.collections.create(attrs, ensure_unique_name=True)
+    if cache is not None:
+        cache.clear()
+    return record
 
 
 def collection_size(record: dict[str, Any], subpath: str = "") -> int:
