@@ -27,7 +27,7 @@ import aiohttp
 
 from archipelago.boot import ClusterProcess, PostgresServer
 from archipelago.cluster import backend_for, init_cluster
-from archipelago.db.models import Collection, Group, User
+from archipelago.db.models import Collection, Group, PropertyIndex, User, property_rows
 from archipelago.ids import INFIX, new_uuid
 
 EMPTY = "d41d8cd98f00b204e9800998ecf8427e+0"
@@ -57,9 +57,12 @@ def populate(directory: Path, count: int) -> tuple[str, list[str]]:
             "manifest_text": "", "file_count": 0, "file_size_total": 0, "is_trashed": False, "version": 1,
             "storage_classes_desired": ["default"],
         })
+    index_rows = [r for row in rows for r in property_rows(row["uuid"], row["properties"])]
     with backend.sessions() as session, session.begin():
         for start in range(0, len(rows), 5000):
             session.execute(Collection.__table__.insert(), rows[start : start + 5000])
+        for start in range(0, len(index_rows), 10000):  # what the API maintains on every write
+            session.execute(PropertyIndex.__table__.insert(), index_rows[start : start + 10000])
     return backend.create_token(user), projects
 
 

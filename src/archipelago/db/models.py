@@ -82,6 +82,26 @@ class Collection(Common, Base):
     __table_args__ = (Index("ix_collections_owner_name", "owner_uuid", "name"),)
 
 
+class PropertyIndex(Base):
+    """One row per top-level property of a collection or group: lets `properties.<key>` filters
+    use an index on SQLite and PostgreSQL alike instead of scanning every JSON document."""
+
+    __tablename__ = "property_index"
+    object_uuid: Mapped[str] = mapped_column(String(27), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_property_index_key_value", "key", "value"),)
+
+
+def property_rows(uuid: str, properties: dict[str, Any] | None) -> list[dict[str, str]]:
+    """PropertyIndex rows for an object: strings as they are, other values as JSON text."""
+    import json
+
+    return [{"object_uuid": uuid, "key": key, "value": value if isinstance(value, str) else json.dumps(value)}
+            for key, value in (properties or {}).items()]
+
+
 MODELS: dict[str, type[Base]] = {
     "users": User,
     "api_client_authorizations": ApiClientAuthorization,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import Select, not_, or_
+from sqlalchemy import Select, not_, or_, select
 
+from ..db.models import PropertyIndex
 from ..ids import INFIX
 from .backend import BadRequest
 
@@ -34,9 +36,31 @@ def _column(model: Any, attr: str) -> Any:
     return column
 
 
+def _indexed_property(model: Any, key: str, op: str, operand: Any) -> Any | None:
+    """`properties.<key>` filters the PropertyIndex table can answer with an index, else None."""
+    if model.__tablename__ not in ("collections", "groups") or op not in ("=", "in", "like", "exists"):
+        return None
+    if op == "exists":
+        present = model.uuid.in_(select(PropertyIndex.object_uuid).where(PropertyIndex.key == key))
+        return present if operand in (True, "true", None) else not_(present)
+    if op == "in":
+        if not isinstance(operand, list):
+            raise BadRequest("operand of 'in' must be a list")
+        values = [v if isinstance(v, str) else json.dumps(v) for v in operand]
+        condition = PropertyIndex.value.in_(values)
+    else:
+        value = operand if isinstance(operand, str) else json.dumps(operand)
+        condition = PropertyIndex.value == value if op == "=" else PropertyIndex.value.like(value)
+    return model.uuid.in_(select(PropertyIndex.object_uuid).where(PropertyIndex.key == key, condition))
+
+
 def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
     if op not in OPERATORS:
         raise BadRequest(f"unknown filter operator {op!r}")
+    if attr.startswith("properties.") and (
+        indexed := _indexed_property(model, attr.split(".", 1)[1], op, operand)
+    ) is not None:
+        return indexed
     if op == "is_a":
         kinds = operand if isinstance(operand, list) else [operand]
         infixes = [_KIND_INFIX.get(k) for k in kinds]
