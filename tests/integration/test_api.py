@@ -138,3 +138,22 @@ def test_errors_have_the_arvados_shape(cluster, admin):
     resp = http.request("GET", f"{cluster.api_url}/arvados/v1/collections/z1111-4zz18-000000000000000",
                         headers={"Authorization": f"Bearer {cluster.admin_token}"})
     assert resp.status == 404 and json.loads(resp.data)["errors"]
+
+
+def test_properties_filters_follow_updates(cluster, admin):
+    alice = new_user(admin, "alice")
+    uuid = alice.collections.create({"name": "p", "manifest_text": "", "properties": {"stage": "raw", "n": 3}})["uuid"]
+
+    def found(*filters):
+        return [c["uuid"] for c in alice.collections.list(list(filters))["items"]]
+
+    assert found(["properties.stage", "=", "raw"]) == [uuid]
+    assert found(["properties.n", "=", 3]) == [uuid]
+    assert found(["properties.stage", "in", ["raw", "done"]]) == [uuid]
+    assert found(["properties.stage", "like", "ra%"]) == [uuid]
+    alice.collections.update(uuid, {"properties": {"stage": "done"}})
+    assert found(["properties.stage", "=", "raw"]) == []
+    assert found(["properties.stage", "=", "done"]) == [uuid]
+    assert found(["properties.n", "exists", True]) == []
+    assert uuid in found(["properties.n", "exists", False])
+    assert found(["properties.stage", "!=", "raw"]) == [uuid]
