@@ -107,6 +107,22 @@ class ApiConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+class RemoteClusterConfig(_Strict):
+    host: str = Field(description="host:port of the remote cluster's API server")
+    scheme: Literal["https", "http"] = "https"
+    insecure: bool = Field(default=False, description="accept a self-signed certificate")
+    activate_users: bool = Field(default=True, description="users of that cluster are active here")
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+
+class LoginConfig(_Strict):
+    remote_token_refresh: float = Field(default=300, gt=0, description="seconds a validated remote token is "
+                                                                       "trusted before its home is asked again")
+
+
 class ClusterConfig(_Strict):
     cluster_id: str
     system_root_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
@@ -117,6 +133,8 @@ class ClusterConfig(_Strict):
     api: ApiConfig = ApiConfig()
     database_url: str = "sqlite:///archipelago.db"
     keep_services: list[str] = Field(default=[], description="keepstore URLs; defaults to this keepstore")
+    remote_clusters: dict[str, RemoteClusterConfig] = {}
+    login: LoginConfig = LoginConfig()
 
     @field_validator("cluster_id")
     @classmethod
@@ -136,6 +154,9 @@ class ClusterConfig(_Strict):
         uuids = [v.uuid for v in self.volumes]
         if len(set(uuids)) != len(uuids):
             raise ValueError("volumes: two volumes share a uuid")
+        for remote in self.remote_clusters:
+            if not CLUSTER_ID_RE.fullmatch(remote) or remote == self.cluster_id:
+                raise ValueError(f"remote_clusters: {remote!r} must be another cluster's 5-character ID")
         if not any(c.default for c in self.storage_classes.values()):
             raise ValueError("storage_classes: at least one class must have default: true")
         return self

@@ -34,6 +34,7 @@ from .discovery import discovery_document, exported_config
 log = logging.getLogger(__name__)
 BODY = "\0body"  # where _params keeps the parsed JSON body
 IGNORED_ATTRIBUTES = {"preserve_version"}  # versioning is not implemented; accepting it keeps SDK saves working
+IDENTITY_PATHS = {"/arvados/v1/users/current", "/arvados/v1/api_client_authorizations/current"}
 RESOURCES = {"users", "api_client_authorizations", "groups", "links", "collections"}
 BODY_KEYS = {"users": "user", "api_client_authorizations": "api_client_authorization", "groups": "group",
              "links": "link", "collections": "collection"}
@@ -140,7 +141,9 @@ class ApiApp:
         token = from_authorization_header(request.headers.get("authorization")) or params.get("api_token")
         if not token:
             raise Unauthorized("no API token: send 'Authorization: Bearer <token>'")
-        return await run_in_threadpool(self.backend.authenticate, token)
+        # a salted token is good at home only for identity lookups made on behalf of that cluster
+        remote = params.get("remote") if request.method == "GET" and request.url.path in IDENTITY_PATHS else None
+        return await run_in_threadpool(self.backend.authenticate, token, remote)
 
     async def dispatch(self, request: Request) -> Response:
         try:

@@ -24,8 +24,10 @@ app = typer.Typer(help="Archipelago: federated data and analysis.", no_args_is_h
 manifest_app = typer.Typer(help="Validate, normalize and hash manifests (like arv-normalize).", no_args_is_help=True)
 keep_app = typer.Typer(help="Store files in Keep and read them back, without an API server.", no_args_is_help=True)
 cluster_app = typer.Typer(help="Create and run a cluster.", no_args_is_help=True)
+federation_app = typer.Typer(help="Run a local federation of clusters.", no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(federation_app, name="federation")
 api_cmds.register(app)
 app.add_typer(keep_app, name="keep")
 
@@ -168,6 +170,40 @@ def api(config: Annotated[Path, typer.Option(help="Cluster configuration YAML.")
         fail(str(exc), BAD_INPUT)
     print(f"API server listening on {cfg.api.url}", flush=True)
     serve_api(cfg)
+
+
+@federation_app.command("up")
+def federation_up(
+    directory: Annotated[Path, typer.Argument(help="Directory for the clusters (created if needed).")],
+    clusters: Annotated[int, typer.Option(min=1, max=9, help="How many clusters.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Boot a federation of N clusters on loopback (one process each) until interrupted."""
+    import time
+
+    from ..boot import ClusterProcess
+    from ..cluster import CONFIG_NAME, load_cluster
+    from ..federation.boot import cluster_ids, init_federation
+
+    directory = directory.resolve()
+    if not all((directory / cid / CONFIG_NAME).exists() for cid in cluster_ids(clusters)):
+        init_federation(directory, clusters)
+    processes = [ClusterProcess(directory / cid) for cid in cluster_ids(clusters)]
+    try:
+        for process in processes:
+            process.start()
+        info = [{"cluster_id": p.config.cluster_id, "api_url": p.api_url, "keepstore_url": p.keep_url,
+                 "admin_token": load_cluster(p.directory)[1]} for p in processes]
+        emit(info, as_json, "\n".join(f"{i['cluster_id']}  {i['api_url']}  admin token {i['admin_token']}"
+                                      for i in info))
+        sys.stdout.flush()
+        while all(p.process and p.process.poll() is None for p in processes):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            process.stop()
 
 
 # ------------------------------------------------------------------ keep put/get

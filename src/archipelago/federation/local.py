@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..auth.permissions import MANAGE, READ, WRITE, PermissionCache, Permissions
+from ..auth.remote import RemoteTokenValidator, RemoteValidationError
+from ..auth.salt import salt_secret
 from ..auth.tokens import TokenFormatError, new_secret, parse_v2
 from ..config import ClusterConfig
 from ..db.models import (
@@ -78,6 +80,10 @@ def timestamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def parse_time(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
@@ -96,6 +102,7 @@ class LocalBackend:
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
         self.permission_cache = PermissionCache()
+        self.validator = RemoteTokenValidator(config) if config.remote_clusters else None
         self._callers: dict[str, tuple[float, Caller]] = {}  # token -> (valid until, caller)
 
     # ------------------------------------------------------------ plumbing
@@ -213,39 +220,89 @@ class LocalBackend:
         return None
 
     # ------------------------------------------------------------ identity
-    def authenticate(self, token: str) -> Caller:
-        cached = self._callers.get(token)
+    def authenticate(self, token: str, remote: str | None = None) -> Caller:
+        """The caller behind a token. `remote` is the `?remote=` of identity lookups: the cluster a
+        salted token was made for, which is only honoured there (reference §5.4)."""
+        key = f"{remote or ''} {token}"
+        cached = self._callers.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        caller = self._authenticate(token)
+        caller = self._authenticate(token, remote)
         if len(self._callers) > 10_000:
             self._callers.clear()
-        self._callers[token] = (time.monotonic() + AUTH_CACHE_SECONDS, caller)
+        ttl = min(AUTH_CACHE_SECONDS, self.config.login.remote_token_refresh)
+        self._callers[key] = (time.monotonic() + ttl, caller)
         return caller
 
-    def _authenticate(self, token: str) -> Caller:
+    def _authenticate(self, token: str, remote: str | None) -> Caller:
         if token == self.config.system_root_token:
             return Caller(self.config.system_user_uuid, token, is_admin=True,
                           authorization_uuid=f"{self.config.cluster_id}-gj3su-000000000000000")
-        with self._session() as session:
-            try:
-                v2 = parse_v2(token)
-                row = session.get(ApiClientAuthorization, v2.uuid)
-                if row is None or row.api_token != v2.secret:
-                    row = None
-            except TokenFormatError:
+        try:
+            v2 = parse_v2(token)
+        except TokenFormatError:
+            with self._session() as session:
                 row = session.scalar(select(ApiClientAuthorization).where(ApiClientAuthorization.api_token == token))
+                if row is None:
+                    raise Unauthorized("invalid or revoked token") from None
+                return self._caller_for(session, row, token)
+        home = v2.uuid[:5]
+        with self._session() as session:
+            row = session.get(ApiClientAuthorization, v2.uuid)
+            if row is not None:
+                salted_ok = remote not in (None, self.config.cluster_id) and home == self.config.cluster_id \
+                    and salt_secret(row.api_token, remote) == v2.secret  # type: ignore[arg-type]
+                if row.api_token == v2.secret or salted_ok:
+                    fresh = row.refreshes_at is None or _aware(row.refreshes_at) > now()
+                    if fresh:
+                        return self._caller_for(session, row, token)
+                elif home == self.config.cluster_id:
+                    raise Unauthorized("invalid or revoked token")
+        if home == self.config.cluster_id or self.validator is None or not self.validator.knows(home):
+            raise Unauthorized("invalid or revoked token (issued by a cluster this one does not federate with)")
+        return self._validate_remote(home, v2.uuid, v2.secret, token)
+
+    def _validate_remote(self, home: str, token_uuid: str, secret: str, token: str) -> Caller:
+        assert self.validator is not None
+        try:
+            identity = self.validator.validate(home, token)
+        except RemoteValidationError as exc:
+            if exc.status == 401:
+                with self._session() as session:  # revoked at home: forget our cached copy
+                    session.execute(delete(ApiClientAuthorization).where(ApiClientAuthorization.uuid == token_uuid))
+            raise ApiError(str(exc), exc.status) from None
+        remote_user = identity.user
+        stamp = now()
+        with self._session() as session:
+            user = session.get(User, remote_user["uuid"])
+            if user is None:
+                user = User(uuid=remote_user["uuid"], owner_uuid=self.config.system_user_uuid, created_at=stamp,
+                            modified_at=stamp, prefs={}, is_admin=False)
+                session.add(user)
+            user.email = remote_user.get("email")
+            user.first_name = remote_user.get("first_name")
+            user.last_name = remote_user.get("last_name")
+            user.is_active = bool(remote_user.get("is_active")) and self.config.remote_clusters[home].activate_users
+            user.modified_at = stamp
+            row = session.get(ApiClientAuthorization, token_uuid)
             if row is None:
-                raise Unauthorized("invalid or revoked token")
-            if row.expires_at is not None:
-                expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-                if expires <= now():
-                    raise Unauthorized("token expired")
-            user = session.get(User, row.user_uuid)
-            if user is None or not user.is_active:
-                raise Unauthorized("the token's user is not active")
-            return Caller(user.uuid, token, is_admin=user.is_admin, authorization_uuid=row.uuid,
-                          scopes=tuple(row.scopes or ["all"]))
+                row = ApiClientAuthorization(uuid=token_uuid, created_at=stamp, modified_at=stamp)
+                session.add(row)
+            row.api_token, row.user_uuid, row.owner_uuid = secret, user.uuid, user.uuid
+            row.scopes = identity.authorization.get("scopes") or ["all"]
+            row.expires_at = parse_time(identity.authorization.get("expires_at"))
+            row.refreshes_at = stamp + timedelta(seconds=self.config.login.remote_token_refresh)
+            session.flush()
+            return self._caller_for(session, row, token)
+
+    def _caller_for(self, session: Session, row: ApiClientAuthorization, token: str) -> Caller:
+        if row.expires_at is not None and _aware(row.expires_at) <= now():
+            raise Unauthorized("token expired")
+        user = session.get(User, row.user_uuid)
+        if user is None or not user.is_active:
+            raise Unauthorized("the token's user is not active")
+        return Caller(user.uuid, token, is_admin=user.is_admin, authorization_uuid=row.uuid,
+                      scopes=tuple(row.scopes or ["all"]))
 
     def user_current(self, caller: Caller) -> dict[str, Any]:
         with self._session() as session:

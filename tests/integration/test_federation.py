@@ -1,0 +1,87 @@
+"""Identity across a real 3-cluster federation on loopback: salted tokens validated by their home."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from archipelago.auth.salt import salt_token
+from archipelago.boot import ClusterProcess
+from archipelago.cluster import CONFIG_NAME
+from archipelago.config import dump_config, load_config
+from archipelago.federation.boot import init_federation
+from archipelago.sdk import ApiClient, ApiRequestError
+from tests.integration.test_api import new_user
+
+pytestmark = pytest.mark.integration
+REFRESH = 1.5  # seconds a validated remote token is trusted before its home is asked again
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    members = init_federation(tmp_path_factory.mktemp("fed"), 3)
+    for member in members:
+        path = member.directory / CONFIG_NAME
+        config = load_config(path)
+        config.login.remote_token_refresh = REFRESH
+        path.write_text(dump_config(config))
+    processes = [ClusterProcess(m.directory).start() for m in members]
+    yield {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
+    for process in processes:
+        process.stop()
+
+
+def as_user(admin: ApiClient, url: str, token: str) -> ApiClient:
+    return ApiClient(url, token, insecure=True)
+
+
+def test_a_salted_token_identifies_its_user_at_the_target_only(federation):
+    home, target, other = federation["z1111"], federation["z2222"], federation["z3333"]
+    alice = new_user(home, "alice")
+    me = alice.users.current()
+    salted = salt_token(alice.token, "z2222")
+    assert as_user(home, target.base, salted).users.current()["uuid"] == me["uuid"]  # same UUID everywhere
+    with pytest.raises(ApiRequestError) as info:  # leaked by z2222, useless at z3333
+        as_user(home, other.base, salted).users.current()
+    assert info.value.status == 401
+    with pytest.raises(ApiRequestError) as info:  # useless at home for anything but identity
+        as_user(home, home.base, salted).collections.list()
+    assert info.value.status == 401
+
+
+def test_remote_users_work_like_local_ones(federation):
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    alice_at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    me = alice_at_target.users.current()["uuid"]
+    mine = alice_at_target.collections.create({"name": "made remotely", "manifest_text": ""})
+    assert mine["owner_uuid"] == me and mine["uuid"].startswith("z2222-")
+    # a local user of z2222 shares a project with the remote user
+    bob = new_user(target, "bob")
+    project = bob.groups.create({"name": "shared", "group_class": "project"})["uuid"]
+    inside = bob.collections.create({"name": "data", "manifest_text": "", "owner_uuid": project})["uuid"]
+    with pytest.raises(ApiRequestError) as info:
+        alice_at_target.collections.get(inside)
+    assert info.value.status == 404
+    bob.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": me, "head_uuid": project})
+    assert alice_at_target.collections.get(inside)["uuid"] == inside
+
+
+def test_revocation_at_home_reaches_other_clusters_within_the_refresh_period(federation):
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    alice_at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    assert alice_at_target.users.current()
+    alice.api_client_authorizations.delete(alice.api_client_authorizations.current()["uuid"])
+    time.sleep(REFRESH + 0.5)
+    with pytest.raises(ApiRequestError) as info:
+        alice_at_target.users.current()
+    assert info.value.status == 401
+
+
+def test_unknown_cluster_tokens_are_refused(federation):
+    with pytest.raises(ApiRequestError) as info:
+        as_user(federation["z1111"], federation["z2222"].base,
+                "v2/z9999-gj3su-000000000000001/secretsecretsecretsecret").users.current()
+    assert info.value.status == 401
