@@ -62,6 +62,18 @@ def backend_for(config: ClusterConfig) -> LocalBackend:
     return backend
 
 
+def api_backend(config: ClusterConfig) -> Any:
+    """What the API server talks to: the local database, behind the federation router if there are peers."""
+    from .federation.remote import RemoteBackend
+    from .federation.router import FederatedBackend
+
+    local = backend_for(config)
+    if not config.remote_clusters:
+        return local
+    remotes = {cid: RemoteBackend(cid, remote, config.cluster_id) for cid, remote in config.remote_clusters.items()}
+    return FederatedBackend(local, remotes)
+
+
 def init_cluster(directory: Path, cluster_id: str, database_url: str | None = None,
                  api_port: int | None = None, keep_port: int | None = None) -> InitResult:
     """Write a working configuration with fresh secrets, create the schema and an admin user."""
@@ -95,7 +107,7 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
     return InitResult(config_path, config, token)
 
 
-def api_server(config: ClusterConfig, backend: LocalBackend) -> Any:
+def api_server(config: ClusterConfig, backend: Any) -> Any:
     import uvicorn
 
     from .api.app import create_app
@@ -109,7 +121,7 @@ def api_server(config: ClusterConfig, backend: LocalBackend) -> Any:
 
 def serve_api(config: ClusterConfig) -> None:
     """The API server alone (`archi api`), for clusters whose keepstores run elsewhere."""
-    api_server(config, backend_for(config)).run()
+    api_server(config, api_backend(config)).run()
 
 
 async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = None) -> None:
@@ -118,7 +130,7 @@ async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = Non
     from .keep.server import create_app as create_keepstore
     from .keep.store import BlockStore
 
-    backend = await asyncio.to_thread(backend_for, config)
+    backend = await asyncio.to_thread(api_backend, config)
     keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config)), access_log=None)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()

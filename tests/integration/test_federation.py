@@ -85,3 +85,46 @@ def test_unknown_cluster_tokens_are_refused(federation):
         as_user(federation["z1111"], federation["z2222"].base,
                 "v2/z9999-gj3su-000000000000001/secretsecretsecretsecret").users.current()
     assert info.value.status == 401
+
+
+def test_objects_are_found_where_they_live(federation):
+    home, target, other = federation["z1111"], federation["z2222"], federation["z3333"]
+    alice = new_user(home, "alice")
+    # alice writes a collection on z2222 while talking to her home cluster
+    remote_record = alice.request("POST", "collections", params={"cluster_id": "z2222"},
+                                  body={"collection": {"name": "at z2222", "manifest_text":
+                                                       ". d41d8cd98f00b204e9800998ecf8427e+0 0:0:empty\n"}})
+    uuid, pdh = remote_record["uuid"], remote_record["portable_data_hash"]
+    assert uuid.startswith("z2222-4zz18-")
+    # by UUID through home: routed to z2222
+    assert alice.collections.get(uuid)["uuid"] == uuid
+    alice.collections.update(uuid, {"description": "updated through z1111"})
+    at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    assert at_target.collections.get(uuid)["description"] == "updated through z1111"
+    # by PDH: not here, found on z2222 and verified
+    assert alice.collections.get(pdh)["portable_data_hash"] == pdh
+    # a list by UUIDs is split per cluster and merged
+    local = alice.collections.create({"name": "at home", "manifest_text": ""})["uuid"]
+    both = alice.collections.list([["uuid", "in", [uuid, local]]])["items"]
+    assert sorted(c["uuid"] for c in both) == sorted([uuid, local])
+    # z3333 has never seen it
+    with pytest.raises(ApiRequestError) as info:
+        as_user(home, other.base, salt_token(alice.token, "z3333")).collections.get(
+            "0123456789abcdef0123456789abcdef+0")
+    assert info.value.status == 404
+
+
+def test_remote_manifests_carry_remote_signatures(federation):
+    from archipelago.sdk import Collection
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    collection = Collection(at_target)  # blocks go to z2222's keepstore
+    collection.write("x.txt", b"remote bytes\n")
+    record = collection.save_new("signed at z2222")
+    assert "+A" in record["manifest_text"]
+    # read through her home cluster: the signature comes back as +Rz2222-
+    seen = alice.collections.get(record["uuid"])
+    assert "+Rz2222-" in seen["manifest_text"] and "+A" not in seen["manifest_text"]
+    assert seen["portable_data_hash"] == record["portable_data_hash"]

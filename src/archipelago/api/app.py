@@ -29,6 +29,7 @@ from ..federation.backend import (
     NotFound,
     Unauthorized,
 )
+from ..federation.remote import FORWARDED_FOR
 from .discovery import discovery_document, exported_config
 
 log = logging.getLogger(__name__)
@@ -155,18 +156,20 @@ class ApiApp:
             caller = await self._caller(request, params)
             if not scope_allows(caller.scopes, method, request.url.path):
                 raise Forbidden(f"this token's scopes do not allow {method} {request.url.path}")
-            result = await self._route(method, request.path_params, params, caller)
+            # a request a peer forwarded is answered from this cluster alone: one hop, never a loop
+            backend = getattr(self.backend, "local", self.backend) if FORWARDED_FOR in params else self.backend
+            result = await self._route(backend, method, request.path_params, params, caller)
             return JSON(result)
         except ApiError as exc:
             return error(exc.status, str(exc))
 
-    async def _route(self, method: str, path: dict[str, str], params: dict[str, Any], caller: Caller) -> Any:
+    async def _route(self, backend: Backend, method: str, path: dict[str, str], params: dict[str, Any],
+                     caller: Caller) -> Any:
         resource = path["resource"]
         uuid = path.get("uuid")
         action = path.get("action")
         if resource not in RESOURCES:
             raise NotFound(f"no such resource type {resource!r}")
-        backend = self.backend
         call = run_in_threadpool
         if uuid == "current" and method == "GET":
             if resource == "users":
@@ -182,7 +185,7 @@ class ApiApp:
                 return await call(backend.list, caller, resource, list_params(params))
             if method == "POST":
                 return await call(backend.create, caller, resource, _attrs(resource, params),
-                                  _bool(params, "ensure_unique_name"))
+                                  _bool(params, "ensure_unique_name"), params.get("cluster_id") or None)
         elif method == "GET":
             return await call(backend.get, caller, resource, uuid, _json_param(params, "select", None))
         elif method in ("PUT", "PATCH"):

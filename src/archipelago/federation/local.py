@@ -405,7 +405,9 @@ class LocalBackend:
         return parts[0] if len(parts) == 1 else or_(*parts)
 
     def create(self, caller: Caller, resource: str, attrs: dict[str, Any],
-               ensure_unique_name: bool = False) -> dict[str, Any]:
+               ensure_unique_name: bool = False, cluster_id: str | None = None) -> dict[str, Any]:
+        if cluster_id and cluster_id != self.config.cluster_id:
+            raise Unprocessable(f"cluster_id {cluster_id!r}: this cluster does not federate with it")
         model = self._model(resource)
         attrs = self._writable(caller, resource, attrs)
         with self._session() as session:
