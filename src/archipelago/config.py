@@ -68,6 +68,7 @@ class CollectionsConfig(_Strict):
 class KeepstoreConfig(_Strict):
     listen: str = "127.0.0.1:25107"
     pull_workers: int = Field(default=2, ge=1)
+    remote_cache_bytes: int = Field(default=1 << 30, ge=0, description="memory for blocks read from other clusters")
 
     @field_validator("listen")
     @classmethod

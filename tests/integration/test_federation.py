@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -128,3 +129,41 @@ def test_remote_manifests_carry_remote_signatures(federation):
     seen = alice.collections.get(record["uuid"])
     assert "+Rz2222-" in seen["manifest_text"] and "+A" not in seen["manifest_text"]
     assert seen["portable_data_hash"] == record["portable_data_hash"]
+
+
+def keep_metrics(url: str) -> dict[str, int]:
+    import urllib3
+
+    text = urllib3.request("GET", f"{url}/metrics").data.decode()
+    return {line.split(" ")[0]: int(line.split(" ")[1]) for line in text.splitlines() if not line.startswith("#")}
+
+
+def test_remote_blocks_are_fetched_once_and_copied_home_on_save(federation, tmp_path):
+    from archipelago.sdk import Collection
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    payload = os.urandom(300_000)
+    remote = Collection(at_target)
+    remote.write("data.bin", payload)
+    uuid = remote.save_new("remote data")["uuid"]
+    home_keep = home.keep().services[0].url
+    target_keep = target.keep().services[0].url
+    key = 'archipelago_keep_remote_fetched_bytes_total{cluster="z2222"}'
+    before = keep_metrics(home_keep).get(key, 0)
+    # read through home: home's keepstore fetches from z2222 with alice's token salted for z2222
+    assert Collection(alice, uuid).read("data.bin") == payload
+    after_first = keep_metrics(home_keep)[key]
+    assert after_first - before == len(payload)
+    served = keep_metrics(target_keep)['archipelago_keep_served_bytes_total{cluster="z1111"}']
+    assert served >= len(payload)
+    # a second read crosses no cluster boundary
+    fresh = ApiClient(alice.base, alice.token, insecure=True)  # no client-side cache either
+    assert Collection(fresh, uuid).read("data.bin") == payload
+    assert keep_metrics(home_keep)[key] == after_first
+    # saving at home converts +R to local +A: the blocks are copied here and signed here
+    copy = Collection(alice, uuid)
+    saved = copy.save_new("copied home")
+    assert saved["uuid"].startswith("z1111-") and "+R" not in saved["manifest_text"]
+    assert Collection(alice, saved["uuid"]).read("data.bin") == payload

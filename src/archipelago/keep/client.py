@@ -82,6 +82,7 @@ class KeepClient:
     max_workers: int = 4
     cache: BlockCache | None = field(default_factory=BlockCache)
     storage_classes: list[str] | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._http = urllib3.PoolManager(
@@ -107,18 +108,20 @@ class KeepClient:
         return cls.from_urls(urls, os.environ.get("ARVADOS_API_TOKEN"), **kwargs)
 
     @classmethod
-    def from_api(cls, api_url: str, token: str | None = None, **kwargs) -> KeepClient:
+    def from_api(cls, api_url: str, token: str | None = None, insecure: bool = False, **kwargs) -> KeepClient:
         """Ask the API server's `keep_services/accessible`, as Arvados clients do."""
-        resp = urllib3.request("GET", f"{api_url.rstrip('/')}/arvados/v1/keep_services/accessible", timeout=10)
+        http = urllib3.PoolManager(cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", retries=False)
+        resp = http.request("GET", f"{api_url.rstrip('/')}/arvados/v1/keep_services/accessible", timeout=10)
         if resp.status != 200:
             raise KeepError(f"keep_services/accessible at {api_url} answered {resp.status}")
         items = json.loads(resp.data)["items"]
         return cls([KeepService.from_record(item) for item in items], token, **kwargs)
 
     # ------------------------------------------------------------ plumbing
-    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return {**headers, **(extra or {})}
+    def _headers(self, extra: dict[str, str] | None = None, token: str | None = None) -> dict[str, str]:
+        token = token or self.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return {**headers, **self.extra_headers, **(extra or {})}
 
     def _read_order(self, locator: Locator) -> list[KeepService]:
         """Services named by +K hints first, then the non-gateway services by rendezvous weight."""
@@ -154,12 +157,15 @@ class KeepClient:
         return failures, False
 
     # ------------------------------------------------------------ reads
-    def get(self, locator: str | Locator) -> bytes | bytearray:
-        """The block's bytes, verified against its md5; tries every service before giving up."""
+    def get(self, locator: str | Locator, token: str | None = None) -> bytes | bytearray:
+        """The block's bytes, verified against its md5; tries every service before giving up.
+
+        `token` overrides the client's token for this read (keepstore fetching for its callers).
+        """
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
         if self.cache is not None and (cached := self.cache.get(loc.md5)) is not None:
             return cached
-        data = self._fetch(loc, None)
+        data = self._fetch(loc, None, token)
         if self.cache is not None:
             self.cache.put(loc.md5, data)
         return data
@@ -174,7 +180,7 @@ class KeepClient:
         data = self._fetch(loc, buffer)
         return memoryview(data)[: loc.size if loc.size is not None else len(data)]
 
-    def _fetch(self, loc: Locator, into: bytearray | None) -> bytearray:
+    def _fetch(self, loc: Locator, into: bytearray | None, token: str | None = None) -> bytearray:
         """GET from each service in probe order until one returns bytes that hash to the locator.
 
         The body is received straight into one buffer: on a machine where a 64 MiB memcpy costs
@@ -185,7 +191,8 @@ class KeepClient:
         def attempt(service: KeepService) -> str | None:
             try:
                 resp = self._http.request(
-                    "GET", f"{service.url}/{loc}", headers=self._headers({"Accept": "application/octet-stream"}),
+                    "GET", f"{service.url}/{loc}",
+                    headers=self._headers({"Accept": "application/octet-stream"}, token),
                     preload_content=False,
                 )
             except urllib3.exceptions.HTTPError as exc:
@@ -252,6 +259,28 @@ class KeepClient:
         if not ok:
             raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
         return sizes[0]
+
+    def local_copy(self, locator: str | Locator) -> str:
+        """For a `+R` (remote-signed) locator: ask this cluster's keepstore to copy the block here
+        and return the locally signed locator (HEAD with `X-Keep-Signature: local`)."""
+        loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
+        found: list[str] = []
+
+        def attempt(service: KeepService) -> str | None:
+            try:
+                resp = self._http.request("HEAD", f"{service.url}/{loc}", headers=self._headers(
+                    {"X-Keep-Signature": f"local, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"}))
+            except urllib3.exceptions.HTTPError as exc:
+                return f"retry: connection failed ({exc.__class__.__name__})"
+            if resp.status != 200 or not resp.headers.get("X-Keep-Locator"):
+                return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} without X-Keep-Locator"
+            found.append(resp.headers["X-Keep-Locator"])
+            return None
+
+        failures, ok = self._with_retries(self._read_order(loc), attempt)
+        if not ok:
+            raise KeepReadError(f"could not copy remote block {loc.stripped} here: {_describe(failures)}")
+        return found[0]
 
     # ------------------------------------------------------------ writes
     def put(self, data: bytes | bytearray | memoryview, replicas: int | None = None, md5: str | None = None) -> str:

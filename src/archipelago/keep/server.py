@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, BinaryIO, TypeVar
@@ -22,8 +23,10 @@ from typing import Any, BinaryIO, TypeVar
 from aiohttp import web
 
 from ..config import ClusterConfig
+from .cache import BlockCache
 from .errors import BlockNotFound, BlockTooLarge, CorruptBlock, HashMismatch, InvalidLocator, KeepError
 from .locator import BLOCK_SIZE, EMPTY_HASH, Locator, LocatorError
+from .remote_blocks import CLUSTER_HEADER, RemoteBlocks
 from .signing import SignatureError, SignatureExpired, sign_locator, verify_locator
 from .store import BlockStore
 from .volumes import BlockReader, Volume
@@ -117,6 +120,8 @@ class Keepstore:
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
         self.pull_queue: list[dict[str, Any]] = []
+        self.remote = RemoteBlocks(config, BlockCache(memory_bytes=config.keepstore.remote_cache_bytes))
+        self.served: Counter[str] = Counter()  # bytes served to each other cluster's keepstore
         self._pull_wakeup = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
 
@@ -154,9 +159,13 @@ class Keepstore:
     async def get(self, request: web.Request) -> web.StreamResponse:
         raw = request.match_info["locator"].lstrip("/")
         locator = Locator.parse(raw, require_size=request.method == "GET" and not raw.startswith(EMPTY_HASH))
+        if locator.hint("R") is not None and locator.signature is None:
+            return await self._get_remote(request, locator)
         self._check_signature(request, locator)
         volume, reader = await self._run(self.store.open, locator.md5)
         headers = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
+        if (reader_cluster := request.headers.get(CLUSTER_HEADER)) and request.method == "GET":
+            self.served[reader_cluster] += reader.size
         if request.method == "HEAD":
             reader.close()
             headers["Content-Length"] = str(reader.size)
@@ -185,6 +194,34 @@ class Keepstore:
             return response
         finally:
             reader.close()
+
+    async def _get_remote(self, request: web.Request, locator: Locator) -> web.Response:
+        """A block signed by another cluster: fetched from there for this caller (reference §8.1).
+        With `X-Keep-Signature: local`, it is also stored here and `X-Keep-Locator` carries the
+        local signature, so the caller can save a collection that references it (§8.2)."""
+        token = request_token(request)
+        if token is None:
+            raise web.HTTPUnauthorized(text='{"errors": ["missing token"]}', content_type="application/json")
+        data = await self._run(self.remote.read, locator, token)
+        headers = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
+        if request.headers.get("X-Keep-Signature", "").split(",")[0].strip() == "local":
+            await self._run(self.store.put, locator.md5, bytes(data))
+            headers["X-Keep-Locator"] = self._sign(locator.md5, len(data), token)
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(data))
+            return web.Response(headers=headers)
+        return web.Response(body=bytes(data), headers=headers)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text: bytes this keepstore fetched from, and served to, each other cluster."""
+        lines = ["# HELP archipelago_keep_remote_fetched_bytes_total Bytes fetched from another cluster.",
+                 "# TYPE archipelago_keep_remote_fetched_bytes_total counter"]
+        lines += [f'archipelago_keep_remote_fetched_bytes_total{{cluster="{c}"}} {n}'
+                  for c, n in sorted(self.remote.fetched.items())]
+        lines += ["# HELP archipelago_keep_served_bytes_total Bytes served to another cluster's keepstore.",
+                  "# TYPE archipelago_keep_served_bytes_total counter"]
+        lines += [f'archipelago_keep_served_bytes_total{{cluster="{c}"}} {n}' for c, n in sorted(self.served.items())]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def _sendfile_verified(self, request: web.Request, volume: Volume, size: int, source: BinaryIO,
                                  check: _ReadCheck) -> bool:
@@ -442,6 +479,7 @@ class Keepstore:
         app.router.add_route("GET", "/index", self.index)
         app.router.add_route("GET", r"/index/{prefix:[0-9a-f]{0,32}}", self.index)
         app.router.add_route("GET", "/mounts", self.mounts)
+        app.router.add_route("GET", "/metrics", self.metrics)
         app.router.add_route("GET", "/mounts/{uuid}/blocks", self.index)
         app.router.add_route("GET", r"/mounts/{uuid}/blocks/{prefix:[0-9a-f]{0,32}}", self.index)
         app.router.add_route("PUT", "/trash", self.trash)

@@ -84,15 +84,32 @@ class Collection:
     def portable_data_hash(self) -> str:
         return portable_data_hash(self.manifest_text())
 
+    def _localized(self) -> str:
+        """The manifest with remote-signed (+R) blocks copied to this cluster and signed here:
+        a cluster only accepts manifests whose blocks it can vouch for (reference §8.2)."""
+        text = self.manifest_text()
+        if "+R" not in text:
+            return text
+        keep = self.client.keep()
+        replaced: dict[str, str] = {}
+        for files in self._tree.values():
+            for segments in files.values():
+                for n, (locator, offset, size) in enumerate(segments):
+                    if "+R" in locator:
+                        if locator not in replaced:
+                            replaced[locator] = keep.local_copy(locator)
+                        segments[n] = (replaced[locator], offset, size)
+        return render(self._tree)
+
     def save(self) -> dict[str, Any]:
         if not self.uuid:
             raise ValueError("this collection has no record yet: use save_new()")
-        self.record = self.client.collections.update(self.uuid, {"manifest_text": self.manifest_text()})
+        self.record = self.client.collections.update(self.uuid, {"manifest_text": self._localized()})
         return self.record
 
     def save_new(self, name: str | None = None, owner_uuid: str | None = None,
                  properties: dict[str, Any] | None = None, ensure_unique_name: bool = True) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"manifest_text": self.manifest_text(), "name": name or "New collection"}
+        attrs: dict[str, Any] = {"manifest_text": self._localized(), "name": name or "New collection"}
         if owner_uuid:
             attrs["owner_uuid"] = owner_uuid
         if properties:
