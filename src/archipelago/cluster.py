@@ -131,7 +131,9 @@ async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = Non
     from .keep.store import BlockStore
 
     backend = await asyncio.to_thread(api_backend, config)
-    keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config)), access_log=None)
+    local = getattr(backend, "local", backend)
+    keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks),
+                                access_log=None)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
     server = api_server(config, backend)

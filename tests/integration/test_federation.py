@@ -167,3 +167,52 @@ def test_remote_blocks_are_fetched_once_and_copied_home_on_save(federation, tmp_
     saved = copy.save_new("copied home")
     assert saved["uuid"].startswith("z1111-") and "+R" not in saved["manifest_text"]
     assert Collection(alice, saved["uuid"]).read("data.bin") == payload
+
+
+def test_residency_keeps_restricted_data_home_while_derived_results_travel(federation):
+    import urllib3
+
+    from archipelago.sdk import Collection
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    alice_uuid = alice.users.current()["uuid"]
+    with pytest.raises(ApiRequestError) as info:  # only admins set policies
+        alice.groups.create({"name": "mine", "group_class": "project", "residency": "cluster"})
+    assert info.value.status == 403
+    private = home.groups.create({"name": f"private-{alice_uuid[-6:]}", "group_class": "project",
+                                  "owner_uuid": alice_uuid, "residency": "cluster"})["uuid"]
+    raw = Collection(alice)
+    raw.write("cohort.csv", b"id,genotype\n" + os.urandom(1000))
+    record = raw.save_new("cohort", owner_uuid=private)
+    assert Collection(alice, record["uuid"]).read("cohort.csv").startswith(b"id,genotype")  # inside: fine
+    # bob, a user of z2222, is given read access to the private project at z1111
+    bob = new_user(target, "bob")
+    bob_uuid = bob.users.current()["uuid"]
+    bob_visiting = as_user(home, home.base, salt_token(bob.token, "z1111"))
+    assert bob_visiting.users.current()["uuid"] == bob_uuid  # mirrored at z1111
+    alice.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": bob_uuid,
+                        "head_uuid": private})
+    # from outside — bob through his own cluster's API, or visiting z1111 directly — refused, naming the policy
+    for reader in (bob, bob_visiting):
+        with pytest.raises(ApiRequestError) as info:
+            reader.collections.get(record["uuid"])
+        assert info.value.status == 403 and "residency policy 'cluster'" in info.value.message
+    with pytest.raises(ApiRequestError) as info:
+        bob.collections.get(record["portable_data_hash"])
+    assert info.value.status == 403
+    # another cluster's keepstore asking for the bytes directly is refused too
+    time.sleep(1.5)  # the keepstore refreshes its list of restricted blocks every second
+    locator = record["manifest_text"].split(" ")[1]
+    resp = urllib3.request("GET", f"{home.keep().services[0].url}/{locator}",
+                           headers={"Authorization": f"Bearer {alice.token}", "X-Archipelago-Cluster": "z2222"})
+    assert resp.status == 403 and b"residency" in resp.data
+    # a result derived from it (new data, no policy), shared the same way, travels
+    results = alice.groups.create({"name": "results", "group_class": "project"})["uuid"]
+    alice.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": bob_uuid,
+                        "head_uuid": results})
+    summary = Collection(alice)
+    summary.write("summary.txt", b"n=1000\n")
+    derived = summary.save_new("summary", owner_uuid=results)
+    seen = bob.collections.get(derived["uuid"])
+    assert seen["portable_data_hash"] == derived["portable_data_hash"] and "+Rz1111-" in seen["manifest_text"]

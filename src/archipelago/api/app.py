@@ -6,6 +6,7 @@ wins here (block bytes never pass through the API server; they go to keepstore).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -157,7 +158,10 @@ class ApiApp:
             if not scope_allows(caller.scopes, method, request.url.path):
                 raise Forbidden(f"this token's scopes do not allow {method} {request.url.path}")
             # a request a peer forwarded is answered from this cluster alone: one hop, never a loop
-            backend = getattr(self.backend, "local", self.backend) if FORWARDED_FOR in params else self.backend
+            backend = self.backend
+            if FORWARDED_FOR in params:
+                backend = getattr(self.backend, "local", self.backend)
+                caller = dataclasses.replace(caller, via=str(params[FORWARDED_FOR]))
             result = await self._route(backend, method, request.path_params, params, caller)
             return JSON(result)
         except ApiError as exc:

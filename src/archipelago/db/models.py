@@ -52,6 +52,7 @@ class Group(Common, Base):
     trash_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     is_trashed: Mapped[bool] = mapped_column(Boolean, default=False)
+    residency: Mapped[str | None] = mapped_column(String(32))  # "cluster": contents stay on this cluster
 
 
 class Link(Common, Base):
@@ -78,6 +79,7 @@ class Collection(Common, Base):
     delete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     is_trashed: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    residency: Mapped[str | None] = mapped_column(String(32), index=True)  # "cluster": blocks stay here
 
     __table_args__ = (Index("ix_collections_owner_name", "owner_uuid", "name"),)
 

@@ -47,6 +47,7 @@ class Caller:
     is_admin: bool = False
     authorization_uuid: str = ""
     scopes: tuple[str, ...] = ("all",)
+    via: str | None = None  # the cluster that forwarded this request, if any
 
 
 @dataclass

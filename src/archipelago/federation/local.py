@@ -35,6 +35,7 @@ from ..keep.locator import EMPTY_HASH
 from ..keep.signing import SignatureError, sign_manifest, strip_signatures, verify_locator
 from .backend import ApiError, BadRequest, Caller, Forbidden, ListParams, NotFound, Unauthorized, Unprocessable
 from .filters import apply_filters, apply_order
+from .residency import POLICIES, refuse, restricted_blocks, restricted_projects
 
 KINDS = {
     "users": "arvados#user",
@@ -54,12 +55,14 @@ INFIXES = {
 WRITABLE = {
     "users": {"email", "username", "first_name", "last_name", "is_admin", "is_active", "prefs", "owner_uuid"},
     "api_client_authorizations": {"expires_at", "scopes", "owner_uuid"},
-    "groups": {"name", "description", "group_class", "properties", "owner_uuid", "trash_at", "delete_at"},
+    "groups": {"name", "description", "group_class", "properties", "owner_uuid", "trash_at", "delete_at",
+               "residency"},
     "links": {"link_class", "name", "tail_uuid", "head_uuid", "properties", "owner_uuid"},
     "collections": {"name", "description", "properties", "manifest_text", "replication_desired",
-                    "storage_classes_desired", "owner_uuid", "portable_data_hash", "trash_at", "delete_at"},
+                    "storage_classes_desired", "owner_uuid", "portable_data_hash", "trash_at", "delete_at",
+                    "residency"},
 }
-ADMIN_ONLY = {"users": {"is_admin", "is_active"}}
+ADMIN_ONLY = {"users": {"is_admin", "is_active"}, "collections": {"residency"}, "groups": {"residency"}}
 LIST_HIDDEN = {"collections": {"manifest_text", "unsigned_manifest_text"}}
 EMPTY_LOCATOR_PREFIX = EMPTY_HASH + "+0"
 COLUMNS = {name: [c.key for c in model.__table__.columns] for name, model in MODELS.items()}
@@ -170,6 +173,21 @@ class LocalBackend:
             trash_at = row.trash_at if row.trash_at.tzinfo else row.trash_at.replace(tzinfo=UTC)
             expiry = min(expiry, int(trash_at.timestamp()))
         return sign_manifest(row.manifest_text, caller.token, expiry, self.ttl, self.key)
+
+    def _outside(self, caller: Caller) -> bool:
+        """Is this reader outside the cluster: a request forwarded by a peer, or a visiting user?"""
+        return caller.via is not None or caller.user_uuid[:5] != self.config.cluster_id
+
+    @staticmethod
+    def _reader(caller: Caller) -> str:
+        return f"{caller.user_uuid}" + (f" via cluster {caller.via}" if caller.via else "")
+
+    def _restricted(self, session: Session, row: Any) -> bool:
+        return bool(row.residency) or row.owner_uuid in restricted_projects(session)
+
+    def restricted_blocks(self) -> set[str]:
+        with self._session() as session:
+            return restricted_blocks(session)
 
     def _permissions(self, session: Session, caller: Caller) -> Permissions:
         return self.permission_cache.get(session, caller.user_uuid, caller.is_admin)
@@ -348,6 +366,8 @@ class LocalBackend:
             raise NotFound(f"{uuid!r} is not a UUID")
         with self._session() as session:
             row = self._find(session, caller, resource, uuid)
+            if resource == "collections" and self._outside(caller) and self._restricted(session, row):
+                raise refuse(self.config.cluster_id, f"collection {uuid}", self._reader(caller))
             return self._render(resource, row, caller, select)
 
     def _collection_by_pdh(self, caller: Caller, pdh: str, select_: list[str] | None) -> dict[str, Any]:
@@ -359,6 +379,10 @@ class LocalBackend:
             readable = [r for r in rows if perms.can(READ, r.uuid, r.owner_uuid)]
             if not readable:
                 raise NotFound(f"collection {pdh} not found")
+            if self._outside(caller):
+                readable = [r for r in readable if not self._restricted(session, r)]
+                if not readable:
+                    raise refuse(self.config.cluster_id, f"collection {pdh}", self._reader(caller))
             best = max(readable, key=lambda r: (r.trash_at is None, r.trash_at or now()))
             out = self._render("collections", best, caller, select_)
             out["uuid"] = pdh  # as Arvados: a content address, not one record
@@ -385,6 +409,12 @@ class LocalBackend:
             # plain rows, not ORM objects: a page of 1000 renders several times faster
             rows = session.execute(query.with_only_columns(*model.__table__.columns))
             items = [self._render(resource, row, caller, params.select, listing=True) for row in rows]
+            if resource == "collections" and self._outside(caller):
+                projects = restricted_projects(session)
+                for item, in_project in ((i, i.get("owner_uuid") in projects) for i in items):
+                    if item.get("residency") or in_project:  # metadata yes, manifests never
+                        for key in ("manifest_text", "unsigned_manifest_text"):
+                            item.pop(key, None)
         envelope: dict[str, Any] = {"kind": KINDS[resource] + "List", "etag": "", "self_link": "",
                                     "offset": params.offset, "limit": limit, "items": items}
         if available is not None:
@@ -471,6 +501,8 @@ class LocalBackend:
             forbidden = set(attrs) & ADMIN_ONLY.get(resource, set())
             if forbidden:
                 raise Forbidden(f"only admins may set {', '.join(sorted(forbidden))}")
+        if attrs.get("residency") not in (None, *POLICIES):
+            raise Unprocessable(f"residency must be one of {sorted(POLICIES)} or null")
         return {k: v for k, v in attrs.items() if k in allowed}
 
     def _unique_name(self, session: Session, model: Any, owner: str, name: str, ensure: bool,

@@ -65,17 +65,19 @@ class FederatedBackend:
         wanted = None if select is None else sorted({*select, "manifest_text"})
         futures = {self._pool.submit(remote.get, caller, "collections", pdh, wanted): cluster_id
                    for cluster_id, remote in self.remotes.items()}
-        misses = []
+        misses, refusals = [], []
         for future in as_completed(futures):
             cluster_id = futures[future]
             try:
                 record = future.result()
             except ApiError as exc:
-                misses.append(f"{cluster_id}: {exc}")
+                (refusals if exc.status == 403 else misses).append(f"{cluster_id}: {exc}")
                 continue
             if portable_data_hash(record.get("manifest_text", "")) == pdh:  # verify, don't trust
                 return self._from_remote(cluster_id, "collections", record)
             misses.append(f"{cluster_id}: answered with a manifest that does not hash to {pdh}")
+        if refusals:  # it exists, and its cluster said no: say that rather than "not found"
+            raise ApiError("; ".join(refusals), 403)
         raise NotFound(f"collection {pdh} not found here or on any federated cluster ({'; '.join(misses)})")
 
     def list(self, caller: Caller, resource: str, params: ListParams) -> dict[str, Any]:

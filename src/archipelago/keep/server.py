@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 2 << 20
 PULL_TOKEN = "keepstore-token-used-for-pulling-data-from-same-cluster"
+RESIDENCY_REFRESH_SECONDS = 1.0
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, HEAD, PUT, OPTIONS",
@@ -114,9 +115,13 @@ async def _body_batches(request: web.Request) -> AsyncIterator[list[bytes]]:
 
 
 class Keepstore:
-    def __init__(self, config: ClusterConfig, store: BlockStore):
+    def __init__(self, config: ClusterConfig, store: BlockStore,
+                 restricted_blocks: Callable[[], set[str]] | None = None):
         self.config = config
         self.store = store
+        # blocks under a residency policy, refreshed from the cluster database when there is one
+        self._load_restricted = restricted_blocks
+        self.restricted: set[str] = set()
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
         self.pull_queue: list[dict[str, Any]] = []
@@ -164,6 +169,14 @@ class Keepstore:
         self._check_signature(request, locator)
         volume, reader = await self._run(self.store.open, locator.md5)
         headers = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
+        if self._from_outside(request) and locator.md5 in self.restricted:
+            reader.close()
+            log.warning("residency: refused block %s to %s", locator.md5,
+                        request.headers.get(CLUSTER_HEADER) or "a client of another cluster")
+            raise web.HTTPForbidden(text=json.dumps({"errors": [
+                f"block {locator.md5} belongs to data that stays on cluster {self.config.cluster_id} "
+                "(residency policy 'cluster'): it cannot be read from outside that cluster"]}),
+                content_type="application/json")
         if (reader_cluster := request.headers.get(CLUSTER_HEADER)) and request.method == "GET":
             self.served[reader_cluster] += reader.size
         if request.method == "HEAD":
@@ -194,6 +207,21 @@ class Keepstore:
             return response
         finally:
             reader.close()
+
+    def _from_outside(self, request: web.Request) -> bool:
+        """Another cluster's keepstore (it says so), or a token salted for us by another cluster."""
+        if request.headers.get(CLUSTER_HEADER, self.config.cluster_id) != self.config.cluster_id:
+            return True
+        parts = (request_token(request) or "").split("/")
+        return len(parts) >= 3 and parts[0] == "v2" and len(parts[2]) == 40
+
+    async def _refresh_restricted(self) -> None:
+        while True:
+            try:
+                self.restricted = await self._run(self._load_restricted)  # type: ignore[arg-type]
+            except Exception as exc:
+                log.error("could not refresh the residency block list: %s", exc)
+            await asyncio.sleep(RESIDENCY_REFRESH_SECONDS)
 
     async def _get_remote(self, request: web.Request, locator: Locator) -> web.Response:
         """A block signed by another cluster: fetched from there for this caller (reference §8.1).
@@ -468,6 +496,8 @@ class Keepstore:
         self._background = [asyncio.create_task(self._pull_worker())]
         if self.config.collections.blob_trash:
             self._background.append(asyncio.create_task(self._trash_emptier()))
+        if self._load_restricted is not None:
+            self._background.append(asyncio.create_task(self._refresh_restricted()))
 
     async def _stop_background(self, app: web.Application) -> None:
         for task in self._background:
@@ -494,8 +524,9 @@ class Keepstore:
         return app
 
 
-def create_app(config: ClusterConfig, store: BlockStore) -> web.Application:
-    return Keepstore(config, store).app()
+def create_app(config: ClusterConfig, store: BlockStore,
+               restricted_blocks: Callable[[], set[str]] | None = None) -> web.Application:
+    return Keepstore(config, store, restricted_blocks).app()
 
 
 class ServerThread:
