@@ -28,7 +28,8 @@ def federation(tmp_path_factory):
         config.login.remote_token_refresh = REFRESH
         path.write_text(dump_config(config))
     processes = [ClusterProcess(m.directory).start() for m in members]
-    yield {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
+    clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
+    yield {**clients, "processes": dict(zip(clients, processes, strict=True))}
     for process in processes:
         process.stop()
 
@@ -216,3 +217,21 @@ def test_residency_keeps_restricted_data_home_while_derived_results_travel(feder
     derived = summary.save_new("summary", owner_uuid=results)
     seen = bob.collections.get(derived["uuid"])
     assert seen["portable_data_hash"] == derived["portable_data_hash"] and "+Rz1111-" in seen["manifest_text"]
+
+
+def test_zz_a_dead_cluster_gives_a_clear_error_in_bounded_time(federation):
+    """Runs last in this module: it kills z3333."""
+    home = federation["z1111"]
+    alice = new_user(home, "alice")
+    local = alice.collections.create({"name": "still fine", "manifest_text": ""})["uuid"]
+    federation["processes"]["z3333"].process.kill()
+    federation["processes"]["z3333"].process.wait()
+    started = time.monotonic()
+    with pytest.raises(ApiRequestError) as info:
+        alice.collections.get("z3333-4zz18-000000000000000")
+    assert info.value.status == 502 and "z3333" in info.value.message and "unreachable" in info.value.message
+    with pytest.raises(ApiRequestError) as info:  # PDH broadcast: z2222 answers, z3333 is named as unreachable
+        alice.collections.get("0123456789abcdef0123456789abcdef+7")
+    assert info.value.status == 404 and "z3333" in info.value.message
+    assert time.monotonic() - started < 30
+    assert alice.collections.get(local)["uuid"] == local  # local work is unaffected
