@@ -223,7 +223,7 @@ class Keepstore:
                 log.error("could not refresh the residency block list: %s", exc)
             await asyncio.sleep(RESIDENCY_REFRESH_SECONDS)
 
-    async def _get_remote(self, request: web.Request, locator: Locator) -> web.Response:
+    async def _get_remote(self, request: web.Request, locator: Locator) -> web.StreamResponse:
         """A block signed by another cluster: fetched from there for this caller (reference §8.1).
         With `X-Keep-Signature: local`, it is also stored here and `X-Keep-Locator` carries the
         local signature, so the caller can save a collection that references it (§8.2)."""
@@ -233,12 +233,20 @@ class Keepstore:
         data = await self._run(self.remote.read, locator, token)
         headers = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
         if request.headers.get("X-Keep-Signature", "").split(",")[0].strip() == "local":
-            await self._run(self.store.put, locator.md5, bytes(data))
+            await self._run(self.store.put, locator.md5, data)
             headers["X-Keep-Locator"] = self._sign(locator.md5, len(data), token)
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(data))
             return web.Response(headers=headers)
-        return web.Response(body=bytes(data), headers=headers)
+        # in slices: one 64 MiB write would be copied whole into the transport's buffer
+        response = web.StreamResponse(headers=headers)
+        response.content_length = len(data)
+        await response.prepare(request)
+        view = memoryview(data)
+        for start in range(0, len(data), CHUNK):
+            await response.write(view[start : start + CHUNK])
+        await response.write_eof()
+        return response
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text: bytes this keepstore fetched from, and served to, each other cluster."""
