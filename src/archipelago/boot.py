@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import urllib3
 
@@ -39,67 +40,20 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-class ClusterProcess:
-    """`archi cluster up DIR` in a child process (API server and keepstore)."""
+class ChildProcess:
+    """An `archi` subcommand in a child process, logging to a file, stopped on exit."""
 
-    def __init__(self, directory: Path):
-        from .cluster import load_cluster
+    log_path: Path
+    process: subprocess.Popen | None = None
 
-        self.directory = Path(directory)
-        self.config, self.admin_token = load_cluster(self.directory)
-        self.api_url = self.config.api.url
-        self.keep_url = f"http://{self.config.keepstore.listen}"
-        self.log_path = self.directory / "cluster.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> ClusterProcess:
+    def _spawn(self, *args: str) -> subprocess.Popen:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "archipelago", "cluster", "up", str(self.directory)],
+            [sys.executable, "-m", "archipelago", *args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
-        wait_for_http(self.api_url + "/_health/ping", process=self.process)
-        wait_for_http(self.keep_url, process=self.process)
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-    def __enter__(self) -> ClusterProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class KeepstoreProcess:
-    """`archi keepstore --config` in a child process, listening on a free loopback port."""
-
-    def __init__(self, config: ClusterConfig, workdir: Path, port: int | None = None):
-        self.port = port or free_port()
-        config.keepstore.listen = f"127.0.0.1:{self.port}"
-        self.config = config
-        self.config_path = Path(workdir) / f"keepstore-{self.port}.yml"
-        self.log_path = Path(workdir) / f"keepstore-{self.port}.log"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> KeepstoreProcess:
-        self.config_path.write_text(dump_config(self.config))
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "archipelago", "keepstore", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
-        wait_for_http(self.url, process=self.process)
-        return self
+        return self.process
 
     def kill(self) -> None:
         """SIGKILL: no cleanup at all, like a crash or a power cut."""
@@ -115,11 +69,50 @@ class KeepstoreProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def __enter__(self) -> KeepstoreProcess:
+    def start(self) -> ChildProcess:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ClusterProcess(ChildProcess):
+    """`archi cluster up DIR` in a child process (API server and keepstore)."""
+
+    def __init__(self, directory: Path):
+        from .cluster import load_cluster
+
+        self.directory = Path(directory)
+        self.config, self.admin_token = load_cluster(self.directory)
+        self.api_url = self.config.api.url
+        self.keep_url = f"http://{self.config.keepstore.listen}"
+        self.log_path = self.directory / "cluster.log"
+
+    def start(self) -> ClusterProcess:
+        process = self._spawn("cluster", "up", str(self.directory))
+        wait_for_http(self.api_url + "/_health/ping", process=process)
+        wait_for_http(self.keep_url, process=process)
+        return self
+
+
+class KeepstoreProcess(ChildProcess):
+    """`archi keepstore --config` in a child process, listening on a free loopback port."""
+
+    def __init__(self, config: ClusterConfig, workdir: Path, port: int | None = None):
+        self.port = port or free_port()
+        config.keepstore.listen = f"127.0.0.1:{self.port}"
+        self.config = config
+        self.config_path = Path(workdir) / f"keepstore-{self.port}.yml"
+        self.log_path = Path(workdir) / f"keepstore-{self.port}.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> KeepstoreProcess:
+        self.config_path.write_text(dump_config(self.config))
+        wait_for_http(self.url, process=self._spawn("keepstore", "--config", str(self.config_path)))
+        return self
 
 
 class PostgresServer:

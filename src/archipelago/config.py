@@ -65,10 +65,10 @@ class CollectionsConfig(_Strict):
     default_replication: int = Field(default=2, ge=1)
 
 
-class KeepstoreConfig(_Strict):
-    listen: str = "127.0.0.1:25107"
-    pull_workers: int = Field(default=2, ge=1)
-    remote_cache_bytes: int = Field(default=1 << 30, ge=0, description="memory for blocks read from other clusters")
+class _Listening(_Strict):
+    """A service that listens on host:port."""
+
+    listen: str
 
     @field_validator("listen")
     @classmethod
@@ -87,7 +87,13 @@ class KeepstoreConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
-class ApiConfig(_Strict):
+class KeepstoreConfig(_Listening):
+    listen: str = "127.0.0.1:25107"
+    pull_workers: int = Field(default=2, ge=1)
+    remote_cache_bytes: int = Field(default=1 << 30, ge=0, description="memory for blocks read from other clusters")
+
+
+class ApiConfig(_Listening):
     listen: str = "127.0.0.1:8000"
     external_url: str | None = Field(default=None, description="defaults to http://<listen>")
     max_items_per_response: int = Field(default=1000, ge=1)
@@ -98,14 +104,6 @@ class ApiConfig(_Strict):
     def url(self) -> str:
         scheme = "https" if self.tls_cert else "http"
         return (self.external_url or f"{scheme}://{self.listen}").rstrip("/")
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
 
 
 class RemoteClusterConfig(_Strict):
