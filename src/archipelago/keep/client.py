@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from threading import BoundedSemaphore, Lock
+from typing import Any
 
 import urllib3
 
@@ -179,6 +180,34 @@ class KeepClient:
             return memoryview(buffer)[: len(cached)]
         data = self._fetch(loc, buffer)
         return memoryview(data)[: loc.size if loc.size is not None else len(data)]
+
+    def open_body(self, locator: str | Locator, token: str | None = None) -> Any:
+        """The open response of the first service that has the block (probe order, retries).
+
+        Not verified: for relays that hash what they read as they pass it on. Release it when done.
+        """
+        loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
+        opened: list[Any] = []
+
+        def attempt(service: KeepService) -> str | None:
+            try:
+                resp = self._http.request("GET", f"{service.url}/{loc}", preload_content=False,
+                                          headers=self._headers({"Accept": "application/octet-stream"}, token))
+            except urllib3.exceptions.HTTPError as exc:
+                return f"retry: connection failed ({exc.__class__.__name__})"
+            if resp.status != 200:
+                message = _error_text(resp.read())
+                resp.release_conn()
+                return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
+            opened.append(resp)
+            return None
+
+        failures, ok = self._with_retries(self._read_order(loc), attempt)
+        if not ok:
+            if failures and all(f.outcome.startswith(("HTTP 404", "HTTP 403", "HTTP 410")) for f in failures):
+                raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
+            raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
+        return opened[0]
 
     def _fetch(self, loc: Locator, into: bytearray | None, token: str | None = None) -> bytearray:
         """GET from each service in probe order until one returns bytes that hash to the locator.

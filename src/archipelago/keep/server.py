@@ -230,9 +230,12 @@ class Keepstore:
         token = request_token(request)
         if token is None:
             raise web.HTTPUnauthorized(text='{"errors": ["missing token"]}', content_type="application/json")
-        data = await self._run(self.remote.read, locator, token)
         headers = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
-        if request.headers.get("X-Keep-Signature", "").split(",")[0].strip() == "local":
+        store_locally = request.headers.get("X-Keep-Signature", "").split(",")[0].strip() == "local"
+        if request.method == "GET" and not store_locally and self.remote.cached(locator) is None:
+            return await self._relay_remote(request, locator, token, headers)
+        data = await self._run(self.remote.read, locator, token)
+        if store_locally:
             await self._run(self.store.put, locator.md5, data)
             headers["X-Keep-Locator"] = self._sign(locator.md5, len(data), token)
         if request.method == "HEAD":
@@ -247,6 +250,47 @@ class Keepstore:
             await response.write(view[start : start + CHUNK])
         await response.write_eof()
         return response
+
+    async def _relay_remote(self, request: web.Request, locator: Locator, token: str,
+                            headers: dict[str, str]) -> web.StreamResponse:
+        """First read of a remote block: pass it on while it arrives and is hashed, holding back the
+        last piece until the md5 checks out (else the connection is cut), then keep it cached."""
+        cluster_id, body = await self._run(self.remote.open, locator, token)
+        try:
+            size = int(body.headers.get("Content-Length", locator.size or 0))
+            buffer = bytearray(size)
+            view = memoryview(buffer)
+            hasher = hashlib.md5()
+            received = [0]
+
+            def pull() -> int:
+                start = received[0]
+                n = body.readinto(view[start : min(size, start + CHUNK)]) if start < size else 0
+                hasher.update(view[start : start + n])
+                received[0] += n
+                return n
+
+            response = web.StreamResponse(headers=headers)
+            response.content_length = size
+            await response.prepare(request)
+            sent = 0
+            pulling = self._fork(pull)
+            while sent < size:
+                n = await pulling
+                if n == 0 or (sent + n == size and hasher.hexdigest() != locator.md5):
+                    log.error("relay of %s from %s failed its check: cutting the connection", locator.md5, cluster_id)
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return response
+                if sent + n < size:
+                    pulling = self._fork(pull)  # receive the next piece while this one goes out
+                await response.write(view[sent : sent + n])
+                sent += n
+            await response.write_eof()
+            self.remote.remember(locator, cluster_id, buffer)
+            return response
+        finally:
+            body.release_conn()
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text: bytes this keepstore fetched from, and served to, each other cluster."""
