@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -235,3 +236,36 @@ def test_zz_a_dead_cluster_gives_a_clear_error_in_bounded_time(federation):
     assert info.value.status == 404 and "z3333" in info.value.message
     assert time.monotonic() - started < 30
     assert alice.collections.get(local)["uuid"] == local  # local work is unaffected
+
+
+def test_a_relay_never_passes_on_or_caches_a_block_that_fails_its_md5(federation, tmp_path):
+    import urllib3
+    import xxhash
+
+    from archipelago.keep.volumes.directory import CHECKSUM_XATTR
+    from archipelago.sdk import Collection
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    payload = os.urandom(5 << 20)
+    remote = Collection(at_target)
+    remote.write("data.bin", payload)
+    uuid = remote.save_new("to be tampered with")["uuid"]
+    md5 = remote.segments("data.bin")[0][0][:32]
+    # tamper at z2222 so thoroughly that its own fast check passes: data and stored checksum both changed
+    cluster_dir = Path(federation["processes"]["z2222"].directory)
+    [path] = [p for p in cluster_dir.rglob(md5) if p.is_file()]
+    tampered = bytearray(path.read_bytes())
+    tampered[12345] ^= 0xFF
+    path.write_bytes(tampered)
+    os.setxattr(path, CHECKSUM_XATTR, xxhash.xxh3_128(bytes(tampered)).hexdigest().encode())
+    locator = alice.collections.get(uuid)["manifest_text"].split(" ")[1]
+    home_keep = home.keep().services[0].url
+    with pytest.raises(urllib3.exceptions.HTTPError, match="IncompleteRead"):  # cut before the last piece
+        urllib3.request("GET", f"{home_keep}/{locator}", headers={"Authorization": f"Bearer {alice.token}"},
+                        retries=False)
+    from archipelago.keep.client import KeepReadError
+
+    with pytest.raises(KeepReadError):  # and nothing bad was cached: the next read fails the same way
+        Collection(ApiClient(alice.base, alice.token, insecure=True), uuid).read("data.bin")
