@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from threading import BoundedSemaphore, Lock
-from typing import Any
+from typing import Any, NoReturn
 
 import urllib3
 
@@ -190,24 +190,28 @@ class KeepClient:
         opened: list[Any] = []
 
         def attempt(service: KeepService) -> str | None:
-            try:
-                resp = self._http.request("GET", f"{service.url}/{loc}", preload_content=False,
-                                          headers=self._headers({"Accept": "application/octet-stream"}, token))
-            except urllib3.exceptions.HTTPError as exc:
-                return f"retry: connection failed ({exc.__class__.__name__})"
-            if resp.status != 200:
-                message = _error_text(resp.read())
-                resp.release_conn()
-                return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
-            opened.append(resp)
-            return None
+            resp, failure = self._open(service, loc, token)
+            if resp is not None:
+                opened.append(resp)
+            return failure
 
         failures, ok = self._with_retries(self._read_order(loc), attempt)
         if not ok:
-            if failures and all(f.outcome.startswith(("HTTP 404", "HTTP 403", "HTTP 410")) for f in failures):
-                raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
-            raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
+            _raise_read_failure(loc, failures)
         return opened[0]
+
+    def _open(self, service: KeepService, loc: Locator, token: str | None) -> tuple[Any, str | None]:
+        """GET one service: (open response, None), or (None, why not) with "retry" if worth retrying."""
+        try:
+            resp = self._http.request("GET", f"{service.url}/{loc}", preload_content=False,
+                                      headers=self._headers({"Accept": "application/octet-stream"}, token))
+        except urllib3.exceptions.HTTPError as exc:
+            return None, f"retry: connection failed ({exc.__class__.__name__})"
+        if resp.status != 200:
+            message = _error_text(resp.read())
+            resp.release_conn()
+            return None, f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
+        return resp, None
 
     def _fetch(self, loc: Locator, into: bytearray | None, token: str | None = None) -> bytearray:
         """GET from each service in probe order until one returns bytes that hash to the locator.
@@ -218,18 +222,10 @@ class KeepClient:
         result: list[bytearray] = []
 
         def attempt(service: KeepService) -> str | None:
+            resp, failure = self._open(service, loc, token)
+            if resp is None:
+                return failure
             try:
-                resp = self._http.request(
-                    "GET", f"{service.url}/{loc}",
-                    headers=self._headers({"Accept": "application/octet-stream"}, token),
-                    preload_content=False,
-                )
-            except urllib3.exceptions.HTTPError as exc:
-                return f"retry: connection failed ({exc.__class__.__name__})"
-            try:
-                if resp.status != 200:
-                    message = _error_text(resp.read())
-                    return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
                 size = int(resp.headers.get("Content-Length", loc.size or 0))
                 if loc.size is not None and size != loc.size:
                     return f"size mismatch (server sent {size} bytes)"
@@ -264,9 +260,7 @@ class KeepClient:
 
         failures, ok = self._with_retries(self._read_order(loc), attempt)
         if not ok:
-            if failures and all(f.outcome.startswith(("HTTP 404", "HTTP 403", "HTTP 410")) for f in failures):
-                raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
-            raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
+            _raise_read_failure(loc, failures)
         return result[0]
 
     def head(self, locator: str | Locator) -> int:
@@ -413,6 +407,12 @@ class ParallelUploader:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _raise_read_failure(loc: Locator, failures: list[_Attempt]) -> NoReturn:
+    if failures and all(f.outcome.startswith(("HTTP 404", "HTTP 403", "HTTP 410")) for f in failures):
+        raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
+    raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
 
 
 def _error_text(body: bytes) -> str:
