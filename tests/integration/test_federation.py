@@ -269,3 +269,32 @@ def test_a_relay_never_passes_on_or_caches_a_block_that_fails_its_md5(federation
 
     with pytest.raises(KeepReadError):  # and nothing bad was cached: the next read fails the same way
         Collection(ApiClient(alice.base, alice.token, insecure=True), uuid).read("data.bin")
+
+
+def test_archi_copy_copies_once_and_the_copy_reads_back(federation, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    from archipelago.sdk import Collection
+
+    original = Collection(alice)
+    original.write("a/x.txt", b"to be copied\n")
+    original.write("big.bin", os.urandom(2 << 20))
+    record = original.save_new("to copy")
+    env = {**os.environ, "ARCHI_API_HOST": home.base, "ARCHI_API_TOKEN": alice.token, "ARCHI_API_HOST_INSECURE": "1"}
+
+    def archi_copy() -> dict:
+        out = subprocess.run([sys.executable, "-m", "archipelago", "copy", record["uuid"], "z2222", "--json"],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    first = archi_copy()
+    assert first["copied"] is True and first["uuid"].startswith("z2222-")
+    assert first["portable_data_hash"] == record["portable_data_hash"]
+    assert archi_copy() == {**first, "copied": False}  # the content is there already: nothing moves
+    at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    assert Collection(at_target, first["uuid"]).read("a/x.txt") == b"to be copied\n"

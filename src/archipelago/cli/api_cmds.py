@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
     app.command()(put)
     app.command()(get)
     app.command()(ls)
+    app.command()(copy)
 
 
 def login(
@@ -146,6 +147,30 @@ def ls(
     if subpath and not files:
         fail(f"{subpath} is not in {ident}", BAD_INPUT, as_json)
     emit([{"path": p, "size": s} for p, s in files], as_json, "\n".join(f"{s:>14} {p}" for p, s in files))
+
+
+def copy(
+    source: Annotated[str, typer.Argument(help="Collection UUID or PDH.")],
+    cluster: Annotated[str, typer.Argument(help="Destination cluster ID.")],
+    project: Annotated[str | None, typer.Option(help="Project UUID at the destination.")] = None,
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a collection to another cluster; skipped if its content (PDH) is already there."""
+    from ..sdk.copy import copy_collection
+    from ..sdk.transfer import collection_size
+
+    client = _client(profile, as_json)
+    try:
+        total = collection_size(client.collections.get(source))
+        with transfer_progress(f"copying to {cluster}", total, not as_json) as advance:
+            record, copied = copy_collection(client, source, cluster, project, advance)
+    except ApiRequestError as exc:
+        _api_failed(exc, as_json)
+    except (KeepError, OSError) as exc:
+        fail(str(exc), FAILED, as_json)
+    emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "copied": copied}, as_json,
+         f"{record['uuid']} ({'copied' if copied else 'already there'})")
 
 
 # ------------------------------------------------------------------ collections
