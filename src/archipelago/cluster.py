@@ -78,12 +78,10 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
                  api_port: int | None = None, keep_port: int | None = None) -> InitResult:
     """Write a working configuration with fresh secrets, create the schema and an admin user."""
     directory = Path(directory).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / CONFIG_NAME
     if config_path.exists():
         raise FileExistsError(f"{config_path} already exists; remove it or choose another directory")
-    write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")
-    config = parse_config({
+    config = parse_config({  # validated before anything is written
         "cluster_id": cluster_id,
         "database_url": database_url or "sqlite:///archipelago.db",
         "volumes": [{"driver": "directory", "root": "keep"}],
@@ -92,6 +90,8 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
         "api": {"listen": f"127.0.0.1:{api_port or free_port()}", "tls_cert": "tls.crt", "tls_key": "tls.key"},
         "keepstore": {"listen": f"127.0.0.1:{keep_port or free_port()}"},
     })
+    directory.mkdir(parents=True, exist_ok=True)
+    write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")
     config_path.write_text(dump_config(config))
     config = load_config(config_path)
     backend = backend_for(config)
