@@ -41,23 +41,6 @@ INFIX = {
 }
 
 
-def is_cluster_id(value: str) -> bool:
-    return CLUSTER_ID_RE.fullmatch(value) is not None
-
-
-def is_uuid(value: str) -> bool:
-    return UUID_RE.fullmatch(value) is not None
-
-
-def is_pdh(value: str) -> bool:
-    return PDH_RE.fullmatch(value) is not None
-
-
 def new_uuid(cluster_id: str, infix: str) -> str:
     """A fresh random UUID `<cluster>-<infix>-<15 base36 chars>`."""
     return f"{cluster_id}-{infix}-{_base36(secrets.randbits(256))[-15:].rjust(15, '0')}"
-
-
-def uuid_cluster(uuid: str) -> str:
-    """The cluster that owns an object: the UUID's first five characters."""
-    return uuid[:5]

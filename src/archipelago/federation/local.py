@@ -646,5 +646,3 @@ class LocalBackend:
         return {"kind": "arvados#keepServiceList", "items": items, "items_available": len(items),
                 "offset": 0, "limit": len(items)}
 
-
-__all__ = ["ApiError", "LocalBackend"]

@@ -263,26 +263,6 @@ class KeepClient:
             _raise_read_failure(loc, failures)
         return result[0]
 
-    def head(self, locator: str | Locator) -> int:
-        """Size of the block as stored by the first service that has it."""
-        loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
-        sizes: list[int] = []
-
-        def attempt(service: KeepService) -> str | None:
-            try:
-                resp = self._http.request("HEAD", f"{service.url}/{loc}", headers=self._headers())
-            except urllib3.exceptions.HTTPError as exc:
-                return f"retry: connection failed ({exc.__class__.__name__})"
-            if resp.status != 200:
-                return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status}"
-            sizes.append(int(resp.headers.get("Content-Length", "0")))
-            return None
-
-        failures, ok = self._with_retries(self._read_order(loc), attempt)
-        if not ok:
-            raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
-        return sizes[0]
-
     def local_copy(self, locator: str | Locator) -> str:
         """For a `+R` (remote-signed) locator: ask this cluster's keepstore to copy the block here
         and return the locally signed locator (HEAD with `X-Keep-Signature: local`)."""

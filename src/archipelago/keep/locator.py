@@ -78,12 +78,6 @@ class Locator:
     def hint(self, letter: str) -> str | None:
         return next((h for h in self.hints if h[0] == letter), None)
 
-    def without_hints(self, letters: str) -> Locator:
-        return Locator(self.md5, self.size, tuple(h for h in self.hints if h[0] not in letters))
-
-    def with_hint(self, hint: str) -> Locator:
-        return Locator(self.md5, self.size, (*self.hints, hint))
-
     @property
     def signature(self) -> Signature | None:
         """The local `+A` signature, if present and well-formed."""

@@ -196,19 +196,6 @@ class Stream:
         return [_block_size(loc) for loc in self.locators]
 
 
-def _split_stream(line: str) -> Stream:
-    tokens = line.split(" ")
-    # locators come before files and only file tokens contain ':', so bisect for the boundary
-    lo, hi = 1, len(tokens)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ":" in tokens[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return Stream(unescape(tokens[0]), tokens[1:lo], tokens[lo:])
-
-
 Segment = tuple[str, int, int]  # (locator, offset within the block, length)
 
 
@@ -275,11 +262,6 @@ class Manifest:
 
     def normalized(self) -> str:
         return render(self.tree())
-
-    @property
-    def file_count(self) -> int:
-        return sum(len(files) for files in self.tree().values())
-
 
 def parse(text: str) -> Manifest:
     """Validate the grammar and split a manifest into streams; file segments are expanded on demand."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ClusterConfig
-from .errors import BlockNotFound, BlockTooLarge, CorruptBlock, HashMismatch, KeepError, VolumeFull, VolumeUnavailable
+from .errors import BlockNotFound, BlockTooLarge, HashMismatch, KeepError, VolumeFull, VolumeUnavailable
 from .locator import BLOCK_SIZE
 from .rendezvous import service_weight
 from .volumes import BlockReader, BlockWriter, Volume, volume_from_config
@@ -188,18 +188,3 @@ class BlockStore:
             txn.abort()
             raise
         return txn.finish()
-
-    def read(self, md5: str) -> bytes:
-        """The whole block, verified; a corrupt copy is quarantined and the next one tried."""
-        while True:
-            volume, reader = self.open(md5)
-            try:
-                data = reader.read(reader.size)
-            finally:
-                reader.close()
-            actual = hashlib.md5(data).hexdigest()
-            if actual == md5:
-                return data
-            self.report_corrupt(volume, md5, actual)
-            if not any(v.mtime_ns(md5) is not None for v in self.volumes):
-                raise CorruptBlock(f"block {md5} is corrupt on every volume that holds it")
