@@ -203,6 +203,10 @@ def test_residency_keeps_restricted_data_home_while_derived_results_travel(feder
     with pytest.raises(ApiRequestError) as info:
         bob.collections.get(record["portable_data_hash"])
     assert info.value.status == 403
+    # listing shows that it exists, never its manifest, whatever fields are selected
+    for select in (None, ["uuid", "manifest_text"]):
+        listed = bob_visiting.collections.list([["uuid", "=", record["uuid"]]], select=select)["items"]
+        assert [i["uuid"] for i in listed] == [record["uuid"]] and "manifest_text" not in listed[0]
     # another cluster's keepstore asking for the bytes directly is refused too
     time.sleep(1.5)  # the keepstore refreshes its list of restricted blocks every second
     locator = record["manifest_text"].split(" ")[1]

@@ -182,8 +182,10 @@ class LocalBackend:
     def _reader(caller: Caller) -> str:
         return f"{caller.user_uuid}" + (f" via cluster {caller.via}" if caller.via else "")
 
-    def _restricted(self, session: Session, row: Any) -> bool:
-        return bool(row.residency) or row.owner_uuid in restricted_projects(session)
+    @staticmethod
+    def _restricted(row: Any, projects: set[str]) -> bool:
+        """Under a residency policy: its own, or one of a project above it (`projects`)."""
+        return bool(row.residency) or row.owner_uuid in projects
 
     def restricted_blocks(self) -> set[str]:
         with self._session() as session:
@@ -366,7 +368,8 @@ class LocalBackend:
             raise NotFound(f"{uuid!r} is not a UUID")
         with self._session() as session:
             row = self._find(session, caller, resource, uuid)
-            if resource == "collections" and self._outside(caller) and self._restricted(session, row):
+            if resource == "collections" and self._outside(caller) \
+                    and self._restricted(row, restricted_projects(session)):
                 raise refuse(self.config.cluster_id, f"collection {uuid}", self._reader(caller))
             return self._render(resource, row, caller, select)
 
@@ -380,7 +383,8 @@ class LocalBackend:
             if not readable:
                 raise NotFound(f"collection {pdh} not found")
             if self._outside(caller):
-                readable = [r for r in readable if not self._restricted(session, r)]
+                projects = restricted_projects(session)  # once, not per candidate
+                readable = [r for r in readable if not self._restricted(r, projects)]
                 if not readable:
                     raise refuse(self.config.cluster_id, f"collection {pdh}", self._reader(caller))
             best = max(readable, key=lambda r: (r.trash_at is None, r.trash_at or now()))
@@ -407,12 +411,13 @@ class LocalBackend:
                 available = session.scalar(counting)
             query = apply_order(query, model, params.order).offset(params.offset).limit(limit)
             # plain rows, not ORM objects: a page of 1000 renders several times faster
-            rows = session.execute(query.with_only_columns(*model.__table__.columns))
+            rows = list(session.execute(query.with_only_columns(*model.__table__.columns)))
             items = [self._render(resource, row, caller, params.select, listing=True) for row in rows]
             if resource == "collections" and self._outside(caller):
+                # judged on the rows, not the rendered items: `select` may have left out the fields
                 projects = restricted_projects(session)
-                for item, in_project in ((i, i.get("owner_uuid") in projects) for i in items):
-                    if item.get("residency") or in_project:  # metadata yes, manifests never
+                for row, item in zip(rows, items, strict=True):
+                    if self._restricted(row, projects):  # metadata yes, manifests never
                         for key in ("manifest_text", "unsigned_manifest_text"):
                             item.pop(key, None)
         envelope: dict[str, Any] = {"kind": KINDS[resource] + "List", "etag": "", "self_link": "",
