@@ -53,7 +53,7 @@ class Permissions:
     @cached_property
     def _project_levels(self) -> dict[str, int]:
         """Every project (and role) this user has a level on, directly or through an ancestor."""
-        parents = dict(self.session.execute(select(Group.uuid, Group.owner_uuid)).tuples().all())
+        parents = dict(self.session.execute(select(Group.uuid, Group.owner_uuid)).all())
         levels: dict[str, int] = {}
 
         def level_of(uuid: str, depth: int = 0) -> int:

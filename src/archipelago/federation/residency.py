@@ -27,7 +27,7 @@ class ResidencyRefused(Forbidden):
 
 def restricted_projects(session: Session) -> set[str]:
     """Projects with a policy, and every project below them."""
-    parents = dict(session.execute(select(Group.uuid, Group.owner_uuid)).tuples().all())
+    parents = dict(session.execute(select(Group.uuid, Group.owner_uuid)).all())
     marked = set(session.scalars(select(Group.uuid).where(Group.residency.is_not(None))))
     restricted = set()
     for uuid in parents:

@@ -1,0 +1,39 @@
+"""Permission snapshots: reused until a local write invalidates them, and at most max_age old
+when another process (here: a write without invalidate) changes who may see what."""
+
+import time
+from datetime import UTC, datetime
+
+from archipelago.auth.permissions import READ, PermissionCache
+from archipelago.db.models import Group, Link
+from archipelago.db.session import make_engine, migrate, session_factory
+
+ALICE, BOB = "z1111-tpzed-00000000000alice", "z1111-tpzed-0000000000000bob"
+
+
+def test_snapshots_expire_and_invalidate(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+    stamp = datetime.now(UTC)
+    project = "z1111-j7d0g-000000000project"
+    with sessions() as session, session.begin():
+        session.add(Group(uuid=project, owner_uuid=ALICE, created_at=stamp, modified_at=stamp, name="p",
+                          group_class="project", properties={}, is_trashed=False))
+    cache = PermissionCache(max_age=0.3)
+    with sessions() as session:
+        assert not cache.get(session, BOB, False).can(READ, project, ALICE)
+    with sessions() as session, session.begin():  # shared by "another process": no invalidate()
+        session.add(Link(uuid="z1111-o0j2j-0000000000share", owner_uuid=ALICE, created_at=stamp,
+                         modified_at=stamp, link_class="permission", name="can_read", tail_uuid=BOB,
+                         head_uuid=project, properties={}))
+    with sessions() as session:
+        assert not cache.get(session, BOB, False).can(READ, project, ALICE)  # still the cached snapshot
+    time.sleep(0.35)
+    with sessions() as session:
+        assert cache.get(session, BOB, False).can(READ, project, ALICE)  # expired: recomputed
+    with sessions() as session, session.begin():
+        session.query(Link).delete()
+    cache.invalidate()  # what this process does after its own writes commit
+    with sessions() as session:
+        assert not cache.get(session, BOB, False).can(READ, project, ALICE)
