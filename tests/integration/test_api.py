@@ -157,3 +157,24 @@ def test_properties_filters_follow_updates(cluster, admin):
     assert found(["properties.n", "exists", True]) == []
     assert uuid in found(["properties.n", "exists", False])
     assert found(["properties.stage", "!=", "raw"]) == [uuid]
+
+
+def test_workflows_are_stored_listed_and_private_to_their_owner(cluster, admin):
+    alice, bob = new_user(admin, "alice"), new_user(admin, "bob")
+    definition = '{"cwlVersion": "v1.2", "class": "Workflow", "inputs": {}, "outputs": {}, "steps": {}}'
+    created = alice.workflows.create({"name": "align", "definition": definition})
+    assert created["uuid"].startswith("z1111-7fd4e-") and created["kind"] == "arvados#workflow"
+    assert alice.workflows.get(created["uuid"])["definition"] == definition
+    alice.workflows.update(created["uuid"], {"description": "aligns reads"})
+    listed = alice.workflows.list([["name", "=", "align"]])["items"]
+    assert [w["description"] for w in listed] == ["aligns reads"]
+    with pytest.raises(ApiRequestError) as info:
+        bob.workflows.get(created["uuid"])
+    assert info.value.status == 404
+    assert bob.workflows.list([["uuid", "=", created["uuid"]]])["items"] == []
+    with pytest.raises(ApiRequestError) as info:
+        alice.workflows.create({"name": "x", "script": "not a workflow field"})
+    assert info.value.status == 422
+    alice.workflows.delete(created["uuid"])
+    with pytest.raises(ApiRequestError):
+        alice.workflows.get(created["uuid"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -275,30 +276,95 @@ def test_a_relay_never_passes_on_or_caches_a_block_that_fails_its_md5(federation
         Collection(ApiClient(alice.base, alice.token, insecure=True), uuid).read("data.bin")
 
 
-def test_archi_copy_copies_once_and_the_copy_reads_back(federation, tmp_path):
+def _archi(env: dict[str, str], *args: str, expect: int = 0) -> dict:
     import json
     import subprocess
     import sys
 
-    home, target = federation["z1111"], federation["z2222"]
-    alice = new_user(home, "alice")
+    out = subprocess.run([sys.executable, "-m", "archipelago", *args, "--json"], env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == expect, out.stderr
+    return json.loads(out.stdout) if expect == 0 else {"stderr": out.stdout + out.stderr}
+
+
+def _env_for(client: ApiClient) -> dict[str, str]:
+    return {**os.environ, "ARCHI_API_HOST": client.base, "ARCHI_API_TOKEN": client.token,
+            "ARCHI_API_HOST_INSECURE": "1"}
+
+
+def test_archi_copy_copies_a_collection_once_and_the_copy_reads_back(federation):
     from archipelago.sdk import Collection
 
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
     original = Collection(alice)
     original.write("a/x.txt", b"to be copied\n")
     original.write("big.bin", os.urandom(2 << 20))
     record = original.save_new("to copy")
-    env = {**os.environ, "ARCHI_API_HOST": home.base, "ARCHI_API_TOKEN": alice.token, "ARCHI_API_HOST_INSECURE": "1"}
-
-    def archi_copy() -> dict:
-        out = subprocess.run([sys.executable, "-m", "archipelago", "copy", record["uuid"], "z2222", "--json"],
-                             env=env, capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
-
-    first = archi_copy()
-    assert first["copied"] is True and first["uuid"].startswith("z2222-")
+    env = _env_for(alice)
+    first = _archi(env, "copy", record["uuid"], "z2222")
+    assert first["copied"] is True and first["uuid"].startswith("z2222-") and first["bytes_sent"] > 2 << 20
     assert first["portable_data_hash"] == record["portable_data_hash"]
-    assert archi_copy() == {**first, "copied": False}  # the content is there already: nothing moves
+    again = _archi(env, "copy", record["uuid"], "z2222")  # the content is there already: nothing moves
+    assert again["copied"] is False and again["uuid"] == first["uuid"] and again["bytes_sent"] == 0
     at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
     assert Collection(at_target, first["uuid"]).read("a/x.txt") == b"to be copied\n"
+    assert "not a collection, project or workflow" in _archi(env, "copy", "nonsense", "z2222", expect=2)["stderr"]
+
+
+def test_archi_copy_a_project_recursively_with_its_workflow_and_its_dependencies(federation):
+    from archipelago.sdk import Collection
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    me = alice.users.current()["uuid"]
+    study = alice.groups.create({"name": "study", "group_class": "project"})["uuid"]
+    raw = alice.groups.create({"name": "raw", "group_class": "project", "owner_uuid": study})["uuid"]
+    shared_block = os.urandom(3 << 20)
+    first = Collection(alice)
+    first.write("reads.bin", shared_block)
+    first.save_new("run 1", owner_uuid=raw)
+    second = Collection(alice)  # the same bytes under another name: another PDH, the same block, sent once
+    second.write("renamed.bin", shared_block)
+    second.save_new("run 2", owner_uuid=raw)
+    # the workflow's script and reference live elsewhere (alice's home project), named by PDH and by UUID
+    script = Collection(alice)
+    script.write("extract.py", b"print('extract')\n")
+    script_pdh = script.save_new("scripts")["portable_data_hash"]
+    reference = Collection(alice)
+    reference.write("ref.fa", b">chr1\nACGT\n")
+    reference_uuid = reference.save_new("reference")["uuid"]
+    def file_input(location: str) -> dict:
+        return {"type": "File", "default": {"class": "File", "location": location}}
+
+    definition = json.dumps({
+        "cwlVersion": "v1.2", "class": "CommandLineTool", "baseCommand": "python", "outputs": {},
+        "inputs": {"script": file_input(f"keep:{script_pdh}/extract.py"),
+                   "ref": file_input(f"keep:{reference_uuid}/ref.fa")},
+    })
+    alice.workflows.create({"name": "extract", "definition": definition, "owner_uuid": study})
+
+    env = _env_for(alice)
+    report = _archi(env, "copy", study, "z2222")
+    assert report["kind"] == "project" and report["uuid"].startswith("z2222-j7d0g-") and report["copied"]
+    assert report["blocks_reused"] >= 1 and report["bytes_sent"] < 2 * len(shared_block)
+    kinds = sorted(o["kind"] for o in report["objects"] if o["created"])
+    assert kinds == ["collection"] * 4 + ["project"] * 2 + ["workflow"]
+    at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    copied_study = at_target.groups.get(report["uuid"])
+    assert copied_study["name"] == "study" and copied_study["owner_uuid"] == me
+    copied_raw = at_target.groups.list([["owner_uuid", "=", copied_study["uuid"]]])["items"]
+    assert [g["name"] for g in copied_raw] == ["raw"]
+    runs = at_target.collections.list([["owner_uuid", "=", copied_raw[0]["uuid"]]], order=["name asc"])["items"]
+    assert [c["name"] for c in runs] == ["run 1", "run 2"]
+    assert Collection(at_target, runs[1]["uuid"]).read("renamed.bin") == shared_block
+    workflows = at_target.workflows.list([["owner_uuid", "=", copied_study["uuid"]]], select=["definition"])
+    copied = json.loads(workflows["items"][0]["definition"])["inputs"]
+    assert copied["script"]["default"]["location"] == f"keep:{script_pdh}/extract.py"  # a content address: kept
+    ref_location = copied["ref"]["default"]["location"]
+    assert ref_location.startswith("keep:z2222-4zz18-")  # a UUID: rewritten to the copy's
+    assert Collection(at_target, ref_location[5:32]).read("ref.fa") == b">chr1\nACGT\n"
+    assert Collection(at_target, script_pdh).read("extract.py") == b"print('extract')\n"
+    # a second run finds everything in place and sends nothing
+    again = _archi(env, "copy", study, "z2222")
+    assert again["uuid"] == report["uuid"] and again["copied"] is False and again["bytes_sent"] == 0

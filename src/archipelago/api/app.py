@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ..auth.tokens import from_authorization_header
 from ..config import ClusterConfig
+from ..db.models import MODELS, body_key
 from ..federation.backend import (
     ApiError,
     Backend,
@@ -37,9 +38,6 @@ log = logging.getLogger(__name__)
 BODY = "\0body"  # where _params keeps the parsed JSON body
 IGNORED_ATTRIBUTES = {"preserve_version"}  # versioning is not implemented; accepting it keeps SDK saves working
 IDENTITY_PATHS = {"/arvados/v1/users/current", "/arvados/v1/api_client_authorizations/current"}
-RESOURCES = {"users", "api_client_authorizations", "groups", "links", "collections"}
-BODY_KEYS = {"users": "user", "api_client_authorizations": "api_client_authorization", "groups": "group",
-             "links": "link", "collections": "collection"}
 
 
 class JSON(JSONResponse):
@@ -110,7 +108,7 @@ def list_params(params: dict[str, Any]) -> ListParams:
 
 
 def _attrs(resource: str, params: dict[str, Any]) -> dict[str, Any]:
-    key = BODY_KEYS[resource]
+    key = body_key(resource)
     attrs = params.get(key)
     if isinstance(attrs, str):  # a form or query parameter holding JSON
         attrs = _json_param(params, key, {})
@@ -172,7 +170,7 @@ class ApiApp:
         resource = path["resource"]
         uuid = path.get("uuid")
         action = path.get("action")
-        if resource not in RESOURCES:
+        if resource not in MODELS:
             raise NotFound(f"no such resource type {resource!r}")
         call = run_in_threadpool
         if uuid == "current" and method == "GET":

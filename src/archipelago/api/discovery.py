@@ -6,16 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ClusterConfig
-from ..db.models import MODELS
+from ..db.models import MODELS, body_key
 
 REVISION = "20250402"
-SCHEMA_NAMES = {
-    "users": "User",
-    "api_client_authorizations": "ApiClientAuthorization",
-    "groups": "Group",
-    "links": "Link",
-    "collections": "Collection",
-}
 _TYPES = {"str": "string", "int": "integer", "bool": "boolean", "datetime": "datetime", "dict": "object",
           "list": "array"}
 
@@ -46,12 +39,12 @@ def _schema(resource: str) -> dict[str, Any]:
     for column in model.__table__.columns:
         python = getattr(column.type, "python_type", str)
         properties[column.key] = {"type": _TYPES.get(python.__name__, "string")}
-    return {"id": SCHEMA_NAMES[resource], "type": "object", "properties": properties}
+    return {"id": model.__name__, "type": "object", "properties": properties}
 
 
 def _methods(resource: str) -> dict[str, Any]:
-    name = SCHEMA_NAMES[resource]
-    singular = resource[:-1]
+    name = MODELS[resource].__name__
+    singular = body_key(resource)
     uuid = {"uuid": _param("string", "path", True)}
     body = {"request": {"required": True, "properties": {singular: {"$ref": name}}}, "response": {"$ref": name}}
     methods = {
@@ -88,7 +81,8 @@ def discovery_document(config: ClusterConfig, root_url: str) -> dict[str, Any]:
     root = root_url.rstrip("/") + "/"
     schemas: dict[str, Any] = {}
     resources: dict[str, Any] = {}
-    for resource, name in SCHEMA_NAMES.items():
+    for resource, model in MODELS.items():
+        name = model.__name__
         schemas[name] = _schema(resource)
         schemas[f"{name}List"] = {"id": f"{name}List", "type": "object", "properties": {
             "items": {"type": "array", "items": {"$ref": name}}, "items_available": {"type": "integer"}}}

@@ -150,27 +150,31 @@ def ls(
 
 
 def copy(
-    source: Annotated[str, typer.Argument(help="Collection UUID or PDH.")],
+    source: Annotated[str, typer.Argument(help="Collection (UUID or PDH), project or workflow UUID.")],
     cluster: Annotated[str, typer.Argument(help="Destination cluster ID.")],
-    project: Annotated[str | None, typer.Option(help="Project UUID at the destination.")] = None,
+    project: Annotated[str | None, typer.Option(help="Project UUID at the destination (default: your home).")] = None,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Copy a collection to another cluster; skipped if its content (PDH) is already there."""
-    from ..sdk.copy import copy_collection
-    from ..sdk.transfer import collection_size
+    """Copy a collection, a workflow with its dependencies, or a project with everything in it to
+    another cluster. What the destination already has for you (same PDH, same blocks) is not sent."""
+    from ..sdk.copy import FederationCopy
 
     client = _client(profile, as_json)
     try:
-        total = collection_size(client.collections.get(source))
+        run = FederationCopy(client, cluster)
+        total = run.size(source)
         with transfer_progress(f"copying to {cluster}", total, not as_json) as advance:
-            record, copied = copy_collection(client, source, cluster, project, advance)
+            run.progress = advance
+            report = run.copy(source, project)
     except ApiRequestError as exc:
         _api_failed(exc, as_json)
     except (KeepError, OSError) as exc:
         fail(str(exc), FAILED, as_json)
-    emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "copied": copied}, as_json,
-         f"{record['uuid']} ({'copied' if copied else 'already there'})")
+    made = sum(o.created for o in report.objects)
+    emit(report.as_dict(), as_json,
+         f"{report.top.uuid}: {made} of {len(report.objects)} object(s) created, "
+         f"{report.blocks_sent} block(s) / {report.bytes_sent} bytes sent, {report.blocks_reused} block(s) reused")
 
 
 # ------------------------------------------------------------------ collections

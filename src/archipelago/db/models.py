@@ -81,7 +81,21 @@ class Collection(Common, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     residency: Mapped[str | None] = mapped_column(String(32), index=True)  # "cluster": blocks stay here
 
-    __table_args__ = (Index("ix_collections_owner_name", "owner_uuid", "name"),)
+    # the migrations also add PostgreSQL pattern-ops indexes on names, which only they can express
+    __table_args__ = (
+        Index("ix_collections_owner_name", "owner_uuid", "name"),
+        Index("ix_collections_owner_modified", "owner_uuid", "modified_at"),
+        Index("ix_collections_owner_trashed_name", "owner_uuid", "is_trashed", "name"),
+    )
+
+
+class Workflow(Common, Base):
+    """A CWL workflow; `definition` is its (packed) document, which names its inputs by `keep:` PDH."""
+
+    __tablename__ = "workflows"
+    name: Mapped[str | None] = mapped_column(String(255), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    definition: Mapped[str | None] = mapped_column(Text)
 
 
 class PropertyIndex(Base):
@@ -110,4 +124,16 @@ MODELS: dict[str, type[Base]] = {
     "groups": Group,
     "links": Link,
     "collections": Collection,
+    "workflows": Workflow,
 }
+
+
+def kind(resource: str) -> str:
+    """The Arvados kind of a resource: `arvados#apiClientAuthorization` for api_client_authorizations."""
+    name = MODELS[resource].__name__
+    return f"arvados#{name[0].lower()}{name[1:]}"
+
+
+def body_key(resource: str) -> str:
+    """The key a create/update body wraps its attributes in (`collection` for collections)."""
+    return resource[:-1]

@@ -27,6 +27,8 @@ from ..db.models import (
     Link,
     PropertyIndex,
     User,
+    Workflow,
+    kind,
     property_rows,
 )
 from ..ids import INFIX, PDH_RE, UUID_RE, new_uuid
@@ -37,20 +39,6 @@ from .backend import ApiError, BadRequest, Caller, Forbidden, ListParams, NotFou
 from .filters import apply_filters, apply_order
 from .residency import POLICIES, refuse, restricted_blocks, restricted_projects
 
-KINDS = {
-    "users": "arvados#user",
-    "api_client_authorizations": "arvados#apiClientAuthorization",
-    "groups": "arvados#group",
-    "links": "arvados#link",
-    "collections": "arvados#collection",
-}
-INFIXES = {
-    "users": INFIX["User"],
-    "api_client_authorizations": INFIX["ApiClientAuthorization"],
-    "groups": INFIX["Group"],
-    "links": INFIX["Link"],
-    "collections": INFIX["Collection"],
-}
 # what a client may set on create/update; everything else is the server's
 WRITABLE = {
     "users": {"email", "username", "first_name", "last_name", "is_admin", "is_active", "prefs", "owner_uuid"},
@@ -61,6 +49,7 @@ WRITABLE = {
     "collections": {"name", "description", "properties", "manifest_text", "replication_desired",
                     "storage_classes_desired", "owner_uuid", "portable_data_hash", "trash_at", "delete_at",
                     "residency"},
+    "workflows": {"name", "description", "definition", "owner_uuid"},
 }
 ADMIN_ONLY = {"users": {"is_admin", "is_active"}, "collections": {"residency"}, "groups": {"residency"}}
 LIST_HIDDEN = {"collections": {"manifest_text", "unsigned_manifest_text"}}
@@ -141,7 +130,7 @@ class LocalBackend:
 
     def _render(self, resource: str, row: Any, caller: Caller | None = None,
                 select_: list[str] | None = None, listing: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": KINDS[resource]}
+        out: dict[str, Any] = {"kind": kind(resource)}
         for key in COLUMNS[resource]:
             value = getattr(row, key)
             out[key] = timestamp(value) if isinstance(value, datetime) else value
@@ -233,7 +222,7 @@ class LocalBackend:
         return perms.can(level, row.uuid, row.owner_uuid)
 
     def _owner_of(self, session: Session, uuid: str) -> str | None:
-        for model in (Collection, Group, Link):
+        for model in (Collection, Group, Link, Workflow):
             owner = session.scalar(select(model.owner_uuid).where(model.uuid == uuid))
             if owner is not None:
                 return owner
@@ -336,7 +325,7 @@ class LocalBackend:
             row = session.get(ApiClientAuthorization, caller.authorization_uuid)
             if row is None:  # the system root token has no row
                 stamp = timestamp(now())
-                return {"kind": KINDS["api_client_authorizations"], "uuid": caller.authorization_uuid,
+                return {"kind": kind("api_client_authorizations"), "uuid": caller.authorization_uuid,
                         "owner_uuid": caller.user_uuid, "user_uuid": caller.user_uuid, "scopes": ["all"],
                         "expires_at": None, "created_at": stamp, "modified_at": stamp}
             out = self._render("api_client_authorizations", row)
@@ -355,7 +344,7 @@ class LocalBackend:
                        expires_at: datetime | None) -> ApiClientAuthorization:
         stamp = now()
         return ApiClientAuthorization(
-            uuid=new_uuid(self.config.cluster_id, INFIXES["api_client_authorizations"]), owner_uuid=user_uuid,
+            uuid=new_uuid(self.config.cluster_id, INFIX["ApiClientAuthorization"]), owner_uuid=user_uuid,
             user_uuid=user_uuid, api_token=new_secret(), scopes=scopes or ["all"], expires_at=expires_at,
             created_at=stamp, modified_at=stamp, modified_by_user_uuid=user_uuid,
         )
@@ -420,7 +409,7 @@ class LocalBackend:
                     if self._restricted(row, projects):  # metadata yes, manifests never
                         for key in ("manifest_text", "unsigned_manifest_text"):
                             item.pop(key, None)
-        envelope: dict[str, Any] = {"kind": KINDS[resource] + "List", "etag": "", "self_link": "",
+        envelope: dict[str, Any] = {"kind": kind(resource) + "List", "etag": "", "self_link": "",
                                     "offset": params.offset, "limit": limit, "items": items}
         if available is not None:
             envelope["items_available"] = available
@@ -458,7 +447,7 @@ class LocalBackend:
             elif owner != caller.user_uuid and not perms.can(WRITE, owner, self._owner_of(session, owner)):
                 raise Forbidden(f"you cannot write into {owner}")
             fields: dict[str, Any] = {
-                "uuid": new_uuid(self.config.cluster_id, INFIXES[resource]), "owner_uuid": owner,
+                "uuid": new_uuid(self.config.cluster_id, INFIX[model.__name__]), "owner_uuid": owner,
                 "created_at": stamp, "modified_at": stamp, "modified_by_user_uuid": caller.user_uuid,
             }
             if resource == "collections":

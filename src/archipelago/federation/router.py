@@ -12,11 +12,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from ..db.models import kind
 from ..ids import PDH_RE, UUID_RE
 from ..keep.manifest import portable_data_hash
 from ..keep.signing import local_to_remote
 from .backend import ApiError, Caller, ListParams, NotFound, Unprocessable
-from .local import KINDS, LocalBackend
+from .local import LocalBackend
 from .remote import RemoteBackend
 
 
@@ -92,7 +93,7 @@ class FederatedBackend:
             result = backend.list(caller, resource, part)
             items += [item if backend is self.local else self._from_remote(cluster_id, resource, item)
                       for item in result["items"]]
-        return {"kind": KINDS[resource] + "List", "items": items, "items_available": len(items), "offset": 0,
+        return {"kind": kind(resource) + "List", "items": items, "items_available": len(items), "offset": 0,
                 "limit": len(items)}
 
     def create(self, caller: Caller, resource: str, attrs: dict[str, Any], ensure_unique_name: bool = False,

@@ -39,10 +39,11 @@ class Resource:
         return self._client.request("GET", self.name, params=params)
 
     def list_all(self, filters: list[list[Any]] | None = None, order: list[str] | None = None,
-                 page: int = 1000) -> Iterator[dict[str, Any]]:
+                 page: int = 1000, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            batch = self.list(filters, order or ["created_at asc"], limit=page, offset=offset, count="none")
+            batch = self.list(filters, order or ["created_at asc"], limit=page, offset=offset, count="none",
+                              select=select)
             yield from batch["items"]
             if len(batch["items"]) < page:
                 return
@@ -77,6 +78,7 @@ class ApiClient:
         self.groups = Resource(self, "groups")
         self.links = Resource(self, "links")
         self.collections = Resource(self, "collections")
+        self.workflows = Resource(self, "workflows")
         self._keep: KeepClient | None = None
 
     @classmethod

@@ -1,19 +1,39 @@
-"""Copy collections to another cluster of the federation (`archi copy`).
+"""Copy collections, workflows and whole projects to another cluster of the federation (`archi copy`).
 
-The caller's token, salted for the destination, identifies them there. A collection whose PDH
-already exists (and is readable) at the destination is not copied again; otherwise each block is
-read through the home cluster (which fetches remote blocks itself) and stored at the destination,
-then the manifest is re-signed there by saving it.
+The caller's token, salted for the destination, identifies them there. Nothing is sent twice:
+
+- a collection whose content (PDH) is already readable at the destination is not re-sent; if the
+  target project lacks it, a record pointing at the same manifest is made there (no bytes move);
+- a block the caller can already read at the destination — in any collection of the target
+  project, or copied earlier in this run — is reused by its destination signature. Readability is
+  the proof of possession: the destination never answers "do you have md5 X?" to anyone;
+- a workflow carries its dependencies: every `keep:<PDH>` (and `keep:<collection UUID>`) its
+  definition names is copied first, and UUID references are rewritten to the copies.
+
+Blocks are read through the caller's home cluster (which fetches `+R` blocks from their cluster
+itself) and stored at the destination, several at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth.salt import salt_token
+from ..ids import INFIX, PDH_RE, UUID_RE
+from ..keep.locator import Locator
 from ..keep.manifest import parse, render
 from .client import ApiClient, ApiRequestError
+
+Progress = Callable[[int], None]
+KEEP_REFERENCE = re.compile(r"keep:([0-9a-f]{32}\+[0-9]+|[a-z0-9]{5}-4zz18-[a-z0-9]{15})")
+COLLECTION_FIELDS = ["uuid", "name", "owner_uuid", "portable_data_hash", "manifest_text", "properties",
+                     "description"]
+PARALLEL_BLOCKS = 4
 
 
 def client_for_cluster(client: ApiClient, cluster_id: str) -> ApiClient:
@@ -25,28 +45,251 @@ def client_for_cluster(client: ApiClient, cluster_id: str) -> ApiClient:
                      insecure=bool(remote.get("Insecure")))
 
 
-def copy_collection(client: ApiClient, source: str, cluster_id: str, project: str | None = None,
-                    progress: Callable[[int], None] | None = None) -> tuple[dict[str, Any], bool]:
-    """(the destination's record, whether anything was copied)."""
-    dest = client_for_cluster(client, cluster_id)
-    record = client.collections.get(source)
-    existing = dest.collections.list([["portable_data_hash", "=", record["portable_data_hash"]]], limit=1)
-    if existing["items"] and not project:
-        return existing["items"][0], False
-    tree = parse(record["manifest_text"]).tree()
-    source_keep, dest_keep = client.keep(cache=None), dest.keep(cache=None)
-    copied: dict[str, str] = {}
-    for files in tree.values():
-        for segments in files.values():
-            for n, (locator, offset, size) in enumerate(segments):
-                if locator not in copied:
-                    data = source_keep.get(locator)
-                    copied[locator] = dest_keep.put(data)
-                    if progress:
-                        progress(len(data))
-                segments[n] = (copied[locator], offset, size)
-    attrs: dict[str, Any] = {"manifest_text": render(tree), "name": record.get("name") or source,
-                             "properties": record.get("properties") or {}}
-    if project:
-        attrs["owner_uuid"] = project
-    return dest.collections.create(attrs, ensure_unique_name=True), True
+def kind_of(identifier: str) -> str:
+    """"collection", "project" or "workflow", from a PDH or a UUID's type infix."""
+    if PDH_RE.fullmatch(identifier):
+        return "collection"
+    if UUID_RE.fullmatch(identifier):
+        infix = identifier[6:11]
+        for kind, name in (("collection", "Collection"), ("project", "Group"), ("workflow", "Workflow")):
+            if infix == INFIX[name]:
+                return kind
+    raise ApiRequestError(400, f"{identifier!r} is not a collection, project or workflow UUID, nor a PDH")
+
+
+@dataclass
+class Copied:
+    """One object handled by a copy: its source, its destination record, whether anything was made."""
+
+    kind: str
+    source: str
+    uuid: str
+    created: bool
+    portable_data_hash: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, "source": self.source, "uuid": self.uuid, "created": self.created}
+        if self.portable_data_hash:
+            out["portable_data_hash"] = self.portable_data_hash
+        return out
+
+
+@dataclass
+class CopyReport:
+    objects: list[Copied] = field(default_factory=list)
+    bytes_sent: int = 0
+    blocks_sent: int = 0
+    blocks_reused: int = 0
+
+    @property
+    def top(self) -> Copied:
+        return self.objects[-1]  # the object asked for is finished last
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.top.as_dict(), "copied": any(o.created for o in self.objects),
+                "objects": [o.as_dict() for o in self.objects], "bytes_sent": self.bytes_sent,
+                "blocks_sent": self.blocks_sent, "blocks_reused": self.blocks_reused}
+
+
+class FederationCopy:
+    """One `archi copy` run from the caller's home cluster to `cluster_id`."""
+
+    def __init__(self, client: ApiClient, cluster_id: str, progress: Progress | None = None):
+        self.source, self.cluster_id = client, cluster_id
+        self.dest = client_for_cluster(client, cluster_id)
+        self.progress = progress or (lambda n: None)
+        self.report = CopyReport()
+        self._known: dict[str, str] = {}  # md5 -> a locator signed by the destination for us
+        self._scanned: set[str] = set()  # destination projects whose blocks are in _known
+        self._home: str | None = None
+        self._ticked: set[str] = set()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ planning
+    def size(self, identifier: str) -> int:
+        """Bytes of the unique blocks the copy of `identifier` reads (for a progress bar)."""
+        blocks: dict[str, int] = {}
+        for manifest_text in self._manifests(identifier):
+            for stream in parse(manifest_text).streams:
+                for locator in stream.locators:
+                    loc = Locator.parse(locator)
+                    blocks[loc.md5] = loc.size or 0
+        return sum(blocks.values())
+
+    def _manifests(self, identifier: str) -> Iterator[str]:
+        kind = kind_of(identifier)
+        if kind == "collection":
+            yield self.source.collections.get(identifier)["manifest_text"]
+        elif kind == "workflow":
+            for reference in self._references(self.source.workflows.get(identifier)):
+                yield from self._manifests(reference)
+        else:
+            for collection in self._children(self.source, "collections", identifier, ["manifest_text"]):
+                yield collection["manifest_text"]
+            for workflow in self._children(self.source, "workflows", identifier, ["uuid", "definition"]):
+                for reference in self._references(workflow):
+                    yield from self._manifests(reference)
+            for project in self._subprojects(self.source, identifier):
+                yield from self._manifests(project["uuid"])
+
+    # ------------------------------------------------------------------ copying
+    def copy(self, identifier: str, project: str | None = None) -> CopyReport:
+        kind = kind_of(identifier)
+        owner_cluster = identifier[:5]
+        if kind == "project" and owner_cluster != self._source_cluster() and owner_cluster != self.cluster_id:
+            # a project's contents are listed where it lives (a home list only sees home rows)
+            self.source = client_for_cluster(self.source, owner_cluster)
+        target = project or self._dest_home()
+        if kind == "collection":
+            self.collection(identifier, target)
+        elif kind == "workflow":
+            self.workflow(identifier, target)
+        else:
+            self.project(identifier, target)
+        return self.report
+
+    def collection(self, identifier: str, project: str) -> Copied:
+        record = self.source.collections.get(identifier)
+        pdh = record["portable_data_hash"]
+        in_project = self.dest.collections.list(
+            [["owner_uuid", "=", project], ["portable_data_hash", "=", pdh]], limit=1, count="none")["items"]
+        if in_project:
+            self._tick(record["manifest_text"])
+            return self._done("collection", identifier, in_project[0], created=False)
+        manifest_text = self._manifest_at_dest(pdh) or self._send_blocks(record["manifest_text"], project)
+        self._tick(record["manifest_text"])
+        attrs = {"manifest_text": manifest_text, "name": record.get("name") or pdh, "owner_uuid": project,
+                 "properties": record.get("properties") or {}, "description": record.get("description")}
+        created = self.dest.collections.create(attrs, ensure_unique_name=True)
+        self._learn(created["manifest_text"])
+        return self._done("collection", identifier, created, created=True)
+
+    def workflow(self, identifier: str, project: str) -> Copied:
+        record = self.source.workflows.get(identifier)
+        definition = record.get("definition") or ""
+        for reference in sorted(set(self._references(record))):
+            copy = self.collection(reference, project)
+            if UUID_RE.fullmatch(reference):  # PDH references stay true wherever the content is
+                definition = definition.replace(f"keep:{reference}", f"keep:{copy.uuid}")
+        same = [w for w in self._children(self.dest, "workflows", project, ["uuid", "name", "definition"])
+                if w.get("name") == record.get("name") and w.get("definition") == definition]
+        if same:
+            return self._done("workflow", identifier, same[0], created=False)
+        created = self.dest.workflows.create({"name": record.get("name"), "description": record.get("description"),
+                                              "definition": definition, "owner_uuid": project})
+        return self._done("workflow", identifier, created, created=True)
+
+    def project(self, identifier: str, parent: str) -> Copied:
+        """The project, at the same name under `parent` (reused if there), with everything in it."""
+        record = self.source.groups.get(identifier)
+        existing = [g for g in self._subprojects(self.dest, parent) if g["name"] == record["name"]]
+        if existing:
+            target, created = existing[0], False
+        else:
+            target = self.dest.groups.create({"name": record["name"], "group_class": "project",
+                                              "description": record.get("description"), "owner_uuid": parent,
+                                              "properties": record.get("properties") or {}})
+            created = True
+        for collection in self._children(self.source, "collections", identifier, ["uuid"]):
+            self.collection(collection["uuid"], target["uuid"])
+        for workflow in self._children(self.source, "workflows", identifier, ["uuid"]):
+            self.workflow(workflow["uuid"], target["uuid"])
+        for sub in self._subprojects(self.source, identifier):
+            self.project(sub["uuid"], target["uuid"])
+        return self._done("project", identifier, target, created=created)
+
+    # ------------------------------------------------------------------ blocks
+    def _manifest_at_dest(self, pdh: str) -> str | None:
+        """The destination's own signed manifest of this content, if the caller can read it there.
+        (A list, not a get by PDH: that would look across the federation and find the source.)"""
+        found = self.dest.collections.list([["portable_data_hash", "=", pdh]], limit=1, count="none",
+                                           select=["uuid", "manifest_text"])["items"]
+        manifest_text = found[0].get("manifest_text") if found else None
+        if manifest_text:
+            self._learn(manifest_text)
+        return manifest_text
+
+    def _send_blocks(self, manifest_text: str, project: str) -> str:
+        """The manifest with every block stored at the destination, sending only what is not there."""
+        self._scan(project)
+        tree = parse(manifest_text).tree()
+        wanted = {Locator.parse(seg[0]).md5: seg[0] for files in tree.values() for segs in files.values()
+                  for seg in segs}
+        missing = [loc for md5, loc in wanted.items() if md5 not in self._known]
+        self.report.blocks_reused += len(wanted) - len(missing)
+        source_keep, dest_keep = self.source.keep(cache=None), self.dest.keep(cache=None)
+
+        def send(locator: str) -> None:
+            data = source_keep.get(locator)
+            self._known[Locator.parse(locator).md5] = dest_keep.put(data)
+            self.report.bytes_sent += len(data)
+            self.report.blocks_sent += 1
+            self._tick_block(Locator.parse(locator).md5, len(data))
+
+        with ThreadPoolExecutor(PARALLEL_BLOCKS) as pool:
+            list(pool.map(send, missing))  # list(): re-raises the first failure
+        for files in tree.values():
+            for segments in files.values():
+                for n, (locator, offset, size) in enumerate(segments):
+                    segments[n] = (self._known[Locator.parse(locator).md5], offset, size)
+        return render(tree)
+
+    def _scan(self, project: str) -> None:
+        """Learn the blocks of the collections the caller can read in a destination project."""
+        if project in self._scanned:
+            return
+        self._scanned.add(project)
+        for collection in self._children(self.dest, "collections", project, ["uuid", "manifest_text"]):
+            self._learn(collection.get("manifest_text") or "")  # absent where residency withholds it
+
+    def _learn(self, manifest_text: str) -> None:
+        for stream in parse(manifest_text).streams if manifest_text else ():
+            for locator in stream.locators:
+                if "+A" in locator:
+                    self._known.setdefault(Locator.parse(locator).md5, locator)
+
+    # ------------------------------------------------------------------ helpers
+    def _tick(self, manifest_text: str) -> None:
+        for stream in parse(manifest_text).streams:
+            for locator in stream.locators:
+                loc = Locator.parse(locator)
+                self._tick_block(loc.md5, loc.size or 0)
+
+    def _tick_block(self, md5: str, size: int) -> None:
+        """Advance the progress bar once per distinct block, sent or found at the destination."""
+        with self._lock:
+            if md5 in self._ticked:
+                return
+            self._ticked.add(md5)
+        self.progress(size)
+
+    def _done(self, kind: str, source: str, record: dict[str, Any], created: bool) -> Copied:
+        copied = Copied(kind, source, record["uuid"], created, record.get("portable_data_hash"))
+        self.report.objects.append(copied)
+        return copied
+
+    def _source_cluster(self) -> str:
+        return str(self.source.config().get("ClusterID", ""))
+
+    def _dest_home(self) -> str:
+        if self._home is None:
+            self._home = self.dest.users.current()["uuid"]
+        return self._home
+
+    @staticmethod
+    def _references(workflow: dict[str, Any]) -> list[str]:
+        return KEEP_REFERENCE.findall(workflow.get("definition") or "")
+
+    @staticmethod
+    def _children(client: ApiClient, resource: str, project: str, select: list[str]) -> Iterator[dict[str, Any]]:
+        yield from getattr(client, resource).list_all([["owner_uuid", "=", project]], select=select)
+
+    @staticmethod
+    def _subprojects(client: ApiClient, project: str) -> Iterator[dict[str, Any]]:
+        yield from client.groups.list_all([["owner_uuid", "=", project], ["group_class", "=", "project"]],
+                                          select=["uuid", "name"])
+
+
+def copy_to_cluster(client: ApiClient, identifier: str, cluster_id: str, project: str | None = None,
+                    progress: Progress | None = None) -> CopyReport:
+    return FederationCopy(client, cluster_id, progress).copy(identifier, project)
