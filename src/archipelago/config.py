@@ -120,6 +120,12 @@ class RemoteClusterConfig(_Strict):
 class LoginConfig(_Strict):
     remote_token_refresh: float = Field(default=300, gt=0, description="seconds a validated remote token is "
                                                                        "trusted before its home is asked again")
+    login_cluster: str | None = Field(default=None, description="the one cluster that issues every user and "
+                                      "token of the federation (Arvados LoginCluster); null: each cluster its own")
+
+    def satellite_of(self, cluster_id: str) -> str | None:
+        """The login cluster, when it is another cluster than `cluster_id`."""
+        return self.login_cluster if self.login_cluster not in (None, cluster_id) else None
 
 
 class ClusterConfig(_Strict):
@@ -158,6 +164,9 @@ class ClusterConfig(_Strict):
                 raise ValueError(f"remote_clusters: {remote!r} must be another cluster's 5-character ID")
         if not any(c.default for c in self.storage_classes.values()):
             raise ValueError("storage_classes: at least one class must have default: true")
+        login = self.login.login_cluster
+        if login is not None and login != self.cluster_id and login not in self.remote_clusters:
+            raise ValueError(f"login.login_cluster: {login!r} is neither this cluster nor one of its remote_clusters")
         return self
 
     @property

@@ -21,6 +21,7 @@ def test_defaults_fill_in_secrets_and_volume_uuids(tmp_path):
         ({"cluster_id": "z1111", "collections": {"blob_signing_ttl": 0}}, "collections.blob_signing_ttl", "greater"),
         ({"cluster_id": "z1111", "volumes": [{"driver": "directory", "root": "/x", "storage_classes": ["gold"]}]},
          "storage_classes", "gold"),
+        ({"cluster_id": "z1111", "login": {"login_cluster": "z9999"}}, "login.login_cluster", "neither"),
     ],
 )
 def test_errors_name_the_key_and_reason(data, key, reason):

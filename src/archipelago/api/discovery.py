@@ -137,7 +137,7 @@ def exported_config(config: ClusterConfig) -> dict[str, Any]:
         },
         "RemoteClusters": {cid: {"Host": r.host, "Scheme": r.scheme, "Insecure": r.insecure, "Proxy": True}
                            for cid, r in config.remote_clusters.items()},
-        "Login": {"LoginCluster": ""},
+        "Login": {"LoginCluster": config.login.login_cluster or ""},
         "Services": {"Controller": {"ExternalURL": config.api.url},
                      "Keepstore": {"InternalURLs": {url: {} for url in config.keep_service_urls}}},
         "API": {"MaxItemsPerResponse": config.api.max_items_per_response, "MaxRequestSize": 128 << 20},

@@ -176,6 +176,7 @@ def api(config: Annotated[Path, typer.Option(help="Cluster configuration YAML.")
 def federation_up(
     directory: Annotated[Path, typer.Argument(help="Directory for the clusters (created if needed).")],
     clusters: Annotated[int, typer.Option(min=1, max=9, help="How many clusters.")] = 3,
+    login_cluster: Annotated[bool, typer.Option(help="The first cluster issues all users and tokens.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Boot a federation of N clusters on loopback (one process each) until interrupted."""
@@ -187,7 +188,7 @@ def federation_up(
 
     directory = directory.resolve()
     if not all((directory / cid / CONFIG_NAME).exists() for cid in cluster_ids(clusters)):
-        init_federation(directory, clusters)
+        init_federation(directory, clusters, login_cluster)
     processes = [ClusterProcess(directory / cid) for cid in cluster_ids(clusters)]
     try:
         for process in processes:

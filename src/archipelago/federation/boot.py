@@ -23,8 +23,9 @@ def cluster_ids(count: int) -> list[str]:
     return [f"z{n}{n}{n}{n}" for n in range(1, count + 1)]
 
 
-def init_federation(directory: Path, count: int) -> list[FederationMember]:
-    """Write one cluster per ID under `directory`, each listing all the others as remotes."""
+def init_federation(directory: Path, count: int, login_cluster: bool = False) -> list[FederationMember]:
+    """Write one cluster per ID under `directory`, each listing all the others as remotes; with
+    `login_cluster`, the first cluster issues every user and token of the federation."""
     directory = Path(directory)
     members = []
     for cluster_id in cluster_ids(count):
@@ -38,5 +39,7 @@ def init_federation(directory: Path, count: int) -> list[FederationMember]:
             other.cluster_id: RemoteClusterConfig(host=other.api_url.split("://", 1)[1], insecure=True)
             for other in members if other is not member
         }
+        if login_cluster:
+            config.login.login_cluster = members[0].cluster_id
         path.write_text(dump_config(config))
     return members

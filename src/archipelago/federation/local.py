@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..auth.permissions import MANAGE, READ, WRITE, PermissionCache, Permissions
 from ..auth.remote import RemoteTokenValidator, RemoteValidationError
-from ..auth.salt import salt_secret
-from ..auth.tokens import TokenFormatError, new_secret, parse_v2
+from ..auth.salt import salt_secret, salt_token
+from ..auth.tokens import TokenFormatError, V2Token, new_secret, parse_v2
 from ..config import ClusterConfig
 from ..db.models import (
     MODELS,
@@ -39,6 +39,8 @@ from .backend import ApiError, BadRequest, Caller, Forbidden, ListParams, NotFou
 from .filters import apply_filters, apply_order
 from .residency import POLICIES, refuse, restricted_blocks, restricted_projects
 
+# what only the login cluster creates, in a federation that has one
+LOGIN_CLUSTER_RESOURCES = ("users", "api_client_authorizations")
 # what a client may set on create/update; everything else is the server's
 WRITABLE = {
     "users": {"email", "username", "first_name", "last_name", "is_admin", "is_active", "prefs", "owner_uuid"},
@@ -256,6 +258,10 @@ class LocalBackend:
                     raise Unauthorized("invalid or revoked token") from None
                 return self._caller_for(session, row, token)
         home = v2.uuid[:5]
+        if home != self.config.cluster_id and len(v2.secret) != 40:
+            # another cluster's full token (a LoginCluster federation sends them): checked and kept
+            # here only in its salted form, so this cluster never holds a secret it could replay
+            v2 = parse_v2(salt_token(token, self.config.cluster_id))
         with self._session() as session:
             row = session.get(ApiClientAuthorization, v2.uuid)
             if row is not None:
@@ -269,18 +275,22 @@ class LocalBackend:
                     raise Unauthorized("invalid or revoked token")
         if home == self.config.cluster_id or self.validator is None or not self.validator.knows(home):
             raise Unauthorized("invalid or revoked token (issued by a cluster this one does not federate with)")
-        return self._validate_remote(home, v2.uuid, v2.secret, token)
+        return self._validate_remote(home, v2, token)
 
-    def _validate_remote(self, home: str, token_uuid: str, secret: str, token: str) -> Caller:
+    def _validate_remote(self, home: str, salted: V2Token, token: str) -> Caller:
+        """Ask the token's home who it is (with the salted form), mirror the user, remember the token."""
         assert self.validator is not None
         try:
-            identity = self.validator.validate(home, token)
+            identity = self.validator.validate(home, str(salted))
         except RemoteValidationError as exc:
             if exc.status == 401:
                 with self._session() as session:  # revoked at home: forget our cached copy
-                    session.execute(delete(ApiClientAuthorization).where(ApiClientAuthorization.uuid == token_uuid))
+                    session.execute(delete(ApiClientAuthorization).where(ApiClientAuthorization.uuid == salted.uuid))
             raise ApiError(str(exc), exc.status) from None
         remote_user = identity.user
+        # users of the login cluster are this federation's users: their admin and active flags hold
+        # everywhere; other visitors are never admins here, and active only if the remote allows it
+        from_login_cluster = home == self.config.login.login_cluster
         stamp = now()
         with self._session() as session:
             user = session.get(User, remote_user["uuid"])
@@ -291,17 +301,20 @@ class LocalBackend:
             user.email = remote_user.get("email")
             user.first_name = remote_user.get("first_name")
             user.last_name = remote_user.get("last_name")
-            user.is_active = bool(remote_user.get("is_active")) and self.config.remote_clusters[home].activate_users
+            active = bool(remote_user.get("is_active"))
+            user.is_active = active and (from_login_cluster or self.config.remote_clusters[home].activate_users)
+            user.is_admin = from_login_cluster and bool(remote_user.get("is_admin"))
             user.modified_at = stamp
-            row = session.get(ApiClientAuthorization, token_uuid)
+            row = session.get(ApiClientAuthorization, salted.uuid)
             if row is None:
-                row = ApiClientAuthorization(uuid=token_uuid, created_at=stamp, modified_at=stamp)
+                row = ApiClientAuthorization(uuid=salted.uuid, created_at=stamp, modified_at=stamp)
                 session.add(row)
-            row.api_token, row.user_uuid, row.owner_uuid = secret, user.uuid, user.uuid
+            row.api_token, row.user_uuid, row.owner_uuid = salted.secret, user.uuid, user.uuid
             row.scopes = identity.authorization.get("scopes") or ["all"]
             row.expires_at = parse_time(identity.authorization.get("expires_at"))
             row.refreshes_at = stamp + timedelta(seconds=self.config.login.remote_token_refresh)
             session.flush()
+            self._changed(session, "users")  # flags may have changed: cached permissions must not outlive them
             return self._caller_for(session, row, token)
 
     def _caller_for(self, session: Session, row: ApiClientAuthorization, token: str) -> Caller:
@@ -434,6 +447,9 @@ class LocalBackend:
             raise Unprocessable(f"cluster_id {cluster_id!r}: this cluster does not federate with it")
         model = self._model(resource)
         attrs = self._writable(caller, resource, attrs)
+        login = self.config.login.satellite_of(self.config.cluster_id)
+        if login and resource in LOGIN_CLUSTER_RESOURCES:
+            raise Unprocessable(f"{resource} of this federation are created on its login cluster {login}")
         with self._session() as session:
             perms = self._permissions(session, caller)
             stamp = now()

@@ -17,7 +17,7 @@ from ..ids import PDH_RE, UUID_RE
 from ..keep.manifest import portable_data_hash
 from ..keep.signing import local_to_remote
 from .backend import ApiError, Caller, ListParams, NotFound, Unprocessable
-from .local import LocalBackend
+from .local import LOGIN_CLUSTER_RESOURCES, LocalBackend
 from .remote import RemoteBackend
 
 
@@ -98,6 +98,9 @@ class FederatedBackend:
 
     def create(self, caller: Caller, resource: str, attrs: dict[str, Any], ensure_unique_name: bool = False,
                cluster_id: str | None = None) -> dict[str, Any]:
+        login = self.local.config.login.satellite_of(self.cluster_id)
+        if login and resource in LOGIN_CLUSTER_RESOURCES:
+            cluster_id = login  # users and tokens are issued by the login cluster alone
         if cluster_id and cluster_id != self.cluster_id:
             if cluster_id not in self.remotes:
                 raise Unprocessable(f"cluster_id {cluster_id!r} is not a cluster this one federates with")

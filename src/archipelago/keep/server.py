@@ -209,11 +209,11 @@ class Keepstore:
             reader.close()
 
     def _from_outside(self, request: web.Request) -> bool:
-        """Another cluster's keepstore (it says so), or a token salted for us by another cluster."""
+        """Another cluster's keepstore (it says so), or a token another cluster issued (salted or not)."""
         if request.headers.get(CLUSTER_HEADER, self.config.cluster_id) != self.config.cluster_id:
             return True
         parts = (request_token(request) or "").split("/")
-        return len(parts) >= 3 and parts[0] == "v2" and len(parts[2]) == 40
+        return len(parts) >= 3 and parts[0] == "v2" and (len(parts[2]) == 40 or parts[1][:5] != self.config.cluster_id)
 
     async def _refresh_restricted(self) -> None:
         while True:

@@ -41,8 +41,18 @@ def client_for_cluster(client: ApiClient, cluster_id: str) -> ApiClient:
     if cluster_id not in remotes:
         raise ApiRequestError(422, f"cluster {cluster_id} is not federated with {client.base}")
     remote = remotes[cluster_id]
-    return ApiClient(f"{remote.get('Scheme', 'https')}://{remote['Host']}", salt_token(client.token, cluster_id),
+    return ApiClient(f"{remote.get('Scheme', 'https')}://{remote['Host']}", token_for_cluster(client, cluster_id),
                      insecure=bool(remote.get("Insecure")))
+
+
+def token_for_cluster(client: ApiClient, cluster_id: str) -> str:
+    """The token to present at another cluster: salted for it, unless the federation has a login
+    cluster that issued this token (then the same token is good everywhere, as in Arvados)."""
+    login = client.config().get("Login", {}).get("LoginCluster")
+    parts = client.token.split("/")
+    if login and len(parts) >= 3 and parts[1].startswith(login):
+        return client.token
+    return salt_token(client.token, cluster_id)
 
 
 def kind_of(identifier: str) -> str:
