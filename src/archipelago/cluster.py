@@ -88,7 +88,7 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
         # one keepstore holds one copy; asking for two by default would fail every write
         "collections": {"default_replication": 1},
         "api": {"listen": f"127.0.0.1:{api_port or free_port()}", "tls_cert": "tls.crt", "tls_key": "tls.key"},
-        "keepstore": {"listen": f"127.0.0.1:{keep_port or free_port()}"},
+        "keepstore": {"listen": f"127.0.0.1:{keep_port or free_port()}", "remote_cache_dir": "remote-cache"},
     })
     directory.mkdir(parents=True, exist_ok=True)
     write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")

@@ -90,7 +90,9 @@ class _Listening(_Strict):
 class KeepstoreConfig(_Listening):
     listen: str = "127.0.0.1:25107"
     pull_workers: int = Field(default=2, ge=1)
-    remote_cache_bytes: int = Field(default=1 << 30, ge=0, description="memory for blocks read from other clusters")
+    remote_cache_bytes: int = Field(default=1 << 30, ge=0, description="disk for blocks read from other clusters")
+    remote_cache_dir: Path | None = Field(default=None, description="where those blocks are kept; default: a "
+                                          "fresh temporary directory per process")
 
 
 class ApiConfig(_Listening):
@@ -214,6 +216,8 @@ def load_config(path: Path) -> ClusterConfig:
     for volume in config.volumes:
         if volume.root is not None and not volume.root.is_absolute():
             volume.root = base / volume.root
+    if config.keepstore.remote_cache_dir is not None and not config.keepstore.remote_cache_dir.is_absolute():
+        config.keepstore.remote_cache_dir = base / config.keepstore.remote_cache_dir
     for key in ("tls_cert", "tls_key"):
         value = getattr(config.api, key)
         if value is not None and not value.is_absolute():

@@ -172,6 +172,32 @@ def test_remote_blocks_are_fetched_once_and_copied_home_on_save(federation, tmp_
     assert Collection(alice, saved["uuid"]).read("data.bin") == payload
 
 
+def test_a_block_already_held_here_is_vouched_for_only_with_the_remote_clusters_consent(federation):
+    from archipelago.keep.client import KeepReadError
+    from archipelago.sdk import Collection
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice, mallory = new_user(home, "alice"), new_user(home, "mallory")
+    payload = os.urandom(200_000)
+    here = Collection(alice)  # the same bytes at home ...
+    here.write("a.bin", payload)
+    here.save_new("at home")
+    there = Collection(as_user(home, target.base, salt_token(alice.token, "z2222")))  # ... and at z2222
+    there.write("a.bin", payload)
+    uuid = there.save_new("at z2222")["uuid"]
+    remote_locator = Collection(alice, uuid).segments("a.bin")[0][0]
+    assert "+Rz2222-" in remote_locator
+    home_keep = home.keep().services[0].url
+    key = 'archipelago_keep_remote_fetched_bytes_total{cluster="z2222"}'
+    before = keep_metrics(home_keep).get(key, 0)
+    local = alice.keep(cache=None).local_copy(remote_locator)  # held here: z2222 is only asked (HEAD)
+    assert "+A" in local and keep_metrics(home_keep).get(key, 0) == before
+    # a made-up +R hint for a block held here gets no local signature: z2222 refuses it
+    forged = remote_locator.split("+R")[0] + "+Rz2222-" + "0" * 40 + "@" + remote_locator.rsplit("@", 1)[1]
+    with pytest.raises(KeepReadError):
+        mallory.keep(cache=None).local_copy(forged)
+
+
 def test_residency_keeps_restricted_data_home_while_derived_results_travel(federation):
     import urllib3
 

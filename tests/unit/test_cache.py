@@ -30,3 +30,28 @@ def test_disk_tier_survives_restart_and_drops_corrupt_entries(tmp_path):
     (tmp_path / md5).write_bytes(b"garbage")
     assert BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=250).get(md5) is None
     assert not (tmp_path / md5).exists()
+
+
+def test_a_streamed_entry_is_invisible_until_committed_and_gone_when_aborted(tmp_path):
+    cache = BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=1000)
+    md5, data = block(7)
+    writer = cache.writer(md5)
+    writer.write(data[:40])
+    assert cache.disk_path(md5) is None and cache.get(md5) is None  # half a block is never visible
+    writer.write(data[40:])
+    assert writer.file.read() == data  # what was written can be sent while writing goes on
+    writer.commit()
+    assert cache.disk_path(md5).read_bytes() == data
+    other_md5, other = block(8)
+    aborted = cache.writer(other_md5)
+    aborted.write(other)
+    aborted.abort()
+    assert cache.disk_path(other_md5) is None and sorted(p.name for p in tmp_path.iterdir()) == [md5]
+
+
+def test_writes_interrupted_by_a_crash_are_cleared_at_start(tmp_path):
+    md5, data = block(9)
+    BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=1000).writer(md5).write(data)  # never committed
+    assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    fresh = BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=1000)
+    assert list(tmp_path.iterdir()) == [] and fresh.disk_path(md5) is None

@@ -25,6 +25,8 @@ class BlockCache:
         self.hits = self.misses = 0
         if self.disk_dir and disk_bytes:
             self.disk_dir.mkdir(parents=True, exist_ok=True)
+            for leftover in self.disk_dir.glob(".*.tmp"):  # an interrupted write: never committed
+                leftover.unlink(missing_ok=True)
             entries = [(e.stat().st_atime, e.name, e.stat().st_size) for e in os.scandir(self.disk_dir)
                        if len(e.name) == 32]
             for _, name, size in sorted(entries):
@@ -87,13 +89,64 @@ class BlockCache:
             if md5 in self._disk:
                 self._disk.move_to_end(md5)
                 return
-        temp = self.disk_dir / f".{md5}.{threading.get_ident()}.tmp"
-        temp.write_bytes(data)
-        os.replace(temp, self.disk_dir / md5)
+        writer = self.writer(md5)
+        writer.write(data)
+        writer.commit()
+
+    def writer(self, md5: str) -> DiskEntryWriter:
+        """Write a block to the disk tier piece by piece; it becomes visible only on commit()."""
+        assert self.disk_dir is not None and self.disk_bytes
+        return DiskEntryWriter(self, md5)
+
+    def disk_path(self, md5: str) -> Path | None:
+        """The file holding a cached block (for sendfile), counted as a use. Its content was
+        verified when it was stored; readers that need certainty verify as they read."""
         with self._lock:
-            self._disk[md5] = len(data)
-            self._disk_used += len(data)
-            while self._disk_used > self.disk_bytes and self._disk:
-                victim, size = self._disk.popitem(last=False)
-                self._disk_used -= size
+            if self.disk_dir is None or md5 not in self._disk:
+                return None
+            self._disk.move_to_end(md5)
+            self.hits += 1
+        path = self.disk_dir / md5
+        return path if path.exists() else None
+
+    def _admit(self, md5: str, size: int) -> None:
+        assert self.disk_dir is not None
+        with self._lock:
+            if md5 not in self._disk:
+                self._disk[md5] = size
+                self._disk_used += size
+            while self._disk_used > self.disk_bytes and len(self._disk) > 1:
+                victim, victim_size = self._disk.popitem(last=False)
+                self._disk_used -= victim_size
                 (self.disk_dir / victim).unlink(missing_ok=True)
+
+
+class DiskEntryWriter:
+    """A block being written into a cache directory: a hidden temporary file, renamed into place
+    on commit() (so no reader sees half a block), removed on abort()."""
+
+    def __init__(self, cache: BlockCache, md5: str):
+        assert cache.disk_dir is not None
+        self.cache, self.md5, self.size = cache, md5, 0
+        self.path = cache.disk_dir / md5
+        self._temp = cache.disk_dir / f".{md5}.{os.getpid()}.{threading.get_ident()}.{id(self)}.tmp"
+        self._fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # a reader of its own (for sendfile, which seeks it): the writer's position is never moved
+        self.file = open(self._temp, "rb", buffering=0)  # noqa: SIM115
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, self.size)
+            view, self.size = view[written:], self.size + written
+
+    def commit(self) -> None:
+        self.file.close()
+        os.close(self._fd)
+        os.replace(self._temp, self.path)
+        self.cache._admit(self.md5, self.size)
+
+    def abort(self) -> None:
+        self.file.close()
+        os.close(self._fd)
+        self._temp.unlink(missing_ok=True)

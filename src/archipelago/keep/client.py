@@ -200,10 +200,28 @@ class KeepClient:
             _raise_read_failure(loc, failures)
         return opened[0]
 
-    def _open(self, service: KeepService, loc: Locator, token: str | None) -> tuple[Any, str | None]:
+    def head(self, locator: str | Locator, token: str | None = None) -> int:
+        """The block's size, if a service has it and accepts the locator's signature (no bytes move)."""
+        loc = locator if isinstance(locator, Locator) else Locator.parse(locator, require_size=False)
+        sizes: list[int] = []
+
+        def attempt(service: KeepService) -> str | None:
+            resp, failure = self._open(service, loc, token, method="HEAD")
+            if resp is not None:
+                sizes.append(int(resp.headers.get("Content-Length", loc.size or 0)))
+                resp.release_conn()
+            return failure
+
+        failures, ok = self._with_retries(self._read_order(loc), attempt)
+        if not ok:
+            _raise_read_failure(loc, failures)
+        return sizes[0]
+
+    def _open(self, service: KeepService, loc: Locator, token: str | None,
+              method: str = "GET") -> tuple[Any, str | None]:
         """GET one service: (open response, None), or (None, why not) with "retry" if worth retrying."""
         try:
-            resp = self._http.request("GET", f"{service.url}/{loc}", preload_content=False,
+            resp = self._http.request(method, f"{service.url}/{loc}", preload_content=False,
                                       headers=self._headers({"Accept": "application/octet-stream"}, token))
         except urllib3.exceptions.HTTPError as exc:
             return None, f"retry: connection failed ({exc.__class__.__name__})"

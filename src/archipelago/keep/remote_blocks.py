@@ -1,5 +1,8 @@
 """Blocks signed by another cluster (`+R<cluster>-<sig>`): fetched from that cluster for the
-caller, verified, and kept in a bounded cache, so repeated reads cross the network once.
+caller, verified, and kept in a bounded disk cache, so repeated reads cross the network once.
+
+The cache lives on disk, not in memory: blocks are written into it as they stream (no 64 MiB
+allocation per block, which costs page faults on every block) and served from it with sendfile.
 
 The caller's token is salted for the remote cluster (it proves the caller's identity there and
 is useless anywhere else), and the `+R` hint is turned back into the `+A` the remote verifies.
@@ -7,13 +10,15 @@ is useless anywhere else), and the `+R` hint is turned back into the `+A` the re
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from ..auth.salt import SaltError, salt_token
 from ..config import ClusterConfig
-from .cache import BlockCache
+from .cache import BlockCache, DiskEntryWriter
 from .client import KeepClient
 from .errors import InvalidLocator
 from .locator import Locator
@@ -23,8 +28,12 @@ CLUSTER_HEADER = "X-Archipelago-Cluster"  # tells the serving cluster who is rea
 
 
 class RemoteBlocks:
-    def __init__(self, config: ClusterConfig, cache: BlockCache):
-        self.config, self.cache = config, cache
+    def __init__(self, config: ClusterConfig):
+        self.config = config
+        directory = config.keepstore.remote_cache_dir or Path(tempfile.mkdtemp(prefix="archi-remote-cache-"))
+        # at least the last block stays (a relay writes each block there as it passes)
+        self.cache = BlockCache(memory_bytes=0, disk_dir=directory,
+                                disk_bytes=max(1, config.keepstore.remote_cache_bytes))
         self.fetched: Counter[str] = Counter()  # bytes fetched from each remote cluster
         self._clients: dict[str, KeepClient] = {}
         self._lock = threading.Lock()
@@ -52,16 +61,17 @@ class RemoteBlocks:
             raise InvalidLocator(f"cannot read a remote block with this token: {exc}") from None
         return cluster_id, remote_to_local(str(locator), cluster_id), salted
 
-    def cached(self, locator: Locator) -> bytes | bytearray | None:
-        return self.cache.get(locator.md5)
+    def cached(self, locator: Locator) -> Path | None:
+        """The cache file of a block fetched before, if it is still there."""
+        return self.cache.disk_path(locator.md5)
 
     def read(self, locator: Locator, token: str) -> bytes | bytearray:
-        cached = self.cached(locator)
-        if cached is not None:
-            return cached
+        if (path := self.cached(locator)) is not None:
+            return path.read_bytes()
         cluster_id, remote_locator, salted = self._target(locator, token)
-        data = self._client(cluster_id).get(remote_locator, token=salted)
-        self.remember(locator, cluster_id, data)
+        data = self._client(cluster_id).get(remote_locator, token=salted)  # verified by the client
+        self.count(cluster_id, len(data))
+        self.cache.put(locator.md5, data)
         return data
 
     def open(self, locator: Locator, token: str) -> tuple[str, Any]:
@@ -69,8 +79,17 @@ class RemoteBlocks:
         cluster_id, remote_locator, salted = self._target(locator, token)
         return cluster_id, self._client(cluster_id).open_body(remote_locator, token=salted)
 
-    def remember(self, locator: Locator, cluster_id: str, data: bytes | bytearray) -> None:
-        """A verified block from `cluster_id`: count the bytes that crossed, keep it for next time."""
+    def confirm(self, locator: Locator, token: str) -> int:
+        """Ask the block's cluster whether this caller may read it (a HEAD: no bytes cross); its size.
+        Needed before vouching for a block held here already: a `+R` signature is checked only there."""
+        cluster_id, remote_locator, salted = self._target(locator, token)
+        return self._client(cluster_id).head(remote_locator, token=salted)
+
+    def writer(self, locator: Locator) -> DiskEntryWriter:
+        """Where a relayed block is written as it arrives; commit() once its md5 checks out."""
+        return self.cache.writer(locator.md5)
+
+    def count(self, cluster_id: str, size: int) -> None:
+        """Bytes that crossed from `cluster_id`, for the metrics."""
         with self._lock:
-            self.fetched[cluster_id] += len(data)
-        self.cache.put(locator.md5, data)
+            self.fetched[cluster_id] += size

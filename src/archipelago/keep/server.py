@@ -23,7 +23,6 @@ from typing import Any, BinaryIO, TypeVar
 from aiohttp import web
 
 from ..config import ClusterConfig
-from .cache import BlockCache
 from .errors import BlockNotFound, BlockTooLarge, CorruptBlock, HashMismatch, InvalidLocator, KeepError
 from .locator import BLOCK_SIZE, EMPTY_HASH, Locator, LocatorError
 from .remote_blocks import CLUSTER_HEADER, RemoteBlocks
@@ -125,7 +124,8 @@ class Keepstore:
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
         self.pull_queue: list[dict[str, Any]] = []
-        self.remote = RemoteBlocks(config, BlockCache(memory_bytes=config.keepstore.remote_cache_bytes))
+        self.remote = RemoteBlocks(config)
+        self._relay_buffers: list[bytearray] = []  # CHUNK-sized, reused across relays
         self.served: Counter[str] = Counter()  # bytes served to each other cluster's keepstore
         self._pull_wakeup = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
@@ -232,8 +232,16 @@ class Keepstore:
             raise web.HTTPUnauthorized(text='{"errors": ["missing token"]}', content_type="application/json")
         headers = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
         store_locally = request.headers.get("X-Keep-Signature", "").split(",")[0].strip() == "local"
-        if request.method == "GET" and not store_locally and self.remote.cached(locator) is None:
+        if request.method == "GET" and not store_locally:
+            if (path := self.remote.cached(locator)) is not None:
+                return web.FileResponse(path, headers=headers)  # sendfile, like a local block
             return await self._relay_remote(request, locator, token, headers)
+        if store_locally and request.method == "HEAD" and await self._run(self._stored_here, locator.md5):
+            # the block is here already: only the caller's right to it is checked over there
+            size = await self._run(self.remote.confirm, locator, token)
+            headers["X-Keep-Locator"] = self._sign(locator.md5, size, token)
+            headers["Content-Length"] = str(size)
+            return web.Response(headers=headers)
         data = await self._run(self.remote.read, locator, token)
         if store_locally:
             await self._run(self.store.put, locator.md5, data)
@@ -251,28 +259,41 @@ class Keepstore:
         await response.write_eof()
         return response
 
+    def _stored_here(self, md5: str) -> bool:
+        try:
+            self.store.open(md5)[1].close()
+            return True
+        except KeepError:
+            return False
+
     async def _relay_remote(self, request: web.Request, locator: Locator, token: str,
                             headers: dict[str, str]) -> web.StreamResponse:
-        """First read of a remote block: pass it on while it arrives and is hashed, holding back the
-        last piece until the md5 checks out (else the connection is cut), then keep it cached."""
+        """First read of a remote block: each piece is received, hashed and written to the cache file
+        by a worker thread, then sent from that file by the kernel (sendfile) while the next piece
+        arrives. The last piece goes out only once the md5 checks out (else the connection is cut),
+        and the cache file becomes visible only then."""
         cluster_id, body = await self._run(self.remote.open, locator, token)
+        buffer = self._relay_buffers.pop() if self._relay_buffers else bytearray(CHUNK)
+        cache = self.remote.writer(locator)
+        committed = False
+        pulling: asyncio.Future[int] | None = None
         try:
             size = int(body.headers.get("Content-Length", locator.size or 0))
-            buffer = bytearray(size)
-            view = memoryview(buffer)
             hasher = hashlib.md5()
             received = [0]
 
             def pull() -> int:
-                start = received[0]
-                n = body.readinto(view[start : min(size, start + CHUNK)]) if start < size else 0
-                hasher.update(view[start : start + n])
+                view = memoryview(buffer)[: min(CHUNK, size - received[0])]
+                n = body.readinto(view) if view else 0
+                hasher.update(view[:n])
+                cache.write(view[:n])
                 received[0] += n
                 return n
 
             response = web.StreamResponse(headers=headers)
             response.content_length = size
             await response.prepare(request)
+            loop = asyncio.get_running_loop()
             sent = 0
             pulling = self._fork(pull)
             while sent < size:
@@ -282,14 +303,22 @@ class Keepstore:
                     if request.transport is not None:
                         request.transport.abort()
                     return response
-                if sent + n < size:
-                    pulling = self._fork(pull)  # receive the next piece while this one goes out
-                await response.write(view[sent : sent + n])
+                if sent + n < size:  # receive the next piece while the kernel sends this one
+                    pulling = self._fork(pull)
+                await loop.sendfile(request.transport, cache.file, sent, n)  # type: ignore[arg-type]
                 sent += n
+            await self._run(cache.commit)
+            committed = True
+            self.remote.count(cluster_id, size)
             await response.write_eof()
-            self.remote.remember(locator, cluster_id, buffer)
             return response
         finally:
+            if pulling is not None and not pulling.done():  # it writes into the buffer and the cache file
+                with contextlib.suppress(Exception):
+                    await pulling
+            if not committed:
+                await self._run(cache.abort)
+            self._relay_buffers.append(buffer)
             body.release_conn()
 
     async def metrics(self, request: web.Request) -> web.Response:
