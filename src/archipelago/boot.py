@@ -6,6 +6,7 @@ Later issues grow this into booting a whole cluster or a local federation in one
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,11 +19,26 @@ import urllib3
 
 from .config import ClusterConfig, dump_config
 
+# below Linux's ephemeral range (32768-60999): a port handed out here is written into configs and
+# bound later, and in between an outgoing connection could take an ephemeral one
+SERVICE_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()  # not bound yet by whoever asked: never hand them out twice
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on now, outside the range outgoing connections draw from."""
+    for _ in range(200):
+        port = secrets.choice(SERVICE_PORTS)  # not `random`: tests may seed it
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port found")
 
 
 def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
