@@ -14,7 +14,7 @@ from typing import Any
 from .boot import free_port
 from .config import ClusterConfig, dump_config, load_config, parse_config
 from .db.models import User
-from .db.session import make_engine, migrate, session_factory
+from .db.session import make_engine, migrate, refresh_statistics, session_factory
 from .federation.local import LocalBackend, now
 from .ids import INFIX, new_uuid
 
@@ -57,6 +57,7 @@ class InitResult:
 def backend_for(config: ClusterConfig) -> LocalBackend:
     engine = make_engine(config.database_url)
     migrate(engine)
+    refresh_statistics(engine)
     backend = LocalBackend(config, session_factory(engine))
     backend.bootstrap()
     return backend

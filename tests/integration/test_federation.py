@@ -21,15 +21,20 @@ pytestmark = pytest.mark.integration
 REFRESH = 1.5  # seconds a validated remote token is trusted before its home is asked again
 
 
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory):
-    members = init_federation(tmp_path_factory.mktemp("fed"), 3)
+def start_federation(directory: Path, count: int, login_cluster: bool = False) -> tuple[list, list[ClusterProcess]]:
+    """A real federation on loopback whose clusters re-validate visitors' tokens every REFRESH s."""
+    members = init_federation(directory, count, login_cluster)
     for member in members:
         path = member.directory / CONFIG_NAME
         config = load_config(path)
         config.login.remote_token_refresh = REFRESH
         path.write_text(dump_config(config))
-    processes = [ClusterProcess(m.directory).start() for m in members]
+    return members, [ClusterProcess(m.directory).start() for m in members]
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    members, processes = start_federation(tmp_path_factory.mktemp("fed"), 3)
     clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
     yield {**clients, "processes": dict(zip(clients, processes, strict=True))}
     for process in processes:

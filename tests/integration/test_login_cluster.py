@@ -7,26 +7,18 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from archipelago.boot import ClusterProcess
 from archipelago.cluster import CONFIG_NAME
-from archipelago.config import dump_config, load_config
-from archipelago.federation.boot import init_federation
+from archipelago.config import load_config
 from archipelago.sdk import ApiClient, ApiRequestError, Collection
 from tests.integration.test_api import new_user
+from tests.integration.test_federation import REFRESH, start_federation
 
 pytestmark = pytest.mark.integration
-REFRESH = 1.5
 
 
 @pytest.fixture(scope="module")
 def login_federation(tmp_path_factory):
-    members = init_federation(tmp_path_factory.mktemp("login"), 2, login_cluster=True)
-    for member in members:
-        path = member.directory / CONFIG_NAME
-        config = load_config(path)
-        config.login.remote_token_refresh = REFRESH
-        path.write_text(dump_config(config))
-    processes = [ClusterProcess(m.directory).start() for m in members]
+    members, processes = start_federation(tmp_path_factory.mktemp("login"), 2, login_cluster=True)
     yield {m.cluster_id: (ApiClient(m.api_url, m.admin_token, insecure=True), m) for m in members}
     for process in processes:
         process.stop()

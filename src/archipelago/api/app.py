@@ -12,6 +12,7 @@ import logging
 import secrets
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -42,7 +43,7 @@ IDENTITY_PATHS = {"/arvados/v1/users/current", "/arvados/v1/api_client_authoriza
 
 class JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        return orjson.dumps(content)  # a page of 1000 records: the stdlib encoder took longer than the query
 
 
 def error(status: int, message: str) -> JSON:

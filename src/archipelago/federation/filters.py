@@ -106,6 +106,7 @@ def apply_filters(query: Select[Any], model: Any, filters: list[list[Any]]) -> S
 
 def apply_order(query: Select[Any], model: Any, order: list[str]) -> Select[Any]:
     clauses = []
+    direction = "desc"
     for item in order or ["modified_at desc"]:
         attr, _, direction = item.strip().partition(" ")
         attr = attr.split(".")[-1] if attr.count(".") == 1 and not attr.startswith("properties") else attr
@@ -114,5 +115,7 @@ def apply_order(query: Select[Any], model: Any, order: list[str]) -> Select[Any]
         if direction not in ("asc", "desc"):
             raise BadRequest(f"order direction must be asc or desc, got {direction!r}")
         clauses.append(column.desc() if direction == "desc" else column.asc())
-    clauses.append(model.uuid.asc())  # a stable order for paging
+    # a stable order for paging, in the direction of the last key so that one index scan (ending
+    # in uuid) serves the whole ORDER BY and the LIMIT stops it early
+    clauses.append(model.uuid.desc() if direction == "desc" else model.uuid.asc())
     return query.order_by(*clauses)

@@ -67,11 +67,12 @@ def now() -> datetime:
 
 
 def timestamp(value: datetime | None) -> str | None:
+    """Arvados' `2026-11-22T22:36:02.123456Z` (isoformat: several times faster than strftime)."""
     if value is None:
         return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not None:  # SQLite hands back naive UTC datetimes, PostgreSQL aware ones
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def _aware(value: datetime) -> datetime:
@@ -132,14 +133,18 @@ class LocalBackend:
 
     def _render(self, resource: str, row: Any, caller: Caller | None = None,
                 select_: list[str] | None = None, listing: bool = False) -> dict[str, Any]:
+        """An API record. Lists render pages of up to 1000 rows: this is on the hot path."""
+        values = row._asdict() if hasattr(row, "_asdict") else {key: getattr(row, key) for key in COLUMNS[resource]}
         out: dict[str, Any] = {"kind": kind(resource)}
-        for key in COLUMNS[resource]:
-            value = getattr(row, key)
+        for key, value in values.items():
             out[key] = timestamp(value) if isinstance(value, datetime) else value
         out["etag"] = hashlib.md5(f"{row.uuid}{out['modified_at']}".encode()).hexdigest()[:25]
+        wanted = set(select_) if select_ else None
         if resource == "collections":
-            out["unsigned_manifest_text"] = row.manifest_text
-            out["manifest_text"] = self._signed(row, caller) if caller else row.manifest_text
+            if wanted is not None or not listing:  # manifests are left out of plain listings
+                out["unsigned_manifest_text"] = row.manifest_text
+                if wanted is None or "manifest_text" in wanted:
+                    out["manifest_text"] = self._signed(row, caller) if caller else row.manifest_text
             out["current_version_uuid"] = row.uuid
             out["storage_classes_confirmed"] = []
             out["replication_confirmed"] = None
@@ -149,8 +154,8 @@ class LocalBackend:
         elif resource == "users":
             out["full_name"] = " ".join(p for p in (row.first_name, row.last_name) if p)
             out["is_invited"] = row.is_active
-        if select_:
-            return {k: v for k, v in out.items() if k in select_ or k == "kind"}
+        if wanted is not None:
+            return {k: v for k, v in out.items() if k in wanted or k == "kind"}
         if listing:
             for hidden in LIST_HIDDEN.get(resource, ()):
                 out.pop(hidden, None)
