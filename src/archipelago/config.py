@@ -99,6 +99,7 @@ class ApiConfig(_Listening):
     listen: str = "127.0.0.1:8000"
     external_url: str | None = Field(default=None, description="defaults to http://<listen>")
     max_items_per_response: int = Field(default=1000, ge=1)
+    threads: int = Field(default=8, ge=1, description="threads running requests' database and peer calls")
     tls_cert: Path | None = Field(default=None, description="serve HTTPS (the Arvados SDK insists on it)")
     tls_key: Path | None = None
 

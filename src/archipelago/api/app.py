@@ -6,15 +6,18 @@ wins here (block bytes never pass through the API server; they go to keepstore).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import secrets
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,6 +39,7 @@ from ..federation.remote import FORWARDED_FOR
 from .discovery import discovery_document, exported_config
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BODY = "\0body"  # where _params keeps the parsed JSON body
 IGNORED_ATTRIBUTES = {"preserve_version"}  # versioning is not implemented; accepting it keeps SDK saves working
 IDENTITY_PATHS = {"/arvados/v1/users/current", "/arvados/v1/api_client_authorizations/current"}
@@ -137,6 +141,12 @@ def scope_allows(scopes: tuple[str, ...], method: str, path: str) -> bool:
 class ApiApp:
     def __init__(self, config: ClusterConfig, backend: Backend):
         self.config, self.backend = config, backend
+        # Backend calls block (database, peers): they run in these threads. A plain executor, not
+        # anyio's thread pool: per request, anyio's bookkeeping cost more than a simple query.
+        self._threads = ThreadPoolExecutor(config.api.threads, thread_name_prefix="api")
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, partial(fn, *args))
 
     async def _caller(self, request: Request, params: dict[str, Any]) -> Caller:
         token = from_authorization_header(request.headers.get("authorization")) or params.get("api_token")
@@ -144,7 +154,7 @@ class ApiApp:
             raise Unauthorized("no API token: send 'Authorization: Bearer <token>'")
         # a salted token is good at home only for identity lookups made on behalf of that cluster
         remote = params.get("remote") if request.method == "GET" and request.url.path in IDENTITY_PATHS else None
-        return await run_in_threadpool(self.backend.authenticate, token, remote)
+        return self.backend.known_caller(token, remote) or await self._call(self.backend.authenticate, token, remote)
 
     async def dispatch(self, request: Request) -> Response:
         try:
@@ -173,7 +183,7 @@ class ApiApp:
         action = path.get("action")
         if resource not in MODELS:
             raise NotFound(f"no such resource type {resource!r}")
-        call = run_in_threadpool
+        call = self._call
         if uuid == "current" and method == "GET":
             if resource == "users":
                 return await call(backend.user_current, caller)
@@ -205,7 +215,7 @@ class ApiApp:
         return JSON(exported_config(self.config))
 
     async def keep_services(self, request: Request) -> Response:
-        return JSON(await run_in_threadpool(self.backend.keep_services))
+        return JSON(await self._call(self.backend.keep_services))
 
     async def ping(self, request: Request) -> Response:
         return JSON({"health": "OK"})

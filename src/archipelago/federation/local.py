@@ -236,13 +236,19 @@ class LocalBackend:
         return None
 
     # ------------------------------------------------------------ identity
+    def known_caller(self, token: str, remote: str | None = None) -> Caller | None:
+        """The caller behind a token validated moments ago, without touching the database (so
+        the API can skip a thread hop), or None."""
+        cached = self._callers.get(f"{remote or ''} {token}")
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     def authenticate(self, token: str, remote: str | None = None) -> Caller:
         """The caller behind a token. `remote` is the `?remote=` of identity lookups: the cluster a
         salted token was made for, which is only honoured there (reference §5.4)."""
+        cached = self.known_caller(token, remote)
+        if cached is not None:
+            return cached
         key = f"{remote or ''} {token}"
-        cached = self._callers.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
         caller = self._authenticate(token, remote)
         if len(self._callers) > 10_000:
             self._callers.clear()

@@ -31,6 +31,9 @@ class FederatedBackend:
     def authenticate(self, token: str, remote: str | None = None) -> Caller:
         return self.local.authenticate(token, remote)
 
+    def known_caller(self, token: str, remote: str | None = None) -> Caller | None:
+        return self.local.known_caller(token, remote)
+
     def user_current(self, caller: Caller) -> dict[str, Any]:
         return self.local.user_current(caller)
 
