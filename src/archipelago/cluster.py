@@ -5,8 +5,13 @@ one event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
+import signal
+import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,32 +125,66 @@ def api_server(config: ClusterConfig, backend: Any) -> Any:
     ))
 
 
+def api_socket(config: ClusterConfig) -> socket.socket:
+    """The API's listening socket. SO_REUSEPORT lets several API processes bind the same port;
+    the kernel spreads new connections across them."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((config.api.host, config.api.port))
+    sock.listen(2048)
+    return sock
+
+
 def serve_api(config: ClusterConfig) -> None:
-    """The API server alone (`archi api`), for clusters whose keepstores run elsewhere."""
-    api_server(config, api_backend(config)).run()
+    """The API server alone (`archi api`): for clusters whose keepstores run elsewhere, and the
+    extra API processes of `archi cluster up` (api.workers), which share its port."""
+    sock = api_socket(config)
+    api_server(config, api_backend(config)).run(sockets=[sock])
 
 
-async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = None) -> None:
+def _die_with_parent() -> None:
+    """In a child: be sent SIGTERM when the parent exits, however it exits (Linux prctl)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_api_workers(config: ClusterConfig, config_path: Path) -> list[subprocess.Popen]:
+    """api.workers - 1 more API processes on the same port (this process is the first)."""
+    return [subprocess.Popen([sys.executable, "-m", "archipelago", "api", "--config", str(config_path)],
+                             preexec_fn=_die_with_parent)
+            for _ in range(config.api.workers - 1)]
+
+
+async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = None,
+                        config_path: Path | None = None) -> None:
     from aiohttp import web
 
     from .keep.server import create_app as create_keepstore
     from .keep.store import BlockStore
 
-    backend = await asyncio.to_thread(api_backend, config)
+    backend = await asyncio.to_thread(api_backend, config)  # migrates the database first
     local = getattr(backend, "local", backend)
     keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks),
                                 access_log=None)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
     server = api_server(config, backend)
+    workers: list[subprocess.Popen] = []
     try:
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[api_socket(config)]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
+        if config.api.workers > 1 and config_path is not None:
+            workers = start_api_workers(config, config_path)
         if ready is not None:
             ready.set()
         await serving
     finally:
+        for worker in workers:
+            worker.terminate()
         await keep_runner.cleanup()
 
 

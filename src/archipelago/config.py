@@ -100,6 +100,8 @@ class ApiConfig(_Listening):
     external_url: str | None = Field(default=None, description="defaults to http://<listen>")
     max_items_per_response: int = Field(default=1000, ge=1)
     threads: int = Field(default=8, ge=1, description="threads running requests' database and peer calls")
+    workers: int = Field(default=1, ge=1, le=64, description="API processes `archi cluster up` runs on the "
+                         "API port (the kernel spreads connections); their caches stay coherent")
     tls_cert: Path | None = Field(default=None, description="serve HTTPS (the Arvados SDK insists on it)")
     tls_key: Path | None = None
 

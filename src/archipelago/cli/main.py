@@ -140,7 +140,7 @@ def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made 
     """Run the cluster's API server and keepstore in this process until interrupted."""
     import asyncio
 
-    from ..cluster import load_cluster, serve_cluster
+    from ..cluster import CONFIG_NAME, load_cluster, serve_cluster
 
     try:
         config, token = load_cluster(directory)
@@ -149,7 +149,7 @@ def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made 
 
     async def run() -> None:
         ready = asyncio.Event()
-        task = asyncio.create_task(serve_cluster(config, ready))
+        task = asyncio.create_task(serve_cluster(config, ready, Path(directory) / CONFIG_NAME))
         await ready.wait()
         print(f"cluster {config.cluster_id} up\nAPI        {config.api.url}\nkeepstore  "
               f"http://{config.keepstore.listen}\nadmin token {token}", flush=True)

@@ -18,6 +18,7 @@ from ..auth.remote import RemoteTokenValidator, RemoteValidationError
 from ..auth.salt import salt_secret, salt_token
 from ..auth.tokens import TokenFormatError, V2Token, new_secret, parse_v2
 from ..config import ClusterConfig
+from ..db.changes import ChangeSignal, signal_path
 from ..db.models import (
     MODELS,
     ApiClientAuthorization,
@@ -97,6 +98,8 @@ class LocalBackend:
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
         self.permission_cache = PermissionCache()
+        # other API processes on this database drop their caches as soon as this one commits
+        self.changes = ChangeSignal(signal_path(config.database_url, config.cluster_id))
         self.validator = RemoteTokenValidator(config) if config.remote_clusters else None
         self._callers: dict[str, tuple[float, Caller]] = {}  # token -> (valid until, caller)
 
@@ -188,6 +191,7 @@ class LocalBackend:
             return restricted_blocks(session)
 
     def _permissions(self, session: Session, caller: Caller) -> Permissions:
+        self._catch_up()
         return self.permission_cache.get(session, caller.user_uuid, caller.is_admin)
 
     @staticmethod
@@ -197,8 +201,17 @@ class LocalBackend:
 
     def _forget(self, changed: set[str]) -> None:
         if changed & {"groups", "links", "users", "api_client_authorizations"}:
-            self.permission_cache.invalidate()
-            self._callers.clear()
+            self._drop_caches()
+            self.changes.bump()
+
+    def _drop_caches(self) -> None:
+        self.permission_cache.invalidate()
+        self._callers.clear()
+
+    def _catch_up(self) -> None:
+        """Drop the caches if another process committed something they depend on."""
+        if self.changes.changed():
+            self._drop_caches()
 
     def _find(self, session: Session, caller: Caller, resource: str, uuid: str, level: int = READ) -> Any:
         model = self._model(resource)
@@ -239,6 +252,7 @@ class LocalBackend:
     def known_caller(self, token: str, remote: str | None = None) -> Caller | None:
         """The caller behind a token validated moments ago, without touching the database (so
         the API can skip a thread hop), or None."""
+        self._catch_up()
         cached = self._callers.get(f"{remote or ''} {token}")
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
