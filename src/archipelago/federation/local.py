@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import DateTime, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +58,9 @@ ADMIN_ONLY = {"users": {"is_admin", "is_active"}, "collections": {"residency"}, 
 LIST_HIDDEN = {"collections": {"manifest_text", "unsigned_manifest_text"}}
 EMPTY_LOCATOR_PREFIX = EMPTY_HASH + "+0"
 COLUMNS = {name: [c.key for c in model.__table__.columns] for name, model in MODELS.items()}
+TIMESTAMP_COLUMNS = {name: [c.key for c in model.__table__.columns if isinstance(c.type, DateTime)]
+                     for name, model in MODELS.items()}
+KIND = {name: kind(name) for name in MODELS}
 # how long a validated token is trusted without asking the database again; revocations and user
 # changes made through this server take effect at once (the cache is cleared)
 AUTH_CACHE_SECONDS = 10.0
@@ -138,9 +141,9 @@ class LocalBackend:
                 select_: list[str] | None = None, listing: bool = False) -> dict[str, Any]:
         """An API record. Lists render pages of up to 1000 rows: this is on the hot path."""
         values = row._asdict() if hasattr(row, "_asdict") else {key: getattr(row, key) for key in COLUMNS[resource]}
-        out: dict[str, Any] = {"kind": kind(resource)}
-        for key, value in values.items():
-            out[key] = timestamp(value) if isinstance(value, datetime) else value
+        for key in TIMESTAMP_COLUMNS[resource]:
+            values[key] = timestamp(values[key])
+        out: dict[str, Any] = {"kind": KIND[resource], **values}
         out["etag"] = hashlib.md5(f"{row.uuid}{out['modified_at']}".encode()).hexdigest()[:25]
         wanted = set(select_) if select_ else None
         if resource == "collections":
