@@ -1,10 +1,14 @@
-"""What `make demo` runs today: one cluster on loopback, a directory in, the same bytes out.
+"""What `make demo` runs: a federation of three clusters on loopback. First a directory goes into a
+collection at z1111 and comes back byte-identical; then the federated half (demo_federation.py):
+private cohorts that stay on their clusters, a shared panel read across clusters, a copy, and the
+bytes that crossed each boundary.
 
-Later issues grow this into the headline scenario: three clusters and one workflow.
+Later issues grow this into the headline scenario: one workflow whose steps run next to the data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import random
@@ -13,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .boot import ClusterProcess
-from .cluster import init_cluster
+from .demo_federation import FederationReport, run_federation
+from .federation.boot import init_federation
 from .keep.locator import EMPTY_LOCATOR
 from .keep.manifest import parse
 from .keep.transfer import plan_upload
@@ -35,9 +40,20 @@ class DemoReport:
     get_seconds: float
     verified: bool
     mismatches: list[str] = field(default_factory=list)
+    federation: FederationReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The round trip is byte-identical and the federation kept every cohort home."""
+        fed = self.federation
+        return self.verified and (fed is None or (fed.cohort_bytes_crossed == 0 and fed.copy_again_bytes_sent == 0
+                                                  and all(r.startswith("403") for r in fed.refusals.values())))
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["federation"] = self.federation.as_dict() if self.federation else None
+        out["ok"] = self.ok
+        return out
 
     def text(self) -> str:
         mb = self.bytes / 1e6
@@ -51,7 +67,7 @@ class DemoReport:
             f"manifest       {self.manifest_preview}\n"
             f"get            {mb:.1f} MB ({self.get_seconds:.2f} s, {mb / max(self.get_seconds, 1e-9):.0f} MB/s)\n"
             f"verified       {status}"
-        )
+        ) + (f"\n{self.federation.text()}" if self.federation else "")
 
 
 def make_sample_tree(root: Path, seed: int = 7) -> Path:
@@ -70,11 +86,13 @@ def make_sample_tree(root: Path, seed: int = 7) -> Path:
     return root
 
 
-def run_demo(scratch: Path, source: Path | None = None) -> DemoReport:
-    """Boot a cluster (API server + keepstore, one process), put a directory, get it back."""
+def run_demo(scratch: Path, source: Path | None = None, federated: bool = True) -> DemoReport:
+    """Boot a federation (or one cluster), put a directory at z1111, get it back, then the rest."""
     source = source or make_sample_tree(scratch / "input")
-    init_cluster(scratch / "cluster", "z1111")
-    with ClusterProcess(scratch / "cluster") as cluster:
+    members = init_federation(scratch / "federation", 3 if federated else 1)
+    with contextlib.ExitStack() as stack:
+        clusters = [stack.enter_context(ClusterProcess(m.directory)) for m in members]
+        cluster = clusters[0]
         client = ApiClient(cluster.api_url, cluster.admin_token or "", insecure=True)
         plan = plan_upload([source])
         started = time.perf_counter()
@@ -84,6 +102,8 @@ def run_demo(scratch: Path, source: Path | None = None) -> DemoReport:
         out = scratch / "output"
         get_collection(client, client.collections.get(record["uuid"]), out)
         get_seconds = time.perf_counter() - started
+        federation = run_federation(members, {c.config.cluster_id: c.keep_url for c in clusters}) \
+            if federated else None
     mismatches = [name for _, name in plan.files if not filecmp.cmp(source / name, out / name, shallow=False)]
     mismatches += [d for d in plan.directories if not (out / d).is_dir()]
     manifest_text = record["unsigned_manifest_text"]
@@ -102,4 +122,5 @@ def run_demo(scratch: Path, source: Path | None = None) -> DemoReport:
         get_seconds=get_seconds,
         verified=not mismatches,
         mismatches=mismatches,
+        federation=federation,
     )

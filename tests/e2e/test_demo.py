@@ -1,4 +1,4 @@
-"""`make demo` in miniature: the whole one-keepstore scenario, checked end to end."""
+"""`make demo` in miniature: the round trip and the federated scenario, checked end to end."""
 
 import json
 import re
@@ -12,9 +12,17 @@ def test_demo_stores_and_reads_back_byte_identical(tmp_path):
     (src / "d" / "x.txt").write_text("x" * 5000)
     (src / "y.bin").write_bytes(bytes(range(256)) * 1000)
     result = subprocess.run([sys.executable, "-m", "archipelago", "demo", "--source", str(src), "--json"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["verified"] is True and report["files"] == 2 and report["bytes"] == 261_000
     assert report["blocks"] == 1  # small files are packed into one shared block
     assert re.fullmatch(r"[0-9a-f]{32}\+[0-9]+", report["portable_data_hash"])
+    federation = report["federation"]
+    assert sorted(federation["clusters"]) == ["z1111", "z2222", "z3333"]
+    # the panel crossed once, from where it is held to the reader's cluster; no cohort byte moved
+    assert federation["crossed"] == {"z2222→z1111": federation["panel_bytes"]}
+    assert federation["cohort_bytes_crossed"] == 0
+    assert all(r.startswith("403") and "residency policy" in r for r in federation["refusals"].values())
+    assert federation["copy_bytes_sent"] >= federation["panel_bytes"] and federation["copy_again_bytes_sent"] == 0
+    assert report["ok"] is True
