@@ -399,3 +399,20 @@ def test_archi_copy_a_project_recursively_with_its_workflow_and_its_dependencies
     # a second run finds everything in place and sends nothing
     again = _archi(env, "copy", study, "z2222")
     assert again["uuid"] == report["uuid"] and again["copied"] is False and again["bytes_sent"] == 0
+
+
+def test_archi_copy_brings_a_project_held_elsewhere_home(federation):
+    from archipelago.sdk import Collection
+
+    home, target = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    at_target = as_user(home, target.base, salt_token(alice.token, "z2222"))
+    results = at_target.groups.create({"name": "results at z2222", "group_class": "project"})["uuid"]
+    output = Collection(at_target)
+    output.write("summary.tsv", b"gene\tp\nBRCA2\t0.001\n")
+    output.save_new("summary", owner_uuid=results)
+    report = _archi(_env_for(alice), "copy", results, "z1111")  # listed at z2222, copied to her home
+    assert report["uuid"].startswith("z1111-j7d0g-") and report["copied"] is True
+    copied = alice.collections.list([["owner_uuid", "=", report["uuid"]]])["items"]
+    assert [c["name"] for c in copied] == ["summary"]
+    assert Collection(alice, copied[0]["uuid"]).read("summary.tsv") == b"gene\tp\nBRCA2\t0.001\n"

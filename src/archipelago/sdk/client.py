@@ -66,7 +66,7 @@ class Resource:
 class ApiClient:
     def __init__(self, host: str, token: str, insecure: bool = False, timeout: float = 60.0):
         self.base = (host if "://" in host else f"https://{host}").rstrip("/")
-        self.token = token
+        self.token, self.insecure = token, insecure
         self._http = urllib3.PoolManager(
             cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", retries=False, maxsize=16,
             timeout=urllib3.Timeout(connect=10, read=timeout),

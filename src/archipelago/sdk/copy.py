@@ -37,7 +37,11 @@ PARALLEL_BLOCKS = 4
 
 
 def client_for_cluster(client: ApiClient, cluster_id: str) -> ApiClient:
-    remotes = client.config().get("RemoteClusters", {})
+    """The caller at another cluster of the federation (or at this one: results come home too)."""
+    config = client.config()
+    if cluster_id == config.get("ClusterID"):
+        return ApiClient(client.base, client.token, insecure=client.insecure)
+    remotes = config.get("RemoteClusters", {})
     if cluster_id not in remotes:
         raise ApiRequestError(422, f"cluster {cluster_id} is not federated with {client.base}")
     remote = remotes[cluster_id]
@@ -118,6 +122,7 @@ class FederationCopy:
     # ------------------------------------------------------------------ planning
     def size(self, identifier: str) -> int:
         """Bytes of the unique blocks the copy of `identifier` reads (for a progress bar)."""
+        self._read_where_it_lives(identifier)
         blocks: dict[str, int] = {}
         for manifest_text in self._manifests(identifier):
             for stream in parse(manifest_text).streams:
@@ -145,10 +150,7 @@ class FederationCopy:
     # ------------------------------------------------------------------ copying
     def copy(self, identifier: str, project: str | None = None) -> CopyReport:
         kind = kind_of(identifier)
-        owner_cluster = identifier[:5]
-        if kind == "project" and owner_cluster != self._source_cluster() and owner_cluster != self.cluster_id:
-            # a project's contents are listed where it lives (a home list only sees home rows)
-            self.source = client_for_cluster(self.source, owner_cluster)
+        self._read_where_it_lives(identifier)
         target = project or self._dest_home()
         if kind == "collection":
             self.collection(identifier, target)
@@ -277,6 +279,12 @@ class FederationCopy:
         copied = Copied(kind, source, record["uuid"], created, record.get("portable_data_hash"))
         self.report.objects.append(copied)
         return copied
+
+    def _read_where_it_lives(self, identifier: str) -> None:
+        """A project's contents are listed at its own cluster: a list at home only sees home rows."""
+        owner = identifier[:5]
+        if kind_of(identifier) == "project" and owner not in (self.cluster_id, self._source_cluster()):
+            self.source = client_for_cluster(self.source, owner)
 
     def _source_cluster(self) -> str:
         return str(self.source.config().get("ClusterID", ""))
