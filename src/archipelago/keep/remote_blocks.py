@@ -14,7 +14,7 @@ import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..auth.salt import SaltError, salt_token
 from ..config import ClusterConfig
@@ -64,6 +64,14 @@ class RemoteBlocks:
     def cached(self, locator: Locator) -> Path | None:
         """The cache file of a block fetched before, if it is still there."""
         return self.cache.disk_path(locator.md5)
+
+    def open_cached(self, locator: Locator) -> BinaryIO | None:
+        """The cached block, opened: once open, evicting it from the cache cannot cut a read short."""
+        path = self.cached(locator)
+        try:
+            return open(path, "rb") if path is not None else None  # the caller closes it
+        except FileNotFoundError:  # evicted between the lookup and the open
+            return None
 
     def read(self, locator: Locator, token: str) -> bytes | bytearray:
         if (path := self.cached(locator)) is not None:

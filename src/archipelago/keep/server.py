@@ -233,8 +233,8 @@ class Keepstore:
         headers = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
         store_locally = request.headers.get("X-Keep-Signature", "").split(",")[0].strip() == "local"
         if request.method == "GET" and not store_locally:
-            if (path := self.remote.cached(locator)) is not None:
-                return web.FileResponse(path, headers=headers)  # sendfile, like a local block
+            if (cached := await self._run(self.remote.open_cached, locator)) is not None:
+                return await self._send_cached(request, cached, headers)
             return await self._relay_remote(request, locator, token, headers)
         if store_locally and request.method == "HEAD" and await self._run(self._stored_here, locator.md5):
             # the block is here already: only the caller's right to it is checked over there
@@ -258,6 +258,18 @@ class Keepstore:
             await response.write(view[start : start + CHUNK])
         await response.write_eof()
         return response
+
+    async def _send_cached(self, request: web.Request, cached: BinaryIO,
+                           headers: dict[str, str]) -> web.StreamResponse:
+        """A remote block from the cache, by sendfile like a local one (verified when it was cached)."""
+        with cached:
+            response = web.StreamResponse(headers=headers)
+            response.content_length = os.fstat(cached.fileno()).st_size
+            await response.prepare(request)
+            await asyncio.get_running_loop().sendfile(request.transport, cached, 0,  # type: ignore[arg-type]
+                                                      response.content_length)
+            await response.write_eof()
+            return response
 
     def _stored_here(self, md5: str) -> bool:
         try:
