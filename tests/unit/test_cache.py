@@ -55,3 +55,22 @@ def test_writes_interrupted_by_a_crash_are_cleared_at_start(tmp_path):
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
     fresh = BlockCache(memory_bytes=0, disk_dir=tmp_path, disk_bytes=1000)
     assert list(tmp_path.iterdir()) == [] and fresh.disk_path(md5) is None
+
+
+def test_a_remote_block_opened_from_the_cache_reads_whole_even_if_evicted_meanwhile(tmp_path):
+    from archipelago.config import parse_config
+    from archipelago.keep.locator import Locator
+    from archipelago.keep.remote_blocks import RemoteBlocks
+
+    config = parse_config({"cluster_id": "z1111", "keepstore": {"remote_cache_dir": str(tmp_path),
+                                                                "remote_cache_bytes": 150}})
+    remote = RemoteBlocks(config)
+    md5, data = block(3)
+    remote.cache.put(md5, data)
+    locator = Locator.parse(f"{md5}+{len(data)}")
+    opened = remote.open_cached(locator)
+    remote.cache.put(*block(4))  # over the bound: the first block is evicted, its file unlinked
+    assert remote.cached(locator) is None and not (tmp_path / md5).exists()
+    with opened:
+        assert opened.read() == data
+    assert remote.open_cached(locator) is None
