@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from threading import BoundedSemaphore, Lock
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import urllib3
 
@@ -26,6 +26,7 @@ from .locator import BLOCK_SIZE, Locator
 from .rendezvous import rendezvous_order
 
 RETRYABLE = frozenset({408, 409, 423, 500, 502, 503, 504})
+T = TypeVar("T")
 READ_CHUNK = 1 << 20
 POOLED_MIN = 1 << 20  # blocks above this size are received into pooled block-size buffers
 HASH_CHUNK = 4 << 20
@@ -187,42 +188,43 @@ class KeepClient:
         Not verified: for relays that hash what they read as they pass it on. Release it when done.
         """
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
-        opened: list[Any] = []
-
-        def attempt(service: KeepService) -> str | None:
-            resp, failure = self._open(service, loc, token)
-            if resp is not None:
-                opened.append(resp)
-            return failure
-
-        failures, ok = self._with_retries(self._read_order(loc), attempt)
-        if not ok:
-            _raise_read_failure(loc, failures)
-        return opened[0]
+        return self._first_answer(loc, lambda service: self._open(service, loc, token))
 
     def head(self, locator: str | Locator, token: str | None = None) -> int:
         """The block's size, if a service has it and accepts the locator's signature (no bytes move)."""
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator, require_size=False)
-        sizes: list[int] = []
 
-        def attempt(service: KeepService) -> str | None:
+        def attempt(service: KeepService) -> tuple[int | None, str | None]:
             resp, failure = self._open(service, loc, token, method="HEAD")
-            if resp is not None:
-                sizes.append(int(resp.headers.get("Content-Length", loc.size or 0)))
-                resp.release_conn()
+            if resp is None:
+                return None, failure
+            resp.release_conn()
+            return int(resp.headers.get("Content-Length", loc.size or 0)), None
+
+        return self._first_answer(loc, attempt)
+
+    def _first_answer(self, loc: Locator, attempt: Callable[[KeepService], tuple[T | None, str | None]]) -> T:
+        """The answer of the first service that gives one, in probe order with retries; attempt()
+        returns (answer, None) or (None, why not). When none answers, the read-failure rule applies."""
+        answers: list[T] = []
+
+        def step(service: KeepService) -> str | None:
+            answer, failure = attempt(service)
+            if failure is None:
+                answers.append(answer)  # type: ignore[arg-type]
             return failure
 
-        failures, ok = self._with_retries(self._read_order(loc), attempt)
+        failures, ok = self._with_retries(self._read_order(loc), step)
         if not ok:
             _raise_read_failure(loc, failures)
-        return sizes[0]
+        return answers[0]
 
-    def _open(self, service: KeepService, loc: Locator, token: str | None,
-              method: str = "GET") -> tuple[Any, str | None]:
-        """GET one service: (open response, None), or (None, why not) with "retry" if worth retrying."""
+    def _open(self, service: KeepService, loc: Locator, token: str | None, method: str = "GET",
+              headers: dict[str, str] | None = None) -> tuple[Any, str | None]:
+        """Ask one service: (open response, None), or (None, why not) with "retry" if worth retrying."""
         try:
-            resp = self._http.request(method, f"{service.url}/{loc}", preload_content=False,
-                                      headers=self._headers({"Accept": "application/octet-stream"}, token))
+            resp = self._http.request(method, f"{service.url}/{loc}", preload_content=False, headers=self._headers(
+                {"Accept": "application/octet-stream", **(headers or {})}, token))
         except urllib3.exceptions.HTTPError as exc:
             return None, f"retry: connection failed ({exc.__class__.__name__})"
         if resp.status != 200:
@@ -237,16 +239,14 @@ class KeepClient:
         The body is received straight into one buffer: on a machine where a 64 MiB memcpy costs
         as much as hashing it, every avoided copy shows in the throughput.
         """
-        result: list[bytearray] = []
-
-        def attempt(service: KeepService) -> str | None:
+        def attempt(service: KeepService) -> tuple[bytearray | None, str | None]:
             resp, failure = self._open(service, loc, token)
             if resp is None:
-                return failure
+                return None, failure
             try:
                 size = int(resp.headers.get("Content-Length", loc.size or 0))
                 if loc.size is not None and size != loc.size:
-                    return f"size mismatch (server sent {size} bytes)"
+                    return None, f"size mismatch (server sent {size} bytes)"
                 buffer = into if into is not None and len(into) >= size else bytearray(size)
                 view = memoryview(buffer)
                 hasher = hashlib.md5()
@@ -256,7 +256,7 @@ class KeepClient:
                     while received < size:
                         n = resp.readinto(view[received : min(size, received + READ_CHUNK)])
                         if not n:
-                            return f"retry: transfer interrupted after {received} of {size} bytes"
+                            return None, f"retry: transfer interrupted after {received} of {size} bytes"
                         received += n
                         if received - hashed >= HASH_CHUNK or received == size:
                             # md5 runs in another thread (it releases the GIL) while we receive on
@@ -268,40 +268,33 @@ class KeepClient:
                     if hashing is not None:
                         hashing.result()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                return f"retry: transfer interrupted ({exc.__class__.__name__})"
+                return None, f"retry: transfer interrupted ({exc.__class__.__name__})"
             finally:
                 resp.release_conn()
             if hasher.hexdigest() != loc.md5:
-                return f"checksum mismatch (got {hasher.hexdigest()})"
-            result.append(buffer)
-            return None
+                return None, f"checksum mismatch (got {hasher.hexdigest()})"
+            return buffer, None
 
-        failures, ok = self._with_retries(self._read_order(loc), attempt)
-        if not ok:
-            _raise_read_failure(loc, failures)
-        return result[0]
+        return self._first_answer(loc, attempt)
 
     def local_copy(self, locator: str | Locator) -> str:
         """For a `+R` (remote-signed) locator: ask this cluster's keepstore to copy the block here
         and return the locally signed locator (HEAD with `X-Keep-Signature: local`)."""
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
-        found: list[str] = []
+        ask = {"X-Keep-Signature": f"local, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"}
 
-        def attempt(service: KeepService) -> str | None:
-            try:
-                resp = self._http.request("HEAD", f"{service.url}/{loc}", headers=self._headers(
-                    {"X-Keep-Signature": f"local, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"}))
-            except urllib3.exceptions.HTTPError as exc:
-                return f"retry: connection failed ({exc.__class__.__name__})"
-            if resp.status != 200 or not resp.headers.get("X-Keep-Locator"):
-                return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} without X-Keep-Locator"
-            found.append(resp.headers["X-Keep-Locator"])
-            return None
+        def attempt(service: KeepService) -> tuple[str | None, str | None]:
+            resp, failure = self._open(service, loc, None, method="HEAD", headers=ask)
+            if resp is None:
+                return None, failure
+            resp.release_conn()
+            signed = resp.headers.get("X-Keep-Locator")
+            return (signed, None) if signed else (None, "HTTP 200 without X-Keep-Locator")
 
-        failures, ok = self._with_retries(self._read_order(loc), attempt)
-        if not ok:
-            raise KeepReadError(f"could not copy remote block {loc.stripped} here: {_describe(failures)}")
-        return found[0]
+        try:
+            return self._first_answer(loc, attempt)
+        except KeepError as exc:  # a missing block too: the copy failed, whatever the reason
+            raise KeepReadError(f"could not copy remote block {loc.stripped} here: {exc}") from None
 
     # ------------------------------------------------------------ writes
     def put(self, data: bytes | bytearray | memoryview, replicas: int | None = None, md5: str | None = None) -> str:
