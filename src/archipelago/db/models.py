@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
@@ -129,6 +130,7 @@ MODELS: dict[str, type[Base]] = {
 }
 
 
+@cache
 def kind(resource: str) -> str:
     """The Arvados kind of a resource: `arvados#apiClientAuthorization` for api_client_authorizations."""
     name = MODELS[resource].__name__
