@@ -22,14 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import urllib3
-
 from archipelago.auth.salt import salt_token
 from archipelago.boot import ClusterProcess
 from archipelago.cluster import CONFIG_NAME
 from archipelago.config import dump_config, load_config
 from archipelago.federation.boot import init_federation
 from archipelago.keep.manifest import parse
+from archipelago.keep.metrics import fetched_from_clusters
 from archipelago.sdk import ApiClient, Collection
 
 
@@ -42,9 +41,7 @@ def read_all(client: ApiClient, uuid: str) -> tuple[float, int]:
 
 
 def fetched_bytes(keep_url: str) -> int:
-    text = urllib3.request("GET", f"{keep_url}/metrics").data.decode()
-    return sum(int(line.split(" ")[1]) for line in text.splitlines()
-               if line.startswith("archipelago_keep_remote_fetched_bytes_total"))
+    return sum(fetched_from_clusters(keep_url).values())
 
 
 def main() -> None:

@@ -16,10 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
-
 from .auth.salt import salt_token
 from .federation.boot import FederationMember
+from .keep.metrics import fetched_from_clusters
 from .sdk.client import ApiClient, ApiRequestError
 from .sdk.collection import Collection
 from .sdk.copy import FederationCopy
@@ -71,14 +70,6 @@ def _user(admin: ApiClient, name: str) -> ApiClient:
     return ApiClient(admin.base, f"v2/{row['uuid']}/{row['api_token']}", insecure=True)
 
 
-def _fetched(keep_url: str) -> dict[str, int]:
-    """Bytes this keepstore fetched from each other cluster (its Prometheus counters)."""
-    text = urllib3.request("GET", f"{keep_url}/metrics").data.decode()
-    prefix = 'archipelago_keep_remote_fetched_bytes_total{cluster="'
-    return {line[len(prefix):].split('"')[0]: int(line.rsplit(" ", 1)[1])
-            for line in text.splitlines() if line.startswith(prefix)}
-
-
 def _read_all(client: ApiClient, uuid: str) -> float:
     started = time.perf_counter()
     collection = Collection(ApiClient(client.base, client.token, insecure=True), uuid)  # no client cache
@@ -109,7 +100,7 @@ def run_federation(members: list[FederationMember], keep_urls: dict[str, str]) -
     panel_uuid = panel.save_new("reference panel")["uuid"]
     admins["z2222"].links.create({"link_class": "permission", "name": "can_read", "tail_uuid": researcher_uuid,
                                   "head_uuid": panel_uuid})
-    before = {cid: _fetched(url) for cid, url in keep_urls.items()}
+    before = {cid: fetched_from_clusters(url) for cid, url in keep_urls.items()}
     cold = _read_all(researcher, panel_uuid)
     warm = _read_all(researcher, panel_uuid)
     refusals = {}
@@ -124,7 +115,7 @@ def run_federation(members: list[FederationMember], keep_urls: dict[str, str]) -
     copier = FederationCopy(researcher, "z3333")
     first = copier.copy(panel_uuid)
     again = FederationCopy(researcher, "z3333").copy(panel_uuid)
-    after = {cid: _fetched(url) for cid, url in keep_urls.items()}
+    after = {cid: fetched_from_clusters(url) for cid, url in keep_urls.items()}
     crossed = {f"{source}→{cid}": n - before[cid].get(source, 0)
                for cid, counters in after.items() for source, n in counters.items()
                if n - before[cid].get(source, 0)}

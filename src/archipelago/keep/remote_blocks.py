@@ -74,8 +74,9 @@ class RemoteBlocks:
             return None
 
     def read(self, locator: Locator, token: str) -> bytes | bytearray:
-        if (path := self.cached(locator)) is not None:
-            return path.read_bytes()
+        if (cached := self.open_cached(locator)) is not None:
+            with cached:
+                return cached.read()
         cluster_id, remote_locator, salted = self._target(locator, token)
         data = self._client(cluster_id).get(remote_locator, token=salted)  # verified by the client
         self.count(cluster_id, len(data))

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..config import ClusterConfig
 from .errors import BlockNotFound, BlockTooLarge, CorruptBlock, HashMismatch, InvalidLocator, KeepError
 from .locator import BLOCK_SIZE, EMPTY_HASH, Locator, LocatorError
+from .metrics import FETCHED, SERVED
 from .remote_blocks import CLUSTER_HEADER, RemoteBlocks
 from .signing import SignatureError, SignatureExpired, sign_locator, verify_locator
 from .store import BlockStore
@@ -335,13 +336,11 @@ class Keepstore:
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text: bytes this keepstore fetched from, and served to, each other cluster."""
-        lines = ["# HELP archipelago_keep_remote_fetched_bytes_total Bytes fetched from another cluster.",
-                 "# TYPE archipelago_keep_remote_fetched_bytes_total counter"]
-        lines += [f'archipelago_keep_remote_fetched_bytes_total{{cluster="{c}"}} {n}'
-                  for c, n in sorted(self.remote.fetched.items())]
-        lines += ["# HELP archipelago_keep_served_bytes_total Bytes served to another cluster's keepstore.",
-                  "# TYPE archipelago_keep_served_bytes_total counter"]
-        lines += [f'archipelago_keep_served_bytes_total{{cluster="{c}"}} {n}' for c, n in sorted(self.served.items())]
+        lines: list[str] = []
+        for name, help_text, counts in ((FETCHED, "Bytes fetched from another cluster.", self.remote.fetched),
+                                        (SERVED, "Bytes served to another cluster's keepstore.", self.served)):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            lines += [f'{name}{{cluster="{c}"}} {n}' for c, n in sorted(counts.items())]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def _sendfile_verified(self, request: web.Request, volume: Volume, size: int, source: BinaryIO,

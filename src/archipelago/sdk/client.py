@@ -80,6 +80,7 @@ class ApiClient:
         self.collections = Resource(self, "collections")
         self.workflows = Resource(self, "workflows")
         self._keep: KeepClient | None = None
+        self._config: dict[str, Any] | None = None
 
     @classmethod
     def from_profile(cls, profile: Profile) -> ApiClient:
@@ -116,7 +117,10 @@ class ApiClient:
         return data
 
     def config(self) -> dict[str, Any]:
-        return self.request("GET", "config")
+        """The cluster's exported configuration (fetched once per client: it changes only on restart)."""
+        if self._config is None:
+            self._config = self.request("GET", "config")
+        return self._config
 
     def keep(self, **kwargs: Any) -> KeepClient:
         """A KeepClient for this cluster's keep services, signing with this client's token."""
