@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .boot import free_port
 from .config import ClusterConfig, dump_config, load_config, parse_config
@@ -22,6 +22,9 @@ from .db.models import User
 from .db.session import make_engine, migrate, refresh_statistics, session_factory
 from .federation.local import LocalBackend, now
 from .ids import INFIX, new_uuid
+
+if TYPE_CHECKING:
+    from .federation.router import FederatedBackend
 
 CONFIG_NAME = "cluster.yml"
 ADMIN_TOKEN_NAME = "admin-token"
@@ -68,7 +71,7 @@ def backend_for(config: ClusterConfig) -> LocalBackend:
     return backend
 
 
-def api_backend(config: ClusterConfig) -> Any:
+def api_backend(config: ClusterConfig) -> LocalBackend | FederatedBackend:
     """What the API server talks to: the local database, behind the federation router if there are peers."""
     from .federation.remote import RemoteBackend
     from .federation.router import FederatedBackend
@@ -166,8 +169,8 @@ async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = Non
     from .keep.store import BlockStore
 
     backend = await asyncio.to_thread(api_backend, config)  # migrates the database first
-    local = getattr(backend, "local", backend)
-    keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks),
+    keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config),
+                                                 backend.this_cluster().restricted_blocks),
                                 access_log=None)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()

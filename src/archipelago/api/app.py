@@ -169,7 +169,7 @@ class ApiApp:
             # a request a peer forwarded is answered from this cluster alone: one hop, never a loop
             backend = self.backend
             if FORWARDED_FOR in params:
-                backend = getattr(self.backend, "local", self.backend)
+                backend = self.backend.this_cluster()
                 caller = dataclasses.replace(caller, via=str(params[FORWARDED_FOR]))
             result = await self._route(backend, method, request.path_params, params, caller)
             return JSON(result)

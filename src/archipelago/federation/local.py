@@ -251,6 +251,9 @@ class LocalBackend:
         return None if model is None else session.scalar(select(model.owner_uuid).where(model.uuid == uuid))
 
     # ------------------------------------------------------------ identity
+    def this_cluster(self) -> LocalBackend:
+        return self
+
     def known_caller(self, token: str, remote: str | None = None) -> Caller | None:
         """The caller behind a token validated moments ago, without touching the database (so
         the API can skip a thread hop), or None."""

@@ -34,6 +34,9 @@ class FederatedBackend:
     def known_caller(self, token: str, remote: str | None = None) -> Caller | None:
         return self.local.known_caller(token, remote)
 
+    def this_cluster(self) -> LocalBackend:
+        return self.local
+
     def user_current(self, caller: Caller) -> dict[str, Any]:
         return self.local.user_current(caller)
 
