@@ -62,21 +62,24 @@ class InitResult:
     admin_token: str
 
 
-def backend_for(config: ClusterConfig) -> LocalBackend:
+def backend_for(config: ClusterConfig, prepare: bool = True) -> LocalBackend:
+    """The LocalBackend; with `prepare`, the schema is migrated and the planner statistics
+    refreshed first (once per cluster start, not once per API process)."""
     engine = make_engine(config.database_url)
-    migrate(engine)
-    refresh_statistics(engine)
+    if prepare:
+        migrate(engine)
+        refresh_statistics(engine)
     backend = LocalBackend(config, session_factory(engine))
     backend.bootstrap()
     return backend
 
 
-def api_backend(config: ClusterConfig) -> LocalBackend | FederatedBackend:
+def api_backend(config: ClusterConfig, prepare: bool = True) -> LocalBackend | FederatedBackend:
     """What the API server talks to: the local database, behind the federation router if there are peers."""
     from .federation.remote import RemoteBackend
     from .federation.router import FederatedBackend
 
-    local = backend_for(config)
+    local = backend_for(config, prepare)
     if not config.remote_clusters:
         return local
     remotes = {cid: RemoteBackend(cid, remote, config.cluster_id) for cid, remote in config.remote_clusters.items()}
@@ -139,11 +142,11 @@ def api_socket(config: ClusterConfig) -> socket.socket:
     return sock
 
 
-def serve_api(config: ClusterConfig) -> None:
+def serve_api(config: ClusterConfig, prepare: bool = True) -> None:
     """The API server alone (`archi api`): for clusters whose keepstores run elsewhere, and the
     extra API processes of `archi cluster up` (api.workers), which share its port."""
     sock = api_socket(config)
-    api_server(config, api_backend(config)).run(sockets=[sock])
+    api_server(config, api_backend(config, prepare)).run(sockets=[sock])
 
 
 def _die_with_parent() -> None:
@@ -156,13 +159,12 @@ def _die_with_parent() -> None:
 
 def start_api_workers(config: ClusterConfig, config_path: Path) -> list[subprocess.Popen]:
     """api.workers - 1 more API processes on the same port (this process is the first)."""
-    return [subprocess.Popen([sys.executable, "-m", "archipelago", "api", "--config", str(config_path)],
+    return [subprocess.Popen([sys.executable, "-m", "archipelago", "api", "--config", str(config_path), "--worker"],
                              preexec_fn=_die_with_parent)
             for _ in range(config.api.workers - 1)]
 
 
-async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = None,
-                        config_path: Path | None = None) -> None:
+async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio.Event | None = None) -> None:
     from aiohttp import web
 
     from .keep.server import create_app as create_keepstore
@@ -180,8 +182,7 @@ async def serve_cluster(config: ClusterConfig, ready: asyncio.Event | None = Non
         serving = asyncio.create_task(server.serve(sockets=[api_socket(config)]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
-        if config.api.workers > 1 and config_path is not None:
-            workers = start_api_workers(config, config_path)
+        workers = start_api_workers(config, config_path)
         if ready is not None:
             ready.set()
         await serving

@@ -149,7 +149,7 @@ def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made 
 
     async def run() -> None:
         ready = asyncio.Event()
-        task = asyncio.create_task(serve_cluster(config, ready, Path(directory) / CONFIG_NAME))
+        task = asyncio.create_task(serve_cluster(config, Path(directory) / CONFIG_NAME, ready))
         await ready.wait()
         print(f"cluster {config.cluster_id} up\nAPI        {config.api.url}\nkeepstore  "
               f"http://{config.keepstore.listen}\nadmin token {token}", flush=True)
@@ -160,7 +160,10 @@ def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made 
 
 
 @app.command()
-def api(config: Annotated[Path, typer.Option(help="Cluster configuration YAML.")]) -> None:
+def api(
+    config: Annotated[Path, typer.Option(help="Cluster configuration YAML.")],
+    worker: Annotated[bool, typer.Option(hidden=True, help="An extra API process of `cluster up`.")] = False,
+) -> None:
     """Run the API server alone, in the foreground."""
     from ..cluster import serve_api
 
@@ -169,7 +172,7 @@ def api(config: Annotated[Path, typer.Option(help="Cluster configuration YAML.")
     except ConfigError as exc:
         fail(str(exc), BAD_INPUT)
     print(f"API server listening on {cfg.api.url}", flush=True)
-    serve_api(cfg)
+    serve_api(cfg, prepare=not worker)  # the first process has migrated the database
 
 
 @federation_app.command("up")
