@@ -31,8 +31,8 @@ from .client import ApiClient, ApiRequestError
 
 Progress = Callable[[int], None]
 KEEP_REFERENCE = re.compile(r"keep:([0-9a-f]{32}\+[0-9]+|[a-z0-9]{5}-4zz18-[a-z0-9]{15})")
-COLLECTION_FIELDS = ["uuid", "name", "owner_uuid", "portable_data_hash", "manifest_text", "properties",
-                     "description"]
+# what a copy needs of a source collection (sizing the copy reads them, the copy reuses them)
+COLLECTION_FIELDS = ["uuid", "name", "portable_data_hash", "manifest_text", "properties", "description"]
 PARALLEL_BLOCKS = 4
 
 
@@ -117,6 +117,7 @@ class FederationCopy:
         self._scanned: set[str] = set()  # destination projects whose blocks are in _known
         self._home: str | None = None
         self._ticked: set[str] = set()
+        self._records: dict[str, dict[str, Any]] = {}  # source collections already fetched, by identifier
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ planning
@@ -134,12 +135,13 @@ class FederationCopy:
     def _manifests(self, identifier: str) -> Iterator[str]:
         kind = kind_of(identifier)
         if kind == "collection":
-            yield self.source.collections.get(identifier)["manifest_text"]
+            yield self._source_collection(identifier)["manifest_text"]
         elif kind == "workflow":
             for reference in self._references(self.source.workflows.get(identifier)):
                 yield from self._manifests(reference)
         else:
-            for collection in self._children(self.source, "collections", identifier, ["manifest_text"]):
+            for collection in self._children(self.source, "collections", identifier, COLLECTION_FIELDS):
+                self._records[collection["uuid"]] = collection
                 yield collection["manifest_text"]
             for workflow in self._children(self.source, "workflows", identifier, ["uuid", "definition"]):
                 for reference in self._references(workflow):
@@ -161,7 +163,7 @@ class FederationCopy:
         return self.report
 
     def collection(self, identifier: str, project: str) -> Copied:
-        record = self.source.collections.get(identifier)
+        record = self._source_collection(identifier)
         pdh = record["portable_data_hash"]
         in_project = self.dest.collections.list(
             [["owner_uuid", "=", project], ["portable_data_hash", "=", pdh]], limit=1, count="none")["items"]
@@ -232,11 +234,13 @@ class FederationCopy:
         source_keep, dest_keep = self.source.keep(cache=None), self.dest.keep(cache=None)
 
         def send(locator: str) -> None:
-            data = source_keep.get(locator)
-            self._known[Locator.parse(locator).md5] = dest_keep.put(data)
-            self.report.bytes_sent += len(data)
-            self.report.blocks_sent += 1
-            self._tick_block(Locator.parse(locator).md5, len(data))
+            md5, data = Locator.parse(locator).md5, source_keep.get(locator)
+            signed = dest_keep.put(data)
+            with self._lock:  # several blocks go at once
+                self._known[md5] = signed
+                self.report.bytes_sent += len(data)
+                self.report.blocks_sent += 1
+            self._tick_block(md5, len(data))
 
         with ThreadPoolExecutor(PARALLEL_BLOCKS) as pool:
             list(pool.map(send, missing))  # list(): re-raises the first failure
@@ -285,6 +289,11 @@ class FederationCopy:
         owner = identifier[:5]
         if kind_of(identifier) == "project" and owner not in (self.cluster_id, self._source_cluster()):
             self.source = client_for_cluster(self.source, owner)
+
+    def _source_collection(self, identifier: str) -> dict[str, Any]:
+        if identifier not in self._records:
+            self._records[identifier] = self.source.collections.get(identifier)
+        return self._records[identifier]
 
     def _source_cluster(self) -> str:
         return str(self.source.config().get("ClusterID", ""))
