@@ -25,18 +25,18 @@ from pathlib import Path
 
 import aiohttp
 
-from archipelago.boot import ClusterProcess, PostgresServer
-from archipelago.cluster import CONFIG_NAME, backend_for, init_cluster
 from archipelago.config import dump_config, load_config
 from archipelago.db.models import Collection, Group, PropertyIndex, User, property_rows
 from archipelago.ids import INFIX, new_uuid
+from archipelago.run.cluster import CONFIG_NAME, backend_for, init_cluster
+from archipelago.run.processes import ClusterProcess, PostgresServer
 
 EMPTY = "d41d8cd98f00b204e9800998ecf8427e+0"
 
 
 def populate(directory: Path, count: int) -> tuple[str, list[str]]:
     """Insert `count` collections for a fresh user; returns the user's token and project UUIDs."""
-    from archipelago.cluster import load_cluster
+    from archipelago.run.cluster import load_cluster
 
     config, _ = load_cluster(directory)
     backend = backend_for(config)

@@ -22,13 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from archipelago.auth.salt import salt_token
-from archipelago.boot import ClusterProcess
-from archipelago.cluster import CONFIG_NAME
 from archipelago.config import dump_config, load_config
-from archipelago.federation.boot import init_federation
-from archipelago.keep.manifest import parse
-from archipelago.keep.metrics import fetched_from_clusters
+from archipelago.formats.manifest import parse
+from archipelago.formats.tokens import salt_token
+from archipelago.keepstore.metrics import fetched_from_clusters
+from archipelago.run.cluster import CONFIG_NAME
+from archipelago.run.federation import init_federation
+from archipelago.run.processes import ClusterProcess
 from archipelago.sdk import ApiClient, Collection
 
 

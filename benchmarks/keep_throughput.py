@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from archipelago.boot import KeepstoreProcess
 from archipelago.config import parse_config
 from archipelago.keep.client import KeepClient
+from archipelago.run.processes import KeepstoreProcess
 
 BLOCK = 64 << 20
 MIB = 1 << 20

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from archipelago.keep import manifest
+from archipelago.formats import manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARVADOS_VENV = ROOT / ".bench-venv" / "arvados"

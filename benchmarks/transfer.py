@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from archipelago.boot import ClusterProcess
-from archipelago.cluster import init_cluster
+from archipelago.run.cluster import init_cluster
+from archipelago.run.processes import ClusterProcess
 
 BIN = Path(sys.executable).parent
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from archipelago.boot import KeepstoreProcess, free_port, wait_for_http
 from archipelago.config import ClusterConfig, parse_config
+from archipelago.run.ports import free_port, wait_for_http
+from archipelago.run.processes import KeepstoreProcess
 
 ROOT_TOKEN = "root-token-for-tests-0123456789"
 USER_TOKEN = "v2/zzzzz-gj3su-0000000000user1/user1secret0123456789abcdef"
@@ -82,7 +83,7 @@ def s3_bucket(s3_server: str, request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """A real PostgreSQL server on loopback, started from the machine's binaries."""
-    from archipelago.boot import PostgresServer
+    from archipelago.run.processes import PostgresServer
 
     server = PostgresServer()
     if (reason := server.available) is not None:
@@ -102,8 +103,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 def cluster(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Any]:
     """A whole cluster (`archi cluster init` + `archi cluster up`) in a child process, one per test
     module and database: tests share it, so each makes its own users and names."""
-    from archipelago.boot import ClusterProcess
-    from archipelago.cluster import init_cluster
+    from archipelago.run.cluster import init_cluster
+    from archipelago.run.processes import ClusterProcess
 
     directory = tmp_path_factory.mktemp("cluster")
     init_cluster(directory, "z1111", database_url)

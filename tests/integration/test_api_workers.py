@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from archipelago.boot import ClusterProcess
-from archipelago.cluster import CONFIG_NAME, init_cluster
 from archipelago.config import dump_config, load_config
+from archipelago.run.cluster import CONFIG_NAME, init_cluster
+from archipelago.run.processes import ClusterProcess
 from archipelago.sdk import ApiClient, ApiRequestError
 from tests.integration.test_api import new_user
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from archipelago.boot import free_port, wait_for_http
+from archipelago.run.ports import free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
 ARCHI = [sys.executable, "-m", "archipelago"]
@@ -74,9 +74,9 @@ def test_bad_input_exits_2(tmp_path):
 
 
 def test_resumed_upload_sends_nothing_already_stored(tmp_path):
-    from archipelago.boot import KeepstoreProcess
     from archipelago.keep.client import KeepClient, KeepWriteError
     from archipelago.keep.transfer import ResumeCache, plan_upload, upload
+    from archipelago.run.processes import KeepstoreProcess
     from tests.conftest import USER_TOKEN, cluster_config
 
     src = tmp_path / "src"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from archipelago.auth.salt import salt_token
-from archipelago.boot import ClusterProcess
-from archipelago.cluster import CONFIG_NAME
 from archipelago.config import dump_config, load_config
-from archipelago.federation.boot import init_federation
+from archipelago.formats.tokens import salt_token
+from archipelago.run.cluster import CONFIG_NAME
+from archipelago.run.federation import init_federation
+from archipelago.run.processes import ClusterProcess
 from archipelago.sdk import ApiClient, ApiRequestError
 from tests.integration.test_api import new_user
 
@@ -278,7 +278,7 @@ def test_a_relay_never_passes_on_or_caches_a_block_that_fails_its_md5(federation
     import urllib3
     import xxhash
 
-    from archipelago.keep.volumes.directory import CHECKSUM_XATTR
+    from archipelago.keepstore.volumes.directory import CHECKSUM_XATTR
     from archipelago.sdk import Collection
 
     home, target = federation["z1111"], federation["z2222"]

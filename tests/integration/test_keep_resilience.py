@@ -10,10 +10,10 @@ import subprocess
 import pytest
 import urllib3
 
-from archipelago.boot import KeepstoreProcess
 from archipelago.keep.client import KeepClient, KeepService, KeepWriteError
 from archipelago.keep.errors import BlockNotFound
 from archipelago.keep.rendezvous import rendezvous_order
+from archipelago.run.processes import KeepstoreProcess
 from tests.conftest import USER_TOKEN, cluster_config
 from tests.integration.test_keepstore import get, index, put
 
@@ -144,7 +144,7 @@ def test_full_disk_is_507_and_keepstore_keeps_serving(start_keepstore, tiny_disk
 
 @pytest.mark.parametrize("size", [1000, 5 << 20], ids=["small", "bigger-than-a-chunk"])
 def test_rotten_checksum_on_good_data_is_repaired_not_quarantined(start_keepstore, size):
-    from archipelago.keep.volumes.directory import CHECKSUM_XATTR
+    from archipelago.keepstore.volumes.directory import CHECKSUM_XATTR
 
     ks = start_keepstore()
     data = os.urandom(size)

@@ -10,7 +10,7 @@ import time
 import pytest
 import urllib3
 
-from archipelago.keep.signing import sign_locator
+from archipelago.formats.signing import sign_locator
 from tests.conftest import ROOT_TOKEN, USER_TOKEN
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from archipelago.cluster import CONFIG_NAME
 from archipelago.config import load_config
+from archipelago.run.cluster import CONFIG_NAME
 from archipelago.sdk import ApiClient, ApiRequestError, Collection
 from tests.integration.test_api import new_user
 from tests.integration.test_federation import REFRESH, start_federation

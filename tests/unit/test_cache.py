@@ -59,8 +59,8 @@ def test_writes_interrupted_by_a_crash_are_cleared_at_start(tmp_path):
 
 def test_a_remote_block_opened_from_the_cache_reads_whole_even_if_evicted_meanwhile(tmp_path):
     from archipelago.config import parse_config
-    from archipelago.keep.locator import Locator
-    from archipelago.keep.remote_blocks import RemoteBlocks
+    from archipelago.formats.locator import Locator
+    from archipelago.keepstore.remote_blocks import RemoteBlocks
 
     config = parse_config({"cluster_id": "z1111", "keepstore": {"remote_cache_dir": str(tmp_path),
                                                                 "remote_cache_bytes": 150}})

@@ -1,5 +1,5 @@
+from archipelago.formats.locator import Locator
 from archipelago.keep.client import KeepClient, KeepService
-from archipelago.keep.locator import Locator
 from archipelago.keep.rendezvous import rendezvous_order
 
 MD5 = "acbd18db4cc2f85cedef654fccc4a4d8"

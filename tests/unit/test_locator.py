@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archipelago.keep.locator import Locator, LocatorError
+from archipelago.formats.locator import Locator, LocatorError
 
 HASH = "acbd18db4cc2f85cedef654fccc4a4d8"
 

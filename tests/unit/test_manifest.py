@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archipelago.keep import manifest
-from archipelago.keep.manifest import ManifestError, escape, normalize, parse, portable_data_hash, unescape
+from archipelago.formats import manifest
+from archipelago.formats.manifest import ManifestError, escape, normalize, parse, portable_data_hash, unescape
 from archipelago.keep.writer import ManifestWriter
 
 EMPTY = "d41d8cd98f00b204e9800998ecf8427e+0"

@@ -1,6 +1,6 @@
 import pytest
 
-from archipelago.auth.salt import AlreadySalted, ObsoleteToken, SaltError, salt_token
+from archipelago.formats.tokens import AlreadySalted, ObsoleteToken, SaltError, salt_token
 
 TOKEN = "v2/zzzzz-gj3su-077z32aux8dg2s1/3kg6k6lzmp9kj5cpkcoxie963cmvjahbt2fod9zru30k1jqdmi"
 

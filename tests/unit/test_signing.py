@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from archipelago.keep import signing
-from archipelago.keep.signing import SignatureExpired, SignatureInvalid, SignatureMissing
+from archipelago.formats import signing
+from archipelago.formats.signing import SignatureExpired, SignatureInvalid, SignatureMissing
 
 KNOWN_HASH = "acbd18db4cc2f85cedef654fccc4a4d8"
 KNOWN_LOCATOR = KNOWN_HASH + "+3"

@@ -1,7 +1,7 @@
 import io
 
-from archipelago.keep.locator import BLOCK_SIZE
-from archipelago.keep.manifest import parse
+from archipelago.formats.locator import BLOCK_SIZE
+from archipelago.formats.manifest import parse
 from archipelago.keep.writer import ManifestWriter
 
 

@@ -22,20 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..auth.tokens import from_authorization_header
+from ..backend.interface import Backend, Caller, ListParams
 from ..config import ClusterConfig
-from ..db.models import MODELS, body_key
-from ..federation.backend import (
-    ApiError,
-    Backend,
-    BadRequest,
-    Caller,
-    Forbidden,
-    ListParams,
-    NotFound,
-    Unauthorized,
-)
+from ..errors import ArchipelagoError, BadRequest, Forbidden, NotFound, Unauthorized
 from ..federation.remote import FORWARDED_FOR
+from ..formats.tokens import from_authorization_header
+from ..resources.names import CLASS_NAMES, body_key
 from .discovery import discovery_document, exported_config
 
 log = logging.getLogger(__name__)
@@ -43,6 +35,8 @@ T = TypeVar("T")
 BODY = "\0body"  # where _params keeps the parsed JSON body
 IGNORED_ATTRIBUTES = {"preserve_version"}  # versioning is not implemented; accepting it keeps SDK saves working
 IDENTITY_PATHS = {"/arvados/v1/users/current", "/arvados/v1/api_client_authorizations/current"}
+# `<resource>/current`: the caller's own record, by the Backend method that answers it
+CURRENT = {"users": "user_current", "api_client_authorizations": "token_current"}
 
 
 class JSON(JSONResponse):
@@ -173,7 +167,7 @@ class ApiApp:
                 caller = dataclasses.replace(caller, via=str(params[FORWARDED_FOR]))
             result = await self._route(backend, method, request.path_params, params, caller)
             return JSON(result)
-        except ApiError as exc:
+        except ArchipelagoError as exc:
             return error(exc.status, str(exc))
 
     async def _route(self, backend: Backend, method: str, path: dict[str, str], params: dict[str, Any],
@@ -181,14 +175,11 @@ class ApiApp:
         resource = path["resource"]
         uuid = path.get("uuid")
         action = path.get("action")
-        if resource not in MODELS:
+        if resource not in CLASS_NAMES:
             raise NotFound(f"no such resource type {resource!r}")
         call = self._call
-        if uuid == "current" and method == "GET":
-            if resource == "users":
-                return await call(backend.user_current, caller)
-            if resource == "api_client_authorizations":
-                return await call(backend.token_current, caller)
+        if uuid == "current" and method == "GET" and resource in CURRENT:
+            return await call(getattr(backend, CURRENT[resource]), caller)
         if action in ("trash", "untrash") and method == "POST":
             return await call(getattr(backend, action), caller, resource, uuid)
         if action is not None:
@@ -205,7 +196,7 @@ class ApiApp:
             return await call(backend.update, caller, resource, uuid, _attrs(resource, params))
         elif method == "DELETE":
             return await call(backend.delete, caller, resource, uuid)
-        raise ApiError(f"{method} not allowed here", 405)
+        raise ArchipelagoError(f"{method} not allowed here", 405)
 
     async def discovery(self, request: Request) -> Response:
         root = self.config.api.external_url or f"{request.url.scheme}://{request.url.netloc}"

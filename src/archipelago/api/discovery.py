@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ClusterConfig
-from ..db.models import MODELS, body_key
+from ..resources.base import Resource
+from ..resources.names import body_key
+from ..resources.registry import RESOURCE_TYPES
 
 REVISION = "20250402"
 _TYPES = {"str": "string", "int": "integer", "bool": "boolean", "datetime": "datetime", "dict": "object",
@@ -33,8 +35,8 @@ LIST_PARAMS = {
 }
 
 
-def _schema(resource: str) -> dict[str, Any]:
-    model = MODELS[resource]
+def _schema(resource: type[Resource]) -> dict[str, Any]:
+    model = resource.model
     properties = {}
     for column in model.__table__.columns:
         python = getattr(column.type, "python_type", str)
@@ -42,8 +44,8 @@ def _schema(resource: str) -> dict[str, Any]:
     return {"id": model.__name__, "type": "object", "properties": properties}
 
 
-def _methods(resource: str) -> dict[str, Any]:
-    name = MODELS[resource].__name__
+def _methods(kind: type[Resource]) -> dict[str, Any]:
+    resource, name = kind.name, kind.model.__name__
     singular = body_key(resource)
     uuid = {"uuid": _param("string", "path", True)}
     body = {"request": {"required": True, "properties": {singular: {"$ref": name}}}, "response": {"$ref": name}}
@@ -61,13 +63,10 @@ def _methods(resource: str) -> dict[str, Any]:
         "delete": {"path": f"{resource}/{{uuid}}", "httpMethod": "DELETE", "parameters": uuid,
                    "response": {"$ref": name}},
     }
-    if resource == "users":
-        methods["current"] = {"path": "users/current", "httpMethod": "GET", "parameters": {},
+    if "current" in kind.actions:
+        methods["current"] = {"path": f"{resource}/current", "httpMethod": "GET", "parameters": {},
                               "response": {"$ref": name}}
-    if resource == "api_client_authorizations":
-        methods["current"] = {"path": "api_client_authorizations/current", "httpMethod": "GET",
-                              "parameters": {}, "response": {"$ref": name}}
-    if resource in ("collections", "groups"):
+    if kind.trashable:
         for verb in ("trash", "untrash"):
             methods[verb] = {"path": f"{resource}/{{uuid}}/{verb}", "httpMethod": "POST", "parameters": uuid,
                              "response": {"$ref": name}}
@@ -81,12 +80,12 @@ def discovery_document(config: ClusterConfig, root_url: str) -> dict[str, Any]:
     root = root_url.rstrip("/") + "/"
     schemas: dict[str, Any] = {}
     resources: dict[str, Any] = {}
-    for resource, model in MODELS.items():
-        name = model.__name__
-        schemas[name] = _schema(resource)
+    for kind in RESOURCE_TYPES:
+        resource, name = kind.name, kind.model.__name__
+        schemas[name] = _schema(kind)
         schemas[f"{name}List"] = {"id": f"{name}List", "type": "object", "properties": {
             "items": {"type": "array", "items": {"$ref": name}}, "items_available": {"type": "integer"}}}
-        resources[resource] = {"methods": _methods(resource)}
+        resources[resource] = {"methods": _methods(kind)}
     schemas["KeepService"] = {"id": "KeepService", "type": "object", "properties": {}}
     schemas["KeepServiceList"] = {"id": "KeepServiceList", "type": "object", "properties": {}}
     resources["keep_services"] = {"methods": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
@@ -12,6 +11,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
+    # `properties.<key>` filters answered from PropertyIndex (kept up to date on every write)
+    indexed_properties: ClassVar[bool] = False
 
 
 class Common:
@@ -46,6 +47,7 @@ class ApiClientAuthorization(Common, Base):
 
 class Group(Common, Base):
     __tablename__ = "groups"
+    indexed_properties = True
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(Text)
     group_class: Mapped[str] = mapped_column(String(32), default="project")
@@ -67,6 +69,7 @@ class Link(Common, Base):
 
 class Collection(Common, Base):
     __tablename__ = "collections"
+    indexed_properties = True
     name: Mapped[str | None] = mapped_column(String(255), index=True)
     description: Mapped[str | None] = mapped_column(Text)
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -120,23 +123,5 @@ def property_rows(uuid: str, properties: dict[str, Any] | None) -> list[dict[str
             for key, value in (properties or {}).items()]
 
 
-MODELS: dict[str, type[Base]] = {
-    "users": User,
-    "api_client_authorizations": ApiClientAuthorization,
-    "groups": Group,
-    "links": Link,
-    "collections": Collection,
-    "workflows": Workflow,
-}
-
-
-@cache
-def kind(resource: str) -> str:
-    """The Arvados kind of a resource: `arvados#apiClientAuthorization` for api_client_authorizations."""
-    name = MODELS[resource].__name__
-    return f"arvados#{name[0].lower()}{name[1:]}"
-
-
-def body_key(resource: str) -> str:
-    """The key a create/update body wraps its attributes in (`collection` for collections)."""
-    return resource[:-1]
+MODELS: dict[str, type[Base]] = {model.__tablename__: model for model in (
+    User, ApiClientAuthorization, Group, Link, Collection, Workflow)}

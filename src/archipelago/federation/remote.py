@@ -9,53 +9,35 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import urllib3
-
-from ..auth.salt import SaltError, salt_token
-from ..config import RemoteClusterConfig
-from .backend import ApiError, Caller, ListParams
+from ..backend.interface import Caller, ListParams
+from ..errors import ArchipelagoError, BadGateway
+from ..formats.tokens import salt_for
+from ..resources.names import body_key
+from ..rpc import ApiConnection, ApiRequestError, Transport, Unreachable
 
 FORWARDED_FOR = "forwarded_for"
 
 
 class RemoteBackend:
-    def __init__(self, cluster_id: str, remote: RemoteClusterConfig, local_cluster_id: str,
-                 timeout: float = 10.0):
-        self.cluster_id, self.remote, self.local_cluster_id = cluster_id, remote, local_cluster_id
-        self._http = urllib3.PoolManager(
-            cert_reqs="CERT_NONE" if remote.insecure else "CERT_REQUIRED", retries=False, maxsize=16,
-            timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
-        )
+    def __init__(self, cluster_id: str, url: str, local_cluster_id: str, insecure: bool = False,
+                 timeout: float = 10.0, transport: Transport | None = None):
+        self.cluster_id, self.local_cluster_id = cluster_id, local_cluster_id
+        self.connection = ApiConnection(url, None, insecure, timeout, transport)
 
     def token_for(self, caller: Caller) -> str:
-        try:
-            return salt_token(caller.token, self.cluster_id)
-        except SaltError:
-            return caller.token  # already salted (a visitor's token) or not v2: pass it on as it is
+        return salt_for(caller.token, self.cluster_id)
 
     def _call(self, caller: Caller, method: str, path: str, params: dict[str, Any] | None = None,
               body: dict[str, Any] | None = None) -> dict[str, Any]:
         query = {**(params or {}), FORWARDED_FOR: self.local_cluster_id}
-        url = f"{self.remote.url}/arvados/v1/{path}?{urlencode(query)}"
-        headers = {"Authorization": f"Bearer {self.token_for(caller)}"}
-        encoded = None
-        if body is not None:
-            encoded = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
         try:
-            resp = self._http.request(method, url, body=encoded, headers=headers)
-        except urllib3.exceptions.HTTPError as exc:
-            raise ApiError(f"cluster {self.cluster_id} is unreachable: {exc.__class__.__name__}", 502) from None
-        try:
-            data = json.loads(resp.data) if resp.data else {}
-        except json.JSONDecodeError:
-            raise ApiError(f"cluster {self.cluster_id} sent an unreadable answer ({resp.status})", 502) from None
-        if resp.status >= 400:
-            errors = "; ".join(data.get("errors", [])) if isinstance(data, dict) else ""
-            raise ApiError(f"cluster {self.cluster_id}: {errors or resp.reason}", resp.status)
-        return data
+            return self.connection.request(method, path, query, body, token=self.token_for(caller))
+        except Unreachable as exc:
+            raise BadGateway(f"cluster {self.cluster_id} is unreachable: {exc.cause}") from None
+        except ApiRequestError as exc:
+            raise ArchipelagoError(f"cluster {self.cluster_id}: {exc.message}", exc.status) from None
 
     # the Backend interface
     def get(self, caller: Caller, resource: str, uuid: str, select: list[str] | None = None) -> dict[str, Any]:
@@ -72,10 +54,10 @@ class RemoteBackend:
     def create(self, caller: Caller, resource: str, attrs: dict[str, Any],
                ensure_unique_name: bool = False, cluster_id: str | None = None) -> dict[str, Any]:
         params = {"ensure_unique_name": "true"} if ensure_unique_name else None
-        return self._call(caller, "POST", resource, params, {resource[:-1]: attrs})
+        return self._call(caller, "POST", resource, params, {body_key(resource): attrs})
 
     def update(self, caller: Caller, resource: str, uuid: str, attrs: dict[str, Any]) -> dict[str, Any]:
-        return self._call(caller, "PUT", f"{resource}/{uuid}", None, {resource[:-1]: attrs})
+        return self._call(caller, "PUT", f"{resource}/{uuid}", None, {body_key(resource): attrs})
 
     def delete(self, caller: Caller, resource: str, uuid: str) -> dict[str, Any]:
         return self._call(caller, "DELETE", f"{resource}/{uuid}")

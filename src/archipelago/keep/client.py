@@ -20,9 +20,10 @@ from typing import Any, NoReturn, TypeVar
 
 import urllib3
 
+from ..formats.locator import BLOCK_SIZE, Locator
+from ..rpc import ApiConnection, ApiRequestError
 from .cache import BlockCache
 from .errors import BlockNotFound, KeepError
-from .locator import BLOCK_SIZE, Locator
 from .rendezvous import rendezvous_order
 
 RETRYABLE = frozenset({408, 409, 423, 500, 502, 503, 504})
@@ -62,14 +63,27 @@ class KeepReadError(KeepError):
     status = 502
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why one service did not answer, and whether asking it again later may help."""
+
+    reason: str
+    retry: bool = False
+    status: int | None = None  # the service's HTTP status, if it answered at all
+
+    @classmethod
+    def from_status(cls, status: int, message: str) -> Failure:
+        return cls(f"HTTP {status} {message}", status in RETRYABLE, status)
+
+
 @dataclass
 class _Attempt:
     service: KeepService
-    outcome: str
+    failure: Failure
 
 
 def _describe(attempts: list[_Attempt]) -> str:
-    return "; ".join(f"{a.service.url}: {a.outcome}" for a in attempts) or "no keep services configured"
+    return "; ".join(f"{a.service.url}: {a.failure.reason}" for a in attempts) or "no keep services configured"
 
 
 @dataclass
@@ -112,12 +126,11 @@ class KeepClient:
     @classmethod
     def from_api(cls, api_url: str, token: str | None = None, insecure: bool = False, **kwargs) -> KeepClient:
         """Ask the API server's `keep_services/accessible`, as Arvados clients do."""
-        http = urllib3.PoolManager(cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", retries=False)
-        resp = http.request("GET", f"{api_url.rstrip('/')}/arvados/v1/keep_services/accessible", timeout=10)
-        if resp.status != 200:
-            raise KeepError(f"keep_services/accessible at {api_url} answered {resp.status}")
-        items = json.loads(resp.data)["items"]
-        return cls([KeepService.from_record(item) for item in items], token, **kwargs)
+        try:
+            answer = ApiConnection(api_url, token, insecure, timeout=10).request("GET", "keep_services/accessible")
+        except ApiRequestError as exc:
+            raise KeepError(f"keep_services/accessible at {api_url}: {exc}") from None
+        return cls([KeepService.from_record(item) for item in answer["items"]], token, **kwargs)
 
     # ------------------------------------------------------------ plumbing
     def _headers(self, extra: dict[str, str] | None = None, token: str | None = None) -> dict[str, str]:
@@ -132,12 +145,12 @@ class KeepClient:
         ranked = rendezvous_order(locator.md5, ordinary, lambda s: s.uuid)
         return hinted + [s for s in ranked if s not in hinted]
 
-    def _with_retries(self, services: list[KeepService], attempt: Callable[[KeepService], str | None]) -> tuple[
+    def _with_retries(self, services: list[KeepService], attempt: Callable[[KeepService], Failure | None]) -> tuple[
         list[_Attempt], bool
     ]:
         """Run attempt() over services in order; it returns None on success, or why it failed.
 
-        A failure whose text starts with "retry" keeps the service for another round after a backoff.
+        A retryable failure keeps the service for another round after a backoff.
         Returns the failures and whether any attempt succeeded (the caller decides when to stop).
         """
         failures: list[_Attempt] = []
@@ -151,7 +164,7 @@ class KeepClient:
                 if outcome is None:
                     return failures, True
                 failures.append(_Attempt(service, outcome))
-                if outcome.startswith("retry"):
+                if outcome.retry:
                     retry_next.append(service)
             remaining = retry_next
             if not remaining:
@@ -194,7 +207,7 @@ class KeepClient:
         """The block's size, if a service has it and accepts the locator's signature (no bytes move)."""
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator, require_size=False)
 
-        def attempt(service: KeepService) -> tuple[int | None, str | None]:
+        def attempt(service: KeepService) -> tuple[int | None, Failure | None]:
             resp, failure = self._open(service, loc, token, method="HEAD")
             if resp is None:
                 return None, failure
@@ -203,12 +216,12 @@ class KeepClient:
 
         return self._first_answer(loc, attempt)
 
-    def _first_answer(self, loc: Locator, attempt: Callable[[KeepService], tuple[T | None, str | None]]) -> T:
+    def _first_answer(self, loc: Locator, attempt: Callable[[KeepService], tuple[T | None, Failure | None]]) -> T:
         """The answer of the first service that gives one, in probe order with retries; attempt()
         returns (answer, None) or (None, why not). When none answers, the read-failure rule applies."""
         answers: list[T] = []
 
-        def step(service: KeepService) -> str | None:
+        def step(service: KeepService) -> Failure | None:
             answer, failure = attempt(service)
             if failure is None:
                 answers.append(answer)  # type: ignore[arg-type]
@@ -220,17 +233,17 @@ class KeepClient:
         return answers[0]
 
     def _open(self, service: KeepService, loc: Locator, token: str | None, method: str = "GET",
-              headers: dict[str, str] | None = None) -> tuple[Any, str | None]:
-        """Ask one service: (open response, None), or (None, why not) with "retry" if worth retrying."""
+              headers: dict[str, str] | None = None) -> tuple[Any, Failure | None]:
+        """Ask one service: (open response, None), or (None, why not)."""
         try:
             resp = self._http.request(method, f"{service.url}/{loc}", preload_content=False, headers=self._headers(
                 {"Accept": "application/octet-stream", **(headers or {})}, token))
         except urllib3.exceptions.HTTPError as exc:
-            return None, f"retry: connection failed ({exc.__class__.__name__})"
+            return None, Failure(f"connection failed ({exc.__class__.__name__})", retry=True)
         if resp.status != 200:
             message = _error_text(resp.read())
             resp.release_conn()
-            return None, f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
+            return None, Failure.from_status(resp.status, message)
         return resp, None
 
     def _fetch(self, loc: Locator, into: bytearray | None, token: str | None = None) -> bytearray:
@@ -239,14 +252,14 @@ class KeepClient:
         The body is received straight into one buffer: on a machine where a 64 MiB memcpy costs
         as much as hashing it, every avoided copy shows in the throughput.
         """
-        def attempt(service: KeepService) -> tuple[bytearray | None, str | None]:
+        def attempt(service: KeepService) -> tuple[bytearray | None, Failure | None]:
             resp, failure = self._open(service, loc, token)
             if resp is None:
                 return None, failure
             try:
                 size = int(resp.headers.get("Content-Length", loc.size or 0))
                 if loc.size is not None and size != loc.size:
-                    return None, f"size mismatch (server sent {size} bytes)"
+                    return None, Failure(f"size mismatch (server sent {size} bytes)")
                 buffer = into if into is not None and len(into) >= size else bytearray(size)
                 view = memoryview(buffer)
                 hasher = hashlib.md5()
@@ -256,7 +269,7 @@ class KeepClient:
                     while received < size:
                         n = resp.readinto(view[received : min(size, received + READ_CHUNK)])
                         if not n:
-                            return None, f"retry: transfer interrupted after {received} of {size} bytes"
+                            return None, Failure(f"transfer interrupted after {received} of {size} bytes", retry=True)
                         received += n
                         if received - hashed >= HASH_CHUNK or received == size:
                             # md5 runs in another thread (it releases the GIL) while we receive on
@@ -268,11 +281,11 @@ class KeepClient:
                     if hashing is not None:
                         hashing.result()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                return None, f"retry: transfer interrupted ({exc.__class__.__name__})"
+                return None, Failure(f"transfer interrupted ({exc.__class__.__name__})", retry=True)
             finally:
                 resp.release_conn()
             if hasher.hexdigest() != loc.md5:
-                return None, f"checksum mismatch (got {hasher.hexdigest()})"
+                return None, Failure(f"checksum mismatch (got {hasher.hexdigest()})")
             return buffer, None
 
         return self._first_answer(loc, attempt)
@@ -283,13 +296,13 @@ class KeepClient:
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
         ask = {"X-Keep-Signature": f"local, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"}
 
-        def attempt(service: KeepService) -> tuple[str | None, str | None]:
+        def attempt(service: KeepService) -> tuple[str | None, Failure | None]:
             resp, failure = self._open(service, loc, None, method="HEAD", headers=ask)
             if resp is None:
                 return None, failure
             resp.release_conn()
             signed = resp.headers.get("X-Keep-Locator")
-            return (signed, None) if signed else (None, "HTTP 200 without X-Keep-Locator")
+            return (signed, None) if signed else (None, Failure("HTTP 200 without X-Keep-Locator"))
 
         try:
             return self._first_answer(loc, attempt)
@@ -313,15 +326,14 @@ class KeepClient:
             if stored >= wanted:
                 break
 
-            def attempt(svc: KeepService) -> str | None:
+            def attempt(svc: KeepService) -> Failure | None:
                 nonlocal stored, signed
                 try:
                     resp = self._http.request("PUT", f"{svc.url}/{md5}+{len(data)}", body=data, headers=headers)
                 except urllib3.exceptions.HTTPError as exc:
-                    return f"retry: connection failed ({exc.__class__.__name__})"
+                    return Failure(f"connection failed ({exc.__class__.__name__})", retry=True)
                 if resp.status != 200:
-                    message = _error_text(resp.data)
-                    return f"{'retry: ' if resp.status in RETRYABLE else ''}HTTP {resp.status} {message}"
+                    return Failure.from_status(resp.status, _error_text(resp.data))
                 signed = resp.data.decode().strip()
                 stored += int(resp.headers.get("X-Keep-Replicas-Stored", "1"))
                 return None
@@ -401,7 +413,7 @@ class ParallelUploader:
 
 
 def _raise_read_failure(loc: Locator, failures: list[_Attempt]) -> NoReturn:
-    if failures and all(f.outcome.startswith(("HTTP 404", "HTTP 403", "HTTP 410")) for f in failures):
+    if failures and all(f.failure.status in (403, 404, 410) for f in failures):
         raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
     raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ArchipelagoError
 
-class KeepError(Exception):
+
+class KeepError(ArchipelagoError):
     status = 500
 
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..formats.locator import Locator
+from ..formats.manifest import Segment, parse
 from .client import KeepClient
-from .locator import Locator
-from .manifest import Segment, parse
 
 Progress = Callable[[int], None]
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import BinaryIO
 
-from .locator import BLOCK_SIZE
-from .manifest import Segment, render
+from ..formats.locator import BLOCK_SIZE
+from ..formats.manifest import Segment, render
 
 READ_SIZE = 1 << 20
 

@@ -1,6 +1,7 @@
 """The Python SDK: an API client with typed resource calls, and a Collection object."""
 
-from .client import ApiClient, ApiRequestError
+from ..rpc import ApiRequestError
+from .client import ApiClient
 from .collection import Collection
 
 __all__ = ["ApiClient", "ApiRequestError", "Collection"]

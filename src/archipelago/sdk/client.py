@@ -5,18 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
-
-import urllib3
 
 from ..keep.client import KeepClient, KeepService
+from ..rpc import ApiConnection, ApiRequestError, Transport
 from .profiles import Profile, resolve
-
-
-class ApiRequestError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(f"HTTP {status}: {message}")
-        self.status, self.message = status, message
 
 
 class Resource:
@@ -64,15 +56,10 @@ class Resource:
 
 
 class ApiClient:
-    def __init__(self, host: str, token: str, insecure: bool = False, timeout: float = 60.0):
-        self.base = (host if "://" in host else f"https://{host}").rstrip("/")
-        self.token, self.insecure = token, insecure
-        self._http = urllib3.PoolManager(
-            cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", retries=False, maxsize=16,
-            timeout=urllib3.Timeout(connect=10, read=timeout),
-        )
-        if insecure:
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    def __init__(self, host: str, token: str, insecure: bool = False, timeout: float = 60.0,
+                 transport: Transport | None = None):
+        self.connection = ApiConnection(host, token, insecure, timeout, transport)
+        self.base, self.token, self.insecure = self.connection.base, token, insecure
         self.users = Resource(self, "users")
         self.api_client_authorizations = Resource(self, "api_client_authorizations")
         self.groups = Resource(self, "groups")
@@ -90,31 +77,13 @@ class ApiClient:
     def from_env(cls, profile: str | None = None) -> ApiClient:
         found = resolve(profile)
         if found is None:
-            raise ApiRequestError(0, "no cluster configured: set ARCHI_API_HOST and ARCHI_API_TOKEN "
+            raise ApiRequestError(400, "no cluster configured: set ARCHI_API_HOST and ARCHI_API_TOKEN "
                                      "or run `archi login`")
         return cls.from_profile(found)
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
                 body: dict[str, Any] | None = None) -> dict[str, Any]:
-        url = f"{self.base}/arvados/v1/{path}"
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        encoded = None
-        if body is not None:
-            encoded = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if params:
-            url += "?" + urlencode(params)
-        try:
-            resp = self._http.request(method, url, body=encoded, headers=headers)
-        except urllib3.exceptions.HTTPError as exc:
-            raise ApiRequestError(0, f"cannot reach {self.base}: {exc}") from None
-        try:
-            data = json.loads(resp.data) if resp.data else {}
-        except json.JSONDecodeError:
-            raise ApiRequestError(resp.status, resp.data[:200].decode("utf-8", "replace")) from None
-        if resp.status >= 400:
-            raise ApiRequestError(resp.status, "; ".join(data.get("errors", [])) or resp.reason or "")
-        return data
+        return self.connection.request(method, path, params, body)
 
     def config(self) -> dict[str, Any]:
         """The cluster's exported configuration (fetched once per client: it changes only on restart)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from ..keep.manifest import Segment, parse, portable_data_hash, render
+from ..formats.manifest import Segment, parse, portable_data_hash, render
 from ..keep.writer import ManifestWriter
 from .client import ApiClient
 

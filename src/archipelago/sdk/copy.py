@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..auth.salt import salt_token
+from ..formats.locator import Locator
+from ..formats.manifest import parse, render
+from ..formats.tokens import salt_token
 from ..ids import INFIX, PDH_RE, UUID_RE
-from ..keep.locator import Locator
-from ..keep.manifest import parse, render
 from .client import ApiClient, ApiRequestError
 
 Progress = Callable[[int], None]

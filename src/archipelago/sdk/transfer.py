@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..keep.manifest import parse
+from ..formats.manifest import parse
 from ..keep.transfer import ResumeCache, UploadPlan, download, plan_upload, upload
 from .client import ApiClient
 

@@ -1,0 +1,63 @@
+"""One interface for every object operation; the local engine (backend/local.py), RemoteBackend
+and FederatedBackend (federation/) implement it. Plain Python: no HTTP and no database in here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Record = dict[str, Any]  # an API record, as rendered: what the REST API sends
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the user behind the token, and the exact token string (signatures use it)."""
+
+    user_uuid: str
+    token: str
+    is_admin: bool = False
+    authorization_uuid: str = ""
+    scopes: tuple[str, ...] = ("all",)
+    via: str | None = None  # the cluster that forwarded this request, if any
+
+
+@dataclass
+class ListParams:
+    filters: list[list[Any]] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    limit: int = 100
+    offset: int = 0
+    select: list[str] | None = None
+    count: str = "exact"  # "exact" or "none"
+    include_trash: bool = False
+
+
+class Backend(Protocol):
+    def authenticate(self, token: str, remote: str | None = None) -> Caller: ...
+
+    def known_caller(self, token: str, remote: str | None = None) -> Caller | None: ...
+
+    def this_cluster(self) -> Backend:
+        """The backend answering from this cluster alone (for requests a peer forwarded: one hop)."""
+        ...
+
+    def get(self, caller: Caller, resource: str, uuid: str, select: list[str] | None = None) -> Record: ...
+
+    def list(self, caller: Caller, resource: str, params: ListParams) -> Record: ...
+
+    def create(self, caller: Caller, resource: str, attrs: Record,
+               ensure_unique_name: bool = False, cluster_id: str | None = None) -> Record: ...
+
+    def update(self, caller: Caller, resource: str, uuid: str, attrs: Record) -> Record: ...
+
+    def delete(self, caller: Caller, resource: str, uuid: str) -> Record: ...
+
+    def trash(self, caller: Caller, resource: str, uuid: str) -> Record: ...
+
+    def untrash(self, caller: Caller, resource: str, uuid: str) -> Record: ...
+
+    def user_current(self, caller: Caller) -> Record: ...
+
+    def token_current(self, caller: Caller) -> Record: ...
+
+    def keep_services(self) -> Record: ...

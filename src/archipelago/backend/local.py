@@ -1,0 +1,300 @@
+"""LocalBackend: the Backend interface on this cluster's own database.
+
+A generic engine: get, list, create, update, delete, trash and untrash work the same for every
+resource; what differs lives with each resource (resources/), and who is calling with the
+identity module (auth/identity.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..auth.identity import Identity
+from ..auth.permissions import MANAGE, READ, WRITE, PermissionCache, Permissions
+from ..auth.remote import RemoteTokenValidator
+from ..auth.residency import restricted_blocks
+from ..config import ClusterConfig
+from ..db.changes import ChangeSignal, signal_path
+from ..db.filters import apply_filters, apply_order
+from ..db.models import PropertyIndex, property_rows
+from ..db.unit import Database
+from ..errors import Forbidden, NotFound, Unprocessable
+from ..ids import UUID_RE, new_uuid
+from ..resources.base import SERVER_FIELDS, Context, Resource, now, parse_time, timestamp
+from ..resources.names import ISSUED_BY_LOGIN_CLUSTER
+from ..resources.registry import Registry
+from .interface import Caller, ListParams, Record
+
+
+class LocalBackend:
+    def __init__(self, config: ClusterConfig, sessions: sessionmaker[Session],
+                 validator: RemoteTokenValidator | None = None):
+        self.config = config
+        self.sessions = sessions
+        # other API processes on this database drop their caches as soon as this one commits
+        self.db = Database(sessions, ChangeSignal(signal_path(config.database_url, config.cluster_id)))
+        self.permission_cache = PermissionCache()
+        self.db.on_cache_inputs_changed(self.permission_cache.invalidate)
+        if validator is None and config.remote_clusters:
+            validator = RemoteTokenValidator(config)
+        self.identity = Identity(config, self.db, validator)
+        self.registry = Registry(config)
+
+    # ------------------------------------------------------------ plumbing
+    def bootstrap(self) -> None:
+        self.identity.bootstrap()
+
+    def create_token(self, user_uuid: str, scopes: list[str] | None = None, expires_at: Any = None) -> str:
+        return self.identity.create_token(user_uuid, scopes, expires_at)
+
+    def restricted_blocks(self) -> set[str]:
+        with self.db.session() as session:
+            return restricted_blocks(session)
+
+    @contextmanager
+    def _operation(self, caller: Caller, resource: Resource) -> Iterator[Context]:
+        """One unit of work for one caller on one resource, with their permissions."""
+        with self.db.session() as session:
+            yield Context(self.config, session, caller, self._permissions(session, caller), self.registry.owner_of,
+                          lambda row, select_: self._render(resource, row, caller, select_))
+
+    def _permissions(self, session: Session, caller: Caller) -> Permissions:
+        self.db.catch_up()
+        return self.permission_cache.get(session, caller.user_uuid, caller.is_admin)
+
+    def _render(self, resource: Resource, row: Any, caller: Caller | None = None,
+                select_: list[str] | None = None, listing: bool = False) -> Record:
+        """An API record. Lists render pages of up to 1000 rows: this is on the hot path."""
+        values = row._asdict() if hasattr(row, "_asdict") else {key: getattr(row, key) for key in resource.columns}
+        for key in resource.timestamp_columns:
+            values[key] = timestamp(values[key])
+        out: Record = {"kind": resource.kind, **values}
+        out["etag"] = hashlib.md5(f"{row.uuid}{out['modified_at']}".encode()).hexdigest()[:25]
+        wanted = set(select_) if select_ else None
+        resource.render_extra(out, row, caller, wanted, listing)
+        if wanted is not None:
+            return {k: v for k, v in out.items() if k in wanted or k == "kind"}
+        if listing:
+            for hidden in resource.hidden_in_lists:
+                out.pop(hidden, None)
+        return out
+
+    def _find(self, ctx: Context, resource: Resource, uuid: str, level: int = READ) -> Any:
+        row = ctx.session.get(resource.model, uuid)
+        if row is None or not resource.visible(ctx.perms, row):
+            raise NotFound(f"{resource.name[:-1].replace('_', ' ')} {uuid} not found")
+        if level > READ and not resource.allowed(ctx, row, level):
+            raise Forbidden(f"you may read {uuid} but not change it")
+        return row
+
+    def _writable(self, caller: Caller, resource: Resource, attrs: Record) -> Record:
+        unknown = set(attrs) - resource.writable - SERVER_FIELDS - resource.echoed
+        if unknown:
+            raise Unprocessable(f"unknown or read-only attribute(s) for {resource.name}: "
+                                f"{', '.join(sorted(unknown))}")
+        if not caller.is_admin and (forbidden := set(attrs) & resource.admin_only):
+            raise Forbidden(f"only admins may set {', '.join(sorted(forbidden))}")
+        writable = {k: v for k, v in attrs.items() if k in resource.writable}
+        for key in resource.timestamp_columns:
+            if key in writable:
+                writable[key] = parse_time(writable[key])
+        return writable
+
+    @staticmethod
+    def _unique_name(session: Session, model: Any, owner: str, name: str, ensure: bool,
+                     exclude: str | None = None) -> str:
+        def taken(candidate: str) -> bool:
+            query = select(model.uuid).where(model.owner_uuid == owner, model.name == candidate,
+                                             model.is_trashed.is_(False))
+            if exclude:
+                query = query.where(model.uuid != exclude)
+            return session.scalar(query.limit(1)) is not None
+
+        if not taken(name):
+            return name
+        if not ensure:
+            raise Unprocessable(f"name {name!r} is already in use in {owner} (use ensure_unique_name)")
+        for n in range(2, 10_000):
+            candidate = f"{name} ({n})"
+            if not taken(candidate):
+                return candidate
+        raise Unprocessable(f"no unique name found for {name!r}")
+
+    @staticmethod
+    def _index_properties(session: Session, row: Any) -> None:
+        if getattr(row, "indexed_properties", False):
+            session.execute(delete(PropertyIndex).where(PropertyIndex.object_uuid == row.uuid))
+            if rows := property_rows(row.uuid, row.properties):
+                session.execute(insert(PropertyIndex), rows)
+
+    # ------------------------------------------------------------ identity
+    def this_cluster(self) -> LocalBackend:
+        return self
+
+    def known_caller(self, token: str, remote: str | None = None) -> Caller | None:
+        return self.identity.known_caller(token, remote)
+
+    def authenticate(self, token: str, remote: str | None = None) -> Caller:
+        return self.identity.authenticate(token, remote)
+
+    def user_current(self, caller: Caller) -> Record:
+        return self.identity.user_record(caller, lambda row: self._render(self.registry["users"], row))
+
+    def token_current(self, caller: Caller) -> Record:
+        return self.identity.token_record(
+            caller, lambda row: self._render(self.registry["api_client_authorizations"], row))
+
+    # ------------------------------------------------------------ generic operations
+    def get(self, caller: Caller, resource_name: str, uuid: str, select: list[str] | None = None) -> Record:
+        resource = self.registry[resource_name]
+        with self._operation(caller, resource) as ctx:
+            if (found := resource.lookup(ctx, uuid, select)) is not None:
+                return found
+            if not UUID_RE.fullmatch(uuid):
+                raise NotFound(f"{uuid!r} is not a UUID")
+            row = self._find(ctx, resource, uuid)
+            resource.guard_read(ctx, row)
+            return self._render(resource, row, caller, select)
+
+    def list(self, caller: Caller, resource_name: str, params: ListParams) -> Record:
+        resource = self.registry[resource_name]
+        model: Any = resource.model
+        limit = max(0, min(params.limit, self.config.api.max_items_per_response))
+        with self._operation(caller, resource) as ctx:
+            query = select(model)
+            if not caller.is_admin:
+                query = query.where(resource.readable_clause(ctx.perms))
+            if hasattr(model, "is_trashed") and not params.include_trash:
+                query = query.where(model.is_trashed.is_(False))
+            query = apply_filters(query, model, params.filters)
+            available = None
+            if params.count != "none":  # a plain count with the same WHERE: SQLite can answer from an index
+                counting = select(func.count()).select_from(model)
+                if query.whereclause is not None:
+                    counting = counting.where(query.whereclause)
+                available = ctx.session.scalar(counting)
+            query = apply_order(query, model, params.order).offset(params.offset).limit(limit)
+            # plain rows, not ORM objects: a page of 1000 renders several times faster
+            rows = list(ctx.session.execute(query.with_only_columns(*model.__table__.columns)))
+            items = [self._render(resource, row, caller, params.select, listing=True) for row in rows]
+            resource.redact_listing(ctx, rows, items)
+        envelope: Record = {"kind": resource.kind + "List", "etag": "", "self_link": "",
+                            "offset": params.offset, "limit": limit, "items": items}
+        if available is not None:
+            envelope["items_available"] = available
+        return envelope
+
+    def create(self, caller: Caller, resource_name: str, attrs: Record,
+               ensure_unique_name: bool = False, cluster_id: str | None = None) -> Record:
+        if cluster_id and cluster_id != self.config.cluster_id:
+            raise Unprocessable(f"cluster_id {cluster_id!r}: this cluster does not federate with it")
+        resource = self.registry[resource_name]
+        attrs = self._writable(caller, resource, attrs)
+        login = self.config.login.satellite_of(self.config.cluster_id)
+        if login and resource.name in ISSUED_BY_LOGIN_CLUSTER:
+            raise Unprocessable(f"{resource.name} of this federation are created on its login cluster {login}")
+        with self._operation(caller, resource) as ctx:
+            owner = resource.owner_for_create(ctx, attrs.pop("owner_uuid", None))
+            resource.validate(ctx, attrs)
+            stamp = now()
+            fields: Record = {
+                "uuid": new_uuid(self.config.cluster_id, resource.infix), "owner_uuid": owner,
+                "created_at": stamp, "modified_at": stamp, "modified_by_user_uuid": caller.user_uuid,
+                **resource.derived_fields(ctx, attrs, owner),
+            }
+            if resource.unique_names and "name" in attrs:
+                attrs["name"] = self._unique_name(ctx.session, resource.model, owner, attrs["name"],
+                                                  ensure_unique_name)
+            row = resource.model(**fields, **{k: v for k, v in attrs.items() if k not in fields})
+            ctx.session.add(row)
+            ctx.session.flush()
+            self._index_properties(ctx.session, row)
+            Database.changed(ctx.session, resource.name)
+            return self._render(resource, row, caller)
+
+    def update(self, caller: Caller, resource_name: str, uuid: str, attrs: Record) -> Record:
+        resource = self.registry[resource_name]
+        attrs = self._writable(caller, resource, attrs)
+        with self._operation(caller, resource) as ctx:
+            row = self._find(ctx, resource, uuid, WRITE)
+            if "owner_uuid" in attrs and attrs["owner_uuid"] != row.owner_uuid:
+                target = attrs["owner_uuid"]
+                if not ctx.perms.can(MANAGE, row.uuid, row.owner_uuid) or not ctx.can_write_into(target):
+                    raise Forbidden(f"moving {uuid} to {target} needs manage on it and write on the target")
+            resource.validate(ctx, attrs, row)
+            attrs.update(resource.derived_fields(ctx, attrs, row.owner_uuid, row))
+            if resource.unique_names and "name" in attrs:
+                attrs["name"] = self._unique_name(ctx.session, resource.model, attrs.get("owner_uuid", row.owner_uuid),
+                                                  attrs["name"], False, exclude=row.uuid)
+            for key, value in attrs.items():
+                setattr(row, key, value)
+            if "properties" in attrs:
+                self._index_properties(ctx.session, row)
+            row.modified_at = now()
+            row.modified_by_user_uuid = caller.user_uuid
+            ctx.session.flush()
+            Database.changed(ctx.session, resource.name)
+            return self._render(resource, row, caller)
+
+    def delete(self, caller: Caller, resource_name: str, uuid: str) -> Record:
+        resource = self.registry[resource_name]
+        if resource.trashable:
+            return self.trash(caller, resource_name, uuid)
+        with self._operation(caller, resource) as ctx:
+            row = self._find(ctx, resource, uuid, WRITE)
+            out = self._render(resource, row, caller)
+            ctx.session.delete(row)
+            ctx.session.flush()
+            Database.changed(ctx.session, resource.name)
+            return out
+
+    def trash(self, caller: Caller, resource_name: str, uuid: str) -> Record:
+        resource = self._trashable(resource_name)
+        with self._operation(caller, resource) as ctx:
+            row = self._find(ctx, resource, uuid, WRITE)
+            stamp = now()
+            row.is_trashed, row.trash_at = True, stamp
+            row.delete_at = stamp + timedelta(seconds=self.config.collections.blob_trash_lifetime)
+            row.modified_at = stamp
+            return self._render(resource, row, caller)
+
+    def untrash(self, caller: Caller, resource_name: str, uuid: str) -> Record:
+        resource = self._trashable(resource_name)
+        with self._operation(caller, resource) as ctx:
+            row = ctx.session.get(resource.model, uuid)
+            if row is None or not ctx.perms.can(WRITE, row.uuid, row.owner_uuid):
+                raise NotFound(f"{uuid} not found")
+            row.is_trashed, row.trash_at, row.delete_at = False, None, None
+            row.modified_at = now()
+            return self._render(resource, row, caller)
+
+    def _trashable(self, resource_name: str) -> Resource:
+        resource = self.registry[resource_name]
+        if not resource.trashable:
+            raise NotFound(f"{resource_name} have no trash")
+        return resource
+
+    # ------------------------------------------------------------ keep services
+    def keep_services(self) -> Record:
+        """Synthesized from the configuration, as Arvados does when its table is empty."""
+        items = []
+        for url in self.config.keep_service_urls:
+            scheme, _, rest = url.partition("://")
+            host, _, port = rest.rstrip("/").rpartition(":")
+            items.append({
+                "kind": "arvados#keepService",
+                "uuid": f"{self.config.cluster_id}-bi6l4-{hashlib.md5(url.encode()).hexdigest()[:15]}",
+                "owner_uuid": self.config.system_user_uuid,
+                "service_host": host, "service_port": int(port), "service_ssl_flag": scheme == "https",
+                "service_type": "disk", "read_only": False,
+            })
+        return {"kind": "arvados#keepServiceList", "items": items, "items_available": len(items),
+                "offset": 0, "limit": len(items)}
+

@@ -1,0 +1,131 @@
+"""`archi login`, `put`, `get`, `ls`, `copy`: data in and out of a cluster, and between clusters."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..sdk.client import ApiClient
+from ..sdk.profiles import Profile, save_profile
+from .common import JsonOpt, ProfileOpt, api_client, split_target
+from .output import BAD_INPUT, FAILED, emit, fail, transfer_progress
+
+
+def register(app: typer.Typer) -> None:
+    for command in (login, put, get, ls, copy):
+        app.command()(command)
+
+
+def login(
+    host: Annotated[str, typer.Option(help="API host: https://host:port or host:port.")],
+    token: Annotated[str, typer.Option(help="API token.", prompt=True, hide_input=True)],
+    insecure: Annotated[bool, typer.Option(help="Accept a self-signed certificate.")] = False,
+    profile: Annotated[str, typer.Option(help="Profile name.")] = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a host and token, then save them as a profile."""
+    user = ApiClient(host, token, insecure).users.current()
+    path = save_profile(profile, Profile(host, token, insecure))
+    emit({"profile": profile, "user": user["uuid"], "saved": str(path)}, as_json,
+         f"logged in as {user.get('username') or user['uuid']} ({user['uuid']}); profile {profile!r} saved")
+
+
+def put(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to upload.")],
+    name: Annotated[str | None, typer.Option(help="Collection name (default: the first path's name).")] = None,
+    project: Annotated[str | None, typer.Option(help="Project UUID to save into.")] = None,
+    replicas: Annotated[int | None, typer.Option(min=1, help="Copies of each block.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted upload of the same paths.")] = True,
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload files into a new collection (progress bar, resumable); prints its UUID and PDH."""
+    from ..keep.transfer import plan_upload
+    from ..sdk.transfer import put_paths
+
+    try:
+        plan = plan_upload(paths)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc), BAD_INPUT, as_json)
+    client = api_client(profile, as_json)
+    started = time.perf_counter()
+    try:
+        with transfer_progress("uploading", plan.total_bytes, not as_json) as advance:
+            record = put_paths(client, paths, name, project, replicas, advance, plan, resume)
+    except OSError as exc:
+        fail(str(exc), FAILED, as_json)
+    seconds = time.perf_counter() - started
+    emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "name": record["name"],
+          "files": len(plan.files), "bytes": plan.total_bytes, "seconds": round(seconds, 3)}, as_json,
+         f"{record['uuid']}\n{record['portable_data_hash']}")
+
+
+def get(
+    target: Annotated[str, typer.Argument(help="COLLECTION (UUID or PDH), optionally /path inside it.")],
+    dest: Annotated[Path, typer.Argument(help="Destination directory.")],
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a collection (or part of it); every block is verified against its md5."""
+    from ..sdk.transfer import collection_size, get_collection
+
+    ident, subpath = split_target(target)
+    client = api_client(profile, as_json)
+    started = time.perf_counter()
+    record = client.collections.get(ident)
+    try:
+        with transfer_progress("downloading", collection_size(record, subpath), not as_json) as advance:
+            written = get_collection(client, record, dest, subpath, advance)
+    except FileNotFoundError as exc:
+        fail(str(exc), BAD_INPUT, as_json)
+    except OSError as exc:
+        fail(str(exc), FAILED, as_json)
+    seconds = time.perf_counter() - started
+    emit({"uuid": record["uuid"], "bytes": written, "dest": str(dest), "seconds": round(seconds, 3)}, as_json,
+         f"{written} bytes from {record['uuid']} written to {dest}")
+
+
+def ls(
+    target: Annotated[str, typer.Argument(help="COLLECTION (UUID or PDH), optionally /path inside it.")],
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a collection's files with their sizes."""
+    from ..sdk.collection import Collection
+
+    ident, subpath = split_target(target)
+    client = api_client(profile, as_json)
+    files = [(path, size) for path, size in Collection(client, ident).files()
+             if not subpath or path == subpath or path.startswith(subpath.rstrip("/") + "/")]
+    if subpath and not files:
+        fail(f"{subpath} is not in {ident}", BAD_INPUT, as_json)
+    emit([{"path": p, "size": s} for p, s in files], as_json, "\n".join(f"{s:>14} {p}" for p, s in files))
+
+
+def copy(
+    source: Annotated[str, typer.Argument(help="Collection (UUID or PDH), project or workflow UUID.")],
+    cluster: Annotated[str, typer.Argument(help="Destination cluster ID.")],
+    project: Annotated[str | None, typer.Option(help="Project UUID at the destination (default: your home).")] = None,
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a collection, a workflow with its dependencies, or a project with everything in it to
+    another cluster. What the destination already has for you (same PDH, same blocks) is not sent."""
+    from ..sdk.copy import FederationCopy
+
+    client = api_client(profile, as_json)
+    run = FederationCopy(client, cluster)
+    total = run.size(source)
+    try:
+        with transfer_progress(f"copying to {cluster}", total, not as_json) as advance:
+            run.progress = advance
+            report = run.copy(source, project)
+    except OSError as exc:
+        fail(str(exc), FAILED, as_json)
+    made = sum(o.created for o in report.objects)
+    emit(report.as_dict(), as_json,
+         f"{report.top.uuid}: {made} of {len(report.objects)} object(s) created, "
+         f"{report.blocks_sent} block(s) / {report.bytes_sent} bytes sent, {report.blocks_reused} block(s) reused")

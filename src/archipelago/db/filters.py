@@ -1,0 +1,121 @@
+"""Arvados list filters and order clauses -> SQLAlchemy, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Select, not_, or_, select
+
+from ..db.models import PropertyIndex
+from ..errors import BadRequest
+from ..ids import INFIX
+
+_KIND_INFIX = {
+    "arvados#collection": INFIX["Collection"],
+    "arvados#user": INFIX["User"],
+    "arvados#group": INFIX["Group"],
+    "arvados#link": INFIX["Link"],
+    "arvados#apiClientAuthorization": INFIX["ApiClientAuthorization"],
+    "arvados#containerRequest": INFIX["ContainerRequest"],
+    "arvados#container": INFIX["Container"],
+    "arvados#workflow": INFIX["Workflow"],
+}
+OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not like", "not ilike", "in", "not in", "is_a",
+             "exists"}
+
+
+def _column(model: Any, attr: str) -> Any:
+    if attr.startswith("properties."):
+        if not hasattr(model, "properties"):
+            raise BadRequest(f"{model.__tablename__} have no properties")
+        return model.properties[attr.split(".", 1)[1]]
+    column = getattr(model, attr, None)
+    if column is None or attr not in model.__table__.columns:
+        raise BadRequest(f"cannot filter {model.__tablename__} on unknown attribute {attr!r}")
+    return column
+
+
+def _indexed_property(model: Any, key: str, op: str, operand: Any) -> Any | None:
+    """`properties.<key>` filters the PropertyIndex table can answer with an index, else None."""
+    if not model.indexed_properties or op not in ("=", "in", "like", "exists"):
+        return None
+    if op == "exists":
+        present = model.uuid.in_(select(PropertyIndex.object_uuid).where(PropertyIndex.key == key))
+        return present if operand in (True, "true", None) else not_(present)
+    if op == "in":
+        if not isinstance(operand, list):
+            raise BadRequest("operand of 'in' must be a list")
+        values = [v if isinstance(v, str) else json.dumps(v) for v in operand]
+        condition = PropertyIndex.value.in_(values)
+    else:
+        value = operand if isinstance(operand, str) else json.dumps(operand)
+        condition = PropertyIndex.value == value if op == "=" else PropertyIndex.value.like(value)
+    return model.uuid.in_(select(PropertyIndex.object_uuid).where(PropertyIndex.key == key, condition))
+
+
+def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
+    if op not in OPERATORS:
+        raise BadRequest(f"unknown filter operator {op!r}")
+    if attr.startswith("properties.") and (
+        indexed := _indexed_property(model, attr.split(".", 1)[1], op, operand)
+    ) is not None:
+        return indexed
+    if op == "is_a":
+        kinds = operand if isinstance(operand, list) else [operand]
+        infixes = [_KIND_INFIX.get(k) for k in kinds]
+        if None in infixes:
+            raise BadRequest(f"unknown kind in is_a filter: {operand!r}")
+        column = _column(model, attr)
+        return or_(*[column.like(f"_____-{infix}-%") for infix in infixes])
+    if op == "exists":
+        if not attr.startswith("properties."):
+            raise BadRequest("'exists' applies to properties.<key>")
+        present = _column(model, attr).as_string().is_not(None)
+        return present if operand in (True, "true", None) else not_(present)
+    column = _column(model, attr)
+    if attr.startswith("properties."):
+        column = column.as_string()
+        if op not in ("in", "not in"):
+            operand = str(operand)
+    if op in ("in", "not in"):
+        if not isinstance(operand, list):
+            raise BadRequest(f"operand of {op!r} must be a list")
+        condition = column.in_(operand)
+        return condition if op == "in" else not_(condition)
+    if op in ("like", "not like"):
+        return column.like(operand) if op == "like" else not_(column.like(operand))
+    if op in ("ilike", "not ilike"):
+        return column.ilike(operand) if op == "ilike" else not_(column.ilike(operand))
+    if operand is None:
+        return column.is_(None) if op == "=" else column.is_not(None)
+    return {"=": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
+            ">": column.__gt__, ">=": column.__ge__}[op](operand)
+
+
+def apply_filters(query: Select[Any], model: Any, filters: list[list[Any]]) -> Select[Any]:
+    for item in filters:
+        if not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str | list):
+            raise BadRequest(f"a filter is [attribute, operator, operand], got {item!r}")
+        attr, op, operand = item
+        if isinstance(attr, list):  # ["any", ...] forms are not supported; say so
+            raise BadRequest("filters on several attributes at once are not supported")
+        query = query.where(_condition(model, attr, str(op).lower(), operand))
+    return query
+
+
+def apply_order(query: Select[Any], model: Any, order: list[str]) -> Select[Any]:
+    clauses = []
+    direction = "desc"
+    for item in order or ["modified_at desc"]:
+        attr, _, direction = item.strip().partition(" ")
+        attr = attr.split(".")[-1] if attr.count(".") == 1 and not attr.startswith("properties") else attr
+        column = _column(model, attr)
+        direction = direction.strip().lower() or "asc"
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"order direction must be asc or desc, got {direction!r}")
+        clauses.append(column.desc() if direction == "desc" else column.asc())
+    # a stable order for paging, in the direction of the last key so that one index scan (ending
+    # in uuid) serves the whole ORDER BY and the LIMIT stops it early
+    clauses.append(model.uuid.desc() if direction == "desc" else model.uuid.asc())
+    return query.order_by(*clauses)

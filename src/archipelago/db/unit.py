@@ -1,0 +1,62 @@
+"""Units of work on the cluster database, and the caches that depend on what they change.
+
+Code that writes notes which resources it changed (`Database.changed`); once the session commits,
+the listeners (token and permission caches) hear of it, and a change that other API processes'
+caches depend on is signalled to them too (db/changes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import Unprocessable
+from .changes import ChangeSignal
+
+# what cached tokens and permission snapshots are computed from
+CACHE_INPUTS = frozenset({"groups", "links", "users", "api_client_authorizations"})
+Listener = Callable[[], None]
+
+
+class Database:
+    def __init__(self, sessions: sessionmaker[Session], changes: ChangeSignal):
+        self.sessions, self.changes = sessions, changes
+        self._listeners: list[Listener] = []
+
+    def on_cache_inputs_changed(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed at the end (rolled back on any error); a uniqueness conflict is a 422."""
+        with self.sessions() as session:
+            try:
+                yield session
+                changed = session.info.pop("changed", set())
+                session.commit()
+                if changed & CACHE_INPUTS:  # after the commit, so no reader re-caches the old state
+                    self._notify()
+                    self.changes.bump()
+            except IntegrityError as exc:
+                session.rollback()
+                raise Unprocessable(f"conflicts with an existing record: {exc.orig}") from None
+            except BaseException:
+                session.rollback()
+                raise
+
+    @staticmethod
+    def changed(session: Session, resource: str) -> None:
+        """Note a write to `resource`; caches it may affect are cleared once the session commits."""
+        session.info.setdefault("changed", set()).add(resource)
+
+    def catch_up(self) -> None:
+        """Drop the caches if another process committed something they depend on."""
+        if self.changes.changed():
+            self._notify()
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            listener()

@@ -1,0 +1,54 @@
+"""What every keepstore handler shares: CORS headers, the error body, the caller's token, and
+running blocking work (md5, disk, S3) in worker threads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from ..errors import ArchipelagoError
+from ..formats.tokens import from_authorization_header
+
+T = TypeVar("T")
+CHUNK = 2 << 20  # block bytes move in pieces of this size
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, PUT, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Length, Content-Type, X-Keep-Desired-Replicas, "
+    "X-Keep-Signature, X-Keep-Storage-Classes",
+    "Access-Control-Expose-Headers": "X-Keep-Locator, X-Keep-Replicas-Stored, X-Keep-Storage-Classes-Confirmed",
+    "Access-Control-Max-Age": "86400",
+}
+BLOCK_HEADERS = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"errors": [message]}, status=status, headers=CORS_HEADERS)
+
+
+def request_token(request: web.Request) -> str | None:
+    """The API token: `Authorization: Bearer|OAuth2 <tok>`, or `?api_token=`."""
+    return from_authorization_header(request.headers.get("Authorization")) or request.query.get("api_token") or None
+
+
+@web.middleware
+async def keep_errors(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ArchipelagoError as exc:
+        return error_response(exc.status, str(exc))
+
+
+async def run(fn: Callable[..., T], *args: Any) -> T:
+    """Blocking work in a worker thread."""
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+
+def fork(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Start fn in a worker thread now (a coroutine would only start at the next await)."""
+    return asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))

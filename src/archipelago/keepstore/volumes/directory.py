@@ -1,0 +1,197 @@
+"""A volume in a local directory: `<root>/<first 3 hex>/<md5>`.
+
+Writes go to a temporary file in the same directory, are fsynced, then renamed into place, so a
+crash at any moment leaves either the whole block or nothing under its name. Trashed blocks are
+renamed `<md5>.trash.<delete_at>`, corrupt ones `<md5>.corrupt.<time>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ...keep.errors import BlockNotFound, ReadOnly, VolumeFull, VolumeUnavailable
+from .base import BlockReader, BlockWriter, IndexEntry, Volume, fast_hasher
+
+CHECKSUM_XATTR = "user.archipelago.xxh3_128"
+_BLOCK_NAME_RE = re.compile(r"[0-9a-f]{32}")
+_TRASH_NAME_RE = re.compile(r"([0-9a-f]{32})\.trash\.([0-9]+)")
+STALE_TEMP_SECONDS = 24 * 3600
+
+
+def _oserror(exc: OSError, what: str) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return VolumeFull(f"volume full while {what}")
+    if exc.errno in (errno.EROFS,):
+        return ReadOnly(f"volume is read-only ({what})")
+    return VolumeUnavailable(f"volume error while {what}: {exc.strerror}")
+
+
+class _FileReader(BlockReader):
+    def __init__(self, path: Path):
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        stat = os.fstat(self._file.fileno())
+        self.size, self.mtime_ns = stat.st_size, stat.st_mtime_ns
+
+    def read(self, n: int) -> bytes:
+        return self._file.read(n)
+
+    def fast_checksum(self) -> str | None:
+        try:
+            return os.getxattr(self._file.fileno(), CHECKSUM_XATTR).decode()
+        except OSError:  # written before checksums, or a filesystem without user xattrs
+            return None
+
+    def file(self) -> BinaryIO:
+        return self._file
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _FileWriter(BlockWriter):
+    def __init__(self, final: Path, fsync: bool):
+        self._final, self._fsync = final, fsync
+        self._temp = final.with_name(f"{final.name}.tmp{secrets.token_hex(4)}")
+        self._checksum = fast_hasher()
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise _oserror(exc, "creating a block file") from exc
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        try:
+            view = memoryview(chunk)
+            self._checksum.update(view)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.abort()
+            raise _oserror(exc, "writing a block") from exc
+
+    def commit(self) -> None:
+        try:
+            if self._fsync:
+                os.fsync(self._fd)
+            with contextlib.suppress(OSError):  # no xattrs: reads fall back to md5
+                os.setxattr(self._fd, CHECKSUM_XATTR, self._checksum.hexdigest().encode())
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._temp, self._final)
+        except OSError as exc:
+            self.abort()
+            raise _oserror(exc, "committing a block") from exc
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._temp.unlink(missing_ok=True)
+
+
+@dataclass
+class DirectoryVolume(Volume):
+    root: Path = Path(".")
+    fsync: bool = True
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temp_files()
+
+    @property
+    def device_id(self) -> str:
+        return f"directory:{self.root.resolve()}"
+
+    def _path(self, md5: str) -> Path:
+        return self.root / md5[:3] / md5
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of writes interrupted by a crash: invisible, but they take space."""
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for temp in self.root.glob("*/*.tmp*"):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink(missing_ok=True)
+
+    def open(self, md5: str) -> BlockReader:
+        try:
+            return _FileReader(self._path(md5))
+        except FileNotFoundError:
+            raise BlockNotFound(md5) from None
+        except OSError as exc:
+            raise _oserror(exc, "opening a block") from exc
+
+    def writer(self, md5: str) -> BlockWriter:
+        if self.read_only:
+            raise ReadOnly(f"volume {self.uuid} is read-only")
+        return _FileWriter(self._path(md5), self.fsync)
+
+    def mtime_ns(self, md5: str) -> int | None:
+        try:
+            return self._path(md5).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def touch(self, md5: str) -> None:
+        if not self.read_only:
+            os.utime(self._path(md5))
+
+    def index(self, prefix: str = "") -> Iterator[IndexEntry]:
+        for subdir in sorted(self.root.iterdir()):
+            if not (subdir.is_dir() and len(subdir.name) == 3 and subdir.name.startswith(prefix[:3])):
+                continue
+            with os.scandir(subdir) as entries:
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if _BLOCK_NAME_RE.fullmatch(entry.name) and entry.name.startswith(prefix):
+                        stat = entry.stat()
+                        yield IndexEntry(entry.name, stat.st_size, stat.st_mtime_ns)
+
+    def trash(self, md5: str, delete_at: float) -> None:
+        path = self._path(md5)
+        try:
+            path.rename(path.with_name(f"{md5}.trash.{int(delete_at)}"))
+        except FileNotFoundError:
+            raise BlockNotFound(md5) from None
+
+    def _trashed(self, md5: str | None = None) -> Iterator[tuple[Path, str, int]]:
+        pattern = f"{md5[:3]}/{md5}.trash.*" if md5 else "*/*.trash.*"
+        for path in self.root.glob(pattern):
+            if match := _TRASH_NAME_RE.fullmatch(path.name):
+                yield path, match[1], int(match[2])
+
+    def untrash(self, md5: str) -> bool:
+        newest = max(self._trashed(md5), key=lambda t: t[2], default=None)
+        if newest is None:
+            return False
+        newest[0].rename(self._path(md5))
+        return True
+
+    def empty_trash(self, now: float) -> int:
+        deleted = 0
+        for path, _, delete_at in self._trashed():
+            if delete_at <= now:
+                path.unlink(missing_ok=True)
+                deleted += 1
+        return deleted
+
+    def refresh_checksum(self, md5: str) -> None:
+        checksum = fast_hasher()
+        with open(self._path(md5), "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                checksum.update(chunk)
+        with contextlib.suppress(OSError):
+            os.setxattr(self._path(md5), CHECKSUM_XATTR, checksum.hexdigest().encode())
+
+    def quarantine(self, md5: str) -> None:
+        path = self._path(md5)
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(path.with_name(f"{md5}.corrupt.{int(time.time())}"))

@@ -1,0 +1,130 @@
+"""What a resource is, for the generic engine (backend/local.py): its model, which fields a client
+may write, who may see and change its rows, and hooks for the rules only it has. A new resource
+is one module with a subclass of `Resource`, added to resources/registry.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, DateTime, or_, select
+from sqlalchemy.orm import Session
+
+from ..auth.permissions import READ, WRITE, Permissions
+from ..auth.residency import restricted_projects
+from ..backend.interface import Caller, Record
+from ..config import ClusterConfig
+from ..db.models import Base
+from ..errors import Forbidden
+from ..ids import INFIX
+from ..times import aware, now, parse_time, timestamp
+from .names import CLASS_NAMES, kind
+
+__all__ = ["Context", "Resource", "aware", "now", "parse_time", "timestamp"]
+
+# fields every record may carry back from a client (they are the server's, and ignored)
+SERVER_FIELDS = frozenset({"uuid", "kind", "etag", "created_at", "modified_at", "modified_by_user_uuid"})
+
+
+@dataclass
+class Context:
+    """One operation of one caller: what a resource's rules may consult."""
+
+    config: ClusterConfig
+    session: Session
+    caller: Caller
+    perms: Permissions
+    owner_lookup: Callable[[Session, str], str | None]  # the registry knows which table a UUID names
+    renderer: Callable[[Any, list[str] | None], Record]  # a row as this caller sees it
+
+    def owner_of(self, uuid: str) -> str | None:
+        return self.owner_lookup(self.session, uuid)
+
+    def can_write_into(self, owner: str) -> bool:
+        return owner == self.caller.user_uuid or self.perms.can(WRITE, owner, self.owner_of(owner))
+
+    @property
+    def outside(self) -> bool:
+        """Is this reader outside the cluster: a request forwarded by a peer, or a visiting user?"""
+        return self.caller.via is not None or self.caller.user_uuid[:5] != self.config.cluster_id
+
+    @property
+    def reader(self) -> str:
+        return self.caller.user_uuid + (f" via cluster {self.caller.via}" if self.caller.via else "")
+
+    @cached_property
+    def restricted_projects(self) -> set[str]:
+        """Projects under a residency policy (computed once per operation)."""
+        return restricted_projects(self.session)
+
+
+class Resource:
+    name: ClassVar[str]
+    model: ClassVar[type[Base]]
+    writable: ClassVar[frozenset[str]] = frozenset({"owner_uuid"})
+    admin_only: ClassVar[frozenset[str]] = frozenset()
+    hidden_in_lists: ClassVar[frozenset[str]] = frozenset()  # fields plain listings leave out
+    unique_names: ClassVar[bool] = False  # names unique per owner (ensure_unique_name applies)
+    trashable: ClassVar[bool] = False  # delete moves to the trash; trash/untrash actions
+    can_own: ClassVar[bool] = False  # its objects may own others or be shared
+    echoed: ClassVar[frozenset[str]] = frozenset()  # read-only fields a client may send back (ignored)
+    actions: ClassVar[tuple[str, ...]] = ()  # extra API methods (discovery), e.g. "current"
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        columns = self.model.__table__.columns
+        self.columns = [c.key for c in columns]
+        self.timestamp_columns = [c.key for c in columns if isinstance(c.type, DateTime)]
+        self.kind = kind(self.name)
+        self.infix = INFIX[CLASS_NAMES[self.name]]
+
+    # ---------------------------------------------------------------- who sees and changes what
+    def visible(self, perms: Permissions, row: Any) -> bool:
+        return perms.can(READ, row.uuid, row.owner_uuid)
+
+    def allowed(self, ctx: Context, row: Any, level: int) -> bool:
+        return ctx.perms.can(level, row.uuid, row.owner_uuid)
+
+    def readable_clause(self, perms: Permissions) -> ColumnElement[bool]:
+        """A WHERE clause selecting the rows `perms` may read (for lists)."""
+        model: Any = self.model
+        owners, shared = perms.readable_owners(), perms.shared_objects()
+        parts = [model.owner_uuid.in_(owners)]
+        if shared:  # an empty IN () inside an OR keeps the planner from using indexes
+            parts.append(model.uuid.in_(shared))
+        return parts[0] if len(parts) == 1 else or_(*parts)
+
+    def owner_for_create(self, ctx: Context, requested: str | None) -> str:
+        owner = requested or ctx.caller.user_uuid
+        if not ctx.can_write_into(owner):
+            raise Forbidden(f"you cannot write into {owner}")
+        return owner
+
+    # ---------------------------------------------------------------- hooks
+    def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
+        """Refuse attributes this resource cannot take (row is None on create)."""
+
+    def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
+        """Fields computed from what the client sent (row is None on create); may consume attrs."""
+        return {}
+
+    def lookup(self, ctx: Context, key: str, select_: list[str] | None) -> Record | None:
+        """An answer for a `get` key that is not a UUID (a collection's PDH), else None."""
+        return None
+
+    def guard_read(self, ctx: Context, row: Any) -> None:
+        """Raise if this caller may see the row's metadata but not read it whole (residency)."""
+
+    def redact_listing(self, ctx: Context, rows: list[Any], items: list[Record]) -> None:
+        """Remove from listed items what this caller may not read (judged on the rows)."""
+
+    def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
+                     listing: bool) -> None:
+        """Add the fields that are not columns (Arvados' computed fields)."""
+
+    def owner_query(self, uuid: str) -> Any:
+        model: Any = self.model
+        return select(model.owner_uuid).where(model.uuid == uuid)

@@ -1,0 +1,136 @@
+"""Collections: a record pointing at a manifest. The manifest is validated, its block signatures
+checked for the caller, and stored stripped; reads sign it for the reader. A collection may also be
+asked for by its PDH. Residency: readers outside the cluster see the metadata of a restricted
+collection but never its manifest."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from ..auth.permissions import READ
+from ..auth.residency import check_policy, refuse
+from ..backend.interface import Caller, Record
+from ..db.models import Collection
+from ..errors import Forbidden, NotFound, Unprocessable
+from ..formats import manifest as manifests
+from ..formats.locator import EMPTY_HASH
+from ..formats.signing import SignatureError, sign_manifest, strip_signatures, verify_locator
+from ..ids import PDH_RE
+from .base import Context, Resource, aware, now
+
+EMPTY_LOCATOR_PREFIX = EMPTY_HASH + "+0"
+MANIFEST_FIELDS = ("manifest_text", "unsigned_manifest_text")
+
+
+class Collections(Resource):
+    name = "collections"
+    model = Collection
+    writable = frozenset({"name", "description", "properties", "manifest_text", "replication_desired",
+                          "storage_classes_desired", "owner_uuid", "portable_data_hash", "trash_at", "delete_at",
+                          "residency"})
+    admin_only = frozenset({"residency"})
+    hidden_in_lists = frozenset(MANIFEST_FIELDS)  # manifests are left out of plain listings
+    echoed = frozenset({"unsigned_manifest_text"})
+    unique_names = trashable = can_own = True
+
+    def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
+        check_policy(attrs)
+
+    def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
+        if row is None:
+            return self._manifest_fields(ctx, attrs)
+        if "manifest_text" in attrs:
+            return {**self._manifest_fields(ctx, attrs), "version": row.version + 1}
+        return {}
+
+    def _manifest_fields(self, ctx: Context, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Validate the manifest, check its signatures for this caller, store it stripped."""
+        text = attrs.pop("manifest_text", "") or ""
+        try:
+            parsed = manifests.parse(text)
+            tree = parsed.tree()
+        except manifests.ManifestError as exc:
+            raise Unprocessable(f"invalid manifest_text: {exc}") from None
+        signing = self.config.collections
+        if signing.blob_signing and not ctx.caller.is_admin:
+            key = signing.blob_signing_key.encode()
+            for stream in parsed.streams:
+                for locator in stream.locators:
+                    if locator.startswith(EMPTY_LOCATOR_PREFIX):
+                        continue
+                    try:
+                        verify_locator(locator, ctx.caller.token, signing.blob_signing_ttl, key)
+                    except SignatureError as exc:
+                        raise Forbidden(f"block {locator[:43]}: {exc} (re-upload or use a freshly signed "
+                                        f"manifest)") from None
+        stored = strip_signatures(text)
+        pdh = manifests.portable_data_hash(stored)
+        given = attrs.pop("portable_data_hash", None)
+        if given and given.split("+")[0] != pdh.split("+")[0]:
+            raise Unprocessable(f"portable_data_hash {given} does not match the manifest ({pdh})")
+        return {
+            "manifest_text": stored,
+            "portable_data_hash": pdh,
+            "file_count": sum(len(files) for files in tree.values()),
+            "file_size_total": sum(s[2] for files in tree.values() for segs in files.values() for s in segs),
+        }
+
+    # ---------------------------------------------------------------- reads
+    def lookup(self, ctx: Context, key: str, select_: list[str] | None) -> Record | None:
+        """By PDH: any readable collection with that content; the one trashed last, since
+        signatures clamp to trash_at."""
+        if not PDH_RE.fullmatch(key):
+            return None
+        rows = ctx.session.scalars(select(Collection).where(Collection.portable_data_hash == key,
+                                                            Collection.is_trashed.is_(False)))
+        readable = [r for r in rows if ctx.perms.can(READ, r.uuid, r.owner_uuid)]
+        if not readable:
+            raise NotFound(f"collection {key} not found")
+        if ctx.outside:
+            readable = [r for r in readable if not self._restricted(ctx, r)]
+            if not readable:
+                raise refuse(self.config.cluster_id, f"collection {key}", ctx.reader)
+        best = max(readable, key=lambda r: (r.trash_at is None, r.trash_at or now()))
+        out = ctx.renderer(best, select_)
+        out["uuid"] = key  # as Arvados: a content address, not one record
+        return out
+
+    @staticmethod
+    def _restricted(ctx: Context, row: Any) -> bool:
+        """Under a residency policy: its own, or one of a project above it."""
+        return bool(row.residency) or row.owner_uuid in ctx.restricted_projects
+
+    def guard_read(self, ctx: Context, row: Any) -> None:
+        if ctx.outside and self._restricted(ctx, row):
+            raise refuse(self.config.cluster_id, f"collection {row.uuid}", ctx.reader)
+
+    def redact_listing(self, ctx: Context, rows: list[Any], items: list[Record]) -> None:
+        if not ctx.outside:
+            return
+        for row, item in zip(rows, items, strict=True):
+            if self._restricted(ctx, row):  # metadata yes, manifests never
+                for key in MANIFEST_FIELDS:
+                    item.pop(key, None)
+
+    def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
+                     listing: bool) -> None:
+        if wanted is not None or not listing:
+            out["unsigned_manifest_text"] = row.manifest_text
+            if wanted is None or "manifest_text" in wanted:
+                out["manifest_text"] = self._signed(row, caller) if caller else row.manifest_text
+        out["current_version_uuid"] = row.uuid
+        out["storage_classes_confirmed"] = []
+        out["replication_confirmed"] = None
+
+    def _signed(self, row: Any, caller: Caller) -> str:
+        signing = self.config.collections
+        if not signing.blob_signing or row.is_trashed:
+            return row.manifest_text  # type: ignore[no-any-return]
+        ttl = signing.blob_signing_ttl
+        expiry = int(time.time()) + ttl
+        if row.trash_at is not None:
+            expiry = min(expiry, int(aware(row.trash_at).timestamp()))
+        return sign_manifest(row.manifest_text, caller.token, expiry, ttl, signing.blob_signing_key.encode())

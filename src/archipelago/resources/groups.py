@@ -1,0 +1,30 @@
+"""Groups: projects (which own objects and pass permissions down), roles (whose members share
+their grants) and filter groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..auth.residency import check_policy
+from ..db.models import Group
+from ..errors import Unprocessable
+from .base import Context, Resource
+
+GROUP_CLASSES = ("project", "role", "filter")
+
+
+class Groups(Resource):
+    name = "groups"
+    model = Group
+    writable = frozenset({"name", "description", "group_class", "properties", "owner_uuid", "trash_at", "delete_at",
+                          "residency"})
+    admin_only = frozenset({"residency"})
+    unique_names = trashable = can_own = True
+
+    def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
+        check_policy(attrs)
+        if row is None:
+            if attrs.get("group_class", "project") not in GROUP_CLASSES:
+                raise Unprocessable("group_class must be project, role or filter")
+            if not attrs.get("name"):
+                raise Unprocessable("a group needs a name")

@@ -1,0 +1,47 @@
+"""Links: typed edges between objects. Permission links (`can_read` < `can_write` < `can_manage`)
+grant access to their head; making, changing or seeing one needs manage on that head (or being
+able to read it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_
+
+from ..auth.permissions import MANAGE, READ, Permissions
+from ..db.models import Link
+from ..errors import Forbidden, Unprocessable
+from .base import Context, Resource
+
+PERMISSION_NAMES = ("can_read", "can_write", "can_manage")
+
+
+class Links(Resource):
+    name = "links"
+    model = Link
+    writable = frozenset({"link_class", "name", "tail_uuid", "head_uuid", "properties", "owner_uuid"})
+    can_own = True
+
+    def visible(self, perms: Permissions, row: Any) -> bool:
+        return perms.can(READ, row.head_uuid, None) or super().visible(perms, row)
+
+    def allowed(self, ctx: Context, row: Any, level: int) -> bool:
+        if row.link_class == "permission":
+            return ctx.perms.can(MANAGE, row.head_uuid, ctx.owner_of(row.head_uuid))
+        return super().allowed(ctx, row, level)
+
+    def readable_clause(self, perms: Permissions) -> ColumnElement[bool]:
+        return or_(super().readable_clause(perms), Link.head_uuid.in_(perms.readable_owners() | perms.shared_objects()))
+
+    def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
+        if row is not None:
+            attrs = {**{c: getattr(row, c) for c in ("link_class", "name", "tail_uuid", "head_uuid")}, **attrs}
+        for key in ("link_class", "tail_uuid", "head_uuid"):
+            if not attrs.get(key):
+                raise Unprocessable(f"a link needs {key}")
+        if attrs["link_class"] == "permission":
+            if attrs.get("name") not in PERMISSION_NAMES:
+                raise Unprocessable("a permission link's name is can_read, can_write or can_manage")
+            head = attrs["head_uuid"]
+            if not ctx.perms.can(MANAGE, head, ctx.owner_of(head)):
+                raise Forbidden(f"sharing {head} needs can_manage on it")

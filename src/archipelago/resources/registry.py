@@ -1,0 +1,38 @@
+"""Every resource the API serves, by name. Adding one: a module with a `Resource` subclass, listed here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..config import ClusterConfig
+from ..errors import NotFound
+from .base import Resource
+from .collections import Collections
+from .groups import Groups
+from .links import Links
+from .tokens import Tokens
+from .users import Users
+from .workflows import Workflows
+
+RESOURCE_TYPES: tuple[type[Resource], ...] = (Users, Tokens, Groups, Links, Collections, Workflows)
+
+
+class Registry:
+    def __init__(self, config: ClusterConfig):
+        self.resources = {kind.name: kind(config) for kind in RESOURCE_TYPES}
+        # the objects that can own others (or be shared), by the type infix of their UUIDs
+        self._owners = {r.infix: r for r in self.resources.values() if r.can_own}
+
+    def __getitem__(self, name: str) -> Resource:
+        try:
+            return self.resources[name]
+        except KeyError:
+            raise NotFound(f"no such resource type {name!r}") from None
+
+    def owner_of(self, session: Session, uuid: str) -> str | None:
+        """Who owns an object; its UUID's infix names its table (one query, not one per table)."""
+        resource = self._owners.get(uuid[6:11])
+        owner: Any = None if resource is None else session.scalar(resource.owner_query(uuid))
+        return owner

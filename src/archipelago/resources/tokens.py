@@ -1,0 +1,42 @@
+"""API tokens (`api_client_authorizations`): a user sees and revokes their own; admins any. The
+secret is made here, never by the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from ..auth.permissions import Permissions
+from ..backend.interface import Caller, Record
+from ..db.models import ApiClientAuthorization
+from ..formats.tokens import new_secret
+from .base import Context, Resource
+
+
+class Tokens(Resource):
+    name = "api_client_authorizations"
+    model = ApiClientAuthorization
+    writable = frozenset({"expires_at", "scopes", "owner_uuid"})
+    actions = ("current",)
+
+    def visible(self, perms: Permissions, row: Any) -> bool:
+        return perms.is_admin or row.user_uuid == perms.user_uuid
+
+    def allowed(self, ctx: Context, row: Any, level: int) -> bool:
+        return self.visible(ctx.perms, row)
+
+    def readable_clause(self, perms: Permissions) -> ColumnElement[bool]:
+        return ApiClientAuthorization.user_uuid == perms.user_uuid
+
+    def owner_for_create(self, ctx: Context, requested: str | None) -> str:
+        return (requested or ctx.caller.user_uuid) if ctx.caller.is_admin else ctx.caller.user_uuid
+
+    def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
+        if row is not None:
+            return {}
+        return {"user_uuid": owner, "api_token": new_secret(), "scopes": attrs.pop("scopes", None) or ["all"]}
+
+    def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
+                     listing: bool) -> None:
+        out["full_name"] = None

@@ -1,0 +1,42 @@
+"""Users: everyone sees everyone (Arvados' "All users" group); only admins create them or change
+another user, and only admins set the admin and active flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from ..auth.permissions import Permissions
+from ..backend.interface import Caller, Record
+from ..db.models import User
+from ..errors import Forbidden
+from .base import Context, Resource
+
+
+class Users(Resource):
+    name = "users"
+    model = User
+    writable = frozenset({"email", "username", "first_name", "last_name", "is_admin", "is_active", "prefs",
+                          "owner_uuid"})
+    admin_only = frozenset({"is_admin", "is_active"})
+    actions = ("current",)
+
+    def visible(self, perms: Permissions, row: Any) -> bool:
+        return True
+
+    def allowed(self, ctx: Context, row: Any, level: int) -> bool:
+        return ctx.perms.is_admin or row.uuid == ctx.perms.user_uuid
+
+    def readable_clause(self, perms: Permissions) -> ColumnElement[bool]:
+        return User.uuid.is_not(None)
+
+    def owner_for_create(self, ctx: Context, requested: str | None) -> str:
+        if not ctx.caller.is_admin:
+            raise Forbidden("only admins create users")
+        return self.config.system_user_uuid
+
+    def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
+                     listing: bool) -> None:
+        out["full_name"] = " ".join(p for p in (row.first_name, row.last_name) if p)
+        out["is_invited"] = row.is_active

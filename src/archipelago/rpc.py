@@ -1,0 +1,115 @@
+"""The one client for a cluster's REST API (`/arvados/v1/...`), as Arvados' `rpc.Conn` is: the SDK,
+the federation's remote backend, remote token validation and the keep client's service discovery
+all speak through it.
+
+The transport is injectable: `Urllib3Transport` talks to real servers; tests hand in one that calls
+an API application in-process, which makes whole federations testable in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
+
+import urllib3
+
+from .errors import ArchipelagoError
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    data: bytes
+    reason: str = ""
+
+
+class Transport(Protocol):
+    def request(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> RawResponse:
+        """Send one request; raise ConnectionError if the server cannot be reached."""
+        ...
+
+
+class Urllib3Transport:
+    """Pooled HTTP(S) connections; `insecure` accepts self-signed certificates (loopback clusters)."""
+
+    def __init__(self, insecure: bool = False, timeout: float = 60.0, connect_timeout: float = 10.0,
+                 pool_size: int = 16):
+        self._http = urllib3.PoolManager(
+            cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", retries=False, maxsize=pool_size,
+            timeout=urllib3.Timeout(connect=min(connect_timeout, timeout), read=timeout),
+        )
+        if insecure:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def request(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> RawResponse:
+        try:
+            resp = self._http.request(method, url, body=body, headers=dict(headers))
+        except urllib3.exceptions.HTTPError as exc:
+            raise ConnectionError(_cause(exc)) from None
+        return RawResponse(resp.status, resp.data, resp.reason or "")
+
+
+def _cause(exc: Exception) -> str:
+    """The innermost reason urllib3 gives ("Connection refused"), not its whole repr."""
+    reason = getattr(exc, "reason", None)
+    text = str(reason or exc)
+    return text.rsplit(": ", 1)[-1].strip("')\"") or exc.__class__.__name__
+
+
+class ApiRequestError(ArchipelagoError):
+    """The API answered with an error (its status and messages), or could not be reached (503)."""
+
+    def __init__(self, status: int, message: str, url: str = ""):
+        super().__init__(f"HTTP {status}: {message}", status)
+        self.message, self.url = message, url
+
+
+class Unreachable(ApiRequestError):
+    def __init__(self, host: str, cause: str):
+        super().__init__(503, f"cannot reach {host}: {cause}", host)
+        self.host, self.cause = host, cause
+
+
+class ApiConnection:
+    """Requests to one cluster's API with one token (another may be given per call)."""
+
+    def __init__(self, base_url: str, token: str | None = None, insecure: bool = False, timeout: float = 60.0,
+                 transport: Transport | None = None):
+        self.base = (base_url if "://" in base_url else f"https://{base_url}").rstrip("/")
+        self.host = urlsplit(self.base).netloc
+        self.token, self.insecure = token, insecure
+        self.transport = transport or Urllib3Transport(insecure, timeout)
+
+    def request(self, method: str, path: str, params: Mapping[str, Any] | None = None,
+                body: Mapping[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+        """The decoded JSON answer; ApiRequestError (with the server's messages) for any error status."""
+        url = f"{self.base}/arvados/v1/{path}"
+        if params:
+            url += "?" + urlencode(params)
+        headers = {"Accept": "application/json"}
+        if token or self.token:
+            headers["Authorization"] = f"Bearer {token or self.token}"
+        encoded = None
+        if body is not None:
+            encoded = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            resp = self.transport.request(method, url, encoded, headers)
+        except ConnectionError as exc:
+            raise Unreachable(self.host, str(exc)) from None
+        try:
+            data = json.loads(resp.data) if resp.data else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiRequestError(resp.status if resp.status >= 400 else 502,
+                                  f"unreadable answer from {self.host}: "
+                                  f"{resp.data[:200].decode('utf-8', 'replace')}", url) from None
+        if resp.status >= 400:
+            errors = data.get("errors") if isinstance(data, dict) else None
+            message = "; ".join(str(e) for e in errors) if isinstance(errors, list) else ""
+            raise ApiRequestError(resp.status, message or resp.reason or f"HTTP {resp.status}", url)
+        if not isinstance(data, dict):
+            raise ApiRequestError(502, f"{self.host} answered with a JSON {type(data).__name__}, not an object", url)
+        return data

@@ -1,0 +1,192 @@
+"""One cluster: write its configuration (`archi cluster init`) and run all its services in one
+process (`archi cluster up`): the API server on uvicorn and the keepstore on aiohttp, sharing
+one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..backend.local import LocalBackend
+from ..config import ClusterConfig, dump_config, load_config, parse_config
+from ..db.session import make_engine, migrate, refresh_statistics, session_factory
+from .ports import free_port
+
+if TYPE_CHECKING:
+    from ..federation.router import FederatedBackend
+
+CONFIG_NAME = "cluster.yml"
+SHUTDOWN_SECONDS = 0.5  # how long requests in flight may finish after SIGTERM
+ADMIN_TOKEN_NAME = "admin-token"
+
+
+def write_self_signed_certificate(cert_path: Path, key_path: Path) -> None:
+    """A certificate for 127.0.0.1/localhost: the Arvados SDK only speaks HTTPS to the API."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "archipelago local cluster")])
+    stamp = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(stamp - datetime.timedelta(days=1)).not_valid_after(stamp + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+@dataclass
+class InitResult:
+    config_path: Path
+    config: ClusterConfig
+    admin_token: str
+
+
+def backend_for(config: ClusterConfig, prepare: bool = True) -> LocalBackend:
+    """The LocalBackend; with `prepare`, the schema is migrated and the planner statistics
+    refreshed first (once per cluster start, not once per API process)."""
+    engine = make_engine(config.database_url)
+    if prepare:
+        migrate(engine)
+        refresh_statistics(engine)
+    backend = LocalBackend(config, session_factory(engine))
+    backend.bootstrap()
+    return backend
+
+
+def api_backend(config: ClusterConfig, local: LocalBackend) -> LocalBackend | FederatedBackend:
+    """What the API server talks to: the local database, behind the federation router if there are peers."""
+    from ..federation.remote import RemoteBackend
+    from ..federation.router import FederatedBackend
+
+    if not config.remote_clusters:
+        return local
+    remotes = {cid: RemoteBackend(cid, remote.url, config.cluster_id, remote.insecure)
+               for cid, remote in config.remote_clusters.items()}
+    return FederatedBackend(local, remotes, config.cluster_id, config.login.login_cluster)
+
+
+def init_cluster(directory: Path, cluster_id: str, database_url: str | None = None,
+                 api_port: int | None = None, keep_port: int | None = None) -> InitResult:
+    """Write a working configuration with fresh secrets, create the schema and an admin user."""
+    directory = Path(directory).resolve()
+    config_path = directory / CONFIG_NAME
+    if config_path.exists():
+        raise FileExistsError(f"{config_path} already exists; remove it or choose another directory")
+    config = parse_config({  # validated before anything is written
+        "cluster_id": cluster_id,
+        "database_url": database_url or "sqlite:///archipelago.db",
+        "volumes": [{"driver": "directory", "root": "keep"}],
+        # one keepstore holds one copy; asking for two by default would fail every write
+        "collections": {"default_replication": 1},
+        "api": {"listen": f"127.0.0.1:{api_port or free_port()}", "tls_cert": "tls.crt", "tls_key": "tls.key"},
+        "keepstore": {"listen": f"127.0.0.1:{keep_port or free_port()}", "remote_cache_dir": "remote-cache"},
+    })
+    directory.mkdir(parents=True, exist_ok=True)
+    write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")
+    config_path.write_text(dump_config(config))
+    config = load_config(config_path)
+    backend = backend_for(config)
+    token = backend.create_token(backend.identity.create_admin())
+    (directory / ADMIN_TOKEN_NAME).write_text(token + "\n")
+    (directory / ADMIN_TOKEN_NAME).chmod(0o600)
+    return InitResult(config_path, config, token)
+
+
+def api_server(config: ClusterConfig, backend: Any) -> Any:
+    import uvicorn
+
+    from ..api.app import create_app
+
+    return uvicorn.Server(uvicorn.Config(
+        create_app(config, backend), host=config.api.host, port=config.api.port, log_level="warning",
+        access_log=False, ssl_certfile=str(config.api.tls_cert) if config.api.tls_cert else None,
+        ssl_keyfile=str(config.api.tls_key) if config.api.tls_key else None,
+    ))
+
+
+def api_socket(config: ClusterConfig) -> socket.socket:
+    """The API's listening socket. SO_REUSEPORT lets several API processes bind the same port;
+    the kernel spreads new connections across them."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((config.api.host, config.api.port))
+    sock.listen(2048)
+    return sock
+
+
+def serve_api(config: ClusterConfig, prepare: bool = True) -> None:
+    """The API server alone (`archi api`): for clusters whose keepstores run elsewhere, and the
+    extra API processes of `archi cluster up` (api.workers), which share its port."""
+    sock = api_socket(config)
+    api_server(config, api_backend(config, backend_for(config, prepare))).run(sockets=[sock])
+
+
+def _die_with_parent() -> None:
+    """In a child: be sent SIGTERM when the parent exits, however it exits (Linux prctl)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_api_workers(config: ClusterConfig, config_path: Path) -> list[subprocess.Popen]:
+    """api.workers - 1 more API processes on the same port (this process is the first)."""
+    return [subprocess.Popen([sys.executable, "-m", "archipelago", "api", "--config", str(config_path), "--worker"],
+                             preexec_fn=_die_with_parent)
+            for _ in range(config.api.workers - 1)]
+
+
+async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio.Event | None = None) -> None:
+    from aiohttp import web
+
+    from ..keepstore.app import create_app as create_keepstore
+    from ..keepstore.store import BlockStore
+
+    local = await asyncio.to_thread(backend_for, config)  # migrates the database first
+    backend = api_backend(config, local)
+    keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks),
+                                access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+    await keep_runner.setup()
+    await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
+    server = api_server(config, backend)
+    workers: list[subprocess.Popen] = []
+    try:
+        serving = asyncio.create_task(server.serve(sockets=[api_socket(config)]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        workers = start_api_workers(config, config_path)
+        if ready is not None:
+            ready.set()
+        await serving
+    finally:
+        for worker in workers:
+            worker.terminate()
+        await keep_runner.cleanup()
+
+
+def load_cluster(directory: Path) -> tuple[ClusterConfig, str | None]:
+    directory = Path(directory)
+    config = load_config(directory / CONFIG_NAME)
+    token_file = directory / ADMIN_TOKEN_NAME
+    return config, token_file.read_text().strip() if token_file.exists() else None
