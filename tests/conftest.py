@@ -11,23 +11,9 @@ from typing import Any
 
 import pytest
 
-from archipelago.config import ClusterConfig, parse_config
 from archipelago.run.ports import free_port, wait_for_http
 from archipelago.run.processes import KeepstoreProcess
-
-ROOT_TOKEN = "root-token-for-tests-0123456789"
-USER_TOKEN = "v2/zzzzz-gj3su-0000000000user1/user1secret0123456789abcdef"
-
-
-def cluster_config(volumes: list[dict[str, Any]], **overrides: Any) -> ClusterConfig:
-    collections = {"blob_signing_key": "k" * 40, **overrides.pop("collections", {})}
-    return parse_config({
-        "cluster_id": "zzzzz",
-        "system_root_token": ROOT_TOKEN,
-        "collections": collections,
-        "volumes": volumes,
-        **overrides,
-    })
+from tests.support.clusters import cluster_config
 
 
 @pytest.fixture
@@ -69,9 +55,12 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def s3_bucket(s3_server: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    import re
+    import secrets
+
     import boto3
 
-    name = "keep-" + request.node.name.lower().replace("_", "-")[:40]
+    name = "keep-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40] + "-" + secrets.token_hex(3)
     client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     client.create_bucket(Bucket=name)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import secrets
 
 import pytest
 
 from archipelago.sdk import ApiClient, ApiRequestError, Collection
+from tests.support.clusters import new_user
 
 pytestmark = pytest.mark.integration
 
@@ -15,13 +15,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def admin(cluster) -> ApiClient:
     return ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
-
-
-def new_user(admin: ApiClient, name: str) -> ApiClient:
-    name = f"{name}-{secrets.token_hex(4)}"  # the cluster is shared by the module's tests
-    user = admin.users.create({"email": f"{name}@example.org", "username": name})
-    row = admin.api_client_authorizations.create({"owner_uuid": user["uuid"]})
-    return ApiClient(admin.base, f"v2/{row['uuid']}/{row['api_token']}", insecure=True)
 
 
 def test_discovery_and_config_need_no_token(cluster):

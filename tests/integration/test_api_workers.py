@@ -11,7 +11,7 @@ from archipelago.config import dump_config, load_config
 from archipelago.run.cluster import CONFIG_NAME, init_cluster
 from archipelago.run.processes import ClusterProcess
 from archipelago.sdk import ApiClient, ApiRequestError
-from tests.integration.test_api import new_user
+from tests.support.clusters import new_user
 
 pytestmark = pytest.mark.integration
 ROUNDS = 24  # fresh connections, spread by the kernel over both processes

@@ -77,7 +77,7 @@ def test_resumed_upload_sends_nothing_already_stored(tmp_path):
     from archipelago.keep.client import KeepClient, KeepWriteError
     from archipelago.keep.transfer import ResumeCache, plan_upload, upload
     from archipelago.run.processes import KeepstoreProcess
-    from tests.conftest import USER_TOKEN, cluster_config
+    from tests.support.clusters import USER_TOKEN, cluster_config
 
     src = tmp_path / "src"
     src.mkdir()

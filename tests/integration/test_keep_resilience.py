@@ -14,8 +14,8 @@ from archipelago.keep.client import KeepClient, KeepService, KeepWriteError
 from archipelago.keep.errors import BlockNotFound
 from archipelago.keep.rendezvous import rendezvous_order
 from archipelago.run.processes import KeepstoreProcess
-from tests.conftest import USER_TOKEN, cluster_config
-from tests.integration.test_keepstore import get, index, put
+from tests.support.clusters import USER_TOKEN, cluster_config
+from tests.support.keep_http import get, index, put
 
 pytestmark = pytest.mark.integration
 

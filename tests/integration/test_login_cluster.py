@@ -10,8 +10,7 @@ from sqlalchemy import create_engine, text
 from archipelago.config import load_config
 from archipelago.run.cluster import CONFIG_NAME
 from archipelago.sdk import ApiClient, ApiRequestError, Collection
-from tests.integration.test_api import new_user
-from tests.integration.test_federation import REFRESH, start_federation
+from tests.support.clusters import REFRESH, new_user, start_federation
 
 pytestmark = pytest.mark.integration
 

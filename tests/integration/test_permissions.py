@@ -10,7 +10,7 @@ import secrets
 import pytest
 
 from archipelago.sdk import ApiClient, ApiRequestError
-from tests.integration.test_api import new_user
+from tests.support.clusters import new_user
 
 pytestmark = pytest.mark.integration
 

@@ -148,7 +148,8 @@ class ApiApp:
             raise Unauthorized("no API token: send 'Authorization: Bearer <token>'")
         # a salted token is good at home only for identity lookups made on behalf of that cluster
         remote = params.get("remote") if request.method == "GET" and request.url.path in IDENTITY_PATHS else None
-        return self.backend.known_caller(token, remote) or await self._call(self.backend.authenticate, token, remote)
+        known = self.backend.known_caller(token, remote)
+        return known if known is not None else await self._call(self.backend.authenticate, token, remote)
 
     async def dispatch(self, request: Request) -> Response:
         try:

@@ -49,7 +49,7 @@ def _methods(kind: type[Resource]) -> dict[str, Any]:
     singular = body_key(resource)
     uuid = {"uuid": _param("string", "path", True)}
     body = {"request": {"required": True, "properties": {singular: {"$ref": name}}}, "response": {"$ref": name}}
-    methods = {
+    methods: dict[str, dict[str, Any]] = {
         "get": {"path": f"{resource}/{{uuid}}", "httpMethod": "GET",
                 "parameters": {**uuid, "select": _param("array", "query")}, "response": {"$ref": name}},
         "list": {"path": resource, "httpMethod": "GET", "parameters": LIST_PARAMS,

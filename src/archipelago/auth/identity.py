@@ -110,7 +110,7 @@ class Identity:
             row = session.get(ApiClientAuthorization, v2.uuid)
             if row is not None:
                 salted_ok = remote not in (None, here) and v2.issuer == here \
-                    and salt_secret(row.api_token, remote) == v2.secret  # type: ignore[arg-type]
+                    and salt_secret(row.api_token, remote) == v2.secret
                 if row.api_token == v2.secret or salted_ok:
                     if row.refreshes_at is None or aware(row.refreshes_at) > now():
                         return self._caller_for(session, row, token)

@@ -31,7 +31,8 @@ def restricted_projects(session: Session) -> set[str]:
     marked = set(session.scalars(select(Group.uuid).where(Group.residency.is_not(None))))
     restricted = set()
     for uuid in parents:
-        node, depth = uuid, 0
+        node: str | None = uuid
+        depth = 0
         while node is not None and depth < 64:
             if node in marked:
                 restricted.add(uuid)

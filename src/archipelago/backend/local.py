@@ -268,7 +268,7 @@ class LocalBackend:
     def untrash(self, caller: Caller, resource_name: str, uuid: str) -> Record:
         resource = self._trashable(resource_name)
         with self._operation(caller, resource) as ctx:
-            row = ctx.session.get(resource.model, uuid)
+            row: Any = ctx.session.get(resource.model, uuid)
             if row is None or not ctx.perms.can(WRITE, row.uuid, row.owner_uuid):
                 raise NotFound(f"{uuid} not found")
             row.is_trashed, row.trash_at, row.delete_at = False, None, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,7 +53,7 @@ def keepstore(
     serve(cfg, on_ready=lambda url: print(f"keepstore listening on {url}", flush=True))
 
 
-def _client(keep: list[str] | None, token: str | None, as_json: bool, **kwargs) -> KeepClient:
+def _client(keep: list[str] | None, token: str | None, as_json: bool, **kwargs: Any) -> KeepClient:
     urls = [u for item in keep or [] for u in item.split()]
     if not urls:
         fail("no keep services: pass --keep URL or set ARVADOS_KEEP_SERVICES", BAD_INPUT, as_json)

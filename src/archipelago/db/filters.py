@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Select, not_, or_, select
+from sqlalchemy import ColumnElement, Select, not_, or_, select
 
 from ..db.models import PropertyIndex
 from ..errors import BadRequest
@@ -47,7 +47,7 @@ def _indexed_property(model: Any, key: str, op: str, operand: Any) -> Any | None
         if not isinstance(operand, list):
             raise BadRequest("operand of 'in' must be a list")
         values = [v if isinstance(v, str) else json.dumps(v) for v in operand]
-        condition = PropertyIndex.value.in_(values)
+        condition: ColumnElement[bool] = PropertyIndex.value.in_(values)
     else:
         value = operand if isinstance(operand, str) else json.dumps(operand)
         condition = PropertyIndex.value == value if op == "=" else PropertyIndex.value.like(value)

@@ -76,7 +76,8 @@ class FederatedBackend:
         wanted = None if select is None else sorted({*select, "manifest_text"})
         futures = {self._pool.submit(remote.get, caller, resource, pdh, wanted): cluster_id
                    for cluster_id, remote in self.remotes.items()}
-        misses, refusals = [], []
+        misses: list[str] = []
+        refusals: list[str] = []
         for future in as_completed(futures):
             cluster_id = futures[future]
             try:

@@ -240,9 +240,7 @@ class Manifest:
                     else:
                         segments = here.setdefault(name, [])
                 else:
-                    segments = here.get(name)
-                    if segments is None:
-                        segments = here[name] = []
+                    segments = here.setdefault(name, [])
                 if pos == end:
                     continue
                 if not block_start <= pos < block_end:

@@ -110,13 +110,13 @@ class KeepClient:
 
     # ------------------------------------------------------------ discovery
     @classmethod
-    def from_urls(cls, urls: Iterable[str], token: str | None = None, **kwargs) -> KeepClient:
+    def from_urls(cls, urls: Iterable[str], token: str | None = None, **kwargs: Any) -> KeepClient:
         """Services given as plain URLs, with Arvados' placeholder UUIDs `00000-bi6l4-<index>`."""
         services = [KeepService(f"00000-bi6l4-{n:015d}", url.rstrip("/")) for n, url in enumerate(urls)]
         return cls(services, token, **kwargs)
 
     @classmethod
-    def from_env(cls, **kwargs) -> KeepClient:
+    def from_env(cls, **kwargs: Any) -> KeepClient:
         """`ARVADOS_KEEP_SERVICES` (space-separated URLs) and `ARVADOS_API_TOKEN`, like the Arvados SDK."""
         urls = os.environ.get("ARVADOS_KEEP_SERVICES", "").split()
         if not urls:
@@ -124,7 +124,7 @@ class KeepClient:
         return cls.from_urls(urls, os.environ.get("ARVADOS_API_TOKEN"), **kwargs)
 
     @classmethod
-    def from_api(cls, api_url: str, token: str | None = None, insecure: bool = False, **kwargs) -> KeepClient:
+    def from_api(cls, api_url: str, token: str | None = None, insecure: bool = False, **kwargs: Any) -> KeepClient:
         """Ask the API server's `keep_services/accessible`, as Arvados clients do."""
         try:
             answer = ApiConnection(api_url, token, insecure, timeout=10).request("GET", "keep_services/accessible")
@@ -329,7 +329,8 @@ class KeepClient:
             def attempt(svc: KeepService) -> Failure | None:
                 nonlocal stored, signed
                 try:
-                    resp = self._http.request("PUT", f"{svc.url}/{md5}+{len(data)}", body=data, headers=headers)
+                    resp = self._http.request("PUT", f"{svc.url}/{md5}+{len(data)}", body=data,  # type: ignore[arg-type]
+                                              headers=headers)
                 except urllib3.exceptions.HTTPError as exc:
                     return Failure(f"connection failed ({exc.__class__.__name__})", retry=True)
                 if resp.status != 200:

@@ -89,15 +89,15 @@ class ManifestWriter:
         dirname, name = _split_path(path)
         segments = self._files.setdefault(dirname, {}).setdefault(name, [])
         if hasattr(source, "readinto"):
-            while n := source.readinto(memoryview(self._buffer)[self._fill :]):  # type: ignore[union-attr]
+            while n := source.readinto(memoryview(self._buffer)[self._fill :]):
                 self._added(segments, n, progress)
             return
         if isinstance(source, bytes | bytearray):
-            chunks: Iterable[bytes] = [source]
+            chunks: Iterable[bytes | bytearray] = [source]
         elif hasattr(source, "read"):
-            chunks = iter(lambda: source.read(READ_SIZE), b"")  # type: ignore[union-attr]
+            chunks = iter(lambda: source.read(READ_SIZE), b"")
         else:
-            chunks = source  # type: ignore[assignment]
+            chunks = source
         for chunk in chunks:
             view = memoryview(chunk)
             while view:

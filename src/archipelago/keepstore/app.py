@@ -130,4 +130,5 @@ def serve(config: ClusterConfig, host: str | None = None, port: int | None = Non
             on_ready(f"http://{host}:{port}")
 
     app.on_startup.append(announce)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, handle_signals=True)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, handle_signals=True,
+                shutdown_timeout=0.5)

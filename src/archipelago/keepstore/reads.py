@@ -38,10 +38,10 @@ class ReadCheck:
         self._hasher.update(data)
 
     def hexdigest(self) -> str:
-        return self._hasher.hexdigest()  # type: ignore[no-any-return]
+        return self._hasher.hexdigest()
 
     def matches(self) -> bool:
-        return self._hasher.hexdigest() == (self.fast or self.md5)  # type: ignore[no-any-return]
+        return self._hasher.hexdigest() == (self.fast or self.md5)
 
 
 class LocalReads:

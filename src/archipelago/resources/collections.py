@@ -128,7 +128,7 @@ class Collections(Resource):
     def _signed(self, row: Any, caller: Caller) -> str:
         signing = self.config.collections
         if not signing.blob_signing or row.is_trashed:
-            return row.manifest_text  # type: ignore[no-any-return]
+            return row.manifest_text
         ttl = signing.blob_signing_ttl
         expiry = int(time.time()) + ttl
         if row.trash_at is not None:

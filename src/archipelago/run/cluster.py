@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import logging
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,15 +114,27 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
     return InitResult(config_path, config, token)
 
 
-def api_server(config: ClusterConfig, backend: Any) -> Any:
+def api_server(config: ClusterConfig, backend: Any, own_signals: bool = True) -> Any:
+    """The API on uvicorn. With `own_signals` False the caller handles SIGTERM/SIGINT (uvicorn would
+    otherwise re-raise them after its shutdown and kill the process before the keepstore closed)."""
     import uvicorn
 
     from ..api.app import create_app
 
-    return uvicorn.Server(uvicorn.Config(
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if own_signals:
+                with super().capture_signals():
+                    yield
+            else:
+                yield
+
+    return Server(uvicorn.Config(
         create_app(config, backend), host=config.api.host, port=config.api.port, log_level="warning",
         access_log=False, ssl_certfile=str(config.api.tls_cert) if config.api.tls_cert else None,
         ssl_keyfile=str(config.api.tls_key) if config.api.tls_key else None,
+        timeout_graceful_shutdown=1,  # seconds (an int for uvicorn); idle keep-alives go at once
     ))
 
 
@@ -158,18 +172,24 @@ def start_api_workers(config: ClusterConfig, config_path: Path) -> list[subproce
 
 
 async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio.Event | None = None) -> None:
+    """All of a cluster's services in this process until SIGTERM or SIGINT, then a quick, clean exit:
+    requests in flight get SHUTDOWN_SECONDS, idle keep-alive connections none."""
     from aiohttp import web
 
     from ..keepstore.app import create_app as create_keepstore
     from ..keepstore.store import BlockStore
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     local = await asyncio.to_thread(backend_for, config)  # migrates the database first
     backend = api_backend(config, local)
     keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks),
                                 access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
-    server = api_server(config, backend)
+    server = api_server(config, backend, own_signals=False)
     workers: list[subprocess.Popen] = []
     try:
         serving = asyncio.create_task(server.serve(sockets=[api_socket(config)]))
@@ -178,11 +198,18 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         workers = start_api_workers(config, config_path)
         if ready is not None:
             ready.set()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # idle keep-alives cut: expected
+        server.should_exit = True
         await serving
     finally:
         for worker in workers:
             worker.terminate()
         await keep_runner.cleanup()
+        for worker in workers:
+            worker.wait(SHUTDOWN_SECONDS * 4)
 
 
 def load_cluster(directory: Path) -> tuple[ClusterConfig, str | None]:

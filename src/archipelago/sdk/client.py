@@ -10,17 +10,21 @@ from ..keep.client import KeepClient, KeepService
 from ..rpc import ApiConnection, ApiRequestError, Transport
 from .profiles import Profile, resolve
 
+# aliases: inside Resource, `list` names the method
+Filters = list[list[Any]]
+Names = list[str]
+
 
 class Resource:
     def __init__(self, client: ApiClient, name: str):
         self._client, self.name = client, name
 
-    def get(self, uuid: str, select: list[str] | None = None) -> dict[str, Any]:
+    def get(self, uuid: str, select: Names | None = None) -> dict[str, Any]:
         params = {"select": json.dumps(select)} if select else None
         return self._client.request("GET", f"{self.name}/{uuid}", params=params)
 
-    def list(self, filters: list[list[Any]] | None = None, order: list[str] | None = None, limit: int = 100,
-             offset: int = 0, select: list[str] | None = None, count: str = "exact") -> dict[str, Any]:
+    def list(self, filters: Filters | None = None, order: Names | None = None, limit: int = 100,
+             offset: int = 0, select: Names | None = None, count: str = "exact") -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "offset": offset, "count": count}
         if filters:
             params["filters"] = json.dumps(filters)
@@ -30,8 +34,8 @@ class Resource:
             params["select"] = json.dumps(select)
         return self._client.request("GET", self.name, params=params)
 
-    def list_all(self, filters: list[list[Any]] | None = None, order: list[str] | None = None,
-                 page: int = 1000, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    def list_all(self, filters: Filters | None = None, order: Names | None = None,
+                 page: int = 1000, select: Names | None = None) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
             batch = self.list(filters, order or ["created_at asc"], limit=page, offset=offset, count="none",

@@ -8,18 +8,14 @@ __all__ = ["BlockReader", "BlockWriter", "DirectoryVolume", "IndexEntry", "Volum
 
 
 def volume_from_config(config: VolumeConfig) -> Volume:
-    common = {
-        "uuid": config.uuid or "",
-        "read_only": config.read_only,
-        "storage_classes": frozenset(config.storage_classes),
-        "replication": config.replication,
-    }
+    uuid, read_only, classes = config.uuid or "", config.read_only, frozenset(config.storage_classes)
     if config.driver == "directory":
-        return DirectoryVolume(**common, root=config.root, fsync=config.fsync)
+        assert config.root is not None  # the config's validator requires it
+        return DirectoryVolume(uuid, read_only, classes, config.replication, root=config.root, fsync=config.fsync)
     from .s3 import S3Volume  # boto3 is slow to import; only S3 users pay for it
 
     return S3Volume(
-        **common,
+        uuid, read_only, classes, config.replication,
         bucket=config.bucket or "",
         endpoint=config.endpoint,
         region=config.region,

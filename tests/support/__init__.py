@@ -1,0 +1,1 @@
+"""Helpers the tests share: clusters, users, federations and raw keepstore requests."""

@@ -1,0 +1,83 @@
+"""keepstore's handlers in process (aiohttp on a loopback port in a thread): the decisions each
+route makes, without starting processes. The protocol over real processes is in
+tests/integration/test_keepstore.py."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from archipelago.formats.signing import sign_locator
+from archipelago.keepstore.app import Keepstore, ServerThread
+from archipelago.keepstore.store import BlockStore
+from tests.support.clusters import ROOT_TOKEN, USER_TOKEN, cluster_config
+from tests.support.keep_http import errors, get, http, put
+
+VISITOR_TOKEN = "v2/z2222-gj3su-0000000000visit/visitorsecret0123456789abcdefghijklmnopq"
+
+
+@pytest.fixture
+def keepstore(tmp_path: Path):
+    config = cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}])
+    keepstore = Keepstore(config, BlockStore.from_config(config))
+    with ServerThread(keepstore.app()) as server:
+        yield keepstore, server.url
+
+
+def signed(locator: str, token: str) -> str:
+    import time
+
+    return sign_locator(locator, token, int(time.time()) + 3600, 1209600, b"k" * 40)
+
+
+def test_a_stored_block_is_served_to_its_signature_only(keepstore):
+    _, url = keepstore
+    resp = put(url, b"hello")
+    assert resp.status == 200
+    locator = resp.data.decode().strip()
+    assert get(url, locator).data == b"hello"
+    assert get(url, locator, method="HEAD").headers["Content-Length"] == "5"
+    assert get(url, locator, token=None).status == 401
+    assert get(url, locator, token=USER_TOKEN + "x").status == 400
+    assert get(url, locator.split("+A")[0]).status == 400  # unsigned
+
+
+def test_a_body_that_does_not_hash_to_its_name_is_refused_and_not_stored(keepstore):
+    store, url = keepstore
+    md5 = hashlib.md5(b"honest").hexdigest()
+    resp = put(url, b"lying", md5=md5)
+    assert resp.status == 400 and "did not match" in errors(resp)
+    assert not store.service.store.stored(md5)
+
+
+def test_residency_refuses_a_restricted_block_to_other_clusters_only(keepstore):
+    store, url = keepstore
+    locator = put(url, b"stays here").data.decode().strip()
+    md5 = locator[:32]
+    store.service.restricted = {md5}
+    assert get(url, signed(f"{md5}+10", VISITOR_TOKEN), token=VISITOR_TOKEN).status == 403
+    resp = http.request("GET", f"{url}/{locator}", headers={"Authorization": f"Bearer {USER_TOKEN}",
+                                                             "X-Archipelago-Cluster": "z9999"})
+    assert resp.status == 403 and "residency" in errors(resp)
+    assert get(url, locator).data == b"stays here"  # a reader of this cluster
+
+
+def test_admin_endpoints_need_the_root_token(keepstore):
+    _, url = keepstore
+    put(url, b"indexed")
+    assert http.request("GET", f"{url}/index").status == 401
+    assert http.request("GET", f"{url}/index", headers={"Authorization": f"Bearer {USER_TOKEN}"}).status == 403
+    text = http.request("GET", f"{url}/index", headers={"Authorization": f"Bearer {ROOT_TOKEN}"}).data.decode()
+    assert text.startswith(hashlib.md5(b"indexed").hexdigest() + "+7 ") and text.endswith("\n\n")
+
+
+def test_a_corrupt_block_is_cut_off_quarantined_and_then_missing(keepstore, tmp_path):
+    _, url = keepstore
+    data = b"x" * 5000
+    locator = put(url, data).data.decode().strip()
+    [path] = [p for p in (tmp_path / "vol").rglob(locator[:32]) if p.is_file()]
+    path.write_bytes(b"y" + data[1:])
+    assert get(url, locator).status == 502
+    assert get(url, locator).status == 404
