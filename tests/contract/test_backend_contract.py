@@ -17,25 +17,31 @@ EMPTY_FILE = ". d41d8cd98f00b204e9800998ecf8427e+0 0:0:empty.txt\n"
 EMPTY_PDH = hashlib.md5(EMPTY_FILE.encode()).hexdigest() + f"+{len(EMPTY_FILE)}"
 
 
-@pytest.fixture(scope="module", params=["local", "federated"])
-def sites(request, tmp_path_factory) -> dict[str, Site]:
-    directory = tmp_path_factory.mktemp(request.param)
-    if request.param == "local":
-        return {"z1111": single_cluster(directory)}
-    return federation(directory)
+# (backend, where its objects live): the local engine; the router at home; the router reaching its peer
+CASES = [("local", "z1111"), ("federated", "z1111"), ("federated", "z2222")]
 
 
-@pytest.fixture(params=["z1111", "z2222"])
-def where(request, sites) -> str:
-    """The cluster that holds the objects a case makes (z2222: through the home router)."""
-    if request.param not in sites:
-        pytest.skip("one cluster only")
-    return request.param
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory) -> dict[str, dict[str, Site]]:
+    return {"local": {"z1111": single_cluster(tmp_path_factory.mktemp("local"))},
+            "federated": federation(tmp_path_factory.mktemp("federated"))}
+
+
+@pytest.fixture(params=CASES, ids=[f"{kind}-{where}" for kind, where in CASES])
+def case(request, sites) -> tuple[Site, str]:
+    kind, where = request.param
+    return sites[kind]["z1111"], where
 
 
 @pytest.fixture
-def home(sites) -> Site:
-    return sites["z1111"]
+def home(case) -> Site:
+    return case[0]
+
+
+@pytest.fixture
+def where(case) -> str:
+    """The cluster that holds the objects a case makes (z2222: through the home router)."""
+    return case[1]
 
 
 def status_of(call, *args, **kwargs) -> int:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..federation.router import FederatedBackend
 
 CONFIG_NAME = "cluster.yml"
-SHUTDOWN_SECONDS = 0.5  # how long requests in flight may finish after SIGTERM
+SHUTDOWN_SECONDS = 0.3  # how long requests in flight may finish after SIGTERM
 ADMIN_TOKEN_NAME = "admin-token"
 
 
@@ -203,7 +203,11 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         stopping.cancel()
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # idle keep-alives cut: expected
         server.should_exit = True
-        await serving
+        try:  # requests in flight may finish; idle keep-alive TLS connections are not waited for
+            await asyncio.wait_for(asyncio.shield(serving), SHUTDOWN_SECONDS)
+        except TimeoutError:
+            server.force_exit = True
+            await serving
     finally:
         for worker in workers:
             worker.terminate()
