@@ -183,8 +183,8 @@ class ApiApp:
             return await call(getattr(backend, CURRENT[resource]), caller)
         if action in ("trash", "untrash") and method == "POST":
             return await call(getattr(backend, action), caller, resource, uuid)
-        if action is not None:
-            raise NotFound(f"no such action {action!r}")
+        if action is not None and uuid is not None:
+            return await call(backend.act, caller, resource, uuid, action, method, params)
         if uuid is None:
             if method == "GET":
                 return await call(backend.list, caller, resource, list_params(params))

@@ -58,8 +58,9 @@ def _methods(kind: type[Resource]) -> dict[str, Any]:
                    "parameters": {"select": _param("array", "query"),
                                   "ensure_unique_name": {**_param("boolean", "query"), "default": "false"},
                                   "cluster_id": _param("string", "query")}},
+        # cluster_id on update: the official CWL runner sends it when it commits a request
         "update": {"path": f"{resource}/{{uuid}}", "httpMethod": "PUT", **body,
-                   "parameters": {**uuid, "select": _param("array", "query")}},
+                   "parameters": {**uuid, "select": _param("array", "query"), "cluster_id": _param("string", "query")}},
         "delete": {"path": f"{resource}/{{uuid}}", "httpMethod": "DELETE", "parameters": uuid,
                    "response": {"$ref": name}},
     }
@@ -70,6 +71,9 @@ def _methods(kind: type[Resource]) -> dict[str, Any]:
         for verb in ("trash", "untrash"):
             methods[verb] = {"path": f"{resource}/{{uuid}}/{verb}", "httpMethod": "POST", "parameters": uuid,
                              "response": {"$ref": name}}
+    for action, http_method in kind.object_actions.items():
+        methods[action] = {"path": f"{resource}/{{uuid}}/{action}", "httpMethod": http_method, "parameters": uuid,
+                           "response": {"$ref": name}}
     for method, spec in methods.items():
         spec["id"] = f"arvados.{resource}.{method}"
         spec["scopes"] = ["https://api.arvados.org/auth/arvados"]
@@ -138,6 +142,7 @@ def exported_config(config: ClusterConfig) -> dict[str, Any]:
                            for cid, r in config.remote_clusters.items()},
         "Login": {"LoginCluster": config.login.login_cluster or ""},
         "Services": {"Controller": {"ExternalURL": config.api.url},
+                     "Workbench1": {"ExternalURL": ""}, "Workbench2": {"ExternalURL": ""},
                      "Keepstore": {"InternalURLs": {url: {} for url in config.keep_service_urls}}},
         "API": {"MaxItemsPerResponse": config.api.max_items_per_response, "MaxRequestSize": 128 << 20},
         "Containers": {"DefaultKeepCacheRAM": 268435456},

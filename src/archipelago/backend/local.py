@@ -215,6 +215,7 @@ class LocalBackend:
             row = resource.model(**fields, **{k: v for k, v in attrs.items() if k not in fields})
             ctx.session.add(row)
             ctx.session.flush()
+            resource.after_write(ctx, row, None)
             self._index_properties(ctx.session, row)
             Database.changed(ctx.session, resource.name)
             return self._render(resource, row, caller)
@@ -233,8 +234,11 @@ class LocalBackend:
             if resource.unique_names and "name" in attrs:
                 attrs["name"] = self._unique_name(ctx.session, resource.model, attrs.get("owner_uuid", row.owner_uuid),
                                                   attrs["name"], False, exclude=row.uuid)
+            before = {key: getattr(row, key, None) for key in attrs}
             for key, value in attrs.items():
                 setattr(row, key, value)
+            ctx.session.flush()
+            resource.after_write(ctx, row, before)
             if "properties" in attrs:
                 self._index_properties(ctx.session, row)
             row.modified_at = now()
@@ -249,6 +253,7 @@ class LocalBackend:
             return self.trash(caller, resource_name, uuid)
         with self._operation(caller, resource) as ctx:
             row = self._find(ctx, resource, uuid, WRITE)
+            resource.check_delete(ctx, row)
             out = self._render(resource, row, caller)
             ctx.session.delete(row)
             ctx.session.flush()
@@ -274,6 +279,18 @@ class LocalBackend:
             row.is_trashed, row.trash_at, row.delete_at = False, None, None
             row.modified_at = now()
             return self._render(resource, row, caller)
+
+    def act(self, caller: Caller, resource_name: str, uuid: str, action: str, method: str,
+            params: Record) -> Record:
+        """An action on one object beyond CRUD (`containers/{uuid}/lock`), run by its resource."""
+        resource = self.registry[resource_name]
+        if resource.object_actions.get(action) != method:
+            raise NotFound(f"no such action: {method} {resource_name}/{{uuid}}/{action}")
+        with self._operation(caller, resource) as ctx:
+            row = self._find(ctx, resource, uuid)
+            result = resource.act(ctx, action, row, params)
+            ctx.session.flush()
+            return result if result is not None else self._render(resource, row, caller)
 
     def _trashable(self, resource_name: str) -> Resource:
         resource = self.registry[resource_name]

@@ -67,3 +67,7 @@ class RemoteBackend:
 
     def untrash(self, caller: Caller, resource: str, uuid: str) -> dict[str, Any]:
         return self._call(caller, "POST", f"{resource}/{uuid}/untrash")
+
+    def act(self, caller: Caller, resource: str, uuid: str, action: str, method: str,
+            params: dict[str, Any]) -> dict[str, Any]:
+        return self._call(caller, method, f"{resource}/{uuid}/{action}")

@@ -130,6 +130,9 @@ class FederatedBackend:
     def untrash(self, caller: Caller, resource: str, uuid: str) -> Record:
         return self._owner(uuid).untrash(caller, resource, uuid)
 
+    def act(self, caller: Caller, resource: str, uuid: str, action: str, method: str, params: Record) -> Record:
+        return self._owner(uuid).act(caller, resource, uuid, action, method, params)
+
 
 def _uuids_by_cluster(filters: list[list[Any]]) -> dict[str, set[str]] | None:
     """If the filters select by UUID only, the UUIDs grouped by owning cluster; else None."""

@@ -18,7 +18,7 @@ from ..auth.residency import restricted_projects
 from ..backend.interface import Caller, Record
 from ..config import ClusterConfig
 from ..db.models import Base
-from ..errors import Forbidden
+from ..errors import Forbidden, NotFound
 from ..ids import INFIX
 from ..times import aware, now, parse_time, timestamp
 from .names import CLASS_NAMES, kind
@@ -71,6 +71,8 @@ class Resource:
     trashable: ClassVar[bool] = False  # delete moves to the trash; trash/untrash actions
     can_own: ClassVar[bool] = False  # its objects may own others or be shared
     echoed: ClassVar[frozenset[str]] = frozenset()  # read-only fields a client may send back (ignored)
+    # actions beyond CRUD on one object (`containers/{uuid}/lock`): name -> HTTP method
+    object_actions: ClassVar[dict[str, str]] = {}
     actions: ClassVar[tuple[str, ...]] = ()  # extra API methods (discovery), e.g. "current"
 
     def __init__(self, config: ClusterConfig) -> None:
@@ -110,6 +112,17 @@ class Resource:
     def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
         """Fields computed from what the client sent (row is None on create); may consume attrs."""
         return {}
+
+    def check_delete(self, ctx: Context, row: Any) -> None:
+        """Refuse to delete a row that must stay (a committed container request)."""
+
+    def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
+        """Consequences of a create (before is None) or an update (before: the old values of the
+        fields that were sent), in the same transaction."""
+
+    def act(self, ctx: Context, action: str, row: Any, params: dict[str, Any]) -> Record | None:
+        """Run one of `object_actions` on a row; None renders the row."""
+        raise NotFound(f"no such action {action!r}")
 
     def lookup(self, ctx: Context, key: str, select_: list[str] | None) -> Record | None:
         """An answer for a `get` key that is not a UUID (a collection's PDH), else None."""

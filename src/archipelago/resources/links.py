@@ -36,7 +36,10 @@ class Links(Resource):
     def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
         if row is not None:
             attrs = {**{c: getattr(row, c) for c in ("link_class", "name", "tail_uuid", "head_uuid")}, **attrs}
-        for key in ("link_class", "tail_uuid", "head_uuid"):
+        # Arvados tags and arv-keepdocker's image links have no tail; a permission needs one
+        needed = ("link_class", "tail_uuid", "head_uuid") if attrs.get("link_class") == "permission" \
+            else ("link_class", "head_uuid")
+        for key in needed:
             if not attrs.get(key):
                 raise Unprocessable(f"a link needs {key}")
         if attrs["link_class"] == "permission":

@@ -13,6 +13,8 @@ CLASS_NAMES: dict[str, str] = {
     "links": "Link",
     "collections": "Collection",
     "workflows": "Workflow",
+    "container_requests": "ContainerRequest",
+    "containers": "Container",
 }
 
 

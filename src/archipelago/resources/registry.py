@@ -10,13 +10,16 @@ from ..config import ClusterConfig
 from ..errors import NotFound
 from .base import Resource
 from .collections import Collections
+from .container_requests import ContainerRequests
+from .containers import Containers
 from .groups import Groups
 from .links import Links
 from .tokens import Tokens
 from .users import Users
 from .workflows import Workflows
 
-RESOURCE_TYPES: tuple[type[Resource], ...] = (Users, Tokens, Groups, Links, Collections, Workflows)
+RESOURCE_TYPES: tuple[type[Resource], ...] = (Users, Tokens, Groups, Links, Collections, Workflows,
+                                              ContainerRequests, Containers)
 
 
 class Registry:

@@ -1,0 +1,95 @@
+"""Container requests: what a user asks to run. Committing one finds or queues its container
+(compute/lifecycle.py); secret_mounts and runtime_token are write-only."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+
+from ..auth.permissions import READ
+from ..backend.interface import Caller, Record
+from ..compute.lifecycle import Lifecycle
+from ..db.models import Collection, Container, ContainerRequest
+from ..errors import Unprocessable
+from .base import Context, Resource
+
+WRITE_ONLY = ("secret_mounts", "runtime_token")
+
+
+def lifecycle(ctx: Context) -> Lifecycle:
+    def can_read(pdh: str) -> bool:
+        rows = ctx.session.execute(select(Collection.uuid, Collection.owner_uuid)
+                                   .where(Collection.portable_data_hash == pdh))
+        return any(ctx.perms.can(READ, uuid, owner) for uuid, owner in rows)
+
+    return Lifecycle(ctx.config, ctx.session, can_read)
+
+
+def calling_container(ctx: Context) -> Container | None:
+    """The container whose own token this caller presents, if any."""
+    if not ctx.caller.authorization_uuid:
+        return None
+    found: Container | None = ctx.session.scalar(select(Container).where(
+        Container.auth_uuid == ctx.caller.authorization_uuid, Container.state.in_(("Locked", "Running"))))
+    return found
+
+
+class ContainerRequests(Resource):
+    name = "container_requests"
+    model = ContainerRequest
+    writable = frozenset({"name", "description", "properties", "state", "container_count_max", "mounts",
+                          "secret_mounts", "runtime_constraints", "scheduling_parameters", "container_image",
+                          "environment", "cwd", "command", "output_path", "output_glob", "output_name", "output_ttl",
+                          "output_properties", "output_storage_classes", "priority", "expires_at", "use_existing",
+                          "runtime_token", "owner_uuid", "cumulative_cost", "container_uuid",
+                          "requesting_container_uuid"})
+    echoed = frozenset({"container_count", "log_uuid", "output_uuid", "filters", "runtime_user_uuid",
+                        "runtime_auth_scopes", "service", "published_ports", "href"})
+    can_own = True
+    object_actions: ClassVar[dict[str, str]] = {"container_status": "GET"}
+
+    def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
+        for key in ("command", "output_glob"):
+            if key in attrs and not isinstance(attrs[key], list):
+                raise Unprocessable(f"{key} must be a list")
+        for key in ("mounts", "secret_mounts", "environment", "runtime_constraints", "scheduling_parameters"):
+            if key in attrs and attrs[key] is not None and not isinstance(attrs[key], dict):
+                raise Unprocessable(f"{key} must be an object")
+        if row is None:
+            if attrs.get("state", "Uncommitted") not in ("Uncommitted", "Committed"):
+                raise Unprocessable("a container request is created Uncommitted or Committed")
+            attrs.pop("container_uuid", None)
+            attrs.pop("requesting_container_uuid", None)
+            if (parent := calling_container(ctx)) is not None:
+                attrs["requesting_container_uuid"] = parent.uuid
+            return
+        attrs.pop("requesting_container_uuid", None)
+        if attrs.get("container_uuid") not in (None, row.container_uuid) and not ctx.caller.is_admin:
+            raise Unprocessable("container_uuid can only be reset to null")
+        lifecycle(ctx).check_request_update(row, attrs)
+
+    def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
+        was = "Uncommitted" if before is None else before.get("state", row.state)
+        if row.state == "Committed" and was == "Uncommitted":
+            lifecycle(ctx).commit(row, calling_container(ctx))
+        elif row.state == "Committed" and before and "priority" in before and row.container_uuid:
+            container = ctx.session.get(Container, row.container_uuid)
+            if container is not None:
+                lifecycle(ctx).update_priority(container)
+
+    def check_delete(self, ctx: Context, row: Any) -> None:
+        if row.state == "Committed":
+            raise Unprocessable("a committed container request cannot be deleted: set its priority to 0 to cancel it")
+
+    def act(self, ctx: Context, action: str, row: Any, params: dict[str, Any]) -> Record | None:
+        container = ctx.session.get(Container, row.container_uuid) if row.container_uuid else None
+        return {"uuid": row.uuid, "state": row.state, "container_uuid": row.container_uuid,
+                "container_state": container.state if container else None,
+                "scheduling_status": {"Queued": "waiting for a dispatcher", "Locked": "starting",
+                                      "Running": "running"}.get(container.state if container else "", "")}
+
+    def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
+                     listing: bool) -> None:
+        for key in WRITE_ONLY:
+            out.pop(key, None)
