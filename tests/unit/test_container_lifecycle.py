@@ -151,7 +151,7 @@ def test_bad_requests_are_refused_clearly(site):
     alice = site.new_user("alice")
     assert status_of(site.backend.create, alice, "container_requests", request_attrs(command="echo hi")) == 422
     assert status_of(site.backend.create, alice, "container_requests", request_attrs(output_path=None)) == 422
-    assert status_of(site.backend.create, alice, "container_requests",
-                     request_attrs(mounts={"/in": {"kind": "collection", "uuid": "z1111-4zz18-000000000000000"}})) == 422
+    missing = {"/in": {"kind": "collection", "uuid": "z1111-4zz18-000000000000000"}}
+    assert status_of(site.backend.create, alice, "container_requests", request_attrs(mounts=missing)) == 422
     assert status_of(site.backend.create, alice, "container_requests",
                      request_attrs(container_image="no/such:image")) == 422
