@@ -133,6 +133,18 @@ class LoginConfig(_Strict):
         return self.login_cluster if self.login_cluster not in (None, cluster_id) else None
 
 
+class ContainersConfig(_Strict):
+    runtime: Literal["bubblewrap"] = Field(default="bubblewrap", description="how containers run on this "
+                                           "cluster's compute (bubblewrap: host programs, isolated)")
+    dispatcher: Literal["local", "none"] = Field(default="local", description="`archi cluster up` starts the "
+                                                 "local dispatcher; none: containers wait for another one")
+    max_cores: int = Field(default=0, ge=0, description="cores the local dispatcher may fill; 0: this machine's")
+    max_ram: int = Field(default=0, ge=0, description="bytes of RAM it may fill; 0: this machine's")
+    work_dir: Path | None = Field(default=None, description="where containers' mounts and outputs are staged; "
+                                  "default: the system temporary directory")
+    poll_seconds: float = Field(default=0.5, gt=0, description="how often the dispatcher looks for work")
+
+
 class ClusterConfig(_Strict):
     cluster_id: str
     system_root_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
@@ -145,6 +157,7 @@ class ClusterConfig(_Strict):
     keep_services: list[str] = Field(default=[], description="keepstore URLs; defaults to this keepstore")
     remote_clusters: dict[str, RemoteClusterConfig] = {}
     login: LoginConfig = LoginConfig()
+    containers: ContainersConfig = ContainersConfig()
 
     @field_validator("cluster_id")
     @classmethod

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from .. import __version__
-from . import cluster_cmds, collection_cmds, data_cmds, keep_cmds, project_cmds, token_cmds, user_cmds
+from . import (
+    cluster_cmds,
+    collection_cmds,
+    compute_cmds,
+    data_cmds,
+    keep_cmds,
+    project_cmds,
+    token_cmds,
+    user_cmds,
+)
 from .common import JsonOpt
 from .errors import Typer
 from .manifest_cmds import app as manifest_app
@@ -18,6 +27,7 @@ app.add_typer(project_cmds.app, name="project")
 app.add_typer(token_cmds.app, name="token")
 app.add_typer(user_cmds.app, name="user")
 keep_cmds.register(app)
+compute_cmds.register(app)
 
 
 @app.command()

@@ -133,6 +133,8 @@ class Lifecycle:
         if mount["kind"] != "collection" or not mount.get("uuid"):
             return mount
         uuid = mount["uuid"]
+        if uuid[:5] != self.config.cluster_id:
+            return mount  # held by another cluster: read through the federation when the container runs
         pdh = self.session.scalar(select(Collection.portable_data_hash).where(Collection.uuid == uuid,
                                                                             Collection.is_trashed.is_(False)))
         if pdh is None:

@@ -191,11 +191,16 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
     server = api_server(config, backend, own_signals=False)
     workers: list[subprocess.Popen] = []
+    dispatcher = None
     try:
         serving = asyncio.create_task(server.serve(sockets=[api_socket(config)]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
         workers = start_api_workers(config, config_path)
+        if config.containers.dispatcher == "local":
+            from ..compute.dispatch.service import start_in_thread
+
+            dispatcher = await asyncio.to_thread(start_in_thread, config)
         if ready is not None:
             ready.set()
         stopping = asyncio.create_task(stop.wait())
@@ -209,6 +214,8 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
             server.force_exit = True
             await serving
     finally:
+        if dispatcher is not None:
+            dispatcher.stop()
         for worker in workers:
             worker.terminate()
         await keep_runner.cleanup()

@@ -70,6 +70,8 @@ class ApiClient:
         self.links = Resource(self, "links")
         self.collections = Resource(self, "collections")
         self.workflows = Resource(self, "workflows")
+        self.container_requests = Resource(self, "container_requests")
+        self.containers = Resource(self, "containers")
         self._keep: KeepClient | None = None
         self._config: dict[str, Any] | None = None
 

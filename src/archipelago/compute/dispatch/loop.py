@@ -1,0 +1,75 @@
+"""The dispatch loop every compute backend shares (Arvados' dispatch library, reference §3.4):
+look for containers locked by this dispatcher and for queued ones with priority > 0 (highest
+first), lock what fits and start it, stop what nobody wants any more (priority 0), and cancel a
+container whose executor died without finishing it (the lifecycle then retries it)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ...errors import ArchipelagoError
+from ...sdk.client import ApiClient
+from .base import ComputeBackend
+
+log = logging.getLogger("archipelago.dispatch")
+FINAL = ("Complete", "Cancelled")
+
+
+class DispatchLoop:
+    def __init__(self, api: ApiClient, backend: ComputeBackend, poll_seconds: float = 0.5):
+        self.api, self.backend, self.poll_seconds = api, backend, poll_seconds
+        self.me = str(api.request("GET", "api_client_authorizations/current")["uuid"])
+        self._stopping = threading.Event()
+        self._stopped_by_us: set[str] = set()
+        self._adopted = False
+
+    def run_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except ArchipelagoError as exc:
+                log.warning("dispatch: %s", exc)
+            self._stopping.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _list(self, filters: list[list[Any]]) -> list[dict[str, Any]]:
+        return list(self.api.containers.list(filters, order=["priority desc"], limit=1000)["items"])
+
+    def tick(self) -> None:
+        mine = self._list([["locked_by_uuid", "=", self.me], ["state", "in", ["Locked", "Running"]]])
+        for container in mine:
+            self._watch(container)
+        self._adopted = True
+        for container in self._list([["state", "=", "Queued"], ["priority", ">", 0]]):
+            if not self.backend.fits(container):
+                break  # highest priority first: nothing lower jumps the queue
+            try:
+                self.api.request("POST", f"containers/{container['uuid']}/lock")
+            except ArchipelagoError as exc:  # another dispatcher took it, or it was cancelled
+                log.info("dispatch: could not lock %s: %s", container["uuid"], exc)
+                continue
+            self.backend.start(container)
+            log.info("dispatch: started %s", container["uuid"])
+
+    def _watch(self, container: dict[str, Any]) -> None:
+        uuid = container["uuid"]
+        if not self._adopted and self.backend.alive(uuid):
+            getattr(self.backend, "adopt", lambda c: None)(container)  # running since before a restart
+        if self.backend.alive(uuid):
+            if container["priority"] == 0 and uuid not in self._stopped_by_us:
+                log.info("dispatch: %s has priority 0: stopping it", uuid)
+                self.backend.stop(uuid)
+                self._stopped_by_us.add(uuid)
+            return
+        current = self.api.request("GET", f"containers/{uuid}")
+        if current["state"] == "Locked" and not self._adopted:
+            self.api.request("POST", f"containers/{uuid}/unlock")  # locked before a restart, never started
+        elif current["state"] not in FINAL:
+            log.warning("dispatch: the executor of %s exited without finishing it: cancelling", uuid)
+            self.api.request("PUT", f"containers/{uuid}", body={"container": {"state": "Cancelled"}})
+        self.backend.forget(uuid)
+        self._stopped_by_us.discard(uuid)

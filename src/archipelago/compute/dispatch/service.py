@@ -1,0 +1,38 @@
+"""The cluster's dispatcher as a service: `archi dispatch`, or a thread of `archi cluster up`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from ...config import ClusterConfig
+from ...sdk.client import ApiClient
+from .local import LocalProcesses
+from .loop import DispatchLoop
+
+
+def executor_env(config: ClusterConfig) -> dict[str, str]:
+    """How an executor reaches this cluster's API: as the dispatcher (it asks for the container's
+    own token, and acts with that)."""
+    insecure = "1" if config.api.tls_cert else "0"  # `cluster init` makes a self-signed certificate
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHI_", "ARVADOS_"))}
+    return {**env, "ARCHI_API_HOST": config.api.url, "ARCHI_API_TOKEN": config.system_root_token,
+            "ARCHI_API_HOST_INSECURE": insecure, "ARCHI_CONTAINER_RUNTIME": config.containers.runtime,
+            **({"ARCHI_WORK_DIR": str(config.containers.work_dir)} if config.containers.work_dir else {})}
+
+
+def local_dispatcher(config: ClusterConfig) -> DispatchLoop:
+    api = ApiClient(config.api.url, config.system_root_token, insecure=bool(config.api.tls_cert))
+    cores = config.containers.max_cores or os.cpu_count() or 1
+    ram = config.containers.max_ram or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    state = Path(config.containers.work_dir or tempfile.gettempdir()) / f"archipelago-dispatch-{config.cluster_id}"
+    backend = LocalProcesses(state, executor_env(config), cores, ram)
+    return DispatchLoop(api, backend, config.containers.poll_seconds)
+
+
+def start_in_thread(config: ClusterConfig) -> DispatchLoop:
+    loop = local_dispatcher(config)
+    threading.Thread(target=loop.run_forever, name="dispatch", daemon=True).start()
+    return loop

@@ -1,0 +1,205 @@
+"""`archi crunch-run CONTAINER_UUID`: run one locked container, as Arvados' crunch-run does
+(reference arvados-compute.md §3.5): stage its mounts, mark it Running, run the command in the
+cluster's runtime with its environment, working directory and time limit, then save the output
+directory and the logs as collections and mark it Complete (the program ran and exited) or
+Cancelled (the system failed: a mount, the runtime, a signal from the dispatcher).
+
+Log lines carry RFC 3339 timestamps: crunch-run.txt, stdout.txt, stderr.txt, node.json.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import ArchipelagoError
+from ..sdk.client import ApiClient
+from ..sdk.collection import Collection
+from .mounts import Staged, stage_mounts
+from .runtimes import Runtime, runtime_for
+
+
+def stamp() -> str:
+    """RFC 3339 with nanoseconds, as crunch-run writes them."""
+    now = time.time_ns()
+    return datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
+        f".{now % 1_000_000_000:09d}Z"
+
+
+class Logs:
+    """The container's log files, every line timestamped."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def write(self, name: str, line: str) -> None:
+        with self._lock, open(self.directory / name, "a", encoding="utf-8") as handle:
+            handle.write(f"{stamp()} {line.rstrip(chr(10))}\n")
+
+    def crunch_run(self, message: str) -> None:
+        self.write("crunch-run.txt", message)
+
+    def follow(self, stream: IO[bytes], name: str) -> threading.Thread:
+        def pump() -> None:
+            for raw in iter(stream.readline, b""):
+                self.write(name, raw.decode("utf-8", "replace"))
+            stream.close()
+
+        thread = threading.Thread(target=pump, daemon=True)
+        thread.start()
+        return thread
+
+
+class Executor:
+    def __init__(self, api: ApiClient, container_uuid: str, runtime: Runtime | None = None,
+                 work_root: Path | None = None):
+        self.api, self.uuid = api, container_uuid
+        self.runtime_name = runtime.name if runtime else None
+        self._runtime = runtime
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"crunch-{container_uuid}-", dir=work_root))
+        self.logs = Logs(self.workdir / "log")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._cancelled = False
+
+    # ---------------------------------------------------------------- the run
+    def run(self) -> str:
+        """Run the container to a final state; returns that state."""
+        signal.signal(signal.SIGTERM, self._cancel)
+        signal.signal(signal.SIGINT, self._cancel)
+        container = self.api.request("GET", f"containers/{self.uuid}")
+        if container["state"] != "Locked":
+            raise ArchipelagoError(f"container {self.uuid} is {container['state']}, not Locked", 422)
+        auth = self.api.request("GET", f"containers/{self.uuid}/auth")
+        token = f"v2/{auth['uuid']}/{auth['api_token']}"
+        as_container = ApiClient(self.api.base, token, self.api.insecure)
+        state, updates = "Cancelled", {}
+        try:
+            updates = self._run(container, as_container)
+            state = "Complete"
+        except Exception as exc:  # a failure of the system, not of the program: the log says which
+            self.logs.crunch_run(f"error: {exc}")
+            updates = {"runtime_status": {**(container.get("runtime_status") or {}), "error": str(exc)}}
+        finally:
+            self.logs.crunch_run(f"container finished: {state}")
+            updates["log"] = self._save_logs(as_container)
+            self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": state, **updates}})
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return state
+
+    def _run(self, container: dict[str, Any], client: ApiClient) -> dict[str, Any]:
+        log = self.logs.crunch_run
+        log(f"executing container {self.uuid} on {platform.node()}")
+        runtime = self._runtime or runtime_for("bubblewrap")
+        secret_mounts = self.api.request("GET", f"containers/{self.uuid}/secret_mounts").get("secret_mounts", {})
+        staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log)
+        for cluster, size in sorted(staged.bytes_by_cluster.items()):
+            log(f"mounted {size} bytes held {'here' if cluster == 'local' else 'by cluster ' + cluster}")
+        constraints = container.get("runtime_constraints") or {}
+        env = {"HOME": container.get("output_path") or "/tmp", "TMPDIR": "/tmp",
+               "PATH": "/usr/local/bin:/usr/bin:/bin", **(container.get("environment") or {})}
+        if constraints.get("API"):
+            env.update({"ARVADOS_API_HOST": self.api.connection.host, "ARVADOS_API_TOKEN": client.token,
+                        "ARVADOS_API_HOST_INSECURE": "1" if self.api.insecure else "0"})
+        launch = runtime.launch(container["command"], container.get("cwd") or ".", env, staged.binds,
+                                bool(constraints.get("API")), container.get("container_image"))
+        log(f"runtime: {launch.description}")
+        self._write_node_json(runtime.name, constraints)
+        self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": "Running"}})
+        exit_code = self._execute(launch.argv, staged, container)
+        if self._cancelled:
+            raise ArchipelagoError("cancelled by the dispatcher")
+        output = self._save_output(client, staged, container.get("output_glob") or [])
+        return {"exit_code": exit_code, "output": output}
+
+    def _execute(self, argv: list[str], staged: Staged, container: dict[str, Any]) -> int:
+        limit = (container.get("scheduling_parameters") or {}).get("max_run_time") or None
+        stdin = open(staged.stdin, "rb") if staged.stdin else subprocess.DEVNULL  # noqa: SIM115
+        stdout = open(staged.stdout, "wb") if staged.stdout else subprocess.PIPE  # noqa: SIM115
+        stderr = open(staged.stderr, "wb") if staged.stderr else subprocess.PIPE  # noqa: SIM115
+        started = time.monotonic()
+        self.logs.crunch_run(f"running {json.dumps(container['command'])}")
+        try:
+            self._process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
+            pumps = [self.logs.follow(stream, name) for stream, name in
+                     ((self._process.stdout, "stdout.txt"), (self._process.stderr, "stderr.txt")) if stream]
+            try:
+                code = self._process.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                self._stop()
+                raise ArchipelagoError(f"maximum run time ({limit} s) exceeded") from None
+            for pump in pumps:
+                pump.join(5)
+        finally:
+            for handle in (stdin, stdout, stderr):
+                if hasattr(handle, "close"):
+                    handle.close()
+        seconds = time.monotonic() - started
+        if code < 0:
+            self.logs.crunch_run(f"command exited with status code {128 - code} "
+                                 f"(signal {-code}, {signal.Signals(-code).name}) after {seconds:.3f} s")
+            code = 128 - code
+        else:
+            self.logs.crunch_run(f"command exited with status code {code} after {seconds:.3f} s")
+        return code
+
+    def _cancel(self, signum: int, frame: Any) -> None:
+        self._cancelled = True
+        self.logs.crunch_run(f"received signal {signum}: stopping the container")
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+
+    # ---------------------------------------------------------------- results
+    def _save_output(self, client: ApiClient, staged: Staged, globs: list[str]) -> str:
+        assert staged.output_dir is not None
+        collection = Collection(client)
+        files = sorted(p for p in staged.output_dir.rglob("*") if p.is_file())
+        for path in files:
+            relative = str(path.relative_to(staged.output_dir))
+            if globs and not any(fnmatch.fnmatch(relative, g) or relative.startswith(g.rstrip("*/") + "/")
+                                 for g in globs):
+                continue
+            with open(path, "rb") as handle:
+                collection.write(relative, handle)
+        return self._saved(client, collection, f"output for {self.uuid}")
+
+    def _save_logs(self, client: ApiClient) -> str | None:
+        try:
+            collection = Collection(client)
+            for path in sorted(self.logs.directory.iterdir()):
+                collection.write(path.name, path.read_bytes())
+            return self._saved(client, collection, f"logs for {self.uuid}")
+        except ArchipelagoError as exc:
+            self.logs.crunch_run(f"could not save the logs: {exc}")
+            return None
+
+    def _saved(self, client: ApiClient, collection: Collection, name: str) -> str:
+        """Saved as a trashed collection (as crunch-run does): the requests get their own records."""
+        record = collection.save_new(f"{name} {stamp()}")
+        client.request("POST", f"collections/{record['uuid']}/trash")
+        return str(record["portable_data_hash"])
+
+    def _write_node_json(self, runtime: str, constraints: dict[str, Any]) -> None:
+        node = {"hostname": platform.node(), "runtime": runtime, "cores": os.cpu_count(),
+                "ram": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+                "runtime_constraints": constraints, "python": platform.python_version()}
+        (self.logs.directory / "node.json").write_text(json.dumps(node, indent=2) + "\n")

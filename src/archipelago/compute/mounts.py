@@ -1,0 +1,146 @@
+"""A container's mounts, made on this host: collections fetched from Keep (through this cluster's
+keepstore, so collections held by other clusters arrive block by block through the federation),
+tmp directories, json/text files, and the output directory. Each mount becomes a host path bound
+at the container path by the runtime.
+
+Collections are staged: the files the mount names (its `path`, or the whole collection) are
+fetched and verified before the command starts. Only those files' blocks are read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArchipelagoError, Unprocessable
+from ..formats.locator import Locator
+from ..formats.manifest import parse
+from ..sdk.client import ApiClient
+from ..sdk.transfer import get_collection
+
+SPECIAL = ("stdin", "stdout", "stderr")
+
+
+class MountError(ArchipelagoError):
+    """A mount could not be made (a missing collection, an unknown kind): the container is Cancelled."""
+
+    status = 422
+
+
+@dataclass
+class Bind:
+    source: Path  # on this host
+    target: str  # in the container
+    writable: bool
+
+
+@dataclass
+class Staged:
+    binds: list[Bind] = field(default_factory=list)
+    output_dir: Path | None = None
+    stdin: Path | None = None
+    stdout: Path | None = None
+    stderr: Path | None = None
+    bytes_by_cluster: Counter[str] = field(default_factory=Counter)
+
+
+def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, secret_mounts: dict[str, Any],
+                 log: Any) -> Staged:
+    staged = Staged()
+    output_path = container.get("output_path") or ""
+    mounts = {**(container.get("mounts") or {}), **(secret_mounts or {})}
+    staged.output_dir = workdir / "output"
+    staged.output_dir.mkdir(parents=True)
+    if output_path:
+        staged.binds.append(Bind(staged.output_dir, output_path, True))
+    for n, (target, mount) in enumerate(sorted(mounts.items())):
+        if target in SPECIAL:
+            continue
+        if target == output_path and mount.get("kind") == "tmp":
+            continue  # the output directory is the tmp mount itself
+        host = _make(mount, target, client, workdir / f"mount{n}", staged, log)
+        inside_output = output_path and target.startswith(output_path.rstrip("/") + "/")
+        if inside_output:  # copied into the output directory: it is part of the output
+            relative = target[len(output_path.rstrip("/")) + 1:]
+            destination = staged.output_dir / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if host.is_dir() else shutil.copy2)(host, destination)
+        else:
+            staged.binds.append(Bind(host, target, mount.get("kind") == "tmp" or bool(mount.get("writable"))))
+    for name in SPECIAL:
+        if name in mounts:
+            setattr(staged, name, _special(name, mounts[name], output_path, staged, client, workdir, log))
+    return staged
+
+
+def _make(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged, log: Any) -> Path:
+    kind = mount.get("kind")
+    if kind == "tmp":
+        where.mkdir(parents=True)
+        where.chmod(0o1777)
+        return where
+    if kind in ("json", "text"):
+        where.parent.mkdir(parents=True, exist_ok=True)
+        content = mount.get("content")
+        where.write_text(json.dumps(content) if kind == "json" else str(content))
+        return where
+    if kind == "collection":
+        return _collection(mount, target, client, where, staged, log)
+    raise MountError(f"mount {target}: kind {kind!r} is not supported here "
+                     "(collection, tmp, json, text, and file for stdin/stdout/stderr are)")
+
+
+def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged,
+                log: Any) -> Path:
+    ident = mount.get("portable_data_hash") or mount.get("uuid")
+    if not ident:
+        raise MountError(f"mount {target}: a collection mount needs portable_data_hash or uuid")
+    subpath = str(mount.get("path") or "").strip("/")
+    try:
+        record = client.collections.get(ident)
+    except ArchipelagoError as exc:
+        raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
+    where.mkdir(parents=True)
+    try:
+        fetched = get_collection(client, record, where, subpath)
+    except FileNotFoundError:
+        raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}") from None
+    _count_by_cluster(record["manifest_text"], subpath, staged.bytes_by_cluster)
+    log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} ({fetched} bytes)")
+    return where / subpath if subpath else where
+
+
+def _count_by_cluster(manifest_text: str, subpath: str, counts: Counter[str]) -> None:
+    """Bytes of the mounted blocks, by the cluster that holds them (+R hints), for the log."""
+    for stream in parse(manifest_text).streams:
+        for text in stream.locators:
+            locator = Locator.parse(text)
+            remote = locator.remote_signature
+            counts[remote.cluster_id if remote and remote.cluster_id else "local"] += locator.size or 0
+
+
+def _special(name: str, mount: dict[str, Any], output_path: str, staged: Staged, client: ApiClient,
+             workdir: Path, log: Any) -> Path:
+    if name == "stdin":
+        if mount.get("kind") == "collection":
+            host = _collection(mount, "stdin", client, workdir / "stdin", staged, log)
+        elif mount.get("kind") in ("json", "text"):
+            host = _make(mount, "stdin", client, workdir / "stdin.txt", staged, log)
+        else:
+            raise MountError("stdin must be a collection (with a path), json or text mount")
+        if not host.is_file():
+            raise MountError("stdin must name a file")
+        return host
+    path = str(mount.get("path") or "")
+    if mount.get("kind") != "file" or not output_path or not path.startswith(output_path.rstrip("/") + "/"):
+        raise Unprocessable(f"{name} must be a file mount under the output path {output_path!r}")
+    assert staged.output_dir is not None
+    host = staged.output_dir / path[len(output_path.rstrip("/")) + 1:]
+    host.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(host, os.O_CREAT | os.O_WRONLY, 0o644))
+    return host
