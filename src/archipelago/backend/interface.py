@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Record = dict[str, Any]  # an API record, as rendered: what the REST API sends
+Scopes = list[str]  # Arvados token scopes ("all", or "METHOD /path"); an alias: `list` is a method below
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class Backend(Protocol):
 
     def act(self, caller: Caller, resource: str, uuid: str, action: str, method: str, params: Record) -> Record:
         """An action on one object beyond CRUD (`containers/{uuid}/lock`)."""
+        ...
+
+    def delegate(self, caller: Caller, scopes: Scopes, seconds: float) -> str:
+        """A new token of the caller's, limited to `scopes` and `seconds`, for work that runs
+        elsewhere on their behalf (a container on another cluster)."""
         ...
 
     def user_current(self, caller: Caller) -> Record: ...

@@ -144,6 +144,12 @@ class LocalBackend:
     def authenticate(self, token: str, remote: str | None = None) -> Caller:
         return self.identity.authenticate(token, remote)
 
+    def delegate(self, caller: Caller, scopes: list[str], seconds: float) -> str:
+        if caller.user_uuid[:5] != self.config.cluster_id:
+            raise Unprocessable(f"only {caller.user_uuid[:5]}, the home of {caller.user_uuid}, can issue tokens "
+                                "for work on their behalf")
+        return self.identity.create_token(caller.user_uuid, scopes, now() + timedelta(seconds=seconds))
+
     def user_current(self, caller: Caller) -> Record:
         return self.identity.user_record(caller, lambda row: self._render(self.registry["users"], row))
 

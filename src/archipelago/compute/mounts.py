@@ -112,7 +112,15 @@ def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Pa
         raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}") from None
     _count_by_cluster(record["manifest_text"], subpath, staged.bytes_by_cluster)
     log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} ({fetched} bytes)")
-    return where / subpath if subpath else where
+    return where / Path(subpath).name if _is_file(record["manifest_text"], subpath) else where
+
+
+def _is_file(manifest_text: str, subpath: str) -> bool:
+    """Does the mount name one file (rather than a directory, or the whole collection)?"""
+    if not subpath:
+        return False
+    dirname, _, name = f"./{subpath}".rpartition("/")
+    return name in parse(manifest_text).tree().get(dirname, {})
 
 
 def _count_by_cluster(manifest_text: str, subpath: str, counts: Counter[str]) -> None:

@@ -190,6 +190,7 @@ class Container(Common, Base):
     locked_by_uuid: Mapped[str | None] = mapped_column(String(27))
     lock_count: Mapped[int] = mapped_column(Integer, default=0)
     runtime_user_uuid: Mapped[str | None] = mapped_column(String(27))
+    runtime_token: Mapped[str | None] = mapped_column(String(255))  # from the requester's home, if remote
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     reuse_key: Mapped[str] = mapped_column(String(32), index=True)  # md5 of what reuse compares
 

@@ -12,12 +12,20 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from ..backend.interface import Backend, Caller, ListParams, Record
+from ..backend.interface import Backend, Caller, ListParams, Record, Scopes
 from ..errors import ArchipelagoError, NotFound, Unprocessable
 from ..formats.manifest import portable_data_hash
 from ..formats.signing import local_to_remote
 from ..ids import PDH_RE, UUID_RE
-from ..resources.names import CONTENT_ADDRESSED, ISSUED_BY_LOGIN_CLUSTER, kind
+from ..resources.names import (
+    CONTENT_ADDRESSED,
+    DEFAULT_RUN_SECONDS,
+    ISSUED_BY_LOGIN_CLUSTER,
+    RUNS_AS_REQUESTER,
+    RUNTIME_TOKEN_MARGIN_SECONDS,
+    RUNTIME_TOKEN_SCOPES,
+    kind,
+)
 from .remote import RemoteBackend
 
 
@@ -114,9 +122,20 @@ class FederatedBackend:
         if cluster_id and cluster_id != self.cluster_id:
             if cluster_id not in self.remotes:
                 raise Unprocessable(f"cluster_id {cluster_id!r} is not a cluster this one federates with")
+            if resource in RUNS_AS_REQUESTER and not attrs.get("runtime_token"):
+                attrs = {**attrs, "runtime_token": self._runtime_token(caller, attrs)}
             record = self.remotes[cluster_id].create(caller, resource, attrs, ensure_unique_name)
             return self._from_remote(cluster_id, record)
         return self.local.create(caller, resource, attrs, ensure_unique_name)
+
+    def _runtime_token(self, caller: Caller, attrs: Record) -> str:
+        """Better than Arvados' two-week full-power token: one that lives as long as the work may
+        run (plus a margin) and can only read collections and save results."""
+        run_seconds = (attrs.get("scheduling_parameters") or {}).get("max_run_time") or DEFAULT_RUN_SECONDS
+        return self.local.delegate(caller, RUNTIME_TOKEN_SCOPES, run_seconds + RUNTIME_TOKEN_MARGIN_SECONDS)
+
+    def delegate(self, caller: Caller, scopes: Scopes, seconds: float) -> str:
+        return self.local.delegate(caller, scopes, seconds)
 
     def update(self, caller: Caller, resource: str, uuid: str, attrs: Record) -> Record:
         return self._owner(uuid).update(caller, resource, uuid, attrs)

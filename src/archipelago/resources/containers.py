@@ -12,6 +12,7 @@ from ..auth.permissions import READ, Permissions
 from ..backend.interface import Caller, Record
 from ..db.models import ApiClientAuthorization, Container, ContainerRequest
 from ..errors import Forbidden, NotFound, Unprocessable
+from ..formats.tokens import try_parse_v2
 from .base import Context, Resource
 from .container_requests import lifecycle
 
@@ -99,6 +100,8 @@ class Containers(Resource):
             else:
                 cycle.container_changed(row, "Queued")
         elif action == "auth":
+            if (runtime := try_parse_v2(row.runtime_token)) is not None:
+                return {"kind": "arvados#apiClientAuthorization", "uuid": runtime.uuid, "api_token": runtime.secret}
             token = ctx.session.get(ApiClientAuthorization, row.auth_uuid)
             if token is None:
                 raise NotFound(f"container {row.uuid} has no token")

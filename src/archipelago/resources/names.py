@@ -31,5 +31,15 @@ def body_key(resource: str) -> str:
 
 # in a federation with a LoginCluster, only that cluster creates these
 ISSUED_BY_LOGIN_CLUSTER = ("users", "api_client_authorizations")
+# resources whose work runs as the requester: made on another cluster, they carry a runtime token
+# from the requester's home (limited in time and scope; see federation/router.py)
+RUNS_AS_REQUESTER = frozenset({"container_requests"})
+# what a runtime token may do: read collections and the caller's identity, save outputs and logs
+RUNTIME_TOKEN_SCOPES = ["GET /arvados/v1/collections/", "GET /arvados/v1/collections",
+                        "POST /arvados/v1/collections", "POST /arvados/v1/collections/",
+                        "GET /arvados/v1/users/current", "GET /arvados/v1/keep_services/accessible"]
+RUNTIME_TOKEN_MARGIN_SECONDS = 3600
+DEFAULT_RUN_SECONDS = 86400
+
 # resources whose objects can be asked for by content (PDH) as well as by UUID
 CONTENT_ADDRESSED = frozenset({"collections"})

@@ -25,6 +25,10 @@ class ComputeBackend(Protocol):
         """Ask the executor to stop (it cancels the container and saves its logs)."""
         ...
 
+    def tracked(self) -> set[str]:
+        """The containers it holds resources for."""
+        ...
+
     def forget(self, uuid: str) -> None:
         """The container is final: release what was held for it."""
         ...

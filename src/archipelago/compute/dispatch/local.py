@@ -77,6 +77,9 @@ class LocalProcesses:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def tracked(self) -> set[str]:
+        return set(self._reserved)
+
     def forget(self, uuid: str) -> None:
         child = self._children.pop(uuid, None)
         if child is not None:

@@ -31,6 +31,8 @@ class DispatchLoop:
                 self.tick()
             except ArchipelagoError as exc:
                 log.warning("dispatch: %s", exc)
+            except Exception:  # the dispatcher must outlive any one bad answer
+                log.exception("dispatch: unexpected error")
             self._stopping.wait(self.poll_seconds)
 
     def stop(self) -> None:
@@ -43,6 +45,8 @@ class DispatchLoop:
         mine = self._list([["locked_by_uuid", "=", self.me], ["state", "in", ["Locked", "Running"]]])
         for container in mine:
             self._watch(container)
+        for uuid in self.backend.tracked() - {c["uuid"] for c in mine}:
+            self.backend.forget(uuid)  # finished (its executor reported it): its cores and RAM are free
         self._adopted = True
         for container in self._list([["state", "=", "Queued"], ["priority", ">", 0]]):
             if not self.backend.fits(container):

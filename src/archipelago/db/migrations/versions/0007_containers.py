@@ -96,6 +96,7 @@ def upgrade() -> None:
         sa.Column("locked_by_uuid", sa.String(length=27), nullable=True),
         sa.Column("lock_count", sa.Integer(), nullable=False),
         sa.Column("runtime_user_uuid", sa.String(length=27), nullable=True),
+        sa.Column("runtime_token", sa.String(length=255), nullable=True),
         sa.Column("cost", sa.Float(), nullable=False),
         sa.Column("reuse_key", sa.String(length=32), nullable=False),
         sa.Column("uuid", sa.String(length=27), nullable=False),

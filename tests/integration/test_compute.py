@@ -1,0 +1,176 @@
+"""Containers run for real: a federation of two clusters on loopback, each with its local
+dispatcher, executors in bubblewrap, data read through Keep and the federation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import pytest
+
+from archipelago.sdk import ApiClient, ApiRequestError, Collection
+from tests.support.clusters import new_user, start_federation
+from tests.support.compute import container_of, submit, wait_container, wait_final
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    members, processes = start_federation(tmp_path_factory.mktemp("compute"), 2)
+    clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
+    yield {**clients, "processes": dict(zip(clients, processes, strict=True))}
+    for process in processes:
+        process.stop()
+
+
+def logs(client: ApiClient, request: dict) -> dict[str, str]:
+    collection = Collection(client, request["log_uuid"])
+    return {path: collection.read(path).decode() for path, _ in collection.files()}
+
+
+def test_a_container_reads_a_collection_held_by_another_cluster_and_writes_its_output(federation):
+    home, other = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    from archipelago.formats.tokens import salt_token
+
+    at_other = ApiClient(other.base, salt_token(alice.token, "z2222"), insecure=True)
+    cohort = Collection(at_other)
+    cohort.write("cohort/rows.csv", b"id,value\n1,10\n2,32\n")
+    cohort.write("cohort/unused.bin", os.urandom(1 << 20))
+    held = cohort.save_new("cohort at z2222")
+    request = submit(alice, ["sh", "-c", "awk -F, 'NR>1 {s+=$2} END {print s}' /in/rows.csv > sum.txt"],
+                     mounts={"/out": {"kind": "tmp", "capacity": 1 << 20},
+                             "/in": {"kind": "collection", "uuid": held["uuid"], "path": "cohort"}})
+    done = wait_final(alice, request["uuid"])
+    container = alice.containers.get(done["container_uuid"])
+    assert (container["state"], container["exit_code"]) == ("Complete", 0), logs(alice, done)
+    output = Collection(alice, done["output_uuid"])
+    assert output.read("sum.txt") == b"42\n"
+    assert output.record["owner_uuid"] == alice.users.current()["uuid"]
+    assert "crunch-run.txt" in logs(alice, done)
+    assert "held by cluster z2222" in logs(alice, done)["crunch-run.txt"]
+
+
+def test_an_equal_request_reuses_the_finished_container_and_starts_nothing(federation):
+    alice = new_user(federation["z1111"], "alice")
+    first = wait_final(alice, submit(alice, ["sh", "-c", "date +%s%N > t.txt"])["uuid"])
+    again = submit(alice, ["sh", "-c", "date +%s%N > t.txt"])
+    assert again["state"] == "Final" and again["container_uuid"] == first["container_uuid"]
+    reused = Collection(alice, again["output_uuid"]).read("t.txt")
+    assert reused == Collection(alice, first["output_uuid"]).read("t.txt")
+    fresh = wait_final(alice, submit(alice, ["sh", "-c", "date +%s%N > t.txt"], use_existing=False)["uuid"])
+    assert fresh["container_uuid"] != first["container_uuid"]
+
+
+def test_a_failing_command_ends_final_with_its_exit_code_and_readable_logs(federation):
+    alice = new_user(federation["z1111"], "alice")
+    done = wait_final(alice, submit(alice, ["sh", "-c", "echo something broke >&2; exit 3"])["uuid"])
+    assert alice.containers.get(done["container_uuid"])["exit_code"] == 3
+    texts = logs(alice, done)
+    assert "something broke" in texts["stderr.txt"] and "status code 3" in texts["crunch-run.txt"]
+    first_line = texts["stderr.txt"].splitlines()[0]
+    assert first_line[:4].isdigit() and first_line[10] == "T" and first_line.split(" ")[0].endswith("Z")
+
+
+def test_cancelling_stops_a_running_container(federation):
+    alice = new_user(federation["z1111"], "alice")
+    request = submit(alice, ["sleep", "60"])
+    container = wait_container(alice, container_of(alice, request["uuid"]), ("Running",))
+    alice.container_requests.update(request["uuid"], {"priority": 0})
+    done = wait_final(alice, request["uuid"], timeout=30)
+    assert alice.containers.get(container["uuid"])["state"] == "Cancelled"
+    assert done["log_uuid"] and "received signal" in logs(alice, done)["crunch-run.txt"]
+
+
+def test_a_killed_executor_is_noticed_and_its_container_retried(federation):
+    alice = new_user(federation["z1111"], "alice")
+    request = submit(alice, ["sh", "-c", "sleep 2; echo ok > done.txt"], container_count_max=2)
+    first = wait_container(alice, container_of(alice, request["uuid"]), ("Running",))
+    [pid] = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_executor_of(int(p), first["uuid"])]
+    os.kill(pid, signal.SIGKILL)
+    done = wait_final(alice, request["uuid"], timeout=60)
+    assert done["container_count"] == 2 and done["container_uuid"] != first["uuid"]
+    assert Collection(alice, done["output_uuid"]).read("done.txt") == b"ok\n"
+
+
+def _is_executor_of(pid: int, container_uuid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        return False
+    return b"crunch-run" in argv and container_uuid.encode() in argv
+
+
+def test_missing_inputs_fail_clearly(federation):
+    alice = new_user(federation["z1111"], "alice")
+    with pytest.raises(ApiRequestError) as info:
+        submit(alice, ["true"], mounts={"/out": {"kind": "tmp"},
+                                        "/in": {"kind": "collection", "uuid": "z1111-4zz18-000000000000000"}})
+    assert info.value.status == 422 and "not found" in info.value.message
+    missing = "0123456789abcdef0123456789abcdef+3"
+    done = wait_final(alice, submit(alice, ["true"], container_count_max=1,
+                                    mounts={"/out": {"kind": "tmp"},
+                                            "/in": {"kind": "collection", "portable_data_hash": missing}})["uuid"])
+    container = alice.containers.get(done["container_uuid"])
+    assert container["state"] == "Cancelled" and missing in container["runtime_status"]["error"]
+    assert missing in logs(alice, done)["crunch-run.txt"]
+
+
+def test_a_request_made_on_another_cluster_runs_there(federation):
+    home = federation["z1111"]
+    alice = new_user(home, "alice")
+    request = submit(alice, ["sh", "-c", "hostname > where.txt"], cluster_id="z2222")
+    assert request["uuid"].startswith("z2222-xvhdp-")
+    done = wait_final(alice, request["uuid"])
+    assert done["container_uuid"].startswith("z2222-dz642-")
+    assert alice.containers.get(done["container_uuid"])["exit_code"] == 0
+
+
+def test_restricted_data_cannot_be_mounted_from_another_cluster(federation):
+    home = federation["z1111"]
+    alice = new_user(home, "alice")
+    private = Collection(alice)
+    private.write("patients.csv", b"id,diagnosis\n1,x\n")
+    record = private.save_new("private cohort")
+    home.collections.update(record["uuid"], {"residency": "cluster"})
+    # at home it is mounted and read
+    here = wait_final(alice, submit(alice, ["wc", "-l", "/in/patients.csv"],
+                                    mounts={"/out": {"kind": "tmp"}, "/in": {"kind": "collection",
+                                                                             "uuid": record["uuid"]}})["uuid"])
+    assert alice.containers.get(here["container_uuid"])["exit_code"] == 0
+    # a container on z2222 cannot read it
+    away = wait_final(alice, submit(alice, ["cat", "/in/patients.csv"], cluster_id="z2222", container_count_max=1,
+                                    mounts={"/out": {"kind": "tmp"},
+                                            "/in": {"kind": "collection",
+                                                    "portable_data_hash": record["portable_data_hash"]}})["uuid"])
+    container = alice.containers.get(away["container_uuid"])
+    assert container["state"] == "Cancelled" and "residency" in container["runtime_status"]["error"]
+
+
+def test_a_remote_requests_runtime_token_is_short_lived_and_refused_outside_its_scope(federation):
+    from datetime import UTC, datetime
+
+    home, other = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    request = submit(alice, ["sleep", "30"], cluster_id="z2222", scheduling_parameters={"max_run_time": 600})
+    container_uuid = container_of(alice, request["uuid"])
+    wait_container(other, container_uuid, ("Locked", "Running"))
+    auth = other.request("GET", f"containers/{container_uuid}/auth")
+    assert auth["uuid"].startswith("z1111-gj3su-")  # issued by alice's home, not minted by z2222
+    runtime = ApiClient(home.base, f"v2/{auth['uuid']}/{auth['api_token']}", insecure=True)
+    record = runtime.api_client_authorizations.current()
+    lifetime = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")) - datetime.now(UTC)
+    assert 600 < lifetime.total_seconds() <= 600 + 3600 + 5
+    assert runtime.users.current()["uuid"] == alice.users.current()["uuid"]
+    runtime.collections.list(limit=1)  # in scope
+    for call in (lambda: runtime.groups.list(), lambda: runtime.links.create({"link_class": "tag", "head_uuid": "x"}),
+                 lambda: runtime.api_client_authorizations.create({})):
+        with pytest.raises(ApiRequestError) as info:
+            call()
+        assert info.value.status == 403
+    alice.container_requests.update(request["uuid"], {"priority": 0})
+    wait_final(alice, request["uuid"])
