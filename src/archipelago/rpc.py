@@ -9,7 +9,7 @@ an API application in-process, which makes whole federations testable in millise
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
@@ -50,6 +50,28 @@ class Urllib3Transport:
         except urllib3.exceptions.HTTPError as exc:
             raise ConnectionError(_cause(exc)) from None
         return RawResponse(resp.status, resp.data, resp.reason or "")
+
+
+    def lines(self, url: str, headers: Mapping[str, str]) -> Iterator[bytes]:
+        """A GET whose body is read line by line as it arrives (server-sent events); no read timeout."""
+        try:
+            resp = self._http.request("GET", url, headers=dict(headers), preload_content=False,
+                                      timeout=urllib3.Timeout(connect=10, read=None))
+        except urllib3.exceptions.HTTPError as exc:
+            raise ConnectionError(_cause(exc)) from None
+        try:
+            if resp.status != 200:
+                raise ApiRequestError(resp.status, resp.read()[:200].decode("utf-8", "replace"), url)
+            buffer = b""
+            for chunk in resp.stream(4096, decode_content=False):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    yield line
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ConnectionError(_cause(exc)) from None
+        finally:
+            resp.release_conn()
 
 
 def _cause(exc: Exception) -> str:
@@ -113,3 +135,16 @@ class ApiConnection:
         if not isinstance(data, dict):
             raise ApiRequestError(502, f"{self.host} answered with a JSON {type(data).__name__}, not an object", url)
         return data
+
+    def events(self, kinds: list[str] | None = None, after: int | None = None) -> Iterator[dict[str, Any]]:
+        """The cluster's change stream (`GET events`): one dict per committed change, as it happens.
+        Ends (ConnectionError) when the connection drops; resume with `after` = the last `seq`."""
+        lines = getattr(self.transport, "lines", None)
+        if lines is None:
+            raise ApiRequestError(501, "this transport cannot follow a stream")
+        params = {**({"kinds": ",".join(kinds)} if kinds else {}), **({"after": after} if after else {})}
+        url = f"{self.base}/arvados/v1/events" + (f"?{urlencode(params)}" if params else "")
+        headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
+        for line in lines(url, headers):
+            if line.startswith(b"data: "):
+                yield json.loads(line[6:])

@@ -102,7 +102,7 @@ def _is_executor_of(pid: int, container_uuid: str) -> bool:
             argv = handle.read().split(b"\0")
     except OSError:
         return False
-    return b"crunch-run" in argv and container_uuid.encode() in argv
+    return b"archipelago.compute.executor" in argv and container_uuid.encode() in argv
 
 
 def test_missing_inputs_fail_clearly(federation):
@@ -174,3 +174,25 @@ def test_a_remote_requests_runtime_token_is_short_lived_and_refused_outside_its_
         assert info.value.status == 403
     alice.container_requests.update(request["uuid"], {"priority": 0})
     wait_final(alice, request["uuid"])
+
+
+def test_the_change_stream_tells_of_a_container_as_it_changes(federation):
+    import threading
+
+    alice = new_user(federation["z1111"], "alice")
+    seen: list[dict] = []
+
+    def follow() -> None:
+        for event in alice.connection.events(["containers", "container_requests"]):
+            seen.append(event)
+            if event["kind"] == "container_requests" and event["event_type"] == "update" and len(seen) > 3:
+                return
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    request = submit(alice, ["true"], use_existing=False)
+    done = wait_final(alice, request["uuid"])
+    reader.join(10)
+    kinds = {(e["kind"], e["uuid"]) for e in seen}
+    assert ("container_requests", request["uuid"]) in kinds and ("containers", done["container_uuid"]) in kinds
+    assert all(e["owner_uuid"] == alice.users.current()["uuid"] for e in seen if e["kind"] == "container_requests")

@@ -24,11 +24,13 @@ from starlette.routing import Route
 
 from ..backend.interface import Backend, Caller, ListParams
 from ..config import ClusterConfig
+from ..db.events import EventHub
 from ..errors import ArchipelagoError, BadRequest, Forbidden, NotFound, Unauthorized
 from ..federation.remote import FORWARDED_FOR
 from ..formats.tokens import from_authorization_header
 from ..resources.names import CLASS_NAMES, body_key
 from .discovery import discovery_document, exported_config
+from .events import stream as events_stream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,8 +135,8 @@ def scope_allows(scopes: tuple[str, ...], method: str, path: str) -> bool:
 
 
 class ApiApp:
-    def __init__(self, config: ClusterConfig, backend: Backend):
-        self.config, self.backend = config, backend
+    def __init__(self, config: ClusterConfig, backend: Backend, events: EventHub | None = None):
+        self.config, self.backend, self.events = config, backend, events
         # Backend calls block (database, peers): they run in these threads. A plain executor, not
         # anyio's thread pool: per request, anyio's bookkeeping cost more than a simple query.
         self._threads = ThreadPoolExecutor(config.api.threads, thread_name_prefix="api")
@@ -209,6 +211,18 @@ class ApiApp:
     async def keep_services(self, request: Request) -> Response:
         return JSON(await self._call(self.backend.keep_services))
 
+    async def event_stream(self, request: Request) -> Response:
+        try:
+            params = dict(request.query_params)
+            caller = await self._caller(request, params)
+            if self.events is None:
+                raise NotFound("this API process has no event stream")
+            kinds = {k for k in params.get("kinds", "").split(",") if k} or None
+            after = request.headers.get("last-event-id") or params.get("after")
+            return events_stream(self.events, caller, kinds, int(after) if after and after.isdigit() else None)
+        except ArchipelagoError as exc:
+            return error(exc.status, str(exc))
+
     async def ping(self, request: Request) -> Response:
         return JSON({"health": "OK"})
 
@@ -220,11 +234,12 @@ class ApiApp:
             Route("/arvados/v1/keep_services/accessible", self.keep_services),
             Route("/arvados/v1/keep_services", self.keep_services),
             Route("/_health/ping", self.ping),
+            Route("/arvados/v1/events", self.event_stream),
             Route("/arvados/v1/{resource}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}/{action}", self.dispatch, methods=methods),
         ])
 
 
-def create_app(config: ClusterConfig, backend: Backend) -> Starlette:
-    return ApiApp(config, backend).app()
+def create_app(config: ClusterConfig, backend: Backend, events: EventHub | None = None) -> Starlette:
+    return ApiApp(config, backend, events).app()

@@ -203,3 +203,21 @@ class Executor:
                 "ram": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
                 "runtime_constraints": constraints, "python": platform.python_version()}
         (self.logs.directory / "node.json").write_text(json.dumps(node, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m archipelago.compute.executor UUID`: what the dispatcher starts. Lighter than the
+    CLI (half the import time), with the same environment: ARCHI_API_*, ARCHI_CONTAINER_RUNTIME,
+    ARCHI_WORK_DIR."""
+    import sys
+
+    uuid = (argv if argv is not None else sys.argv[1:])[0]
+    work = os.environ.get("ARCHI_WORK_DIR")
+    state = Executor(ApiClient.from_env(), uuid, runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap")),
+                     Path(work) if work else None).run()
+    print(f"{uuid} {state}", flush=True)
+    return 0 if state == "Complete" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import Unprocessable
 from .changes import ChangeSignal
+from .events import EventHub, collect_changes
 
 # what cached tokens and permission snapshots are computed from
 CACHE_INPUTS = frozenset({"groups", "links", "users", "api_client_authorizations"})
@@ -25,6 +27,8 @@ class Database:
     def __init__(self, sessions: sessionmaker[Session], changes: ChangeSignal):
         self.sessions, self.changes = sessions, changes
         self._listeners: list[Listener] = []
+        self.events = EventHub()
+        event.listen(sessions, "after_flush", collect_changes)
 
     def on_cache_inputs_changed(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -36,7 +40,11 @@ class Database:
             try:
                 yield session
                 changed = session.info.pop("changed", set())
+                session.flush()
+                written = session.info.pop("events", {})
                 session.commit()
+                if written:
+                    self.events.publish(list(written.values()))
                 if changed & CACHE_INPUTS:  # after the commit, so no reader re-caches the old state
                     self._notify()
                     self.changes.bump()

@@ -114,7 +114,7 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
     return InitResult(config_path, config, token)
 
 
-def api_server(config: ClusterConfig, backend: Any, own_signals: bool = True) -> Any:
+def api_server(config: ClusterConfig, backend: Any, local: LocalBackend, own_signals: bool = True) -> Any:
     """The API on uvicorn. With `own_signals` False the caller handles SIGTERM/SIGINT (uvicorn would
     otherwise re-raise them after its shutdown and kill the process before the keepstore closed)."""
     import uvicorn
@@ -131,7 +131,7 @@ def api_server(config: ClusterConfig, backend: Any, own_signals: bool = True) ->
                 yield
 
     return Server(uvicorn.Config(
-        create_app(config, backend), host=config.api.host, port=config.api.port, log_level="warning",
+        create_app(config, backend, local.db.events), host=config.api.host, port=config.api.port, log_level="warning",
         access_log=False, ssl_certfile=str(config.api.tls_cert) if config.api.tls_cert else None,
         ssl_keyfile=str(config.api.tls_key) if config.api.tls_key else None,
         timeout_graceful_shutdown=1,  # seconds (an int for uvicorn); idle keep-alives go at once
@@ -153,7 +153,8 @@ def serve_api(config: ClusterConfig, prepare: bool = True) -> None:
     """The API server alone (`archi api`): for clusters whose keepstores run elsewhere, and the
     extra API processes of `archi cluster up` (api.workers), which share its port."""
     sock = api_socket(config)
-    api_server(config, api_backend(config, backend_for(config, prepare))).run(sockets=[sock])
+    local = backend_for(config, prepare)
+    api_server(config, api_backend(config, local), local).run(sockets=[sock])
 
 
 def _die_with_parent() -> None:
@@ -189,7 +190,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
                                 access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
-    server = api_server(config, backend, own_signals=False)
+    server = api_server(config, backend, local, own_signals=False)
     workers: list[subprocess.Popen] = []
     dispatcher = None
     try:

@@ -40,7 +40,7 @@ class LocalProcesses:
     def start(self, container: dict[str, Any]) -> None:
         uuid = container["uuid"]
         log = open(self.state_dir / f"{uuid}.log", "ab")  # noqa: SIM115 - the child owns it
-        child = subprocess.Popen([sys.executable, "-m", "archipelago", "crunch-run", uuid], env=self.env,
+        child = subprocess.Popen([sys.executable, "-m", "archipelago.compute.executor", uuid], env=self.env,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self._children[uuid] = child
@@ -65,7 +65,7 @@ class LocalProcesses:
         except ProcessLookupError:
             return False
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}").exists() else b""
-        return uuid.encode() in cmdline
+        return uuid.encode() in cmdline and b"archipelago.compute.executor" in cmdline
 
     def adopt(self, container: dict[str, Any]) -> None:
         """A container an earlier dispatcher started: its resources are in use."""

@@ -22,21 +22,37 @@ class DispatchLoop:
         self.api, self.backend, self.poll_seconds = api, backend, poll_seconds
         self.me = str(api.request("GET", "api_client_authorizations/current")["uuid"])
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._stopped_by_us: set[str] = set()
         self._adopted = False
 
     def run_forever(self) -> None:
+        threading.Thread(target=self._follow_changes, name="dispatch-events", daemon=True).start()
         while not self._stopping.is_set():
+            self._wake.clear()
             try:
                 self.tick()
             except ArchipelagoError as exc:
                 log.warning("dispatch: %s", exc)
             except Exception:  # the dispatcher must outlive any one bad answer
                 log.exception("dispatch: unexpected error")
-            self._stopping.wait(self.poll_seconds)
+            self._wake.wait(self.poll_seconds)  # a change to a container wakes it at once
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
+
+    def _follow_changes(self) -> None:
+        """Wake the loop whenever a container changes (queued, finished); polling stays the safety net."""
+        while not self._stopping.is_set():
+            try:
+                for _ in self.api.connection.events(["containers"]):
+                    self._wake.set()
+                    if self._stopping.is_set():
+                        return
+            except (ConnectionError, ArchipelagoError) as exc:
+                log.info("dispatch: change stream ended (%s); reconnecting", exc)
+            self._stopping.wait(1.0)
 
     def _list(self, filters: list[list[Any]]) -> list[dict[str, Any]]:
         return list(self.api.containers.list(filters, order=["priority desc"], limit=1000)["items"])
