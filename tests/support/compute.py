@@ -49,3 +49,21 @@ def container_of(client: ApiClient, request_uuid: str, timeout: float = 10) -> s
             return str(uuid)
         time.sleep(0.05)
     raise AssertionError(f"{request_uuid} got no container")
+
+
+def register_image(client: ApiClient, repo_tag: str) -> str:
+    """An image collection registered the way arv-keepdocker does (a `sha256:<id>.tar` file and
+    links naming it), so clients that look images up find one. Its contents are a placeholder: the
+    test clusters run containers with bubblewrap, which says in every log that no image is used."""
+    import hashlib
+
+    from archipelago.sdk import Collection
+
+    image_id = hashlib.sha256(repo_tag.encode()).hexdigest()
+    collection = Collection(client)
+    collection.write(f"sha256:{image_id}.tar", b"placeholder image for " + repo_tag.encode())
+    record = collection.save_new(f"Docker image {repo_tag}")
+    client.links.create({"link_class": "docker_image_hash", "name": f"sha256:{image_id}",
+                         "head_uuid": record["uuid"]})
+    client.links.create({"link_class": "docker_image_repo+tag", "name": repo_tag, "head_uuid": record["uuid"]})
+    return str(record["portable_data_hash"])

@@ -1,0 +1,49 @@
+"""The official `arvados-cwl-runner` (from PyPI, unchanged, in a venv of its own) runs a two-step
+CWL workflow against an Archipelago cluster with `--api=containers --local` and prints its output
+object: discovery, config, container requests committed by full-body update, containers run by our
+dispatcher and executor, output and log collections, the tag link at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from archipelago.run.cluster import init_cluster
+from archipelago.run.processes import ClusterProcess
+from archipelago.sdk import ApiClient, Collection
+from tests.support.compute import register_image
+from tests.support.venvs import tool_venv
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+ACR = "arvados-cwl-runner==3.2.1"
+WORKFLOWS = Path(__file__).parent / "cwl"
+
+
+def test_the_official_runner_runs_a_two_step_workflow_locally(tmp_path):
+    bin_dir = tool_venv("acr-3.2.1", ACR)
+    init_cluster(tmp_path / "cluster", "z1111")
+    with ClusterProcess(tmp_path / "cluster") as cluster:
+        admin = ApiClient(cluster.api_url, cluster.admin_token or "", insecure=True)
+        register_image(admin, "arvados/jobs:3.2.1")  # what the runner gives tools without DockerRequirement
+        (tmp_path / "lines.txt").write_text("a\nb\nc\n")
+        (tmp_path / "job.yml").write_text("infile:\n  class: File\n  path: lines.txt\n")
+        env = {**os.environ, "ARVADOS_API_HOST": cluster.api_url.split("://")[1],
+               "ARVADOS_API_TOKEN": cluster.admin_token or "", "ARVADOS_API_HOST_INSECURE": "1",
+               "HOME": str(tmp_path / "home")}
+        run = subprocess.run([str(bin_dir / "arvados-cwl-runner"), "--api=containers", "--local",
+                              str(WORKFLOWS / "wf.cwl"), "job.yml"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "Final process status is success" in run.stderr
+        result = json.loads(run.stdout)["result"]
+        assert result["class"] == "File" and result["basename"] == "out.txt" and result["size"] == 2
+        pdh, _, name = result["location"][len("keep:"):].partition("/")
+        assert Collection(admin, pdh).read(name) == b"3\n"
+        steps = admin.container_requests.list([["state", "=", "Final"]])["items"]
+        assert len(steps) == 2 and all(s["output_uuid"] and s["log_uuid"] for s in steps)
