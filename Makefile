@@ -12,9 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# what containers run in (bubblewrap); installed from Debian's packages when missing (we run as root)
+# what containers run in (bubblewrap; Docker and busybox-static for the Docker runtime's test), from
+# Debian's packages when missing (we run as root; services are started by the tests, never by apt)
+SYSTEM_PACKAGES := bubblewrap docker.io busybox-static
 system-deps:
-	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
+	@command -v bwrap >/dev/null && command -v dockerd >/dev/null && test -x /bin/busybox || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
 demo: $(STAMP) system-deps
 	$(BIN)/archi demo

@@ -134,8 +134,11 @@ class LoginConfig(_Strict):
 
 
 class ContainersConfig(_Strict):
-    runtime: Literal["bubblewrap"] = Field(default="bubblewrap", description="how containers run on this "
-                                           "cluster's compute (bubblewrap: host programs, isolated)")
+    runtime: Literal["bubblewrap", "docker"] = Field(default="bubblewrap", description="how containers run on "
+                                                     "this cluster's compute (bubblewrap: host programs, isolated; "
+                                                     "docker: the container's image, loaded from Keep)")
+    docker_host: str | None = Field(default=None, description="DOCKER_HOST for the docker runtime (e.g. "
+                                    "unix:///run/docker.sock); default: the docker client's")
     dispatcher: Literal["local", "none"] = Field(default="local", description="`archi cluster up` starts the "
                                                  "local dispatcher; none: containers wait for another one")
     max_cores: int = Field(default=0, ge=0, description="cores the local dispatcher may fill; 0: this machine's")

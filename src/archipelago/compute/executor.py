@@ -73,6 +73,8 @@ class Executor:
         self.logs = Logs(self.workdir / "log")
         self._process: subprocess.Popen[bytes] | None = None
         self._cancelled = False
+        self._name = ""
+        self._stop_runtime: Any = lambda: None
 
     # ---------------------------------------------------------------- the run
     def run(self) -> str:
@@ -113,18 +115,32 @@ class Executor:
         if constraints.get("API"):
             env.update({"ARVADOS_API_HOST": self.api.connection.host, "ARVADOS_API_TOKEN": client.token,
                         "ARVADOS_API_HOST_INSECURE": "1" if self.api.insecure else "0"})
+        image = self._image(runtime, container.get("container_image"), client)
+        self._name = f"archi-{self.uuid}"
+        self._stop_runtime = lambda: runtime.stop(self._name)
         launch = runtime.launch(container["command"], container.get("cwd") or ".", env, staged.binds,
-                                bool(constraints.get("API")), container.get("container_image"))
+                                bool(constraints.get("API")), image, self._name, constraints)
         log(f"runtime: {launch.description}")
         self._write_node_json(runtime.name, constraints)
         self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": "Running"}})
-        exit_code = self._execute(launch.argv, staged, container)
+        exit_code = self._execute(launch.argv, launch.env or None, staged, container)
         if self._cancelled:
             raise ArchipelagoError("cancelled by the dispatcher")
         output = self._save_output(client, staged, container.get("output_glob") or [])
         return {"exit_code": exit_code, "output": output}
 
-    def _execute(self, argv: list[str], staged: Staged, container: dict[str, Any]) -> int:
+    def _image(self, runtime: Runtime, image: str | None, client: ApiClient) -> str | None:
+        """The engine's reference for the container's image, loaded from its collection in Keep."""
+        if not runtime.uses_images:
+            return image  # named in the log as not used
+        if not image:
+            raise ArchipelagoError(f"the {runtime.name} runtime needs a container_image", 422)
+        where = self.workdir / "image"
+        stage_mounts({"mounts": {"/image": {"kind": "collection", "portable_data_hash": image}}, "output_path": ""},
+                     client, where, {}, self.logs.crunch_run)
+        return runtime.load_image(where)
+
+    def _execute(self, argv: list[str], env: dict[str, str] | None, staged: Staged, container: dict[str, Any]) -> int:
         limit = (container.get("scheduling_parameters") or {}).get("max_run_time") or None
         stdin = open(staged.stdin, "rb") if staged.stdin else subprocess.DEVNULL  # noqa: SIM115
         stdout = open(staged.stdout, "wb") if staged.stdout else subprocess.PIPE  # noqa: SIM115
@@ -132,7 +148,8 @@ class Executor:
         started = time.monotonic()
         self.logs.crunch_run(f"running {json.dumps(container['command'])}")
         try:
-            self._process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
+            self._process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
+                                             start_new_session=True)
             pumps = [self.logs.follow(stream, name) for stream, name in
                      ((self._process.stdout, "stdout.txt"), (self._process.stderr, "stderr.txt")) if stream]
             try:
@@ -161,6 +178,7 @@ class Executor:
         self._stop()
 
     def _stop(self) -> None:
+        self._stop_runtime()
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGTERM)
             try:
@@ -213,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     uuid = (argv if argv is not None else sys.argv[1:])[0]
     work = os.environ.get("ARCHI_WORK_DIR")
-    state = Executor(ApiClient.from_env(), uuid, runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap")),
-                     Path(work) if work else None).run()
+    runtime = runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap"), os.environ.get("DOCKER_HOST"))
+    state = Executor(ApiClient.from_env(), uuid, runtime, Path(work) if work else None).run()
     print(f"{uuid} {state}", flush=True)
     return 0 if state == "Complete" else 1
 

@@ -6,17 +6,21 @@ and every container's log says which one ran it.
   filesystem with the mounts bound at their paths. It does not use the container image: a cluster
   without a container engine runs host programs and says so in the log, never pretending to have
   run the image.
+- `docker`: the image is loaded from its collection in Keep (a `sha256:<id>.tar` from `docker save`,
+  as arv-keepdocker stores it) unless the engine has it, and the command runs in it with the
+  mounts bound, RAM and CPU limits, and no network unless the container asks for API access.
 
-The runtime interface is one method, so Docker or Podman are a class each.
+A runtime is a small class: Podman would be one more.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import ArchipelagoError
 from .mounts import Bind
@@ -37,13 +41,23 @@ class Launch:
 
 class Runtime(Protocol):
     name: str
+    uses_images: bool
 
-    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind],
-               network: bool, image: str | None) -> Launch: ...
+    def load_image(self, image_dir: Path) -> str:
+        """The engine's reference for the image staged (from Keep) in `image_dir`."""
+        ...
+
+    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
+               image: str | None, name: str, constraints: dict[str, Any]) -> Launch: ...
+
+    def stop(self, name: str) -> None:
+        """Stop what `launch` started under `name`, if killing its process is not enough."""
+        ...
 
 
 class Bubblewrap:
     name = "bubblewrap"
+    uses_images = False
 
     def __init__(self, executable: str | None = None):
         found = executable or shutil.which("bwrap")
@@ -52,8 +66,14 @@ class Bubblewrap:
                                      "(apt-get install bubblewrap)")
         self.executable = found
 
-    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind],
-               network: bool, image: str | None) -> Launch:
+    def load_image(self, image_dir: Path) -> str:
+        raise RuntimeUnavailable("bubblewrap runs no images")
+
+    def stop(self, name: str) -> None:
+        pass  # --die-with-parent: killing the process is enough
+
+    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
+               image: str | None, name: str, constraints: dict[str, Any]) -> Launch:
         argv = [self.executable, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                 "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--clearenv"]
         if not network:
@@ -97,7 +117,58 @@ def host_view(targets: list[str], root: Path = Path("/")) -> list[str]:
     return args
 
 
-def runtime_for(name: str) -> Runtime:
+class Docker:
+    name = "docker"
+    uses_images = True
+
+    def __init__(self, executable: str | None = None, host: str | None = None):
+        found = executable or shutil.which("docker")
+        if found is None:
+            raise RuntimeUnavailable("this cluster runs containers with Docker, but the docker client is not installed")
+        self.executable = found
+        self.env = {**os.environ, **({"DOCKER_HOST": host} if host else {})}
+
+    def _docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([self.executable, *args], env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise RuntimeUnavailable(f"docker {args[0]} failed: {result.stderr.strip()[-500:]}")
+        return result
+
+    def load_image(self, image_dir: Path) -> str:
+        tars = sorted(image_dir.rglob("sha256:*.tar")) or sorted(image_dir.rglob("*.tar"))
+        if not tars:
+            raise RuntimeUnavailable(f"the image collection has no image tar (sha256:<id>.tar): {image_dir}")
+        image_id = tars[0].name.removesuffix(".tar")
+        if self._docker("image", "inspect", image_id, check=False).returncode != 0:
+            self._docker("load", "-i", str(tars[0]))
+        return image_id
+
+    def stop(self, name: str) -> None:
+        self._docker("rm", "-f", name, check=False)
+
+    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
+               image: str | None, name: str, constraints: dict[str, Any]) -> Launch:
+        if not image:
+            raise RuntimeUnavailable("a Docker cluster needs a container_image")
+        argv = [self.executable, "run", "--rm", "--name", name, "--network", "host" if network else "none",
+                # lower than the machine's hard limits: runtimes that set rlimits fail otherwise (machine notes)
+                "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--workdir", cwd]
+        if constraints.get("ram"):
+            argv += ["--memory", str(int(constraints["ram"]))]
+        if constraints.get("vcpus"):
+            argv += ["--cpus", str(constraints["vcpus"])]
+        for key, value in env.items():
+            argv += ["--env", f"{key}={value}"]
+        for bind in binds:
+            argv += ["--volume", f"{bind.source}:{bind.target}{'' if bind.writable else ':ro'}"]
+        argv += [image, *command]
+        return Launch(argv, self.env, f"docker ({self.executable}, host {self.env.get('DOCKER_HOST', 'default')}), "
+                                      f"image {image}")
+
+
+def runtime_for(name: str, docker_host: str | None = None) -> Runtime:
     if name == "bubblewrap":
         return Bubblewrap()
-    raise RuntimeUnavailable(f"unknown container runtime {name!r} (this cluster supports: bubblewrap)")
+    if name == "docker":
+        return Docker(host=docker_host)
+    raise RuntimeUnavailable(f"unknown container runtime {name!r} (this cluster supports: bubblewrap, docker)")
