@@ -139,8 +139,10 @@ class ContainersConfig(_Strict):
                                                      "docker: the container's image, loaded from Keep)")
     docker_host: str | None = Field(default=None, description="DOCKER_HOST for the docker runtime (e.g. "
                                     "unix:///run/docker.sock); default: the docker client's")
-    dispatcher: Literal["local", "none"] = Field(default="local", description="`archi cluster up` starts the "
-                                                 "local dispatcher; none: containers wait for another one")
+    dispatcher: Literal["local", "slurm", "none"] = Field(default="local", description="what `archi cluster up` "
+                                                          "starts: the local dispatcher (processes on this "
+                                                          "machine), the Slurm one (sbatch), or none")
+    slurm_partition: str | None = Field(default=None, description="Slurm partition for containers' jobs")
     max_cores: int = Field(default=0, ge=0, description="cores the local dispatcher may fill; 0: this machine's")
     max_ram: int = Field(default=0, ge=0, description="bytes of RAM it may fill; 0: this machine's")
     work_dir: Path | None = Field(default=None, description="where containers' mounts and outputs are staged; "

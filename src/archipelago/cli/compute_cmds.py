@@ -183,14 +183,14 @@ def crunch_run(
 
 
 def dispatch(config: Annotated[Path, typer.Option(help="Cluster configuration YAML.")]) -> None:
-    """Run the local dispatcher in the foreground (`archi cluster up` runs one by default)."""
-    from ..compute.dispatch.service import local_dispatcher
+    """Run the configured dispatcher (local or Slurm) in the foreground (`archi cluster up` runs one)."""
+    from ..compute.dispatch.service import dispatcher
 
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         fail(str(exc), BAD_INPUT)
-    loop = local_dispatcher(cfg)
+    loop = dispatcher(cfg)
     print(f"dispatching containers of {cfg.cluster_id} (pid {os.getpid()})", flush=True)
     try:
         loop.run_forever()

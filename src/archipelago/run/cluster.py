@@ -198,7 +198,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
         workers = start_api_workers(config, config_path)
-        if config.containers.dispatcher == "local":
+        if config.containers.dispatcher != "none":
             from ..compute.dispatch.service import start_in_thread
 
             dispatcher = await asyncio.to_thread(start_in_thread, config)

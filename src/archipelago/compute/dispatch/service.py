@@ -9,8 +9,10 @@ from pathlib import Path
 
 from ...config import ClusterConfig
 from ...sdk.client import ApiClient
+from .base import ComputeBackend
 from .local import LocalProcesses
 from .loop import DispatchLoop
+from .slurm import SlurmJobs
 
 
 def executor_env(config: ClusterConfig) -> dict[str, str]:
@@ -24,16 +26,21 @@ def executor_env(config: ClusterConfig) -> dict[str, str]:
             **({"ARCHI_WORK_DIR": str(config.containers.work_dir)} if config.containers.work_dir else {})}
 
 
-def local_dispatcher(config: ClusterConfig) -> DispatchLoop:
+def dispatcher(config: ClusterConfig) -> DispatchLoop:
+    """The dispatcher the config names: local processes or Slurm jobs."""
     api = ApiClient(config.api.url, config.system_root_token, insecure=bool(config.api.tls_cert))
-    cores = config.containers.max_cores or os.cpu_count() or 1
-    ram = config.containers.max_ram or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     state = Path(config.containers.work_dir or tempfile.gettempdir()) / f"archipelago-dispatch-{config.cluster_id}"
-    backend = LocalProcesses(state, executor_env(config), cores, ram)
+    backend: ComputeBackend
+    if config.containers.dispatcher == "slurm":
+        backend = SlurmJobs(state, executor_env(config), config.containers.slurm_partition)
+    else:
+        cores = config.containers.max_cores or os.cpu_count() or 1
+        ram = config.containers.max_ram or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        backend = LocalProcesses(state, executor_env(config), cores, ram)
     return DispatchLoop(api, backend, config.containers.poll_seconds)
 
 
 def start_in_thread(config: ClusterConfig) -> DispatchLoop:
-    loop = local_dispatcher(config)
+    loop = dispatcher(config)
     threading.Thread(target=loop.run_forever, name="dispatch", daemon=True).start()
     return loop
