@@ -196,3 +196,14 @@ def test_the_change_stream_tells_of_a_container_as_it_changes(federation):
     kinds = {(e["kind"], e["uuid"]) for e in seen}
     assert ("container_requests", request["uuid"]) in kinds and ("containers", done["container_uuid"]) in kinds
     assert all(e["owner_uuid"] == alice.users.current()["uuid"] for e in seen if e["kind"] == "container_requests")
+
+
+def test_a_container_is_held_to_its_ram(federation):
+    alice = new_user(federation["z1111"], "alice")
+    done = wait_final(alice, submit(alice, ["sh", "-c", "head -c 400000000 /dev/zero | tail -n 1 > /dev/null"],
+                                    runtime_constraints={"ram": 64 << 20, "vcpus": 1})["uuid"])
+    container = alice.containers.get(done["container_uuid"])
+    log = logs(alice, done)["crunch-run.txt"]
+    if "not enforced" in log:
+        pytest.skip("this machine gives no memory cgroup: " + log.split("not enforced: ")[1].splitlines()[0])
+    assert container["exit_code"] != 0 and "ran out of its 67108864 bytes of RAM" in log

@@ -26,6 +26,7 @@ from typing import IO, Any
 from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
+from .cgroups import Limits
 from .mounts import Staged, stage_mounts
 from .runtimes import Runtime, runtime_for
 
@@ -123,7 +124,15 @@ class Executor:
         log(f"runtime: {launch.description}")
         self._write_node_json(runtime.name, constraints)
         self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": "Running"}})
-        exit_code = self._execute(launch.argv, launch.env or None, staged, container)
+        limits = Limits(self.uuid, constraints.get("ram"), constraints.get("vcpus")) if not runtime.uses_images \
+            else None  # an engine applies its own (docker --memory, --cpus)
+        if limits is not None:
+            log(limits.describe())
+        try:
+            exit_code = self._execute(launch.argv, launch.env or None, staged, container, limits)
+        finally:
+            if limits is not None:
+                limits.remove()
         if self._cancelled:
             raise ArchipelagoError("cancelled by the dispatcher")
         output = self._save_output(client, staged, container.get("output_glob") or [])
@@ -140,7 +149,8 @@ class Executor:
                      client, where, {}, self.logs.crunch_run)
         return runtime.load_image(where)
 
-    def _execute(self, argv: list[str], env: dict[str, str] | None, staged: Staged, container: dict[str, Any]) -> int:
+    def _execute(self, argv: list[str], env: dict[str, str] | None, staged: Staged, container: dict[str, Any],
+                 limits: Limits | None) -> int:
         limit = (container.get("scheduling_parameters") or {}).get("max_run_time") or None
         stdin = open(staged.stdin, "rb") if staged.stdin else subprocess.DEVNULL  # noqa: SIM115
         stdout = open(staged.stdout, "wb") if staged.stdout else subprocess.PIPE  # noqa: SIM115
@@ -149,7 +159,7 @@ class Executor:
         self.logs.crunch_run(f"running {json.dumps(container['command'])}")
         try:
             self._process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
-                                             start_new_session=True)
+                                             start_new_session=True, preexec_fn=limits.enter if limits else None)
             pumps = [self.logs.follow(stream, name) for stream, name in
                      ((self._process.stdout, "stdout.txt"), (self._process.stderr, "stderr.txt")) if stream]
             try:
@@ -164,6 +174,9 @@ class Executor:
                 if hasattr(handle, "close"):
                     handle.close()
         seconds = time.monotonic() - started
+        if limits is not None and code != 0 and limits.oom_killed():
+            self.logs.crunch_run(f"the command ran out of its {container['runtime_constraints'].get('ram')} bytes of "
+                                 "RAM and was killed")
         if code < 0:
             self.logs.crunch_run(f"command exited with status code {128 - code} "
                                  f"(signal {-code}, {signal.Signals(-code).name}) after {seconds:.3f} s")
