@@ -207,3 +207,25 @@ def test_a_container_is_held_to_its_ram(federation):
     if "not enforced" in log:
         pytest.skip("this machine gives no memory cgroup: " + log.split("not enforced: ")[1].splitlines()[0])
     assert container["exit_code"] != 0 and "ran out of its 67108864 bytes of RAM" in log
+
+
+def test_a_container_reading_one_file_fetches_only_that_files_blocks(federation):
+    from archipelago.compute.fusefs import unavailable
+
+    if unavailable() is not None:
+        pytest.skip(f"FUSE is not available here: {unavailable()}")
+    alice = new_user(federation["z1111"], "alice")
+    keep = alice.keep()
+    wanted, other = os.urandom(300_000), os.urandom(3_000_000)
+    first, second = keep.put(wanted), keep.put(other)
+    manifest = f". {first} {second} 0:{len(wanted)}:wanted.bin {len(wanted)}:{len(other)}:other.bin\n"
+    held = alice.collections.create({"name": "two blocks", "manifest_text": manifest})
+    done = wait_final(alice, submit(alice, ["sh", "-c", "cat /in/wanted.bin | wc -c > size.txt; ls /in > names.txt"],
+                                    mounts={"/out": {"kind": "tmp"},
+                                            "/in": {"kind": "collection", "uuid": held["uuid"]}})["uuid"])
+    output = Collection(alice, done["output_uuid"])
+    assert output.read("size.txt").strip() == str(len(wanted)).encode()
+    assert output.read("names.txt").split() == [b"other.bin", b"wanted.bin"]
+    log = logs(alice, done)["crunch-run.txt"]
+    assert "(FUSE, read on demand)" in log
+    assert f"read {len(wanted)} bytes of mounted data held here" in log  # not the other file's block

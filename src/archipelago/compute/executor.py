@@ -27,6 +27,7 @@ from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .cgroups import Limits
+from .fusefs import unavailable as fuse_unavailable
 from .mounts import Staged, stage_mounts
 from .runtimes import Runtime, runtime_for
 
@@ -107,9 +108,22 @@ class Executor:
         log(f"executing container {self.uuid} on {platform.node()}")
         runtime = self._runtime or runtime_for("bubblewrap")
         secret_mounts = self.api.request("GET", f"containers/{self.uuid}/secret_mounts").get("secret_mounts", {})
-        staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log)
-        for cluster, size in sorted(staged.bytes_by_cluster.items()):
-            log(f"mounted {size} bytes held {'here' if cluster == 'local' else 'by cluster ' + cluster}")
+        lazy = fuse_unavailable() is None
+        if not lazy:
+            log(f"collections are staged: FUSE is not available here ({fuse_unavailable()})")
+        staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log, lazy)
+        try:
+            return self._run_staged(container, client, runtime, staged)
+        finally:
+            for mount in staged.lazy:
+                staged.bytes_by_cluster.update(mount.stop())
+            for cluster, size in sorted(staged.bytes_by_cluster.items()):
+                where = "here" if cluster == "local" else f"by cluster {cluster}"
+                log(f"read {size} bytes of mounted data held {where}")
+
+    def _run_staged(self, container: dict[str, Any], client: ApiClient, runtime: Runtime,
+                    staged: Staged) -> dict[str, Any]:
+        log = self.logs.crunch_run
         constraints = container.get("runtime_constraints") or {}
         env = {"HOME": container.get("output_path") or "/tmp", "TMPDIR": "/tmp",
                "PATH": "/usr/local/bin:/usr/bin:/bin", **(container.get("environment") or {})}

@@ -3,8 +3,10 @@ keepstore, so collections held by other clusters arrive block by block through t
 tmp directories, json/text files, and the output directory. Each mount becomes a host path bound
 at the container path by the runtime.
 
-Collections are staged: the files the mount names (its `path`, or the whole collection) are
-fetched and verified before the command starts. Only those files' blocks are read.
+Collections are mounted with FUSE where the machine allows it (compute/fusefs.py: read lazily,
+only the blocks the command reads are fetched), else staged: the files the mount names (its `path`,
+or the whole collection) are fetched and verified before the command starts. Collections copied
+into the output directory and stdin are always staged.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +45,31 @@ class Bind:
 
 
 @dataclass
+class LazyMount:
+    process: subprocess.Popen[bytes]
+    mountpoint: Path
+    stats: Path
+
+    def stop(self) -> dict[str, int]:
+        """Unmount; the bytes it read, by the cluster that held them."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.mountpoint)], capture_output=True)
+        try:
+            return {str(k): int(v) for k, v in json.loads(self.stats.read_text()).items()}
+        except (OSError, ValueError):
+            return {}
+
+
+@dataclass
 class Staged:
     binds: list[Bind] = field(default_factory=list)
+    lazy: list[LazyMount] = field(default_factory=list)
     output_dir: Path | None = None
     stdin: Path | None = None
     stdout: Path | None = None
@@ -50,7 +78,7 @@ class Staged:
 
 
 def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, secret_mounts: dict[str, Any],
-                 log: Any) -> Staged:
+                 log: Any, lazy: bool = False) -> Staged:
     staged = Staged()
     output_path = container.get("output_path") or ""
     mounts = {**(container.get("mounts") or {}), **(secret_mounts or {})}
@@ -63,8 +91,13 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
             continue
         if target == output_path and mount.get("kind") == "tmp":
             continue  # the output directory is the tmp mount itself
-        host = _make(mount, target, client, workdir / f"mount{n}", staged, log)
         inside_output = output_path and target.startswith(output_path.rstrip("/") + "/")
+        if lazy and not inside_output and mount.get("kind") == "collection" and not mount.get("writable"):
+            host = _fuse(mount, target, client, workdir / f"mount{n}", staged, log)
+            if host is not None:
+                staged.binds.append(Bind(host, target, False))
+                continue
+        host = _make(mount, target, client, workdir / f"mount{n}", staged, log)
         if inside_output:  # copied into the output directory: it is part of the output
             relative = target[len(output_path.rstrip("/")) + 1:]
             destination = staged.output_dir / relative
@@ -93,6 +126,40 @@ def _make(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
         return _collection(mount, target, client, where, staged, log)
     raise MountError(f"mount {target}: kind {kind!r} is not supported here "
                      "(collection, tmp, json, text, and file for stdin/stdout/stderr are)")
+
+
+def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged,
+          log: Any) -> Path | None:
+    """The collection mounted lazily at `where`, or None (then it is staged) if FUSE fails here."""
+    ident = mount.get("portable_data_hash") or mount.get("uuid")
+    if not ident:
+        raise MountError(f"mount {target}: a collection mount needs portable_data_hash or uuid")
+    try:
+        record = client.collections.get(ident)
+    except ArchipelagoError as exc:
+        raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
+    subpath = str(mount.get("path") or "").strip("/")
+    if subpath and not _is_file(record["manifest_text"], subpath) and \
+            f"./{subpath}" not in parse(record["manifest_text"]).tree():
+        raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}")
+    where.mkdir(parents=True)
+    env = {**os.environ, "ARCHI_API_HOST": client.base, "ARCHI_API_TOKEN": client.token,
+           "ARCHI_API_HOST_INSECURE": "1" if client.insecure else "0"}
+    stats = where.with_suffix(".stats.json")
+    process = subprocess.Popen([sys.executable, "-m", "archipelago.compute.fusefs", ident, str(where), str(stats)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not os.path.ismount(where):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            error = (process.stderr.read() if process.stderr else b"").decode(errors="replace").strip()[-300:]
+            log(f"mount {target}: FUSE failed ({error or 'timeout'}); staging the collection instead")
+            where.rmdir()
+            return None
+        time.sleep(0.01)
+    staged.lazy.append(LazyMount(process, where, stats))
+    log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} (FUSE, read on demand)")
+    return where / subpath if subpath else where
 
 
 def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged,

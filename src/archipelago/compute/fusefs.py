@@ -1,0 +1,136 @@
+"""A collection as a read-only FUSE filesystem, read lazily: a container that reads one file of a
+large collection fetches only the blocks of that file (through this cluster's keepstore, so blocks
+held by other clusters come through the federation and its cache).
+
+Runs as its own process (`python -m archipelago.compute.fusefs PDH MOUNTPOINT STATS`), so that
+libfuse's signal handling stays out of the executor's; it unmounts on SIGTERM and writes the bytes
+it read from each cluster to STATS as JSON.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import sys
+import threading
+from collections import Counter
+from typing import Any
+
+from ..formats.locator import Locator
+from ..formats.manifest import Segment, parse
+from ..sdk.client import ApiClient
+
+
+def unavailable() -> str | None:
+    """None if collections can be mounted with FUSE here, else why not."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is not usable by this user"
+    try:
+        import mfusepy  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return f"no FUSE library ({exc})"
+    return None
+
+
+class CollectionFS:
+    """The manifest as a tree of paths; reads fetch the blocks a range touches."""
+
+    def __init__(self, manifest_text: str, client: ApiClient):
+        self.keep = client.keep()
+        self.files: dict[str, tuple[int, list[Segment]]] = {}
+        self.dirs: dict[str, set[str]] = {"/": set()}
+        for dirname, files in parse(manifest_text).tree().items():
+            base = "/" + dirname[2:] if dirname != "." else ""
+            self._add_dir(base or "/")
+            for name, segments in files.items():
+                path = f"{base}/{name}"
+                self.files[path] = (sum(s[2] for s in segments), segments)
+                self.dirs[base or "/"].add(name)
+        self.read_by_cluster: Counter[str] = Counter()
+        self._fetched: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _add_dir(self, path: str) -> None:
+        while path not in self.dirs:
+            self.dirs[path] = set()
+            parent, _, name = path.rpartition("/")
+            self.dirs.setdefault(parent or "/", set()).add(name)
+            path = parent or "/"
+
+    def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
+        if path in self.dirs:
+            return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_size": 0}
+        if path in self.files:
+            return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": self.files[path][0]}
+        raise _error(errno.ENOENT)
+
+    def readdir(self, path: str, fh: Any) -> list[str]:
+        if path not in self.dirs:
+            raise _error(errno.ENOTDIR)
+        return [".", "..", *sorted(self.dirs[path])]
+
+    def open(self, path: str, flags: int) -> int:
+        if path not in self.files:
+            raise _error(errno.ENOENT)
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            raise _error(errno.EROFS)
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fh: Any) -> bytes:
+        total, segments = self.files[path]
+        end = min(offset + size, total)
+        out, position = [], 0
+        for locator, block_offset, length in segments:
+            if position + length > offset and position < end:
+                start = max(offset - position, 0)
+                stop = min(end - position, length)
+                block = self.keep.get(locator)
+                self._count(locator, len(block))
+                out.append(bytes(memoryview(block)[block_offset + start : block_offset + stop]))
+            position += length
+            if position >= end:
+                break
+        return b"".join(out)
+
+    def _count(self, locator: str, size: int) -> None:
+        """Each block once: what crossed from Keep (later reads come from the client's cache)."""
+        parsed = Locator.parse(locator)
+        with self._lock:
+            if parsed.md5 in self._fetched:
+                return
+            self._fetched.add(parsed.md5)
+            remote = parsed.remote_signature
+            self.read_by_cluster[remote.cluster_id if remote and remote.cluster_id else "local"] += size
+
+
+def _error(code: int) -> Exception:
+    import mfusepy
+
+    return mfusepy.FuseOSError(code)
+
+
+def serve(ident: str, mountpoint: str, stats_path: str) -> None:
+    import mfusepy
+
+    client = ApiClient.from_env()
+    filesystem = CollectionFS(client.collections.get(ident)["manifest_text"], client)
+
+    class Operations(mfusepy.Operations):
+        def __getattribute__(self, name: str) -> Any:
+            if name in ("getattr", "readdir", "open", "read"):
+                return getattr(filesystem, name)
+            return super().__getattribute__(name)
+
+    try:
+        mfusepy.FUSE(Operations(), mountpoint, foreground=True, ro=True, nothreads=False, allow_other=True)
+    finally:
+        with open(stats_path, "w") as handle:
+            json.dump(dict(filesystem.read_by_cluster), handle)
+
+
+if __name__ == "__main__":
+    serve(*sys.argv[1:4])
