@@ -89,8 +89,11 @@ def test_a_killed_executor_is_noticed_and_its_container_retried(federation):
     alice = new_user(federation["z1111"], "alice")
     request = submit(alice, ["sh", "-c", "sleep 2; echo ok > done.txt"], container_count_max=2)
     first = wait_container(alice, container_of(alice, request["uuid"]), ("Running",))
-    [pid] = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_executor_of(int(p), first["uuid"])]
-    os.kill(pid, signal.SIGKILL)
+    # the executor (and, for an instant, its child between fork and exec, which has its argv)
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_executor_of(int(p), first["uuid"])]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
     done = wait_final(alice, request["uuid"], timeout=60)
     assert done["container_count"] == 2 and done["container_uuid"] != first["uuid"]
     assert Collection(alice, done["output_uuid"]).read("done.txt") == b"ok\n"
@@ -229,3 +232,17 @@ def test_a_container_reading_one_file_fetches_only_that_files_blocks(federation)
     log = logs(alice, done)["crunch-run.txt"]
     assert "(FUSE, read on demand)" in log
     assert f"read {len(wanted)} bytes of mounted data held here" in log  # not the other file's block
+
+
+def test_a_keep_mount_reaches_any_readable_collection_by_pdh(federation):
+    from archipelago.compute.fusefs import unavailable
+
+    if unavailable() is not None:
+        pytest.skip(f"FUSE is not available here: {unavailable()}")
+    alice = new_user(federation["z1111"], "alice")
+    data = Collection(alice)
+    data.write("dir/x.txt", b"by content\n")
+    pdh = data.save_new("by pdh")["portable_data_hash"]
+    done = wait_final(alice, submit(alice, ["sh", "-c", f"cat /keep/{pdh}/dir/x.txt > got.txt"],
+                                    mounts={"/out": {"kind": "tmp"}, "/keep": {"kind": "keep"}})["uuid"])
+    assert Collection(alice, done["output_uuid"]).read("got.txt") == b"by content\n", logs(alice, done)

@@ -2,7 +2,8 @@
 large collection fetches only the blocks of that file (through this cluster's keepstore, so blocks
 held by other clusters come through the federation and its cache).
 
-Runs as its own process (`python -m archipelago.compute.fusefs PDH MOUNTPOINT STATS`), so that
+Also the `keep` mount (every collection by PDH). Runs as its own process
+(`python -m archipelago.compute.fusefs PDH|keep MOUNTPOINT STATS`), so that
 libfuse's signal handling stays out of the executor's; it unmounts on SIGTERM and writes the bytes
 it read from each cluster to STATS as JSON.
 """
@@ -18,8 +19,10 @@ import threading
 from collections import Counter
 from typing import Any
 
+from ..errors import ArchipelagoError
 from ..formats.locator import Locator
 from ..formats.manifest import Segment, parse
+from ..ids import PDH_RE
 from ..sdk.client import ApiClient
 
 
@@ -107,6 +110,58 @@ class CollectionFS:
             self.read_by_cluster[remote.cluster_id if remote and remote.cluster_id else "local"] += size
 
 
+class KeepFS:
+    """Arvados' `keep` mount: every collection readable with this token, at /<PDH>/..., each
+    opened (its manifest fetched) the first time a path under it is used."""
+
+    def __init__(self, client: ApiClient):
+        self.client = client
+        self._collections: dict[str, CollectionFS | None] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def read_by_cluster(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for fs in self._collections.values():
+            if fs is not None:
+                total.update(fs.read_by_cluster)
+        return total
+
+    def _split(self, path: str) -> tuple[CollectionFS, str]:
+        _, pdh, rest = path.split("/", 2) if path.count("/") >= 2 else (*path.split("/", 1), "")
+        with self._lock:
+            if pdh not in self._collections:
+                try:
+                    record = self.client.collections.get(pdh) if PDH_RE.fullmatch(pdh) else None
+                except ArchipelagoError:
+                    record = None
+                self._collections[pdh] = CollectionFS(record["manifest_text"], self.client) if record else None
+            found = self._collections[pdh]
+        if found is None:
+            raise _error(errno.ENOENT)
+        return found, "/" + rest
+
+    def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
+        if path == "/":
+            return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_size": 0}
+        fs, inner = self._split(path)
+        return fs.getattr(inner)
+
+    def readdir(self, path: str, fh: Any) -> list[str]:
+        if path == "/":
+            return [".", ".."]  # collections are found by name, not listed
+        fs, inner = self._split(path)
+        return fs.readdir(inner, fh)
+
+    def open(self, path: str, flags: int) -> int:
+        fs, inner = self._split(path)
+        return fs.open(inner, flags)
+
+    def read(self, path: str, size: int, offset: int, fh: Any) -> bytes:
+        fs, inner = self._split(path)
+        return fs.read(inner, size, offset, fh)
+
+
 def _error(code: int) -> Exception:
     import mfusepy
 
@@ -117,7 +172,8 @@ def serve(ident: str, mountpoint: str, stats_path: str) -> None:
     import mfusepy
 
     client = ApiClient.from_env()
-    filesystem = CollectionFS(client.collections.get(ident)["manifest_text"], client)
+    filesystem: CollectionFS | KeepFS = KeepFS(client) if ident == "keep" else \
+        CollectionFS(client.collections.get(ident)["manifest_text"], client)
 
     class Operations(mfusepy.Operations):
         def __getattribute__(self, name: str) -> Any:

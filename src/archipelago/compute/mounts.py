@@ -92,7 +92,9 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
         if target == output_path and mount.get("kind") == "tmp":
             continue  # the output directory is the tmp mount itself
         inside_output = output_path and target.startswith(output_path.rstrip("/") + "/")
-        if lazy and not inside_output and mount.get("kind") == "collection" and not mount.get("writable"):
+        if mount.get("kind") == "keep" and not lazy:
+            raise MountError(f"mount {target}: a keep mount needs FUSE, which is not available here")
+        if lazy and not inside_output and mount.get("kind") in ("collection", "keep") and not mount.get("writable"):
             host = _fuse(mount, target, client, workdir / f"mount{n}", staged, log)
             if host is not None:
                 staged.binds.append(Bind(host, target, False))
@@ -125,23 +127,25 @@ def _make(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
     if kind == "collection":
         return _collection(mount, target, client, where, staged, log)
     raise MountError(f"mount {target}: kind {kind!r} is not supported here "
-                     "(collection, tmp, json, text, and file for stdin/stdout/stderr are)")
+                     "(collection, keep, tmp, json, text, and file for stdin/stdout/stderr are)")
 
 
 def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged,
           log: Any) -> Path | None:
-    """The collection mounted lazily at `where`, or None (then it is staged) if FUSE fails here."""
-    ident = mount.get("portable_data_hash") or mount.get("uuid")
+    """The collection (or, for a keep mount, every collection by PDH) mounted lazily at `where`, or
+    None (then it is staged) if FUSE fails here."""
+    ident = "keep" if mount.get("kind") == "keep" else mount.get("portable_data_hash") or mount.get("uuid")
     if not ident:
         raise MountError(f"mount {target}: a collection mount needs portable_data_hash or uuid")
-    try:
-        record = client.collections.get(ident)
-    except ArchipelagoError as exc:
-        raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
     subpath = str(mount.get("path") or "").strip("/")
-    if subpath and not _is_file(record["manifest_text"], subpath) and \
-            f"./{subpath}" not in parse(record["manifest_text"]).tree():
-        raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}")
+    if ident != "keep":
+        try:
+            record = client.collections.get(ident)
+        except ArchipelagoError as exc:
+            raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
+        if subpath and not _is_file(record["manifest_text"], subpath) and \
+                f"./{subpath}" not in parse(record["manifest_text"]).tree():
+            raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}")
     where.mkdir(parents=True)
     env = {**os.environ, "ARCHI_API_HOST": client.base, "ARCHI_API_TOKEN": client.token,
            "ARCHI_API_HOST_INSECURE": "1" if client.insecure else "0"}
@@ -153,6 +157,8 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             error = (process.stderr.read() if process.stderr else b"").decode(errors="replace").strip()[-300:]
+            if ident == "keep":
+                raise MountError(f"mount {target}: FUSE failed ({error or 'timeout'})")
             log(f"mount {target}: FUSE failed ({error or 'timeout'}); staging the collection instead")
             where.rmdir()
             return None
