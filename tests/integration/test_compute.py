@@ -246,3 +246,19 @@ def test_a_keep_mount_reaches_any_readable_collection_by_pdh(federation):
     done = wait_final(alice, submit(alice, ["sh", "-c", f"cat /keep/{pdh}/dir/x.txt > got.txt"],
                                     mounts={"/out": {"kind": "tmp"}, "/keep": {"kind": "keep"}})["uuid"])
     assert Collection(alice, done["output_uuid"]).read("got.txt") == b"by content\n", logs(alice, done)
+
+
+def test_a_running_containers_logs_can_be_followed(federation):
+    import time
+
+    alice = new_user(federation["z1111"], "alice")
+    request = submit(alice, ["sh", "-c", "echo first; sleep 8; echo second"])
+    uuid = wait_container(alice, container_of(alice, request["uuid"]), ("Running",))["uuid"]
+    deadline = time.monotonic() + 15
+    while not (container := alice.containers.get(uuid))["log"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert container["state"] == "Running" and container["log"], "no log published while running"
+    live = Collection(alice, container["log"]).read("stdout.txt").decode()
+    assert "first" in live and "second" not in live
+    done = wait_final(alice, request["uuid"])
+    assert "second" in logs(alice, done)["stdout.txt"]

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..config import ConfigError, load_config
+from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .common import JsonOpt, ProfileOpt, api_client
@@ -91,8 +93,9 @@ def container_run(
 
 
 def follow(client: ApiClient, uuid: str, show: bool = True) -> dict[str, Any]:
-    """Poll the request until it is Final, showing state changes."""
-    seen = None
+    """Follow the request until it is Final: its container's state changes, and the new lines of
+    its stdout and stderr as the executor publishes them."""
+    seen, log_seen, printed = None, None, {"stdout.txt": 0, "stderr.txt": 0}
     while True:
         request = client.container_requests.get(uuid)
         container = client.containers.get(request["container_uuid"]) if request.get("container_uuid") else None
@@ -100,9 +103,27 @@ def follow(client: ApiClient, uuid: str, show: bool = True) -> dict[str, Any]:
         if show and state != seen:
             errors.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {uuid} {state}", highlight=False)
             seen = state
+        if show and container and container.get("log") and container["log"] != log_seen:
+            log_seen = container["log"]
+            tail(client, log_seen, printed)
         if request["state"] == "Final":
             return request
         time.sleep(0.2)
+
+
+def tail(client: ApiClient, log_pdh: str, printed: dict[str, int]) -> None:
+    """Print the log lines not printed yet."""
+    try:
+        logs = Collection(client, log_pdh)
+        names = {path for path, _ in logs.files()}
+        for name in printed:
+            if name in names:
+                lines = logs.read(name).decode("utf-8", "replace").splitlines()
+                for line in lines[printed[name]:]:
+                    errors.print(f"[dim]{name[:6]}[/] {escape(line)}", highlight=False, markup=True)
+                printed[name] = len(lines)
+    except ArchipelagoError:
+        pass  # a log collection that is being replaced: the next one will do
 
 
 def summary(client: ApiClient, request: dict[str, Any]) -> dict[str, Any]:

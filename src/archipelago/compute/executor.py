@@ -31,6 +31,8 @@ from .fusefs import unavailable as fuse_unavailable
 from .mounts import Staged, stage_mounts
 from .runtimes import Runtime, runtime_for
 
+LIVE_LOG_SECONDS = 3.0  # how often a running container's logs are published
+
 
 def stamp() -> str:
     """RFC 3339 with nanoseconds, as crunch-run writes them."""
@@ -77,6 +79,7 @@ class Executor:
         self._cancelled = False
         self._name = ""
         self._stop_runtime: Any = lambda: None
+        self._live_log: str | None = None  # the log collection published while the command runs
 
     # ---------------------------------------------------------------- the run
     def run(self) -> str:
@@ -99,6 +102,8 @@ class Executor:
         finally:
             self.logs.crunch_run(f"container finished: {state}")
             updates["log"] = self._save_logs(as_container)
+            if self._live_log is not None:
+                as_container.request("POST", f"collections/{self._live_log}/trash")
             self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": state, **updates}})
             shutil.rmtree(self.workdir, ignore_errors=True)
         return state
@@ -143,7 +148,7 @@ class Executor:
         if limits is not None:
             log(limits.describe())
         try:
-            exit_code = self._execute(launch.argv, launch.env or None, staged, container, limits)
+            exit_code = self._execute(launch.argv, launch.env or None, staged, container, limits, client)
         finally:
             if limits is not None:
                 limits.remove()
@@ -164,7 +169,7 @@ class Executor:
         return runtime.load_image(where)
 
     def _execute(self, argv: list[str], env: dict[str, str] | None, staged: Staged, container: dict[str, Any],
-                 limits: Limits | None) -> int:
+                 limits: Limits | None, client: ApiClient) -> int:
         limit = (container.get("scheduling_parameters") or {}).get("max_run_time") or None
         stdin = open(staged.stdin, "rb") if staged.stdin else subprocess.DEVNULL  # noqa: SIM115
         stdout = open(staged.stdout, "wb") if staged.stdout else subprocess.PIPE  # noqa: SIM115
@@ -176,11 +181,7 @@ class Executor:
                                              start_new_session=True, preexec_fn=limits.enter if limits else None)
             pumps = [self.logs.follow(stream, name) for stream, name in
                      ((self._process.stdout, "stdout.txt"), (self._process.stderr, "stderr.txt")) if stream]
-            try:
-                code = self._process.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                self._stop()
-                raise ArchipelagoError(f"maximum run time ({limit} s) exceeded") from None
+            code = self._wait(started, limit, client)
             for pump in pumps:
                 pump.join(5)
         finally:
@@ -198,6 +199,35 @@ class Executor:
         else:
             self.logs.crunch_run(f"command exited with status code {code} after {seconds:.3f} s")
         return code
+
+    def _wait(self, started: float, limit: float | None, client: ApiClient) -> int:
+        """Wait for the command, publishing the logs every LIVE_LOG_SECONDS so they can be followed."""
+        assert self._process is not None
+        while True:
+            remaining = None if limit is None else limit - (time.monotonic() - started)
+            if remaining is not None and remaining <= 0:
+                self._stop()
+                raise ArchipelagoError(f"maximum run time ({limit} s) exceeded")
+            try:
+                return self._process.wait(timeout=min(LIVE_LOG_SECONDS, remaining or LIVE_LOG_SECONDS))
+            except subprocess.TimeoutExpired:
+                self._publish_logs(client)
+
+    def _publish_logs(self, client: ApiClient) -> None:
+        """The logs so far, as a collection the container's `log` points at (for followers)."""
+        try:
+            collection = Collection(client)
+            for path in sorted(self.logs.directory.iterdir()):
+                collection.write(path.name, path.read_bytes())
+            if self._live_log is None:
+                self._live_log = collection.save_new(f"logs for {self.uuid} (live)")["uuid"]
+            else:
+                collection.record = {"uuid": self._live_log}
+                collection.save()
+            self.api.request("PUT", f"containers/{self.uuid}",
+                             body={"container": {"log": collection.record["portable_data_hash"]}})
+        except ArchipelagoError as exc:
+            self.logs.crunch_run(f"could not publish the logs so far: {exc}")
 
     def _cancel(self, signum: int, frame: Any) -> None:
         self._cancelled = True
