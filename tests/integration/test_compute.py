@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from archipelago.sdk import ApiClient, ApiRequestError, Collection
-from tests.support.clusters import new_user, start_federation
+from tests.support.clusters import new_user, running_federation
 from tests.support.compute import container_of, submit, wait_container, wait_final
 
 pytestmark = [pytest.mark.integration,
@@ -19,11 +19,8 @@ pytestmark = [pytest.mark.integration,
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory):
-    members, processes = start_federation(tmp_path_factory.mktemp("compute"), 2)
-    clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
-    yield {**clients, "processes": dict(zip(clients, processes, strict=True))}
-    for process in processes:
-        process.stop()
+    with running_federation(tmp_path_factory.mktemp("compute"), 2) as federation:
+        yield federation
 
 
 def logs(client: ApiClient, request: dict) -> dict[str, str]:

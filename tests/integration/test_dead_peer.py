@@ -7,19 +7,16 @@ import time
 
 import pytest
 
-from archipelago.sdk import ApiClient, ApiRequestError
-from tests.support.clusters import new_user, start_federation
+from archipelago.sdk import ApiRequestError
+from tests.support.clusters import new_user, running_federation
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def federation(tmp_path):
-    members, processes = start_federation(tmp_path, 3)
-    clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
-    yield {**clients, "processes": dict(zip(clients, processes, strict=True))}
-    for process in processes:
-        process.stop()
+    with running_federation(tmp_path, 3) as federation:
+        yield federation
 
 
 def test_a_dead_cluster_gives_a_clear_error_in_bounded_time(federation):

@@ -11,16 +11,13 @@ import pytest
 
 from archipelago.formats.tokens import salt_token
 from archipelago.sdk import ApiClient, ApiRequestError
-from tests.support.clusters import REFRESH, new_user, start_federation
+from tests.support.clusters import REFRESH, new_user, running_federation
 
 pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory):
-    members, processes = start_federation(tmp_path_factory.mktemp("fed"), 3)
-    clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
-    yield {**clients, "processes": dict(zip(clients, processes, strict=True))}
-    for process in processes:
-        process.stop()
+    with running_federation(tmp_path_factory.mktemp("fed"), 3) as federation:
+        yield federation
 
 
 def as_user(admin: ApiClient, url: str, token: str) -> ApiClient:

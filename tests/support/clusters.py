@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,16 @@ def start_federation(directory: Path, count: int, login_cluster: bool = False) -
         config.login.remote_token_refresh = REFRESH
         path.write_text(dump_config(config))
     return members, [ClusterProcess(m.directory).start() for m in members]
+
+
+@contextmanager
+def running_federation(directory: Path, count: int) -> Iterator[dict[str, Any]]:
+    """`start_federation`, as {cluster id: admin ApiClient, ..., "processes": {cluster id: process}},
+    stopped on exit."""
+    members, processes = start_federation(directory, count)
+    clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
+    try:
+        yield {**clients, "processes": dict(zip(clients, processes, strict=True))}
+    finally:
+        for process in processes:
+            process.stop()

@@ -124,7 +124,26 @@ def property_rows(uuid: str, properties: dict[str, Any] | None) -> list[dict[str
 
 
 
-class ContainerRequest(Common, Base):
+class ContainerSpec:
+    """What a request asks to run and its container runs: the fields reuse compares, and more."""
+
+    command: Mapped[list[Any]] = mapped_column(default=list)
+    container_image: Mapped[str | None] = mapped_column(String(255))
+    cwd: Mapped[str] = mapped_column(String(1024), default=".")
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    mounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret_mounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output_path: Mapped[str | None] = mapped_column(String(1024))
+    output_glob: Mapped[list[Any]] = mapped_column(default=list)
+    output_properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output_storage_classes: Mapped[list[Any]] = mapped_column(default=lambda: ["default"])
+    runtime_constraints: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scheduling_parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    runtime_token: Mapped[str | None] = mapped_column(String(255))  # write-only: never rendered
+    runtime_user_uuid: Mapped[str | None] = mapped_column(String(27))
+
+
+class ContainerRequest(Common, ContainerSpec, Base):
     """What a user asks to run (Arvados' container_requests). secret_mounts and runtime_token are
     write-only: never rendered."""
 
@@ -137,31 +156,17 @@ class ContainerRequest(Common, Base):
     container_uuid: Mapped[str | None] = mapped_column(String(27), index=True)
     container_count: Mapped[int] = mapped_column(Integer, default=0)
     container_count_max: Mapped[int] = mapped_column(Integer, default=3)
-    command: Mapped[list[Any]] = mapped_column(default=list)
-    container_image: Mapped[str | None] = mapped_column(String(255))
-    cwd: Mapped[str] = mapped_column(String(1024), default=".")
-    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    mounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    secret_mounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    output_path: Mapped[str | None] = mapped_column(String(1024))
-    output_glob: Mapped[list[Any]] = mapped_column(default=list)
     output_name: Mapped[str | None] = mapped_column(String(255))
     output_ttl: Mapped[int] = mapped_column(Integer, default=0)
-    output_properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    output_storage_classes: Mapped[list[Any]] = mapped_column(default=lambda: ["default"])
-    runtime_constraints: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    scheduling_parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     use_existing: Mapped[bool] = mapped_column(Boolean, default=True)
     log_uuid: Mapped[str | None] = mapped_column(String(27))
     output_uuid: Mapped[str | None] = mapped_column(String(27))
-    runtime_token: Mapped[str | None] = mapped_column(String(255))
-    runtime_user_uuid: Mapped[str | None] = mapped_column(String(27))
     cumulative_cost: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class Container(Common, Base):
+class Container(Common, ContainerSpec, Base):
     """What actually runs (Arvados' containers), shared by every equal request (reuse_key)."""
 
     __tablename__ = "containers"
@@ -170,27 +175,13 @@ class Container(Common, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     log: Mapped[str | None] = mapped_column(String(64))
     output: Mapped[str | None] = mapped_column(String(64))
-    command: Mapped[list[Any]] = mapped_column(default=list)
-    container_image: Mapped[str | None] = mapped_column(String(255))
-    cwd: Mapped[str] = mapped_column(String(1024), default=".")
-    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    mounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    secret_mounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    output_path: Mapped[str | None] = mapped_column(String(1024))
-    output_glob: Mapped[list[Any]] = mapped_column(default=list)
-    output_properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    output_storage_classes: Mapped[list[Any]] = mapped_column(default=lambda: ["default"])
-    runtime_constraints: Mapped[dict[str, Any]] = mapped_column(default=dict)
     runtime_status: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    scheduling_parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     progress: Mapped[float | None] = mapped_column(Float)
     priority: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     auth_uuid: Mapped[str | None] = mapped_column(String(27), index=True)
     locked_by_uuid: Mapped[str | None] = mapped_column(String(27))
     lock_count: Mapped[int] = mapped_column(Integer, default=0)
-    runtime_user_uuid: Mapped[str | None] = mapped_column(String(27))
-    runtime_token: Mapped[str | None] = mapped_column(String(255))  # from the requester's home, if remote
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     reuse_key: Mapped[str] = mapped_column(String(32), index=True)  # md5 of what reuse compares
 
