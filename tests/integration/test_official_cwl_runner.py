@@ -47,3 +47,29 @@ def test_the_official_runner_runs_a_two_step_workflow_locally(tmp_path):
         assert Collection(admin, pdh).read(name) == b"3\n"
         steps = admin.container_requests.list([["state", "=", "Final"]])["items"]
         assert len(steps) == 2 and all(s["output_uuid"] and s["log_uuid"] for s in steps)
+
+
+def test_the_official_runner_runs_a_step_on_another_cluster_with_cluster_target(tmp_path):
+    """step1 runs on z2222 (its cluster_id an expression over the inputs), reading its input from
+    z1111 through the federation; step2 runs at home on step1's output, read back from z2222."""
+    from tests.support.clusters import running_federation
+
+    bin_dir = tool_venv("acr-3.2.1", ACR)
+    with running_federation(tmp_path / "fed", 2) as federation:
+        home = federation["z1111"]
+        register_image(home, "arvados/jobs:3.2.1")
+        (tmp_path / "lines.txt").write_text("a\nb\nc\nd\n")
+        (tmp_path / "job.yml").write_text("infile:\n  class: File\n  path: lines.txt\nwhere: z2222\n")
+        env = {**os.environ, "ARVADOS_API_HOST": home.base.split("://")[1], "ARVADOS_API_TOKEN": home.token,
+               "ARVADOS_API_HOST_INSECURE": "1", "HOME": str(tmp_path / "home")}
+        run = subprocess.run([str(bin_dir / "arvados-cwl-runner"), "--api=containers", "--local",
+                              str(WORKFLOWS / "wf-cluster-target.cwl"), "job.yml"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        result = json.loads(run.stdout)["result"]
+        pdh, _, name = result["location"][len("keep:"):].partition("/")
+        assert Collection(home, pdh).read(name) == b"4\n"
+        remote = federation["z2222"].container_requests.list(limit=10)["items"]
+        assert [r["state"] for r in remote] == ["Final"] and remote[0]["uuid"].startswith("z2222-xvhdp-")
+        local = home.container_requests.list(limit=10)["items"]
+        assert len(local) == 1 and local[0]["command"][0] == "cat"  # only step2 ran at home
