@@ -79,7 +79,7 @@ class Bubblewrap:
         if not network:
             argv.append("--unshare-net")
         argv += host_view([b.target for b in binds])
-        for bind in binds:
+        for bind in sorted(binds, key=lambda b: b.target.count("/")):  # parents before what is mounted in them
             argv += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
         for key, value in env.items():
             argv += ["--setenv", key, value]
@@ -159,7 +159,7 @@ class Docker:
             argv += ["--cpus", str(constraints["vcpus"])]
         for key, value in env.items():
             argv += ["--env", f"{key}={value}"]
-        for bind in binds:
+        for bind in sorted(binds, key=lambda b: b.target.count("/")):
             argv += ["--volume", f"{bind.source}:{bind.target}{'' if bind.writable else ':ro'}"]
         argv += [image, *command]
         return Launch(argv, self.env, f"docker ({self.executable}, host {self.env.get('DOCKER_HOST', 'default')}), "

@@ -1,0 +1,103 @@
+"""cwltool's file access for `keep:<PDH>/path` locations: how it globs and reads the outputs of
+steps that ran on any cluster, through the home cluster's API and keepstore."""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import posixpath
+import threading
+from typing import IO, Any
+
+from cwltool.stdfsaccess import StdFsAccess
+
+from ..sdk.client import ApiClient
+from ..sdk.collection import Collection
+
+PREFIX = "keep:"
+
+
+def split(location: str) -> tuple[str, str]:
+    """keep:<pdh>/a/b -> (<pdh>, a/b)."""
+    pdh, _, path = location[len(PREFIX):].partition("/")
+    return pdh, path.strip("/")
+
+
+class KeepFsAccess(StdFsAccess):
+    def __init__(self, basedir: str, client: ApiClient):
+        super().__init__(basedir)
+        self.client = client
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.Lock()
+
+    def collection(self, pdh: str) -> Collection:
+        with self._lock:
+            if pdh not in self._collections:
+                self._collections[pdh] = Collection(self.client, pdh)
+            return self._collections[pdh]
+
+    def _entries(self, pdh: str) -> tuple[dict[str, int], set[str]]:
+        """Files (path -> size) and directories of a collection."""
+        files = dict(self.collection(pdh).files())
+        dirs = {""}
+        for path in files:
+            parts = path.split("/")[:-1]
+            dirs.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+        return files, dirs
+
+    def glob(self, pattern: str) -> list[str]:
+        if not pattern.startswith(PREFIX):
+            return super().glob(pattern)
+        pdh, path = split(pattern)
+        files, dirs = self._entries(pdh)
+        return sorted(f"{PREFIX}{pdh}/{p}" if p else f"{PREFIX}{pdh}"
+                      for p in (*files, *dirs) if fnmatch.fnmatchcase(p, path))
+
+    def open(self, fn: str, mode: str) -> IO[Any]:
+        if not fn.startswith(PREFIX):
+            return super().open(fn, mode)
+        pdh, path = split(fn)
+        data = self.collection(pdh).read(path)
+        return io.BytesIO(data) if "b" in mode else io.StringIO(data.decode("utf-8"))
+
+    def exists(self, fn: str) -> bool:
+        return self.isfile(fn) or self.isdir(fn) if fn.startswith(PREFIX) else super().exists(fn)
+
+    def size(self, fn: str) -> int:
+        if not fn.startswith(PREFIX):
+            return super().size(fn)
+        pdh, path = split(fn)
+        return self._entries(pdh)[0][path]
+
+    def isfile(self, fn: str) -> bool:
+        if not fn.startswith(PREFIX):
+            return super().isfile(fn)
+        pdh, path = split(fn)
+        return path in self._entries(pdh)[0]
+
+    def isdir(self, fn: str) -> bool:
+        if not fn.startswith(PREFIX):
+            return super().isdir(fn)
+        pdh, path = split(fn)
+        return path in self._entries(pdh)[1]
+
+    def listdir(self, fn: str) -> list[str]:
+        if not fn.startswith(PREFIX):
+            return super().listdir(fn)
+        pdh, path = split(fn)
+        files, dirs = self._entries(pdh)
+        prefix = f"{path}/" if path else ""
+        children = {p[len(prefix):].split("/")[0] for p in (*files, *dirs) if p.startswith(prefix) and p != path}
+        return sorted(f"{PREFIX}{pdh}/{prefix}{child}" for child in children if child)
+
+    def join(self, path: str, *paths: str) -> str:
+        """Like os.path.join, with a keep: location as absolute as a path starting with /."""
+        for n in range(len(paths) - 1, -1, -1):
+            if paths[n].startswith(PREFIX):
+                return posixpath.join(paths[n], *paths[n + 1:])
+        if path.startswith(PREFIX):
+            return posixpath.join(path, *paths)
+        return super().join(path, *paths)
+
+    def realpath(self, path: str) -> str:
+        return path if path.startswith(PREFIX) else super().realpath(path)

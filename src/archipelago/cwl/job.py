@@ -1,0 +1,76 @@
+"""One CommandLineTool invocation as a container request: command line, environment, stdin and
+stdout, input collections mounted at /keep/<PDH>, resources, time limit; submitted on the step's
+cluster, followed to the end, its outputs collected from its output collection (wherever it is)."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import threading
+from typing import Any
+
+from cwltool.job import JobBase
+
+from .pathmapper import KEEP_ROOT
+
+log = logging.getLogger("archipelago.cwl")
+OUTDIR = "/var/spool/cwl"
+
+
+class ContainerJob(JobBase):
+    """Bound to a runner by the tool (cwl/tool.py), which gives it `runner`."""
+
+    runner: Any
+
+    def run(self, runtimeContext: Any, tmpdir_lock: threading.Lock | None = None) -> None:
+        runner = self.runner
+        cluster = runner.cluster_for(self)
+        request = runner.submit(self.request_attrs(), cluster, self.name)
+        final = runner.wait(request["uuid"], self.name, cluster)
+        container = runner.container_of(final)
+        exit_code = container.get("exit_code") if container else None
+        outputs: Any = {}
+        status = "permanentFail"
+        if container and container["state"] == "Complete" and container.get("output"):
+            status = self.status_of(int(exit_code or 0))
+            outputs = self.collect_outputs(f"keep:{container['output']}", int(exit_code or 0))
+        runner.finished(self.name, cluster, final, container, status)
+        if self.output_callback is not None:
+            self.output_callback(outputs, status)
+
+    def _required_env(self) -> dict[str, str]:
+        """HOME and TMPDIR as the container sees them (CWL requires both)."""
+        return {"HOME": self.builder.outdir, "TMPDIR": "/tmp"}
+
+    def status_of(self, code: int) -> str:
+        if code in self.successCodes:
+            return "success"
+        if code in self.temporaryFailCodes:
+            return "temporaryFail"
+        if code in self.permanentFailCodes:
+            return "permanentFail"
+        return "success" if code == 0 else "permanentFail"
+
+    def request_attrs(self) -> dict[str, Any]:
+        outdir, resources = self.builder.outdir, self.builder.resources
+        mounts: dict[str, Any] = {outdir: {"kind": "tmp", "capacity": int(resources.get("outdirMin", 1024)) << 20},
+                                  "/tmp": {"kind": "tmp", "capacity": int(resources.get("tmpdirMin", 1024)) << 20}}
+        for pdh in sorted(self.pathmapper.collections()):  # type: ignore[attr-defined]
+            mounts[f"{KEEP_ROOT}/{pdh}"] = {"kind": "collection", "portable_data_hash": pdh}
+        if self.stdin:
+            pdh, _, path = self.stdin[len(KEEP_ROOT) + 1:].partition("/")
+            mounts["stdin"] = {"kind": "collection", "portable_data_hash": pdh, "path": path}
+        for stream in ("stdout", "stderr"):
+            if name := getattr(self, stream):
+                mounts[stream] = {"kind": "file", "path": posixpath.join(outdir, name)}
+        docker, _ = self.get_requirement("DockerRequirement")
+        constraints = {"ram": int(resources.get("ram", 256)) << 20, "vcpus": max(1, int(resources.get("cores", 1))),
+                       "API": bool(self.networkaccess)}
+        return {
+            "name": self.name, "command": list(self.command_line), "cwd": outdir, "output_path": outdir,
+            "environment": {**self._required_env(), **dict(self.environment)},
+            "mounts": mounts, "container_image": docker.get("dockerPull") if docker else None,
+            "runtime_constraints": constraints, "state": "Committed", "priority": 500,
+            "scheduling_parameters": {"max_run_time": self.timelimit} if self.timelimit else {},
+            "use_existing": self.runner.reuse,
+        }

@@ -1,0 +1,37 @@
+"""Where a step's input files are inside its container: `keep:<PDH>/path` at `/keep/<PDH>/path`,
+each collection mounted there (read on demand, from whichever cluster holds it)."""
+
+from __future__ import annotations
+
+from cwltool.errors import UnsupportedRequirement
+from cwltool.pathmapper import MapperEnt, PathMapper
+
+from .fsaccess import PREFIX, split
+
+KEEP_ROOT = "/keep"
+
+
+def container_path(location: str) -> str:
+    pdh, path = split(location)
+    return f"{KEEP_ROOT}/{pdh}/{path}" if path else f"{KEEP_ROOT}/{pdh}"
+
+
+class KeepPathMapper(PathMapper):
+    def visit(self, obj, stagedir, basedir, copy=False, staged=False):
+        location = obj["location"]
+        if location in self._pathmap:
+            return
+        if location.startswith(PREFIX):
+            kind = "Directory" if obj.get("class") == "Directory" else "File"
+            self._pathmap[location] = MapperEnt(location, container_path(location), kind, True)
+            for secondary in obj.get("secondaryFiles", []) or []:
+                self.visit(secondary, stagedir, basedir, copy, staged)
+            return
+        if location.startswith("_:"):
+            raise UnsupportedRequirement("files written by the workflow itself (InitialWorkDir, literals) are not "
+                                         "supported by archi run yet")
+        raise UnsupportedRequirement(f"{location}: inputs must be in Keep (keep:...); archi run uploads local files")
+
+    def collections(self) -> set[str]:
+        """The PDHs this step's files live in (each becomes a mount)."""
+        return {split(entry.resolved)[0] for entry in self._pathmap.values() if entry.resolved.startswith(PREFIX)}

@@ -1,0 +1,283 @@
+"""`archi run WORKFLOW JOB`: a CWL workflow whose CommandLineTools run as container requests, each
+on the cluster its `arv:ClusterTarget` names (read as arvados-cwl-runner reads it: on the tool,
+the step or the workflow; `cluster_id` and `project_uuid` may be expressions), else at home.
+
+Local input files are uploaded once, to the home cluster; `keep:` inputs are used in place. A
+step's collections are mounted in its container by PDH, so whatever it reads comes through the
+federation on demand. Container reuse makes a re-run resume where a failed run stopped. The final
+output collection is saved at home (blocks held elsewhere are copied home) and printed the way
+cwltool prints outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from cwltool.context import LoadingContext, RuntimeContext
+from cwltool.errors import WorkflowException
+from cwltool.executors import SingleJobExecutor
+from cwltool.load_tool import load_tool
+from cwltool.process import shortname
+
+from ..errors import ArchipelagoError
+from ..sdk.client import ApiClient
+from ..sdk.collection import Collection
+from .fsaccess import PREFIX, KeepFsAccess, split
+from .job import OUTDIR
+from .tool import CLUSTER_TARGET, tool_factory
+
+log = logging.getLogger("archipelago.cwl")
+
+
+class RunError(ArchipelagoError):
+    status = 422
+
+
+@dataclass
+class StepReport:
+    name: str
+    cluster: str
+    request_uuid: str
+    state: str = "Committed"
+    status: str = ""
+    exit_code: int | None = None
+    log_uuid: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+
+class Runner:
+    def __init__(self, home: ApiClient, reuse: bool = True, on_change: Any = None):
+        self.home, self.reuse = home, reuse
+        config = home.config()
+        self.home_id: str = config["ClusterID"]
+        self.clusters = {self.home_id, *config.get("RemoteClusters", {})}
+        self.steps: dict[str, StepReport] = {}
+        self.on_change = on_change or (lambda steps: None)
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+
+    # ---------------------------------------------------------------- placement
+    def cluster_for(self, job: Any) -> str:
+        """The step's cluster: its step's ClusterTarget (evaluated with the step's inputs), else the
+        most specific one that names a cluster (a tool's own hint before what it inherits from its
+        workflow, which cwltool passes down as requirements; an empty one inherits, as in the
+        official runner), else home."""
+        evaluated = getattr(job, "archi_cluster_target", None)
+        targets = [r for r in [*job.hints, *job.requirements] if r.get("class") == CLUSTER_TARGET]
+        target = evaluated or next((r for r in targets if r.get("cluster_id")), targets[0] if targets else None)
+        if not target:
+            return self.home_id
+        cluster = target.get("cluster_id")
+        if isinstance(cluster, str) and ("$(" in cluster or "${" in cluster):
+            cluster = job.builder.do_eval(cluster)
+        cluster = cluster or self.home_id
+        if cluster not in self.clusters:
+            raise WorkflowException(f"step {job.name}: unknown or invalid cluster id {cluster!r} "
+                                    f"(this federation: {', '.join(sorted(self.clusters))})")
+        project = target.get("project_uuid")
+        if isinstance(project, str) and ("$(" in project or "${" in project):
+            project = job.builder.do_eval(project)
+        if project and not str(project).startswith(cluster):
+            raise WorkflowException(f"step {job.name}: project {project} is not on cluster {cluster}")
+        job.archi_project = project
+        return str(cluster)
+
+    # ---------------------------------------------------------------- containers
+    def submit(self, attrs: dict[str, Any], cluster: str, name: str) -> dict[str, Any]:
+        params = {"cluster_id": cluster} if cluster != self.home_id else None
+        try:
+            request = self.home.request("POST", "container_requests", params, {"container_request": attrs})
+        except ArchipelagoError as exc:
+            raise WorkflowException(f"step {name}: cluster {cluster} refused the container request: {exc}") from None
+        self.steps[name] = StepReport(name, cluster, request["uuid"], request["state"])
+        self._notify()
+        return request
+
+    def wait(self, uuid: str, name: str, cluster: str) -> dict[str, Any]:
+        """The request once Final: woken by the home cluster's change stream, polled as a safety net."""
+        delay = 0.1
+        while True:
+            try:
+                request = self.home.container_requests.get(uuid)
+            except ArchipelagoError as exc:
+                raise WorkflowException(f"step {name}: cluster {cluster} cannot be reached: {exc}") from None
+            step = self.steps[name]
+            container = self.container_of(request) if request.get("container_uuid") else None
+            state = container["state"] if container else request["state"]
+            if state != step.state:
+                step.state = state
+                self._notify()
+            if request["state"] == "Final":
+                return request
+            with self._changed:
+                self._changed.wait(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def container_of(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        uuid = request.get("container_uuid")
+        return self.home.containers.get(uuid) if uuid else None
+
+    def finished(self, name: str, cluster: str, request: dict[str, Any], container: dict[str, Any] | None,
+                 status: str) -> None:
+        step = self.steps[name]
+        step.status, step.log_uuid = status, request.get("log_uuid")
+        step.exit_code = container.get("exit_code") if container else None
+        step.state = container["state"] if container else request["state"]
+        step.seconds = time.monotonic() - step.started
+        if status != "success":
+            why = (container or {}).get("runtime_status", {}).get("error") or f"exit code {step.exit_code}"
+            log.error("step %s failed on cluster %s (%s); its log: collection %s", name, cluster, why,
+                      step.log_uuid)
+        self._notify()
+
+    def _notify(self) -> None:
+        self.on_change(self.steps)
+
+    def follow_changes(self) -> None:
+        """Wake the waiting steps whenever the home cluster commits a change to a request or container."""
+        def follow() -> None:
+            while not self._stop.is_set():
+                try:
+                    for _ in self.home.connection.events(["container_requests", "containers"]):
+                        with self._changed:
+                            self._changed.notify_all()
+                        if self._stop.is_set():
+                            return
+                except (ConnectionError, ArchipelagoError):
+                    self._stop.wait(1.0)
+
+        threading.Thread(target=follow, name="cwl-events", daemon=True).start()
+
+    # ---------------------------------------------------------------- inputs and outputs
+    def upload_inputs(self, job_order: dict[str, Any], basedir: Path) -> dict[str, Any]:
+        """Local files and directories of the job, uploaded once to the home cluster, as keep: locations."""
+        local: list[dict[str, Any]] = []
+
+        def visit(value: Any) -> None:
+            if isinstance(value, dict):
+                if value.get("class") in ("File", "Directory"):
+                    location = value.get("location") or value.get("path")
+                    if location and not str(location).startswith(PREFIX):
+                        local.append(value)
+                        return
+                for item in value.values():
+                    visit(item)
+            elif isinstance(value, list):
+                for item in value:
+                    visit(item)
+
+        visit(job_order)
+        if not local:
+            return job_order
+        collection = Collection(self.home)
+        for n, entry in enumerate(local):
+            source = _local_path(str(entry.get("location") or entry.get("path")), basedir)
+            if not source.exists():
+                raise RunError(f"input {source} does not exist")
+            name = entry.get("basename") or source.name
+            files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+            for path in files:
+                relative = name if path == source else f"{name}/{path.relative_to(source)}"
+                with open(path, "rb") as handle:
+                    collection.write(f"{n}/{relative}", handle)
+            entry["_archi_target"] = f"{n}/{name}"
+        pdh = collection.save_new("inputs for archi run")["portable_data_hash"]
+        for entry in local:
+            entry["location"] = f"{PREFIX}{pdh}/{entry.pop('_archi_target')}"
+            entry.pop("path", None)
+        return job_order
+
+    def final_output(self, outputs: dict[str, Any], name: str) -> dict[str, Any]:
+        """The outputs gathered into one collection at home (remote blocks copied home); their
+        locations rewritten into it."""
+        files: list[dict[str, Any]] = []
+
+        def visit(value: Any) -> None:
+            if isinstance(value, dict):
+                if value.get("class") == "File" and str(value.get("location", "")).startswith(PREFIX):
+                    files.append(value)
+                for item in value.values():
+                    visit(item)
+            elif isinstance(value, list):
+                for item in value:
+                    visit(item)
+
+        visit(outputs)
+        if not files:
+            return outputs
+        final = Collection(self.home)
+        used: set[str] = set()
+        for entry in files:
+            pdh, path = split(entry["location"])
+            target = entry.get("basename") or path.rsplit("/", 1)[-1]
+            while target in used:
+                target = f"_{target}"
+            used.add(target)
+            source = Collection(self.home, pdh)
+            final._tree.setdefault(".", {})[target] = list(source.segments(path))
+            entry["_final"] = target
+        record = final.save_new(name)
+        for entry in files:
+            entry["location"] = f"{PREFIX}{record['portable_data_hash']}/{entry.pop('_final')}"
+            for key in [k for k in entry if k == "path" or k.startswith("http://commonwl.org/cwltool#")]:
+                entry.pop(key)
+        outputs["_archi_output_collection"] = record["uuid"]
+        return outputs
+
+    # ---------------------------------------------------------------- the run
+    def run(self, workflow: Path, job: Path | None) -> tuple[dict[str, Any], str]:
+        loading = LoadingContext({"construct_tool_object": tool_factory(self), "relax_path_checks": True})
+        tool = load_tool(str(Path(workflow).resolve()), loading)
+        basedir = (job or workflow).resolve().parent
+        job_order = yaml.safe_load(job.read_text()) if job else {}
+        job_order = {shortname(k): v for k, v in (job_order or {}).items()}
+        self.check_static_targets(tool)
+        job_order = self.upload_inputs(job_order, basedir)
+        runtime = RuntimeContext()
+        settings = {
+            # paths as the containers see them; no image unless a tool asks for one (the cluster's runtime decides)
+            "use_container": True, "default_container": "archipelago/host",
+            "docker_outdir": OUTDIR, "docker_tmpdir": "/tmp", "docker_stagedir": "/var/lib/cwl",
+            "move_outputs": "leave", "basedir": str(basedir), "compute_checksum": True,
+            "make_fs_access": lambda basedir: KeepFsAccess(basedir, self.home),
+        }
+        for key, value in settings.items():
+            setattr(runtime, key, value)
+        self.follow_changes()
+        try:
+            result, status = SingleJobExecutor()(tool, job_order, runtime, logger=log)
+            outputs: dict[str, Any] = dict(result or {})
+        finally:
+            self._stop.set()
+        if outputs and status == "success":
+            outputs = self.final_output(outputs, f"Output of {workflow.name}")
+        return outputs, status
+
+    def check_static_targets(self, tool: Any) -> None:
+        """Unknown clusters named outright are errors before anything is submitted."""
+        def walk(process: Any) -> None:
+            for req in [*getattr(process, "requirements", []), *getattr(process, "hints", [])]:
+                cluster = req.get("cluster_id") if req.get("class") == CLUSTER_TARGET else None
+                if isinstance(cluster, str) and "$" not in cluster and cluster not in self.clusters:
+                    raise RunError(f"arv:ClusterTarget names an unknown cluster {cluster!r} "
+                                   f"(this federation: {', '.join(sorted(self.clusters))})")
+            for step in getattr(process, "steps", []):
+                walk(step)
+                walk(step.embedded_tool)
+
+        walk(tool)
+
+
+def _local_path(location: str, basedir: Path) -> Path:
+    if location.startswith("file://"):
+        return Path(unquote(urlsplit(location).path))
+    path = Path(location)
+    return path if path.is_absolute() else basedir / path

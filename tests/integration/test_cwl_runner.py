@@ -1,0 +1,86 @@
+"""`archi run`: CWL workflows whose steps run as containers where their ClusterTarget says, on a
+two-cluster federation on loopback; results saved at home."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from archipelago.cwl.runner import RunError, Runner
+from archipelago.sdk import Collection
+from tests.support.clusters import new_user, running_federation
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+WORKFLOWS = Path(__file__).parent / "cwl"
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    with running_federation(tmp_path_factory.mktemp("cwl"), 2) as federation:
+        yield federation
+
+
+def job(tmp_path: Path, lines: int, where: str | None = None) -> Path:
+    (tmp_path / "lines.txt").write_text("".join(f"line {n}\n" for n in range(lines)))
+    text = "infile:\n  class: File\n  path: lines.txt\n" + (f"where: {where}\n" if where else "")
+    (tmp_path / "job.yml").write_text(text)
+    return tmp_path / "job.yml"
+
+
+def step_name(job_name: str) -> str:
+    """cwltool makes job names unique within a process (step1, step1_2, ...)."""
+    base, _, suffix = job_name.rpartition("_")
+    return base if suffix.isdigit() and base else job_name
+
+
+def read(client, output: dict) -> bytes:
+    pdh, _, name = output["location"][len("keep:"):].partition("/")
+    return Collection(client, pdh).read(name)
+
+
+def test_a_workflow_without_hints_runs_at_home_and_saves_its_output_there(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    runner = Runner(alice)
+    outputs, status = runner.run(WORKFLOWS / "wf.cwl", job(tmp_path, 3))
+    assert status == "success" and read(alice, outputs["result"]) == b"3\n"
+    assert {s.cluster for s in runner.steps.values()} == {"z1111"}
+    record = alice.collections.get(outputs["_archi_output_collection"])
+    assert record["uuid"].startswith("z1111-") and record["owner_uuid"] == alice.users.current()["uuid"]
+
+
+def test_a_step_runs_where_its_cluster_target_expression_says_and_results_come_home(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    runner = Runner(alice)
+    outputs, status = runner.run(WORKFLOWS / "wf-cluster-target.cwl", job(tmp_path, 5, where="z2222"))
+    assert status == "success" and read(alice, outputs["result"]) == b"5\n"
+    clusters = {step_name(name): s.cluster for name, s in runner.steps.items()}
+    assert clusters == {"step1": "z2222", "step2": "z1111"}
+    assert next(s for n, s in runner.steps.items() if step_name(n) == "step1").request_uuid.startswith("z2222-xvhdp-")
+    assert outputs["result"]["location"].startswith("keep:")
+    # the final collection is at home and stands alone (its blocks were copied home)
+    assert alice.collections.get(outputs["_archi_output_collection"])["uuid"].startswith("z1111-")
+
+
+def test_a_rerun_reuses_the_finished_steps(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    first = Runner(alice)
+    first.run(WORKFLOWS / "wf-cluster-target.cwl", job(tmp_path, 7, where="z2222"))
+    again = Runner(alice)
+    outputs, status = again.run(WORKFLOWS / "wf-cluster-target.cwl", job(tmp_path, 7, where="z2222"))
+    assert status == "success" and read(alice, outputs["result"]) == b"7\n"
+    earlier_steps = {step_name(n): s for n, s in first.steps.items()}
+    for name, step in again.steps.items():
+        request = alice.container_requests.get(step.request_uuid)
+        earlier = alice.container_requests.get(earlier_steps[step_name(name)].request_uuid)
+        assert request["container_uuid"] == earlier["container_uuid"]  # nothing ran twice
+
+
+def test_an_unknown_cluster_is_an_error_before_anything_is_submitted(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    with pytest.raises(RunError) as info:
+        Runner(alice).run(WORKFLOWS / "wf-unknown-cluster.cwl", job(tmp_path, 2))
+    assert "zzzzz" in str(info.value)
+    assert alice.container_requests.list()["items"] == []
