@@ -160,8 +160,9 @@ def test_a_remote_requests_runtime_token_is_short_lived_and_refused_outside_its_
     container_uuid = container_of(alice, request["uuid"])
     wait_container(other, container_uuid, ("Locked", "Running"))
     auth = other.request("GET", f"containers/{container_uuid}/auth")
-    assert auth["uuid"].startswith("z1111-gj3su-")  # issued by alice's home, not minted by z2222
-    runtime = ApiClient(home.base, f"v2/{auth['uuid']}/{auth['api_token']}", insecure=True)
+    assert auth["uuid"].startswith("z2222-gj3su-")  # its own token, for what is on z2222
+    assert auth["runtime_token"].startswith("v2/z1111-gj3su-")  # issued by alice's home, for the rest
+    runtime = ApiClient(home.base, auth["runtime_token"], insecure=True)
     record = runtime.api_client_authorizations.current()
     lifetime = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")) - datetime.now(UTC)
     assert 600 < lifetime.total_seconds() <= 600 + 3600 + 5
@@ -259,3 +260,23 @@ def test_a_running_containers_logs_can_be_followed(federation):
     assert "first" in live and "second" not in live
     done = wait_final(alice, request["uuid"])
     assert "second" in logs(alice, done)["stdout.txt"]
+
+
+def test_a_visitors_container_reads_restricted_data_where_it_lives_and_only_its_result_travels(federation):
+    home, other = federation["z1111"], federation["z2222"]
+    alice = new_user(home, "alice")
+    alice_uuid = alice.users.current()["uuid"]
+    cohort = Collection(other)
+    cohort.write("cohort.csv", b"id,value\n1,5\n2,7\n3,9\n")
+    held = cohort.save_new("restricted cohort at z2222")
+    other.collections.update(held["uuid"], {"residency": "cluster"})
+    other.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": alice_uuid,
+                        "head_uuid": held["uuid"]})
+    with pytest.raises(ApiRequestError) as info:  # she may not take it home
+        Collection(alice, held["uuid"]).read("cohort.csv")
+    assert info.value.status == 403
+    done = wait_final(alice, submit(alice, ["sh", "-c", "tail -n +2 /in/cohort.csv | wc -l > rows.txt"],
+                                    cluster_id="z2222",
+                                    mounts={"/out": {"kind": "tmp"},
+                                            "/in": {"kind": "collection", "uuid": held["uuid"]}})["uuid"])
+    assert Collection(alice, done["output_uuid"]).read("rows.txt") == b"3\n", logs(alice, done)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..backend.interface import Caller, Record
 from ..config import ClusterConfig
-from ..db.models import ApiClientAuthorization, User
+from ..db.models import ApiClientAuthorization, Container, User
 from ..db.unit import Database
 from ..errors import ArchipelagoError, NotFound, Unauthorized
 from ..formats.tokens import V2Token, new_secret, parse_v2, salt_secret, salt_token, secret_of, try_parse_v2
@@ -174,8 +174,11 @@ class Identity:
         user = session.get(User, row.user_uuid)
         if user is None or not user.is_active:
             raise Unauthorized("the token's user is not active")
+        # a container's own token: the container runs here, so what it reads does not leave
+        container = session.scalar(select(Container.uuid).where(Container.auth_uuid == row.uuid,
+                                                                Container.state.in_(("Locked", "Running"))))
         return Caller(user.uuid, token, is_admin=user.is_admin, authorization_uuid=row.uuid,
-                      scopes=tuple(row.scopes or ["all"]))
+                      scopes=tuple(row.scopes or ["all"]), container_uuid=container)
 
     # ---------------------------------------------------------------- the caller's own records
     def token_record(self, caller: Caller, render: Any) -> Record:

@@ -20,6 +20,7 @@ class Caller:
     authorization_uuid: str = ""
     scopes: tuple[str, ...] = ("all",)
     via: str | None = None  # the cluster that forwarded this request, if any
+    container_uuid: str | None = None  # a container running on this cluster, acting with its own token
 
 
 @dataclass

@@ -80,6 +80,7 @@ class Executor:
         self._name = ""
         self._stop_runtime: Any = lambda: None
         self._live_log: str | None = None  # the log collection published while the command runs
+        self.elsewhere: ApiClient | None = None
 
     # ---------------------------------------------------------------- the run
     def run(self) -> str:
@@ -92,6 +93,8 @@ class Executor:
         auth = self.api.request("GET", f"containers/{self.uuid}/auth")
         token = f"v2/{auth['uuid']}/{auth['api_token']}"
         as_container = ApiClient(self.api.base, token, self.api.insecure)
+        runtime = auth.get("runtime_token")  # a remote request's: the requester's home issued it
+        self.elsewhere = ApiClient(self.api.base, runtime, self.api.insecure) if runtime else None
         state, updates = "Cancelled", {}
         try:
             updates = self._run(container, as_container)
@@ -116,7 +119,7 @@ class Executor:
         lazy = fuse_unavailable() is None
         if not lazy:
             log(f"collections are staged: FUSE is not available here ({fuse_unavailable()})")
-        staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log, lazy)
+        staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log, lazy, self.elsewhere)
         try:
             return self._run_staged(container, client, runtime, staged)
         finally:

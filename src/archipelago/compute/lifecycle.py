@@ -29,7 +29,7 @@ from ..db.models import (
     property_rows,
 )
 from ..errors import Unprocessable
-from ..formats.tokens import new_secret, try_parse_v2
+from ..formats.tokens import new_secret
 from ..ids import INFIX, PDH_RE, UUID_RE, new_uuid
 from ..times import now
 from .reuse import resolve_constraints, reuse_key
@@ -161,16 +161,14 @@ class Lifecycle:
         max_run_time = (request.scheduling_parameters or {}).get("max_run_time") or 0
         lifetime = timedelta(seconds=max_run_time) if max_run_time else DEFAULT_TOKEN_LIFETIME
         user = request.runtime_user_uuid or request.owner_uuid
-        runtime_token = try_parse_v2(request.runtime_token)
-        if runtime_token is not None:  # issued by the requester's home: the container acts with it
-            auth_uuid = runtime_token.uuid
-        else:
-            token = ApiClientAuthorization(
-                uuid=new_uuid(self.config.cluster_id, INFIX["ApiClientAuthorization"]), owner_uuid=user,
-                user_uuid=user, api_token=new_secret(), scopes=["all"], expires_at=stamp + lifetime + TOKEN_MARGIN,
-                created_at=stamp, modified_at=stamp, modified_by_user_uuid=user)
-            self.session.add(token)
-            auth_uuid = token.uuid
+        # the container's own token, for what it reads and writes here; a request from another
+        # cluster also carries a runtime token from the requester's home, for what lives elsewhere
+        token = ApiClientAuthorization(
+            uuid=new_uuid(self.config.cluster_id, INFIX["ApiClientAuthorization"]), owner_uuid=user,
+            user_uuid=user, api_token=new_secret(), scopes=["all"], expires_at=stamp + lifetime + TOKEN_MARGIN,
+            created_at=stamp, modified_at=stamp, modified_by_user_uuid=user)
+        self.session.add(token)
+        auth_uuid = token.uuid
         container = Container(
             uuid=new_uuid(self.config.cluster_id, INFIX["Container"]), owner_uuid=self.config.system_user_uuid,
             created_at=stamp, modified_at=stamp, modified_by_user_uuid=user, state="Queued", reuse_key=key,
@@ -231,9 +229,7 @@ class Lifecycle:
             self._completed(container)
 
     def _revoke_token(self, container: Container) -> None:
-        if container.runtime_token:
-            container.runtime_token = None  # the requester's home decides its life; we forget it
-            return
+        container.runtime_token = None  # the requester's home decides its life; we forget it
         token = self.session.get(ApiClientAuthorization, container.auth_uuid) if container.auth_uuid else None
         if token is not None:
             token.expires_at = now()

@@ -75,11 +75,30 @@ class Staged:
     stdout: Path | None = None
     stderr: Path | None = None
     bytes_by_cluster: Counter[str] = field(default_factory=Counter)
+    elsewhere: ApiClient | None = None
+
+
+def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
+    """The collection and the client that can read it: the container's own token first (data
+    on this cluster, residency included), then the requester's runtime token (data elsewhere)."""
+    try:
+        return client, client.collections.get(ident)
+    except ArchipelagoError as exc:
+        if staged.elsewhere is None or exc.status not in (403, 404):
+            raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
+        first = exc
+    try:
+        return staged.elsewhere, staged.elsewhere.collections.get(ident)
+    except ArchipelagoError as exc:
+        reason = first if exc.status == 404 else exc
+        raise MountError(f"mount {target}: collection {ident} cannot be read: {reason}") from None
 
 
 def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, secret_mounts: dict[str, Any],
-                 log: Any, lazy: bool = False) -> Staged:
-    staged = Staged()
+                 log: Any, lazy: bool = False, elsewhere: ApiClient | None = None) -> Staged:
+    """`client` acts with the container's own token (for what is here); `elsewhere`, if given, with
+    the runtime token the requester's home issued (for what only other clusters hold)."""
+    staged = Staged(elsewhere=elsewhere)
     output_path = container.get("output_path") or ""
     mounts = {**(container.get("mounts") or {}), **(secret_mounts or {})}
     staged.output_dir = workdir / "output"
@@ -139,10 +158,7 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
         raise MountError(f"mount {target}: a collection mount needs portable_data_hash or uuid")
     subpath = str(mount.get("path") or "").strip("/")
     if ident != "keep":
-        try:
-            record = client.collections.get(ident)
-        except ArchipelagoError as exc:
-            raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
+        client, record = readable(ident, target, client, staged)
         if subpath and not _is_file(record["manifest_text"], subpath) and \
                 f"./{subpath}" not in parse(record["manifest_text"]).tree():
             raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}")
@@ -174,10 +190,7 @@ def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Pa
     if not ident:
         raise MountError(f"mount {target}: a collection mount needs portable_data_hash or uuid")
     subpath = str(mount.get("path") or "").strip("/")
-    try:
-        record = client.collections.get(ident)
-    except ArchipelagoError as exc:
-        raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
+    client, record = readable(ident, target, client, staged)
     where.mkdir(parents=True)
     try:
         fetched = get_collection(client, record, where, subpath)

@@ -48,8 +48,11 @@ class Context:
 
     @property
     def outside(self) -> bool:
-        """Is this reader outside the cluster: a request forwarded by a peer, or a visiting user?"""
-        return self.caller.via is not None or self.caller.user_uuid[:5] != self.config.cluster_id
+        """Is this reader outside the cluster: a request forwarded by a peer, or a visiting user (unless
+        acting through a container running here: what a container reads stays on its cluster)?"""
+        if self.caller.via is not None:
+            return True
+        return self.caller.user_uuid[:5] != self.config.cluster_id and self.caller.container_uuid is None
 
     @property
     def reader(self) -> str:

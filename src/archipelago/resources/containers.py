@@ -12,7 +12,6 @@ from ..auth.permissions import READ, Permissions
 from ..backend.interface import Caller, Record
 from ..db.models import ApiClientAuthorization, Container, ContainerRequest
 from ..errors import Forbidden, NotFound, Unprocessable
-from ..formats.tokens import try_parse_v2
 from .base import Context, Resource
 from .container_requests import lifecycle
 
@@ -100,13 +99,12 @@ class Containers(Resource):
             else:
                 cycle.container_changed(row, "Queued")
         elif action == "auth":
-            if (runtime := try_parse_v2(row.runtime_token)) is not None:
-                return {"kind": "arvados#apiClientAuthorization", "uuid": runtime.uuid, "api_token": runtime.secret}
             token = ctx.session.get(ApiClientAuthorization, row.auth_uuid)
             if token is None:
                 raise NotFound(f"container {row.uuid} has no token")
+            # runtime_token: the requester's home's token, for what lives on other clusters
             return {"kind": "arvados#apiClientAuthorization", "uuid": token.uuid, "api_token": token.api_token,
-                    "scopes": token.scopes, "user_uuid": token.user_uuid,
+                    "scopes": token.scopes, "user_uuid": token.user_uuid, "runtime_token": row.runtime_token,
                     "expires_at": token.expires_at.isoformat() if token.expires_at else None}
         elif action == "update_priority":
             cycle.update_priority(row)
