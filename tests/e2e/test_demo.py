@@ -1,4 +1,5 @@
-"""`make demo` in miniature: the round trip and the federated scenario, checked end to end."""
+"""`make demo` in miniature: the round trip, the federated scenario and the meta-analysis across
+three clusters, checked end to end."""
 
 import json
 import re
@@ -26,3 +27,12 @@ def test_demo_stores_and_reads_back_byte_identical(tmp_path):
     assert all(r.startswith("403") and "residency policy" in r for r in federation["refusals"].values())
     assert federation["copy_bytes_sent"] >= federation["panel_bytes"] and federation["copy_again_bytes_sent"] == 0
     assert report["ok"] is True
+    # the headline: one workflow, extract next to each cohort, merge at home, only summaries travel
+    meta = report["meta"]
+    assert meta["status"] == "success"
+    assert sorted(meta["steps"].values()) == ["z1111", "z1111", "z2222", "z3333"]
+    assert meta["cohort_bytes_crossed"] == 0 and 0 < sum(meta["crossed"].values()) <= meta["expected_bytes"]
+    assert all(n < meta["cohort_bytes"] for n in meta["crossed"].values())  # no edge carried a cohort
+    assert set(meta["crossed"]) == {"z1111→z2222", "z1111→z3333", "z2222→z1111", "z3333→z1111"}
+    assert meta["pooled"]["ci_low"] < meta["pooled"]["effect"] < meta["pooled"]["ci_high"] < 0
+    assert meta["plot_bytes"] > 100 and meta["table"].startswith("site\tn\teffect")

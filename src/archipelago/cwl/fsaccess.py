@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from cwltool.stdfsaccess import StdFsAccess
 
+from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 
@@ -31,9 +32,16 @@ class KeepFsAccess(StdFsAccess):
         self._lock = threading.Lock()
 
     def collection(self, pdh: str) -> Collection:
+        """The collection, read once. One the runner may not read (data that stays on its cluster:
+        only the steps running there read it) is an OSError, which cwltool takes as "unknown"."""
         with self._lock:
             if pdh not in self._collections:
-                self._collections[pdh] = Collection(self.client, pdh)
+                try:
+                    self._collections[pdh] = Collection(self.client, pdh)
+                except ArchipelagoError as exc:
+                    if exc.status == 403:
+                        raise PermissionError(f"keep:{pdh}: {exc}") from None
+                    raise FileNotFoundError(f"keep:{pdh}: {exc}") from None
             return self._collections[pdh]
 
     def _entries(self, pdh: str) -> tuple[dict[str, int], set[str]]:
@@ -73,13 +81,21 @@ class KeepFsAccess(StdFsAccess):
         if not fn.startswith(PREFIX):
             return super().isfile(fn)
         pdh, path = split(fn)
-        return path in self._entries(pdh)[0]
+        try:
+            return path in self._entries(pdh)[0]
+        except PermissionError:
+            return True  # not ours to look into; the step that reads it will say if it is missing
+        except FileNotFoundError:
+            return False
 
     def isdir(self, fn: str) -> bool:
         if not fn.startswith(PREFIX):
             return super().isdir(fn)
         pdh, path = split(fn)
-        return path in self._entries(pdh)[1]
+        try:
+            return path in self._entries(pdh)[1]
+        except OSError:
+            return False
 
     def listdir(self, fn: str) -> list[str]:
         if not fn.startswith(PREFIX):

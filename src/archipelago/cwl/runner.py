@@ -49,6 +49,7 @@ class StepReport:
     status: str = ""
     exit_code: int | None = None
     log_uuid: str | None = None
+    output_pdh: str | None = None
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
 
@@ -60,6 +61,7 @@ class Runner:
         self.home_id: str = config["ClusterID"]
         self.clusters = {self.home_id, *config.get("RemoteClusters", {})}
         self.steps: dict[str, StepReport] = {}
+        self.inputs_pdh: str | None = None  # the collection local inputs were uploaded into
         self.on_change = on_change or (lambda steps: None)
         self._changed = threading.Condition()
         self._stop = threading.Event()
@@ -130,6 +132,7 @@ class Runner:
         step = self.steps[name]
         step.status, step.log_uuid = status, request.get("log_uuid")
         step.exit_code = container.get("exit_code") if container else None
+        step.output_pdh = container.get("output") if container else None
         step.state = container["state"] if container else request["state"]
         step.seconds = time.monotonic() - step.started
         if status != "success":
@@ -190,6 +193,7 @@ class Runner:
                     collection.write(f"{n}/{relative}", handle)
             entry["_archi_target"] = f"{n}/{name}"
         pdh = collection.save_new("inputs for archi run")["portable_data_hash"]
+        self.inputs_pdh = pdh
         for entry in local:
             entry["location"] = f"{PREFIX}{pdh}/{entry.pop('_archi_target')}"
             entry.pop("path", None)

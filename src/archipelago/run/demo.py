@@ -1,9 +1,8 @@
 """What `make demo` runs: a federation of three clusters on loopback. First a directory goes into a
 collection at z1111 and comes back byte-identical; then the federated half (demo_federation.py):
 private cohorts that stay on their clusters, a shared panel read across clusters, a copy, and the
-bytes that crossed each boundary.
-
-Later issues grow this into the headline scenario: one workflow whose steps run next to the data.
+bytes that crossed each boundary; then the headline (demo_meta.py): one CWL workflow whose steps
+run next to three cohorts that may not leave their clusters, with only the summaries coming home.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from ..keep.transfer import plan_upload
 from ..sdk.client import ApiClient
 from ..sdk.transfer import get_collection, put_paths
 from .demo_federation import FederationReport, run_federation
+from .demo_meta import MetaReport, run_meta_analysis
 from .federation import init_federation
 from .processes import ClusterProcess
 
@@ -41,17 +41,21 @@ class DemoReport:
     verified: bool
     mismatches: list[str] = field(default_factory=list)
     federation: FederationReport | None = None
+    meta: MetaReport | None = None
 
     @property
     def ok(self) -> bool:
-        """The round trip is byte-identical and the federation kept every cohort home."""
-        fed = self.federation
+        """The round trip is byte-identical, the federation kept every cohort home, and the
+        meta-analysis ran next to the cohorts without moving them."""
+        fed, meta = self.federation, self.meta
         return self.verified and (fed is None or (fed.cohort_bytes_crossed == 0 and fed.copy_again_bytes_sent == 0
-                                                  and all(r.startswith("403") for r in fed.refusals.values())))
+                                                  and all(r.startswith("403") for r in fed.refusals.values()))) \
+            and (meta is None or (meta.status == "success" and meta.cohort_bytes_crossed == 0))
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["federation"] = self.federation.as_dict() if self.federation else None
+        out["meta"] = self.meta.as_dict() if self.meta else None
         out["ok"] = self.ok
         return out
 
@@ -67,7 +71,7 @@ class DemoReport:
             f"manifest       {self.manifest_preview}\n"
             f"get            {mb:.1f} MB ({self.get_seconds:.2f} s, {mb / max(self.get_seconds, 1e-9):.0f} MB/s)\n"
             f"verified       {status}"
-        ) + (f"\n{self.federation.text()}" if self.federation else "")
+        ) + (f"\n{self.federation.text()}" if self.federation else "") + (f"\n{self.meta.text()}" if self.meta else "")
 
 
 def make_sample_tree(root: Path, seed: int = 7) -> Path:
@@ -102,8 +106,9 @@ def run_demo(scratch: Path, source: Path | None = None, federated: bool = True) 
         out = scratch / "output"
         get_collection(client, client.collections.get(record["uuid"]), out)
         get_seconds = time.perf_counter() - started
-        federation = run_federation(members, {c.config.cluster_id: c.keep_url for c in clusters}) \
-            if federated else None
+        keep_urls = {c.config.cluster_id: c.keep_url for c in clusters}
+        federation = run_federation(members, keep_urls) if federated else None
+        meta = run_meta_analysis(members, keep_urls, scratch) if federated else None
     mismatches = [name for _, name in plan.files if not filecmp.cmp(source / name, out / name, shallow=False)]
     mismatches += [d for d in plan.directories if not (out / d).is_dir()]
     manifest_text = record["unsigned_manifest_text"]
@@ -123,4 +128,5 @@ def run_demo(scratch: Path, source: Path | None = None, federated: bool = True) 
         verified=not mismatches,
         mismatches=mismatches,
         federation=federation,
+        meta=meta,
     )
