@@ -84,3 +84,42 @@ def test_an_unknown_cluster_is_an_error_before_anything_is_submitted(federation,
         Runner(alice).run(WORKFLOWS / "wf-unknown-cluster.cwl", job(tmp_path, 2))
     assert "zzzzz" in str(info.value)
     assert alice.container_requests.list()["items"] == []
+
+
+def test_a_step_on_a_cluster_that_is_down_fails_clearly_and_the_rerun_reuses_what_finished(tmp_path):
+    import importlib.util
+    import json
+
+    from archipelago.run.processes import ClusterProcess
+
+    example = Path(__file__).parents[2] / "examples" / "meta-analysis"
+    spec = importlib.util.spec_from_file_location("generate", example / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    cohorts = []
+    for n, site in enumerate(("a", "b"), start=1):
+        rows = generate.cohort(site, n, 400)
+        path = tmp_path / f"{site}.csv"
+        path.write_text(",".join(rows[0]) + "\n" + "".join(",".join(map(str, r.values())) + "\n" for r in rows))
+        cohorts.append({"class": "File", "path": str(path)})
+    job_path = tmp_path / "job.json"
+    job_path.write_text(json.dumps({"cohorts": cohorts, "clusters": ["z1111", "z2222"], "min_age": 40,
+                                    "extract_script": {"class": "File", "path": str(example / "extract.py")},
+                                    "merge_script": {"class": "File", "path": str(example / "merge.py")}}))
+    with running_federation(tmp_path / "fed", 2) as federation:
+        alice = new_user(federation["z1111"], "alice")
+        down = federation["processes"]["z2222"]
+        down.stop()
+        failed = Runner(alice)
+        _, status = failed.run(example / "meta-analysis.cwl", job_path)
+        assert status != "success"
+        assert any("z2222" in f and "unreachable" in f for f in failed.failures), failed.failures
+        ClusterProcess(down.directory).start()
+        again = Runner(alice)
+        _, status = again.run(example / "meta-analysis.cwl", job_path)
+        assert status == "success", again.failures
+        home_extract = [s for s in failed.steps.values() if s.cluster == "z1111" and s.status == "success"]
+        reused = [s for s in again.steps.values() if s.cluster == "z1111" and step_name(s.name) == "extract"]
+        assert home_extract and reused
+        first = alice.container_requests.get(home_extract[0].request_uuid)["container_uuid"]
+        assert alice.container_requests.get(reused[0].request_uuid)["container_uuid"] == first

@@ -10,11 +10,19 @@ from typing import Annotated, Any
 import typer
 
 from .common import JsonOpt, ProfileOpt, api_client
+from .errors import Typer
 from .output import FAILED, errors
 
 
 def register(root: typer.Typer) -> None:
     root.command("run")(run)
+
+
+def standalone() -> None:  # pragma: no cover - console entry point
+    """`archi-cwl-runner WORKFLOW [JOB]`: the same as `archi run`."""
+    app = Typer(add_completion=False)
+    app.command()(run)
+    app()
 
 
 def run(

@@ -9,6 +9,7 @@ import posixpath
 import threading
 from typing import Any
 
+from cwltool.errors import WorkflowException
 from cwltool.job import JobBase
 
 from .pathmapper import KEEP_ROOT
@@ -25,8 +26,14 @@ class ContainerJob(JobBase):
     def run(self, runtimeContext: Any, tmpdir_lock: threading.Lock | None = None) -> None:
         runner = self.runner
         cluster = runner.cluster_for(self)
-        request = runner.submit(self.request_attrs(), cluster, self.name)
-        final = runner.wait(request["uuid"], self.name, cluster)
+        try:
+            request = runner.submit(self.request_attrs(), cluster, self.name)
+            final = runner.wait(request["uuid"], self.name, cluster)
+        except WorkflowException as exc:  # the step failed (its cluster is down, ...): the run goes on failing
+            log.error("%s", exc)
+            if self.output_callback is not None:
+                self.output_callback({}, "permanentFail")
+            return
         container = runner.container_of(final)
         exit_code = container.get("exit_code") if container else None
         outputs: Any = {}

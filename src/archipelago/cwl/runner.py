@@ -62,6 +62,7 @@ class Runner:
         self.clusters = {self.home_id, *config.get("RemoteClusters", {})}
         self.steps: dict[str, StepReport] = {}
         self.inputs_pdh: str | None = None  # the collection local inputs were uploaded into
+        self.failures: list[str] = []  # what went wrong, naming the step, its cluster and its log
         self.on_change = on_change or (lambda steps: None)
         self._changed = threading.Condition()
         self._stop = threading.Event()
@@ -98,7 +99,9 @@ class Runner:
         try:
             request = self.home.request("POST", "container_requests", params, {"container_request": attrs})
         except ArchipelagoError as exc:
-            raise WorkflowException(f"step {name}: cluster {cluster} refused the container request: {exc}") from None
+            message = f"step {name}: cluster {cluster} did not take the container request: {exc}"
+            self.failures.append(message)
+            raise WorkflowException(message) from None
         self.steps[name] = StepReport(name, cluster, request["uuid"], request["state"])
         self._notify()
         return request
@@ -137,8 +140,9 @@ class Runner:
         step.seconds = time.monotonic() - step.started
         if status != "success":
             why = (container or {}).get("runtime_status", {}).get("error") or f"exit code {step.exit_code}"
-            log.error("step %s failed on cluster %s (%s); its log: collection %s", name, cluster, why,
-                      step.log_uuid)
+            message = f"step {name} failed on cluster {cluster} ({why}); its log: collection {step.log_uuid}"
+            self.failures.append(message)
+            log.error(message)
         self._notify()
 
     def _notify(self) -> None:
