@@ -114,8 +114,8 @@ class KeepFS:
     """Arvados' `keep` mount: every collection readable with this token, at /<PDH>/..., each
     opened (its manifest fetched) the first time a path under it is used."""
 
-    def __init__(self, client: ApiClient):
-        self.client = client
+    def __init__(self, clients: list[ApiClient]):
+        self.clients = clients  # tried in order: the container's own token, then the requester's
         self._collections: dict[str, CollectionFS | None] = {}
         self._lock = threading.Lock()
 
@@ -131,15 +131,19 @@ class KeepFS:
         _, pdh, rest = path.split("/", 2) if path.count("/") >= 2 else (*path.split("/", 1), "")
         with self._lock:
             if pdh not in self._collections:
-                try:
-                    record = self.client.collections.get(pdh) if PDH_RE.fullmatch(pdh) else None
-                except ArchipelagoError:
-                    record = None
-                self._collections[pdh] = CollectionFS(record["manifest_text"], self.client) if record else None
+                self._collections[pdh] = self._open(pdh) if PDH_RE.fullmatch(pdh) else None
             found = self._collections[pdh]
         if found is None:
             raise _error(errno.ENOENT)
         return found, "/" + rest
+
+    def _open(self, pdh: str) -> CollectionFS | None:
+        for client in self.clients:
+            try:
+                return CollectionFS(client.collections.get(pdh)["manifest_text"], client)
+            except ArchipelagoError:
+                continue
+        return None
 
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         if path == "/":
@@ -172,7 +176,9 @@ def serve(ident: str, mountpoint: str, stats_path: str) -> None:
     import mfusepy
 
     client = ApiClient.from_env()
-    filesystem: CollectionFS | KeepFS = KeepFS(client) if ident == "keep" else \
+    elsewhere = os.environ.get("ARCHI_ELSEWHERE_TOKEN")
+    clients = [client, *([ApiClient(client.base, elsewhere, client.insecure)] if elsewhere else [])]
+    filesystem: CollectionFS | KeepFS = KeepFS(clients) if ident == "keep" else \
         CollectionFS(client.collections.get(ident)["manifest_text"], client)
 
     class Operations(mfusepy.Operations):

@@ -76,6 +76,9 @@ class Staged:
     stderr: Path | None = None
     bytes_by_cluster: Counter[str] = field(default_factory=Counter)
     elsewhere: ApiClient | None = None
+    workdir: Path = Path(".")
+    keep_root: Path | None = None  # the container's FUSE filesystem of Keep, once started
+    fuse_failed: bool = False
 
 
 def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
@@ -98,7 +101,7 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
                  log: Any, lazy: bool = False, elsewhere: ApiClient | None = None) -> Staged:
     """`client` acts with the container's own token (for what is here); `elsewhere`, if given, with
     the runtime token the requester's home issued (for what only other clusters hold)."""
-    staged = Staged(elsewhere=elsewhere)
+    staged = Staged(elsewhere=elsewhere, workdir=workdir)
     output_path = container.get("output_path") or ""
     mounts = {**(container.get("mounts") or {}), **(secret_mounts or {})}
     staged.output_dir = workdir / "output"
@@ -151,37 +154,54 @@ def _make(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
 
 def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged,
           log: Any) -> Path | None:
-    """The collection (or, for a keep mount, every collection by PDH) mounted lazily at `where`, or
-    None (then it is staged) if FUSE fails here."""
-    ident = "keep" if mount.get("kind") == "keep" else mount.get("portable_data_hash") or mount.get("uuid")
+    """The collection (or, for a keep mount, every collection by PDH), read on demand: a path in
+    the container's one FUSE filesystem of Keep (`where` is unused: kept for the staged fallback).
+    None if FUSE fails here (the collection is then staged)."""
+    subpath = str(mount.get("path") or "").strip("/")
+    keep = _keep_filesystem(client, staged, log)
+    if mount.get("kind") == "keep":
+        if keep is None:
+            raise MountError(f"mount {target}: a keep mount needs FUSE, which failed here")
+        return keep
+    ident = mount.get("portable_data_hash") or mount.get("uuid")
     if not ident:
         raise MountError(f"mount {target}: a collection mount needs portable_data_hash or uuid")
-    subpath = str(mount.get("path") or "").strip("/")
-    if ident != "keep":
-        client, record = readable(ident, target, client, staged)
-        if subpath and not _is_file(record["manifest_text"], subpath) and \
-                f"./{subpath}" not in parse(record["manifest_text"]).tree():
-            raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}")
+    _, record = readable(ident, target, client, staged)
+    if subpath and not _is_file(record["manifest_text"], subpath) and \
+            f"./{subpath}" not in parse(record["manifest_text"]).tree():
+        raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}")
+    if keep is None:
+        return None
+    log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} (FUSE, read on demand)")
+    found = keep / record["portable_data_hash"]
+    return found / subpath if subpath else found
+
+
+def _keep_filesystem(client: ApiClient, staged: Staged, log: Any) -> Path | None:
+    """The container's FUSE filesystem of Keep (every collection by PDH, read with the container's
+    token, else the requester's runtime token), started on first use; None if it cannot start."""
+    if staged.keep_root is not None or staged.fuse_failed:
+        return staged.keep_root
+    where = staged.workdir / "keep"
     where.mkdir(parents=True)
     env = {**os.environ, "ARCHI_API_HOST": client.base, "ARCHI_API_TOKEN": client.token,
-           "ARCHI_API_HOST_INSECURE": "1" if client.insecure else "0"}
+           "ARCHI_API_HOST_INSECURE": "1" if client.insecure else "0",
+           **({"ARCHI_ELSEWHERE_TOKEN": staged.elsewhere.token} if staged.elsewhere else {})}
     stats = where.with_suffix(".stats.json")
-    process = subprocess.Popen([sys.executable, "-m", "archipelago.compute.fusefs", ident, str(where), str(stats)],
+    process = subprocess.Popen([sys.executable, "-m", "archipelago.compute.fusefs", "keep", str(where), str(stats)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
     while not os.path.ismount(where):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             error = (process.stderr.read() if process.stderr else b"").decode(errors="replace").strip()[-300:]
-            if ident == "keep":
-                raise MountError(f"mount {target}: FUSE failed ({error or 'timeout'})")
-            log(f"mount {target}: FUSE failed ({error or 'timeout'}); staging the collection instead")
-            where.rmdir()
+            log(f"FUSE failed ({error or 'timeout'}); collections are staged instead")
+            staged.fuse_failed = True
             return None
         time.sleep(0.01)
     staged.lazy.append(LazyMount(process, where, stats))
-    log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} (FUSE, read on demand)")
-    return where / subpath if subpath else where
+    staged.keep_root = where
+    return where
 
 
 def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged,

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from cwltool.context import LoadingContext, RuntimeContext
 from cwltool.errors import WorkflowException
-from cwltool.executors import SingleJobExecutor
+from cwltool.executors import MultithreadedJobExecutor
 from cwltool.load_tool import load_tool
 from cwltool.process import shortname
 
@@ -34,6 +34,7 @@ from .job import OUTDIR
 from .tool import CLUSTER_TARGET, tool_factory
 
 log = logging.getLogger("archipelago.cwl")
+PARALLEL_STEPS = 64  # steps in flight at once (each is a container request on some cluster)
 
 
 class RunError(ArchipelagoError):
@@ -261,7 +262,11 @@ class Runner:
             setattr(runtime, key, value)
         self.follow_changes()
         try:
-            result, status = SingleJobExecutor()(tool, job_order, runtime, logger=log)
+            # steps run at once where the workflow allows: they use the clusters' cores, not this
+            # machine's, so the executor's own resource accounting must not hold them back
+            executor = MultithreadedJobExecutor(max_parallel=PARALLEL_STEPS)
+            executor.max_ram = 1 << 40
+            result, status = executor(tool, job_order, runtime, logger=log)
             outputs: dict[str, Any] = dict(result or {})
         finally:
             self._stop.set()

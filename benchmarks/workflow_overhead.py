@@ -1,0 +1,88 @@
+"""The meta-analysis of examples/meta-analysis on three clusters (archi run: extract next to each
+cohort, merge at home) beside the same workflow run by plain cwltool on local copies of the same
+files, in the same run.
+
+Judged by:  archi run wall time / cwltool wall time   (target: <= 2x)
+
+Both run the same scripts on the same cohorts (generated identically); cwltool runs them as local
+processes with no container, archi run as containers on the clusters' local dispatchers (bubblewrap).
+Wall time of the workflow alone (the clusters are up and the cohorts in place before the clock
+starts), median of --rounds runs; reuse is off so every step runs each time.
+
+    .venv/bin/python benchmarks/workflow_overhead.py [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from archipelago.cwl.runner import Runner
+from archipelago.run.demo_meta import EXAMPLE, MIN_AGE, _analyst, _generate
+from archipelago.run.federation import init_federation
+from archipelago.run.processes import ClusterProcess
+from archipelago.sdk import ApiClient, Collection
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-workflow-") as scratch_dir, contextlib.ExitStack() as stack:
+        scratch = Path(scratch_dir)
+        members = init_federation(scratch / "fed", 3)
+        for member in members:
+            stack.enter_context(ClusterProcess(member.directory))
+        admins = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
+        analyst = _analyst(admins["z1111"])
+        analyst_uuid = analyst.users.current()["uuid"]
+        remote, local = [], []
+        for n, (cid, admin) in enumerate(admins.items(), start=1):
+            data = _generate(f"site-{cid}", n)
+            (scratch / f"{cid}.csv").write_bytes(data)
+            local.append({"class": "File", "path": str(scratch / f"{cid}.csv")})
+            cohort = Collection(admin)
+            cohort.write("cohort.csv", data)
+            record = cohort.save_new(f"cohort {cid}")
+            admin.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": analyst_uuid,
+                                "head_uuid": record["uuid"]})
+            remote.append({"class": "File", "location": f"keep:{record['portable_data_hash']}/cohort.csv"})
+        scripts = {"extract_script": {"class": "File", "path": str(EXAMPLE / "extract.py")},
+                   "merge_script": {"class": "File", "path": str(EXAMPLE / "merge.py")}}
+        common = {"clusters": list(admins), "min_age": MIN_AGE, **scripts}
+        (scratch / "remote.json").write_text(json.dumps({"cohorts": remote, **common}))
+        (scratch / "local.json").write_text(json.dumps({"cohorts": local, **common}))
+        ours, theirs = [], []
+        for round_ in range(args.rounds):
+            started = time.perf_counter()
+            _, status = Runner(analyst, reuse=False).run(EXAMPLE / "meta-analysis.cwl", scratch / "remote.json")
+            ours.append(time.perf_counter() - started)
+            if status != "success":
+                raise SystemExit(f"archi run failed in round {round_}")
+            outdir = scratch / f"cwltool-{round_}"
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "cwltool", "--quiet", "--no-container", "--outdir", str(outdir),
+                            str(EXAMPLE / "meta-analysis.cwl"), str(scratch / "local.json")],
+                           check=True, capture_output=True)
+            theirs.append(time.perf_counter() - started)
+    result = {"archi_run_seconds": round(statistics.median(ours), 2),
+              "cwltool_seconds": round(statistics.median(theirs), 2),
+              "ratio": round(statistics.median(ours) / statistics.median(theirs), 2), "rounds": args.rounds}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"meta-analysis, 3 cohorts on 3 clusters: archi run {result['archi_run_seconds']:.2f} s; "
+          f"cwltool on local copies {result['cwltool_seconds']:.2f} s (medians of {args.rounds})")
+    print(f"ratio {result['ratio']:.2f}x   (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()
