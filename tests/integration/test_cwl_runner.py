@@ -123,3 +123,22 @@ def test_a_step_on_a_cluster_that_is_down_fails_clearly_and_the_rerun_reuses_wha
         assert home_extract and reused
         first = alice.container_requests.get(home_extract[0].request_uuid)["container_uuid"]
         assert alice.container_requests.get(reused[0].request_uuid)["container_uuid"] == first
+
+
+def test_the_cli_reports_where_steps_ran_and_the_bytes_that_moved(federation, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    alice = new_user(federation["z1111"], "alice")
+    job(tmp_path, 4, where="z2222")
+    env = {**os.environ, "ARCHI_API_HOST": alice.base, "ARCHI_API_TOKEN": alice.token, "ARCHI_API_HOST_INSECURE": "1"}
+    run = subprocess.run([sys.executable, "-m", "archipelago", "run", "--json", str(WORKFLOWS / "wf-cluster-target.cwl"),
+                          "job.yml"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    assert report["status"] == "success" and report["steps_per_cluster"] == {"z1111": 1, "z2222": 1}
+    # step1 on z2222 read the input (held at z1111); step2 at home read step1's output (held at z2222)
+    assert set(report["bytes_moved"]) == {"z1111→z2222", "z2222→z1111"}
+    assert report["outputs"]["result"]["location"].startswith("keep:")

@@ -1,13 +1,18 @@
-"""`archi run WORKFLOW.cwl [JOB.yml]`: run a CWL workflow across the federation (cwl/runner.py)."""
+"""`archi run WORKFLOW.cwl [JOB.yml]` (also `archi-cwl-runner`): run a CWL workflow across the
+federation (cwl/runner.py), with a live view of its steps and, at the end, where they ran and the
+bytes that moved between clusters."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.live import Live
+from rich.table import Table
 
 from .common import JsonOpt, ProfileOpt, api_client
 from .errors import Typer
@@ -25,6 +30,23 @@ def standalone() -> None:  # pragma: no cover - console entry point
     app()
 
 
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} B"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def steps_table(steps: dict[str, Any]) -> Table:
+    table = Table("step", "cluster", "state", "time", "read (by cluster)", box=None, pad_edge=False)
+    now = time.monotonic()
+    for name, step in steps.items():
+        seconds = step.seconds or now - step.started
+        state = f"{step.state} {step.status}".strip()
+        read = ", ".join(f"{_size(n)} {c}" for c, n in sorted(step.read_from.items()))
+        table.add_row(name, step.cluster, state, f"{seconds:.1f} s", read)
+    return table
+
+
 def run(
     workflow: Annotated[Path, typer.Argument(help="The CWL workflow or tool.")],
     job: Annotated[Path | None, typer.Argument(help="Its inputs (YAML or JSON).")] = None,
@@ -36,26 +58,35 @@ def run(
     the output object (its files in a collection saved at home)."""
     from ..cwl.runner import Runner
 
-    seen: dict[str, str] = {}
-
-    def show(steps: dict[str, Any]) -> None:
-        for name, step in steps.items():
-            line = f"{step.state}{' ' + step.status if step.status else ''}"
-            if seen.get(name) != line and not as_json:
-                errors.print(f"[bold]{name}[/] on {step.cluster}: {line}"
-                             + (f" ({step.seconds:.1f} s)" if step.status else ""), highlight=False)
-                seen[name] = line
-
-    runner = Runner(api_client(profile, as_json), reuse=reuse, on_change=show)
-    outputs, status = runner.run(workflow, job)
+    live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not as_json else None
+    runner = Runner(api_client(profile, as_json), reuse=reuse,
+                    on_change=(lambda steps: live.update(steps_table(steps))) if live else None)
+    if live is not None:
+        live.start()
+    try:
+        outputs, status = runner.run(workflow, job)
+    finally:
+        if live is not None:
+            live.update(steps_table(runner.steps))
+            live.stop()
     collection = outputs.pop("_archi_output_collection", None)
-    report = {"status": status, "outputs": outputs, "output_collection": collection,
+    per_cluster: dict[str, int] = {}
+    for step in runner.steps.values():
+        per_cluster[step.cluster] = per_cluster.get(step.cluster, 0) + 1
+    report = {"status": status, "outputs": outputs, "output_collection": collection, "failures": runner.failures,
+              "steps_per_cluster": per_cluster, "bytes_moved": runner.moved(),
               "steps": [{"name": s.name, "cluster": s.cluster, "request": s.request_uuid, "state": s.state,
                          "status": s.status, "exit_code": s.exit_code, "log": s.log_uuid,
-                         "seconds": round(s.seconds, 3)} for s in runner.steps.values()]}
+                         "read_from": s.read_from, "seconds": round(s.seconds, 3)} for s in runner.steps.values()]}
     print(json.dumps(report if as_json else outputs, indent=4))
     if not as_json:
+        moved = ", ".join(f"{edge} {_size(n)}" for edge, n in sorted(report["bytes_moved"].items())) or "nothing"
+        where = ", ".join(f"{n} on {c}" for c, n in sorted(per_cluster.items()))
+        errors.print("")
+        errors.print(f"steps: {where}; moved between clusters: {moved}")
         errors.print(f"final status: {status}" + (f"; output collection {collection}" if collection else ""))
+        for failure in runner.failures:
+            errors.print(f"[red]{failure}[/]")
     sys.stdout.flush()
     if status != "success":
         raise typer.Exit(FAILED)

@@ -12,6 +12,7 @@ cwltool prints outputs.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from .job import OUTDIR
 from .tool import CLUSTER_TARGET, tool_factory
 
 log = logging.getLogger("archipelago.cwl")
+READ_LINE = re.compile(r"read (?P<bytes>\d+) bytes of mounted data held (?P<where>here|by cluster (?P<cluster>\w+))")
 PARALLEL_STEPS = 64  # steps in flight at once (each is a container request on some cluster)
 
 
@@ -51,6 +53,7 @@ class StepReport:
     exit_code: int | None = None
     log_uuid: str | None = None
     output_pdh: str | None = None
+    read_from: dict[str, int] = field(default_factory=dict)  # bytes the step read, by the cluster holding them
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
 
@@ -137,6 +140,7 @@ class Runner:
         step.status, step.log_uuid = status, request.get("log_uuid")
         step.exit_code = container.get("exit_code") if container else None
         step.output_pdh = container.get("output") if container else None
+        step.read_from = self._bytes_read(step)
         step.state = container["state"] if container else request["state"]
         step.seconds = time.monotonic() - step.started
         if status != "success":
@@ -145,6 +149,30 @@ class Runner:
             self.failures.append(message)
             log.error(message)
         self._notify()
+
+    def _bytes_read(self, step: StepReport) -> dict[str, int]:
+        """What the step's container read, by cluster, as its executor logged it."""
+        if not step.log_uuid:
+            return {}
+        try:
+            text = Collection(self.home, step.log_uuid).read("crunch-run.txt").decode()
+        except (ArchipelagoError, FileNotFoundError):
+            return {}
+        read: dict[str, int] = {}
+        for match in READ_LINE.finditer(text):
+            cluster = step.cluster if match["where"] == "here" else match["cluster"]
+            read[cluster] = read.get(cluster, 0) + int(match["bytes"])
+        return read
+
+    def moved(self) -> dict[str, int]:
+        """Bytes moved between each pair of clusters: read by a step on one, held by another."""
+        pairs: dict[str, int] = {}
+        for step in self.steps.values():
+            for source, size in step.read_from.items():
+                if source != step.cluster:
+                    edge = f"{source}→{step.cluster}"
+                    pairs[edge] = pairs.get(edge, 0) + size
+        return pairs
 
     def _notify(self) -> None:
         self.on_change(self.steps)
