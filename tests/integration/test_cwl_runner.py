@@ -134,8 +134,9 @@ def test_the_cli_reports_where_steps_ran_and_the_bytes_that_moved(federation, tm
     alice = new_user(federation["z1111"], "alice")
     job(tmp_path, 4, where="z2222")
     env = {**os.environ, "ARCHI_API_HOST": alice.base, "ARCHI_API_TOKEN": alice.token, "ARCHI_API_HOST_INSECURE": "1"}
-    run = subprocess.run([sys.executable, "-m", "archipelago", "run", "--json", str(WORKFLOWS / "wf-cluster-target.cwl"),
-                          "job.yml"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    workflow = str(WORKFLOWS / "wf-cluster-target.cwl")
+    command = [sys.executable, "-m", "archipelago", "run", "--json", workflow, "job.yml"]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout)
     assert report["status"] == "success" and report["steps_per_cluster"] == {"z1111": 1, "z2222": 1}
