@@ -56,7 +56,8 @@ class MetaReport:
             + "\n".join(f"               {line}" for line in self.table.strip().splitlines()) + "\n"
             f"pooled effect  {pooled['effect']:.2f} mmHg (95% CI {pooled['ci_low']:.2f} to {pooled['ci_high']:.2f}), "
             f"forest plot {self.plot_bytes} bytes (PNG)\n"
-            f"crossed        {crossed} (scripts out, summaries home: {self.expected_bytes / 1e3:.1f} kB expected; "
+            f"crossed        {crossed} (scripts out, summaries and logs home: {self.expected_bytes / 1e3:.1f} kB "
+            "expected; "
             f"each cohort is {self.cohort_bytes / 1e6:.1f} MB)\n"
             f"cohort bytes that left their cluster: {self.cohort_bytes_crossed}"
         )
@@ -126,7 +127,7 @@ def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str]
 
 def _expected_crossings(client: ApiClient, runner: Runner, home: str) -> int:
     """The scripts' block(s) fetched by each other cluster that ran a step, and each remote step's
-    summary fetched home."""
+    summary and log (the runner reads what the step read from its log) fetched home."""
     expected = 0
     remote_clusters = {step.cluster for step in runner.steps.values() if step.cluster != home}
     if runner.inputs_pdh:
@@ -134,6 +135,8 @@ def _expected_crossings(client: ApiClient, runner: Runner, home: str) -> int:
     for step in runner.steps.values():
         if step.cluster != home and step.output_pdh:
             expected += _blocks(client, step.output_pdh)
+        if step.cluster != home and step.log_uuid:
+            expected += _blocks(client, client.collections.get(step.log_uuid)["portable_data_hash"])
     return expected
 
 
