@@ -114,9 +114,9 @@ def test_a_step_on_a_cluster_that_is_down_fails_clearly_and_the_rerun_reuses_wha
         _, status = failed.run(example / "meta-analysis.cwl", job_path)
         assert status != "success"
         assert any("z2222" in f and "unreachable" in f for f in failed.failures), failed.failures
-        ClusterProcess(down.directory).start()
-        again = Runner(alice)
-        _, status = again.run(example / "meta-analysis.cwl", job_path)
+        with ClusterProcess(down.directory):  # back up
+            again = Runner(alice)
+            _, status = again.run(example / "meta-analysis.cwl", job_path)
         assert status == "success", again.failures
         home_extract = [s for s in failed.steps.values() if s.cluster == "z1111" and s.status == "success"]
         reused = [s for s in again.steps.values() if s.cluster == "z1111" and step_name(s.name) == "extract"]
@@ -143,3 +143,31 @@ def test_the_cli_reports_where_steps_ran_and_the_bytes_that_moved(federation, tm
     # step1 on z2222 read the input (held at z1111); step2 at home read step1's output (held at z2222)
     assert set(report["bytes_moved"]) == {"z1111→z2222", "z2222→z1111"}
     assert report["outputs"]["result"]["location"].startswith("keep:")
+
+
+def test_a_submitted_run_goes_on_without_the_user_and_is_followed_by_its_uuid(federation, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    alice = new_user(federation["z1111"], "alice")
+    job(tmp_path, 6, where="z2222")
+    env = {**os.environ, "ARCHI_API_HOST": alice.base, "ARCHI_API_TOKEN": alice.token, "ARCHI_API_HOST_INSECURE": "1"}
+
+    def archi(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "archipelago", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    submitted = archi("run", "--submit", "--no-wait", "--json", str(WORKFLOWS / "wf-cluster-target.cwl"), "job.yml")
+    assert submitted.returncode == 0, submitted.stderr[-2000:]
+    run_uuid = json.loads(submitted.stdout)["run"]
+    assert run_uuid.startswith("z1111-xvhdp-")
+    waited = archi("run", "wait", run_uuid, "--json")
+    assert waited.returncode == 0, waited.stderr[-2000:] + archi("run", "logs", run_uuid).stdout[-3000:]
+    status = json.loads(waited.stdout)
+    assert status["state"] == "Final" and status["report"]["status"] == "success"
+    assert read(alice, status["report"]["outputs"]["result"]) == b"6\n"
+    # the steps are the runner's children: the one at home is listed with the run
+    assert [s["state"] for s in status["steps_here"]] == ["Final"]
+    assert status["report"]["steps_per_cluster"] == {"z1111": 1, "z2222": 1}

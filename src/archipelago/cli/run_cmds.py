@@ -47,16 +47,27 @@ def steps_table(steps: dict[str, Any]) -> Table:
     return table
 
 
+RUN_COMMANDS = ("status", "wait", "logs")
+
+
 def run(
-    workflow: Annotated[Path, typer.Argument(help="The CWL workflow or tool.")],
-    job: Annotated[Path | None, typer.Argument(help="Its inputs (YAML or JSON).")] = None,
+    workflow: Annotated[str, typer.Argument(help="The CWL workflow or tool; or status|wait|logs.")],
+    job: Annotated[str | None, typer.Argument(help="Its inputs (YAML or JSON); or the RUN (a request UUID).")] = None,
     reuse: Annotated[bool, typer.Option(help="Reuse finished equal steps (a re-run resumes).")] = True,
+    submit: Annotated[bool, typer.Option(help="Run the runner itself as a container on the home cluster.")] = False,
+    wait: Annotated[bool, typer.Option(help="With --submit: follow it to the end.")] = True,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a workflow: each step on the cluster its arv:ClusterTarget names, else at home; prints
-    the output object (its files in a collection saved at home)."""
+    the output object (its files in a collection saved at home). `--submit` runs the runner on the
+    home cluster (`--no-wait` returns at once); `archi run status|wait|logs RUN` follow such a run."""
     from ..cwl.runner import Runner
+
+    if workflow in RUN_COMMANDS and job and not Path(workflow).exists():
+        return follow_submitted(workflow, job, profile, as_json)
+    if submit:
+        return submit_run(Path(workflow), Path(job) if job else None, reuse, wait, profile, as_json)
 
     live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not as_json else None
     runner = Runner(api_client(profile, as_json), reuse=reuse,
@@ -64,7 +75,7 @@ def run(
     if live is not None:
         live.start()
     try:
-        outputs, status = runner.run(workflow, job)
+        outputs, status = runner.run(Path(workflow), Path(job) if job else None)
     finally:
         if live is not None:
             live.update(steps_table(runner.steps))
@@ -90,3 +101,47 @@ def run(
     sys.stdout.flush()
     if status != "success":
         raise typer.Exit(FAILED)
+
+
+def submit_run(workflow: Path, job: Path | None, reuse: bool, wait: bool, profile: str | None, as_json: bool) -> None:
+    from ..cwl.submit import submit
+
+    client = api_client(profile, as_json)
+    request = submit(client, workflow, job, reuse)
+    if not wait:
+        emit_json_or_text({"run": request["uuid"], "state": request["state"]}, as_json, request["uuid"])
+        return
+    follow_submitted("wait", request["uuid"], profile, as_json)
+
+
+def follow_submitted(command: str, run_uuid: str, profile: str | None, as_json: bool) -> None:
+    """status: where the run is; wait: follow it to the end and print its outputs; logs: its log."""
+    from ..cwl.submit import children, report
+    from .compute_cmds import follow
+
+    client = api_client(profile, as_json)
+    request = client.container_requests.get(run_uuid)
+    if command == "logs":
+        from .compute_cmds import container_logs
+
+        return container_logs(run_uuid, file="", profile=profile, as_json=as_json)
+    if command == "wait":
+        request = follow(client, run_uuid, show=not as_json)
+    result = report(client, request)
+    steps = [{"name": c["name"], "request": c["uuid"], "state": c["state"]} for c in children(client, request)]
+    status = {"run": run_uuid, "state": request["state"], "steps_here": steps, "report": result}
+    if as_json:
+        print(json.dumps(status, indent=4))
+    else:
+        errors.print(f"run {run_uuid}: {request['state']}")
+        for step in steps:
+            errors.print(f"  {step['name']}: {step['state']} ({step['request']})")
+        if result is not None:
+            print(json.dumps(result["outputs"], indent=4))
+            errors.print(f"final status: {result['status']}; output collection {result['output_collection']}")
+    if request["state"] == "Final" and (result is None or result["status"] != "success"):
+        raise typer.Exit(FAILED)
+
+
+def emit_json_or_text(data: dict[str, Any], as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=4) if as_json else text)

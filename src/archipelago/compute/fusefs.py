@@ -10,6 +10,7 @@ it read from each cluster to STATS as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -172,9 +173,21 @@ def _error(code: int) -> Exception:
     return mfusepy.FuseOSError(code)
 
 
+def die_with_parent() -> None:
+    """Be sent SIGTERM (and so unmount) when the executor that started us dies, however it dies."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # it died before we asked
+        sys.exit(0)
+
+
 def serve(ident: str, mountpoint: str, stats_path: str) -> None:
     import mfusepy
 
+    die_with_parent()
     client = ApiClient.from_env()
     elsewhere = os.environ.get("ARCHI_ELSEWHERE_TOKEN")
     clients = [client, *([ApiClient(client.base, elsewhere, client.insecure)] if elsewhere else [])]
