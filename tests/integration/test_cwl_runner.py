@@ -171,3 +171,13 @@ def test_a_submitted_run_goes_on_without_the_user_and_is_followed_by_its_uuid(fe
     # the steps are the runner's children: the one at home is listed with the run
     assert [s["state"] for s in status["steps_here"]] == ["Final"]
     assert status["report"]["steps_per_cluster"] == {"z1111": 1, "z2222": 1}
+
+
+def test_prestage_copies_a_remote_steps_inputs_ahead_so_it_reads_them_locally(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    runner = Runner(alice, prestage=True)
+    outputs, status = runner.run(WORKFLOWS / "wf-cluster-target.cwl", job(tmp_path, 9, where="z2222"))
+    assert status == "success" and read(alice, outputs["result"]) == b"9\n"
+    assert [(cluster, sent > 0) for (cluster, _), sent in runner.prestaged.items()] == [("z2222", True)]
+    remote_step = next(s for s in runner.steps.values() if s.cluster == "z2222")
+    assert set(remote_step.read_from) == {"z2222"}  # its input was already there

@@ -56,6 +56,8 @@ def run(
     reuse: Annotated[bool, typer.Option(help="Reuse finished equal steps (a re-run resumes).")] = True,
     submit: Annotated[bool, typer.Option(help="Run the runner itself as a container on the home cluster.")] = False,
     wait: Annotated[bool, typer.Option(help="With --submit: follow it to the end.")] = True,
+    prestage: Annotated[bool, typer.Option(help="Copy each step's inputs to its cluster before it runs "
+                                                 "(default: read on demand).")] = False,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -67,10 +69,10 @@ def run(
     if workflow in RUN_COMMANDS and job and not Path(workflow).exists():
         return follow_submitted(workflow, job, profile, as_json)
     if submit:
-        return submit_run(Path(workflow), Path(job) if job else None, reuse, wait, profile, as_json)
+        return submit_run(Path(workflow), Path(job) if job else None, reuse, wait, profile, as_json, prestage)
 
     live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not as_json else None
-    runner = Runner(api_client(profile, as_json), reuse=reuse,
+    runner = Runner(api_client(profile, as_json), reuse=reuse, prestage=prestage,
                     on_change=(lambda steps: live.update(steps_table(steps))) if live else None)
     if live is not None:
         live.start()
@@ -103,11 +105,12 @@ def run(
         raise typer.Exit(FAILED)
 
 
-def submit_run(workflow: Path, job: Path | None, reuse: bool, wait: bool, profile: str | None, as_json: bool) -> None:
+def submit_run(workflow: Path, job: Path | None, reuse: bool, wait: bool, profile: str | None, as_json: bool,
+               prestage: bool = False) -> None:
     from ..cwl.submit import submit
 
     client = api_client(profile, as_json)
-    request = submit(client, workflow, job, reuse)
+    request = submit(client, workflow, job, reuse, prestage)
     if not wait:
         emit_json_or_text({"run": request["uuid"], "state": request["state"]}, as_json, request["uuid"])
         return

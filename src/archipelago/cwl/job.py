@@ -27,6 +27,8 @@ class ContainerJob(JobBase):
         runner = self.runner
         cluster = runner.cluster_for(self)
         try:
+            if runner.prestage and cluster != runner.home_id:
+                runner.stage_ahead(cluster, self.pathmapper.collections(), self.name)  # type: ignore[attr-defined]
             request = runner.submit(self.request_attrs(), cluster, self.name)
             final = runner.wait(request["uuid"], self.name, cluster)
         except WorkflowException as exc:  # the step failed (its cluster is down, ...): the run goes on failing

@@ -29,7 +29,8 @@ MOUNT = "/var/lib/archi-run"
 REPORT = "report.json"
 
 
-def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = True) -> dict[str, Any]:
+def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = True,
+           prestage: bool = False) -> dict[str, Any]:
     """Upload the workflow and its inputs, and commit the runner's container request; returns it."""
     runner = Runner(client, reuse=reuse)
     checking = LoadingContext({"construct_tool_object": tool_factory(runner), "relax_path_checks": True})
@@ -45,8 +46,8 @@ def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = Tr
     bundle.write("job.json", json.dumps(job_order).encode())
     main = f"{MOUNT}/workflow/{workflow.resolve().relative_to(root)}"
     saved = bundle.save_new(f"workflow and inputs of archi run {workflow.name}")
-    command = ["sh", "-c", f"{sys.executable} -m archipelago run --json {'' if reuse else '--no-reuse '}"
-               f"{main} {MOUNT}/job.json > {REPORT}"]
+    options = ("" if reuse else "--no-reuse ") + ("--prestage " if prestage else "")
+    command = ["sh", "-c", f"{sys.executable} -m archipelago run --json {options}{main} {MOUNT}/job.json > {REPORT}"]
     attrs = {"name": f"archi run {workflow.name}", "command": command, "container_image": None,
              "output_path": "/out", "cwd": "/out", "state": "Committed", "priority": 500,
              "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 30},
