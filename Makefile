@@ -12,12 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# what containers run in (bubblewrap; fuse3 for collection mounts read on demand; Docker and busybox-static for the Docker runtime's test; Slurm
+# what containers run in (bubblewrap; fuse3 for collection mounts read on demand; Docker and Podman and busybox-static for the Docker runtime's test; Slurm
 # and munge for the Slurm dispatcher's), from Debian's packages when missing (we run as root;
 # services are started by the tests themselves, never by apt)
-SYSTEM_PACKAGES := bubblewrap fuse3 docker.io busybox-static slurm-wlm munge
+SYSTEM_PACKAGES := bubblewrap fuse3 docker.io podman runc busybox-static slurm-wlm munge
 system-deps:
-	@command -v bwrap >/dev/null && command -v fusermount3 >/dev/null && command -v dockerd >/dev/null && test -x /bin/busybox && \
+	@command -v bwrap >/dev/null && command -v fusermount3 >/dev/null && command -v podman >/dev/null && command -v dockerd >/dev/null && test -x /bin/busybox && \
 	  command -v slurmctld >/dev/null && command -v munged >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 

@@ -134,9 +134,11 @@ class LoginConfig(_Strict):
 
 
 class ContainersConfig(_Strict):
-    runtime: Literal["bubblewrap", "docker"] = Field(default="bubblewrap", description="how containers run on "
-                                                     "this cluster's compute (bubblewrap: host programs, isolated; "
-                                                     "docker: the container's image, loaded from Keep)")
+    runtime: Literal["bubblewrap", "docker", "podman"] = Field(
+        default="bubblewrap", description="how containers run on this cluster's compute (bubblewrap: host "
+        "programs, isolated; docker or podman: the container's image, loaded from Keep)")
+    podman_storage: str | None = Field(default=None, description="podman's --root/--runroot parent directory; "
+                                       "default: podman's own")
     docker_host: str | None = Field(default=None, description="DOCKER_HOST for the docker runtime (e.g. "
                                     "unix:///run/docker.sock); default: the docker client's")
     dispatcher: Literal["local", "slurm", "none"] = Field(default="local", description="what `archi cluster up` "

@@ -36,7 +36,8 @@ def test_a_container_runs_in_its_image_loaded_from_keep(tmp_path):
         (tmp_path / "cluster" / CONFIG_NAME).write_text(dump_config(config))
         with ClusterProcess(tmp_path / "cluster") as cluster:
             admin = ApiClient(cluster.api_url, cluster.admin_token or "", insecure=True)
-            image = docker.busybox_image_in_keep(admin, host, tmp_path / "image", "archi-busybox:test")
+            image = docker.busybox_image_in_keep(admin, ["docker", "-H", host], tmp_path / "image",
+                                                 "archi-busybox:test")
             alice = new_user(admin, "alice")
             [image_record] = admin.collections.list([["portable_data_hash", "=", image]])["items"]
             admin.links.create({"link_class": "permission", "name": "can_read", "head_uuid": image_record["uuid"],

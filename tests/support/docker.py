@@ -52,19 +52,21 @@ def dockerd(scratch: Path) -> Iterator[str]:
         log.close()
 
 
-def busybox_image_in_keep(client: ApiClient, host: str, scratch: Path, repo_tag: str) -> str:
-    """Build the image, save it, store the tar in Keep with arv-keepdocker's links, and remove it from
-    the engine (so a container must load it from Keep); returns the image collection's PDH."""
+def busybox_image_in_keep(client: ApiClient, engine: list[str], scratch: Path, repo_tag: str) -> str:
+    """Build the image (with `engine`: the docker or podman command and its global options), save it,
+    store the tar in Keep with arv-keepdocker's links, and remove it from the engine (so a container
+    must load it from Keep); returns the image collection's PDH."""
     root = scratch / "rootfs"
     (root / "bin").mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
     for applet in APPLETS:
         (root / "bin" / applet).symlink_to("busybox")
-    docker = ["docker", "-H", host]
+    docker = engine
     tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
     subprocess.run([*docker, "import", "-", repo_tag], input=tar, capture_output=True, check=True)
     image_id = subprocess.run([*docker, "image", "inspect", "--format", "{{.Id}}", repo_tag], capture_output=True,
                               text=True, check=True).stdout.strip()
+    image_id = image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
     saved = scratch / "image.tar"
     subprocess.run([*docker, "save", "-o", str(saved), repo_tag], check=True, capture_output=True)
     subprocess.run([*docker, "rmi", repo_tag], check=True, capture_output=True)

@@ -190,14 +190,15 @@ def container_cancel(uuid: str, profile: ProfileOpt = None, as_json: JsonOpt = F
 
 def crunch_run(
     container_uuid: Annotated[str, typer.Argument(help="A Locked container.")],
-    runtime: Annotated[str | None, typer.Option(envvar="ARCHI_CONTAINER_RUNTIME", help="bubblewrap or docker")] = None,
+    runtime: Annotated[str | None, typer.Option(envvar="ARCHI_CONTAINER_RUNTIME",
+                                                help="bubblewrap, docker or podman")] = None,
     work_dir: Annotated[Path | None, typer.Option(envvar="ARCHI_WORK_DIR", help="Where to stage.")] = None,
 ) -> None:
     """Run one container (started by the dispatcher, with its credentials in the environment)."""
     from ..compute.executor import Executor
     from ..compute.runtimes import runtime_for
 
-    chosen = runtime_for(runtime or "bubblewrap", os.environ.get("DOCKER_HOST"))
+    chosen = runtime_for(runtime or "bubblewrap", os.environ.get("DOCKER_HOST"), os.environ.get("ARCHI_PODMAN_STORAGE"))
     state = Executor(ApiClient.from_env(), container_uuid, chosen, work_dir).run()
     console.print(f"{container_uuid} {state}", highlight=False)
     raise typer.Exit(0 if state == "Complete" else FAILED)

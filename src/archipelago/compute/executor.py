@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
 
     uuid = (argv if argv is not None else sys.argv[1:])[0]
     work = os.environ.get("ARCHI_WORK_DIR")
-    runtime = runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap"), os.environ.get("DOCKER_HOST"))
+    runtime = runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap"), os.environ.get("DOCKER_HOST"),
+                          os.environ.get("ARCHI_PODMAN_STORAGE"))
     state = Executor(ApiClient.from_env(), uuid, runtime, Path(work) if work else None).run()
     print(f"{uuid} {state}", flush=True)
     return 0 if state == "Complete" else 1

@@ -9,6 +9,7 @@ and every container's log says which one ran it.
 - `docker`: the image is loaded from its collection in Keep (a `sha256:<id>.tar` from `docker save`,
   as arv-keepdocker stores it) unless the engine has it, and the command runs in it with the
   mounts bound, RAM and CPU limits, and no network unless the container asks for API access.
+- `podman`: the same, through rootful podman (runc, cgroupfs).
 
 A runtime is a small class: Podman would be one more.
 """
@@ -120,6 +121,7 @@ def host_view(targets: list[str], root: Path = Path("/")) -> list[str]:
 class Docker:
     name = "docker"
     uses_images = True
+    global_args: list[str] = []  # options before the verb, on every command  # noqa: RUF012 - never mutated
 
     def __init__(self, executable: str | None = None, host: str | None = None):
         found = executable or shutil.which("docker")
@@ -129,9 +131,10 @@ class Docker:
         self.env = {**os.environ, **({"DOCKER_HOST": host} if host else {})}
 
     def _docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([self.executable, *args], env=self.env, capture_output=True, text=True)
+        result = subprocess.run([self.executable, *self.global_args, *args], env=self.env, capture_output=True,
+                                text=True)
         if check and result.returncode != 0:
-            raise RuntimeUnavailable(f"docker {args[0]} failed: {result.stderr.strip()[-500:]}")
+            raise RuntimeUnavailable(f"{self.name} {args[0]} failed: {result.stderr.strip()[-500:]}")
         return result
 
     def load_image(self, image_dir: Path) -> str:
@@ -140,7 +143,10 @@ class Docker:
             raise RuntimeUnavailable(f"the image collection has no image tar (sha256:<id>.tar): {image_dir}")
         image_id = tars[0].name.removesuffix(".tar")
         if self._docker("image", "inspect", image_id, check=False).returncode != 0:
-            self._docker("load", "-i", str(tars[0]))
+            plain = tars[0].with_name("image.tar")  # podman reads a colon in a path as a transport
+            if not plain.exists():
+                plain.symlink_to(tars[0].name)
+            self._docker("load", "-i", str(plain))
         return image_id
 
     def stop(self, name: str) -> None:
@@ -150,7 +156,8 @@ class Docker:
                image: str | None, name: str, constraints: dict[str, Any]) -> Launch:
         if not image:
             raise RuntimeUnavailable("a Docker cluster needs a container_image")
-        argv = [self.executable, "run", "--rm", "--name", name, "--network", "host" if network else "none",
+        argv = [self.executable, *self.global_args, "run", "--rm", "--name", name,
+                "--network", "host" if network else "none",
                 # lower than the machine's hard limits: runtimes that set rlimits fail otherwise (machine notes)
                 "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--workdir", cwd]
         if constraints.get("ram"):
@@ -166,9 +173,35 @@ class Docker:
                                       f"image {image}")
 
 
-def runtime_for(name: str, docker_host: str | None = None) -> Runtime:
+class Podman(Docker):
+    """Docker's command line, through rootful podman with runc and cgroupfs (this kind of machine's
+    crun refuses hybrid cgroups, and conmon's cleanup misses settings given by environment)."""
+
+    name = "podman"
+    GLOBAL = ("--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc")
+
+    def __init__(self, executable: str | None = None, storage: str | None = None):
+        found = executable or shutil.which("podman")
+        if found is None:
+            raise RuntimeUnavailable("this cluster runs containers with Podman, but podman is not installed")
+        self.executable = found
+        self.env = dict(os.environ)
+        self.global_args = list(self.GLOBAL)
+        if storage:
+            self.global_args += ["--root", f"{storage}/root", "--runroot", f"{storage}/run"]
+
+    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
+                image: str | None, name: str, constraints: dict[str, Any]) -> Launch:
+        launch = super().launch(command, cwd, env, binds, network, image, name, constraints)
+        return Launch(launch.argv, launch.env, launch.description.replace("docker (", "podman (", 1))
+
+
+def runtime_for(name: str, docker_host: str | None = None, podman_storage: str | None = None) -> Runtime:
     if name == "bubblewrap":
         return Bubblewrap()
     if name == "docker":
         return Docker(host=docker_host)
-    raise RuntimeUnavailable(f"unknown container runtime {name!r} (this cluster supports: bubblewrap, docker)")
+    if name == "podman":
+        return Podman(storage=podman_storage)
+    raise RuntimeUnavailable(f"unknown container runtime {name!r} (this cluster supports: bubblewrap, docker, "
+                             "podman)")

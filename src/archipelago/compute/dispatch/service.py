@@ -23,6 +23,7 @@ def executor_env(config: ClusterConfig) -> dict[str, str]:
     return {**env, "ARCHI_API_HOST": config.api.url, "ARCHI_API_TOKEN": config.system_root_token,
             "ARCHI_API_HOST_INSECURE": insecure, "ARCHI_CONTAINER_RUNTIME": config.containers.runtime,
             **({"DOCKER_HOST": config.containers.docker_host} if config.containers.docker_host else {}),
+            **({"ARCHI_PODMAN_STORAGE": config.containers.podman_storage} if config.containers.podman_storage else {}),
             **({"ARCHI_WORK_DIR": str(config.containers.work_dir)} if config.containers.work_dir else {})}
 
 
