@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test lint bench clean system-deps conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP) system-deps
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+
+# the CWL v1.2 conformance suite against archi-cwl-runner and cwltool, side by side per tag
+conformance: $(STAMP) system-deps
+	$(BIN)/python benchmarks/conformance.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/keep_throughput.py

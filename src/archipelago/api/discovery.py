@@ -145,6 +145,6 @@ def exported_config(config: ClusterConfig) -> dict[str, Any]:
                      "Workbench1": {"ExternalURL": ""}, "Workbench2": {"ExternalURL": ""},
                      "Keepstore": {"InternalURLs": {url: {} for url in config.keep_service_urls}}},
         "API": {"MaxItemsPerResponse": config.api.max_items_per_response, "MaxRequestSize": 128 << 20},
-        "Containers": {"DefaultKeepCacheRAM": 268435456},
+        "Containers": {"DefaultKeepCacheRAM": 268435456, "RuntimeEngine": config.containers.runtime},
         "Users": {"AnonymousUserToken": ""},
     }

@@ -58,6 +58,9 @@ def run(
     wait: Annotated[bool, typer.Option(help="With --submit: follow it to the end.")] = True,
     prestage: Annotated[bool, typer.Option(help="Copy each step's inputs to its cluster before it runs "
                                                  "(default: read on demand).")] = False,
+    outdir: Annotated[str | None, typer.Option(help="Accepted for cwltool compatibility (cwltest passes it): "
+                                                   "outputs stay in Keep, in a collection at home.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No live view (as cwltool's --quiet).")] = False,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -71,7 +74,7 @@ def run(
     if submit:
         return submit_run(Path(workflow), Path(job) if job else None, reuse, wait, profile, as_json, prestage)
 
-    live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not as_json else None
+    live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not (as_json or quiet) else None
     runner = Runner(api_client(profile, as_json), reuse=reuse, prestage=prestage,
                     on_change=(lambda steps: live.update(steps_table(steps))) if live else None)
     if live is not None:
@@ -83,6 +86,10 @@ def run(
             live.update(steps_table(runner.steps))
             live.stop()
     collection = outputs.pop("_archi_output_collection", None)
+    if outdir is not None and status == "success":  # as cwltool does: the output files on this disk too
+        from ..cwl.runner import download_outputs
+
+        download_outputs(runner.home, outputs, Path(outdir))
     per_cluster: dict[str, int] = {}
     for step in runner.steps.values():
         per_cluster[step.cluster] = per_cluster.get(step.cluster, 0) + 1

@@ -110,9 +110,16 @@ class Lifecycle:
 
     def _resolve_image(self, image: str | None) -> str | None:
         """A PDH as it is (it may be held by another cluster); a collection UUID or `repo:tag`
-        (arv-keepdocker's links) to the PDH of the collection that holds the image."""
+        (arv-keepdocker's links) to the PDH of the collection that holds the image. On a cluster
+        whose runtime runs no images (bubblewrap) a name stays as it is: the executor's log says
+        it is not used."""
         if not image or PDH_RE.fullmatch(image):
             return image
+        if self.config.containers.runtime == "bubblewrap" and not UUID_RE.fullmatch(image):
+            found = self.session.scalar(select(Link.head_uuid).where(
+                Link.link_class == "docker_image_repo+tag", Link.name == image).limit(1))
+            if found is None:
+                return image
         if UUID_RE.fullmatch(image):
             pdh = self.session.scalar(select(Collection.portable_data_hash).where(Collection.uuid == image))
         else:

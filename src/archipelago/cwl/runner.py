@@ -336,6 +336,29 @@ class Runner:
         walk(tool)
 
 
+def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -> None:
+    """Copy the output files from Keep into `outdir` and point their locations there (cwltool's
+    --outdir), keeping each collection's layout."""
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            location = str(value.get("location", ""))
+            if value.get("class") == "File" and location.startswith(PREFIX):
+                pdh, path = split(location)
+                target = outdir / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(Collection(client, pdh).read(path))
+                value["location"] = target.resolve().as_uri()
+                value["path"] = str(target.resolve())
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    visit(outputs)
+
+
 def _local_path(location: str, basedir: Path) -> Path:
     if location.startswith("file://"):
         return Path(unquote(urlsplit(location).path))
