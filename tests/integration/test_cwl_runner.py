@@ -181,3 +181,12 @@ def test_prestage_copies_a_remote_steps_inputs_ahead_so_it_reads_them_locally(fe
     assert [(cluster, sent > 0) for (cluster, _), sent in runner.prestaged.items()] == [("z2222", True)]
     remote_step = next(s for s in runner.steps.values() if s.cluster == "z2222")
     assert set(remote_step.read_from) == {"z2222"}  # its input was already there
+
+
+def test_initial_workdir_literals_and_a_tools_default_file(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    (tmp_path / "in.txt").write_text("input line\n")
+    (tmp_path / "job.yml").write_text("name: alice\ninfile: {class: File, path: in.txt}\n")
+    outputs, status = Runner(alice).run(WORKFLOWS / "initial-workdir.cwl", tmp_path / "job.yml")
+    assert status == "success"
+    assert read(alice, outputs["all"]) == b"hello from alice\ninput line\na note from the tool document\n"

@@ -47,6 +47,23 @@ class ContainerJob(JobBase):
         if self.output_callback is not None:
             self.output_callback(outputs, status)
 
+    def _initial(self, item: Any, outdir: str, mounts: dict[str, Any]) -> None:
+        """One InitialWorkDir entry as a mount inside the output directory (the executor copies those in)."""
+        if not isinstance(item, dict) or item.get("class") not in ("File", "Directory"):
+            return
+        target = posixpath.join(outdir, str(item.get("basename") or ""))
+        location = str(item.get("location", ""))
+        if "contents" in item and item.get("class") == "File":
+            mounts[target] = {"kind": "text", "content": item["contents"]}
+        elif location.startswith("keep:"):
+            pdh, _, path = location[len("keep:"):].partition("/")
+            mounts[target] = {"kind": "collection", "portable_data_hash": pdh, **({"path": path} if path else {}),
+                              "writable": bool(item.get("writable"))}
+        elif item.get("class") == "Directory":
+            for child in item.get("listing", []) or []:
+                self._initial({**child, "basename": posixpath.join(str(item.get("basename") or ""),
+                                                                  str(child.get("basename")))}, outdir, mounts)
+
     def _required_env(self) -> dict[str, str]:
         """HOME and TMPDIR as the container sees them (CWL requires both)."""
         return {"HOME": self.builder.outdir, "TMPDIR": "/tmp"}
@@ -66,6 +83,10 @@ class ContainerJob(JobBase):
                                   "/tmp": {"kind": "tmp", "capacity": int(resources.get("tmpdirMin", 1024)) << 20}}
         for pdh in sorted(self.pathmapper.collections()):  # type: ignore[attr-defined]
             mounts[f"{KEEP_ROOT}/{pdh}"] = {"kind": "collection", "portable_data_hash": pdh}
+        for path, contents in self.pathmapper.literals().items():  # type: ignore[attr-defined]
+            mounts[path] = {"kind": "text", "content": contents}
+        for item in self.generatefiles.get("listing", []) or []:  # InitialWorkDir: files made in the output dir
+            self._initial(item, outdir, mounts)
         if self.stdin:
             pdh, _, path = self.stdin[len(KEEP_ROOT) + 1:].partition("/")
             mounts["stdin"] = {"kind": "collection", "portable_data_hash": pdh, "path": path}

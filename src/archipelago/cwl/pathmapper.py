@@ -3,6 +3,9 @@ each collection mounted there (read on demand, from whichever cluster holds it).
 
 from __future__ import annotations
 
+import posixpath
+from typing import Any
+
 from cwltool.errors import UnsupportedRequirement
 from cwltool.pathmapper import MapperEnt, PathMapper
 
@@ -17,9 +20,16 @@ def container_path(location: str) -> str:
 
 
 class KeepPathMapper(PathMapper):
+    upload: Any = None  # (local location) -> keep: location, for files the documents themselves name
+
     def visit(self, obj, stagedir, basedir, copy=False, staged=False):
         location = obj["location"]
         if location in self._pathmap:
+            return
+        if location.startswith("file://") and self.upload is not None:  # a default in a tool, say
+            kept = self.upload(location)
+            kind = "Directory" if obj.get("class") == "Directory" else "File"
+            self._pathmap[location] = MapperEnt(kept, container_path(kept), kind, True)
             return
         if location.startswith(PREFIX):
             kind = "Directory" if obj.get("class") == "Directory" else "File"
@@ -27,10 +37,17 @@ class KeepPathMapper(PathMapper):
             for secondary in obj.get("secondaryFiles", []) or []:
                 self.visit(secondary, stagedir, basedir, copy, staged)
             return
-        if location.startswith("_:"):
-            raise UnsupportedRequirement("files written by the workflow itself (InitialWorkDir, literals) are not "
-                                         "supported by archi run yet")
+        if location.startswith("_:"):  # a literal: written into the container at its path
+            target = posixpath.join(obj.get("dirname") or stagedir, obj["basename"])
+            kind = "CreateWritableFile" if copy else "CreateFile"
+            self._pathmap[location] = MapperEnt(str(obj.get("contents", "")), target, kind, True)
+            return
         raise UnsupportedRequirement(f"{location}: inputs must be in Keep (keep:...); archi run uploads local files")
+
+    def literals(self) -> dict[str, str]:
+        """Files the workflow writes itself: container path -> contents."""
+        return {entry.target: entry.resolved for entry in self._pathmap.values()
+                if entry.type and entry.type.startswith("Create")}
 
     def collections(self) -> set[str]:
         """The PDHs this step's files live in (each becomes a mount)."""

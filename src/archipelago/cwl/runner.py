@@ -69,6 +69,7 @@ class Runner:
         self.failures: list[str] = []  # what went wrong, naming the step, its cluster and its log
         self.prestaged: dict[tuple[str, str], int] = {}  # (cluster, PDH) -> bytes sent ahead
         self._prestage_lock = threading.Lock()
+        self._uploaded: dict[str, str] = {}  # local location -> keep: location
         self.on_change = on_change or (lambda steps: None)
         self._changed = threading.Condition()
         self._stop = threading.Event()
@@ -220,7 +221,8 @@ class Runner:
             if isinstance(value, dict):
                 if value.get("class") in ("File", "Directory"):
                     location = value.get("location") or value.get("path")
-                    if location and not str(location).startswith(PREFIX):
+                    literal = value.get("class") == "File" and "contents" in value and not location
+                    if literal or (location and not str(location).startswith(PREFIX)):
                         local.append(value)
                         return
                 for item in value.values():
@@ -234,6 +236,12 @@ class Runner:
             return job_order
         collection = Collection(self.home)
         for n, entry in enumerate(local):
+            if "contents" in entry and not (entry.get("location") or entry.get("path")):
+                name = entry.get("basename") or "literal"
+                collection.write(f"{n}/{name}", str(entry["contents"]).encode())
+                entry["_archi_target"] = f"{n}/{name}"
+                entry.setdefault("basename", name)
+                continue
             source = _local_path(str(entry.get("location") or entry.get("path")), basedir)
             if not source.exists():
                 raise RunError(f"input {source} does not exist")
@@ -250,6 +258,24 @@ class Runner:
             entry["location"] = f"{PREFIX}{pdh}/{entry.pop('_archi_target')}"
             entry.pop("path", None)
         return job_order
+
+    def upload_local(self, location: str) -> str:
+        """A local file or directory a document names (a default, say), uploaded once: its keep: location."""
+        with self._prestage_lock:
+            if location in self._uploaded:
+                return self._uploaded[location]
+            source = _local_path(location, Path("."))
+            if not source.exists():
+                raise WorkflowException(f"{source} does not exist")
+            collection = Collection(self.home)
+            files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+            for path in files:
+                with open(path, "rb") as handle:
+                    collection.write(source.name if path == source else f"{source.name}/{path.relative_to(source)}",
+                                     handle)
+            pdh = collection.save_new(f"{source.name} for archi run")["portable_data_hash"]
+            self._uploaded[location] = f"{PREFIX}{pdh}/{source.name}"
+            return self._uploaded[location]
 
     def final_output(self, outputs: dict[str, Any], name: str) -> dict[str, Any]:
         """The outputs gathered into one collection at home (remote blocks copied home); their
@@ -349,6 +375,19 @@ def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -
                 target.write_bytes(Collection(client, pdh).read(path))
                 value["location"] = target.resolve().as_uri()
                 value["path"] = str(target.resolve())
+            elif value.get("class") == "Directory" and location.startswith(PREFIX):
+                pdh, path = split(location)
+                collection = Collection(client, pdh)
+                prefix = f"{path}/" if path else ""
+                for name, _ in collection.files():
+                    if name.startswith(prefix):
+                        target = outdir / name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(collection.read(name))
+                (outdir / path).mkdir(parents=True, exist_ok=True)
+                value["location"] = (outdir / path).resolve().as_uri()
+                value["path"] = str((outdir / path).resolve())
+                value["listing"] = _listing(outdir / path)
             for item in value.values():
                 visit(item)
         elif isinstance(value, list):
@@ -357,6 +396,23 @@ def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -
 
     outdir.mkdir(parents=True, exist_ok=True)
     visit(outputs)
+
+
+def _listing(directory: Path) -> list[dict[str, Any]]:
+    """A directory's listing as cwltool writes it for outputs (files with sizes and checksums)."""
+    import hashlib
+
+    entries: list[dict[str, Any]] = []
+    for child in sorted(directory.iterdir()):
+        if child.is_dir():
+            entries.append({"class": "Directory", "basename": child.name, "location": child.resolve().as_uri(),
+                            "path": str(child.resolve()), "listing": _listing(child)})
+        else:
+            data = child.read_bytes()
+            entries.append({"class": "File", "basename": child.name, "location": child.resolve().as_uri(),
+                            "path": str(child.resolve()), "size": len(data),
+                            "checksum": f"sha1${hashlib.sha1(data).hexdigest()}"})
+    return entries
 
 
 def _local_path(location: str, basedir: Path) -> Path:

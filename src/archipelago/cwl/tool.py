@@ -53,7 +53,8 @@ def tool_factory(runner: Any) -> Any:
                 yield job
 
         def make_path_mapper(self, reffiles: Any, stagedir: str, runtimeContext: Any, separateDirs: bool) -> Any:
-            return KeepPathMapper(reffiles, runtimeContext.basedir, stagedir, separateDirs)
+            mapper = type("BoundKeepPathMapper", (KeepPathMapper,), {"upload": staticmethod(runner.upload_local)})
+            return mapper(reffiles, runtimeContext.basedir, stagedir, separateDirs)
 
     class ArchiWorkflowStep(WorkflowStep):
         def job(self, job_order: Any, output_callbacks: Any, runtimeContext: Any) -> Any:
