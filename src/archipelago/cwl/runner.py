@@ -215,23 +215,12 @@ class Runner:
     # ---------------------------------------------------------------- inputs and outputs
     def upload_inputs(self, job_order: dict[str, Any], basedir: Path) -> dict[str, Any]:
         """Local files and directories of the job, uploaded once to the home cluster, as keep: locations."""
-        local: list[dict[str, Any]] = []
+        def is_local(value: dict[str, Any]) -> bool:
+            location = value.get("location") or value.get("path")
+            literal = value.get("class") == "File" and "contents" in value and not location
+            return bool(literal or (location and not str(location).startswith(PREFIX)))
 
-        def visit(value: Any) -> None:
-            if isinstance(value, dict):
-                if value.get("class") in ("File", "Directory"):
-                    location = value.get("location") or value.get("path")
-                    literal = value.get("class") == "File" and "contents" in value and not location
-                    if literal or (location and not str(location).startswith(PREFIX)):
-                        local.append(value)
-                        return
-                for item in value.values():
-                    visit(item)
-            elif isinstance(value, list):
-                for item in value:
-                    visit(item)
-
-        visit(job_order)
+        local = find_objects(job_order, ("File", "Directory"), is_local)
         if not local:
             return job_order
         collection = Collection(self.home)
@@ -280,19 +269,7 @@ class Runner:
     def final_output(self, outputs: dict[str, Any], name: str) -> dict[str, Any]:
         """The outputs gathered into one collection at home (remote blocks copied home); their
         locations rewritten into it."""
-        files: list[dict[str, Any]] = []
-
-        def visit(value: Any) -> None:
-            if isinstance(value, dict):
-                if value.get("class") == "File" and str(value.get("location", "")).startswith(PREFIX):
-                    files.append(value)
-                for item in value.values():
-                    visit(item)
-            elif isinstance(value, list):
-                for item in value:
-                    visit(item)
-
-        visit(outputs)
+        files = find_objects(outputs, ("File",), lambda value: str(value.get("location", "")).startswith(PREFIX))
         if not files:
             return outputs
         final = Collection(self.home)
@@ -362,40 +339,47 @@ class Runner:
         walk(tool)
 
 
+def find_objects(value: Any, classes: tuple[str, ...], wanted: Any) -> list[dict[str, Any]]:
+    """The File/Directory objects (of `classes`) in a CWL value for which wanted(obj) holds; not
+    looking inside those it finds."""
+    found: list[dict[str, Any]] = []
+
+    def visit(item: Any) -> None:
+        if isinstance(item, dict):
+            if item.get("class") in classes and wanted(item):
+                found.append(item)
+                return
+            for child in item.values():
+                visit(child)
+        elif isinstance(item, list):
+            for child in item:
+                visit(child)
+
+    visit(value)
+    return found
+
+
 def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -> None:
     """Copy the output files from Keep into `outdir` and point their locations there (cwltool's
-    --outdir), keeping each collection's layout."""
-    def visit(value: Any) -> None:
-        if isinstance(value, dict):
-            location = str(value.get("location", ""))
-            if value.get("class") == "File" and location.startswith(PREFIX):
-                pdh, path = split(location)
-                target = outdir / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(Collection(client, pdh).read(path))
-                value["location"] = target.resolve().as_uri()
-                value["path"] = str(target.resolve())
-            elif value.get("class") == "Directory" and location.startswith(PREFIX):
-                pdh, path = split(location)
-                collection = Collection(client, pdh)
-                prefix = f"{path}/" if path else ""
-                for name, _ in collection.files():
-                    if name.startswith(prefix):
-                        target = outdir / name
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(collection.read(name))
-                (outdir / path).mkdir(parents=True, exist_ok=True)
-                value["location"] = (outdir / path).resolve().as_uri()
-                value["path"] = str((outdir / path).resolve())
-                value["listing"] = _listing(outdir / path)
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item)
-
+    --outdir), keeping each collection's layout; directories get their listing."""
     outdir.mkdir(parents=True, exist_ok=True)
-    visit(outputs)
+    for value in find_objects(outputs, ("File", "Directory"),
+                              lambda item: str(item.get("location", "")).startswith(PREFIX)):
+        pdh, path = split(str(value["location"]))
+        collection = Collection(client, pdh)
+        if value["class"] == "File":
+            names = [path]
+        else:
+            names = [name for name, _ in collection.files() if not path or name.startswith(f"{path}/")]
+        for name in names:
+            target = outdir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(collection.read(name))
+        local = (outdir / path).resolve()
+        if value["class"] == "Directory":
+            local.mkdir(parents=True, exist_ok=True)
+            value["listing"] = _listing(local)
+        value["location"], value["path"] = local.as_uri(), str(local)
 
 
 def _listing(directory: Path) -> list[dict[str, Any]]:
