@@ -150,6 +150,9 @@ class ContainersConfig(_Strict):
     work_dir: Path | None = Field(default=None, description="where containers' mounts and outputs are staged; "
                                   "default: the system temporary directory")
     poll_seconds: float = Field(default=0.5, gt=0, description="how often the dispatcher looks for work")
+    host_path: list[str] = Field(default=[], description="directories put first on PATH in bubblewrap "
+                                 "containers (where this site installs tools, e.g. a runner's venv; not "
+                                 "under /tmp, which containers get fresh)")
 
 
 class ClusterConfig(_Strict):

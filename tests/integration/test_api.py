@@ -84,6 +84,10 @@ def test_trash_and_untrash(cluster, admin):
     assert alice.collections.list([["uuid", "=", uuid]])["items"] == []
     alice.request("POST", f"collections/{uuid}/untrash")
     assert alice.collections.list([["uuid", "=", uuid]])["items_available"] == 1
+    # Arvados clients (arvados-cwl-runner) trash by update, optionally with other changes
+    trashed = alice.collections.update(uuid, {"is_trashed": True, "name": "t2"})
+    assert trashed["is_trashed"] and trashed["name"] == "t2" and trashed["trash_at"]
+    assert not alice.collections.update(uuid, {"is_trashed": False})["is_trashed"]
 
 
 def test_list_filters_order_paging_select(cluster, admin):

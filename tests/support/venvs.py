@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,8 @@ import pytest
 
 def tool_venv(name: str, requirement: str) -> Path:
     """The bin/ directory of a venv with `requirement` installed; skips the test if it cannot be built."""
-    root = Path(tempfile.gettempdir()) / f"archipelago-{name}-venv"
+    # not under /tmp: bubblewrap containers get a fresh /tmp, and a test may put this venv on their PATH
+    root = Path.home() / ".cache" / "archipelago" / f"{name}-venv"
     marker = root / ".installed"
     if marker.exists() and marker.read_text() == requirement:
         return root / "bin"

@@ -228,6 +228,15 @@ class LocalBackend:
 
     def update(self, caller: Caller, resource_name: str, uuid: str, attrs: Record) -> Record:
         resource = self.registry[resource_name]
+        if resource.trashable and "is_trashed" in attrs:
+            # Arvados clients trash by update ({"is_trashed": true}); same effect as the trash action.
+            rest = {key: value for key, value in attrs.items() if key != "is_trashed"}
+            if not attrs["is_trashed"]:
+                restored = self.untrash(caller, resource_name, uuid)
+                return self.update(caller, resource_name, uuid, rest) if rest else restored
+            if rest:
+                self.update(caller, resource_name, uuid, rest)
+            return self.trash(caller, resource_name, uuid)
         attrs = self._writable(caller, resource, attrs)
         with self._operation(caller, resource) as ctx:
             row = self._find(ctx, resource, uuid, WRITE)

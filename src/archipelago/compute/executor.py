@@ -81,6 +81,8 @@ class Executor:
         self._stop_runtime: Any = lambda: None
         self._live_log: str | None = None  # the log collection published while the command runs
         self.elsewhere: ApiClient | None = None
+        # where this cluster installs programs its host-runtime containers may run (containers.host_path)
+        self.host_path = [p for p in os.environ.get("ARCHI_HOST_PATH", "").split(":") if p]
 
     # ---------------------------------------------------------------- the run
     def run(self) -> str:
@@ -134,7 +136,8 @@ class Executor:
         log = self.logs.crunch_run
         constraints = container.get("runtime_constraints") or {}
         env = {"HOME": container.get("output_path") or "/tmp", "TMPDIR": "/tmp",
-               "PATH": "/usr/local/bin:/usr/bin:/bin", **(container.get("environment") or {})}
+               "PATH": ":".join([*self.host_path, "/usr/local/bin", "/usr/bin", "/bin"]),
+               **(container.get("environment") or {})}
         if constraints.get("API"):
             env.update({"ARVADOS_API_HOST": self.api.connection.host, "ARVADOS_API_TOKEN": client.token,
                         "ARVADOS_API_HOST_INSECURE": "1" if self.api.insecure else "0"})
@@ -157,6 +160,11 @@ class Executor:
                 limits.remove()
         if self._cancelled:
             raise ArchipelagoError("cancelled by the dispatcher")
+        if constraints.get("API"):  # a container with API access may have set its own output (a runner does)
+            own = self.api.request("GET", f"containers/{self.uuid}").get("output")
+            if own:
+                log(f"the container set its own output: {own}")
+                return {"exit_code": exit_code, "output": own}
         output = self._save_output(client, staged, container.get("output_glob") or [])
         return {"exit_code": exit_code, "output": output}
 

@@ -111,6 +111,9 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
     for n, (target, mount) in enumerate(sorted(mounts.items())):
         if target in SPECIAL:
             continue
+        if mount.get("kind") == "collection" and mount.get("writable") and \
+                not (mount.get("portable_data_hash") or mount.get("uuid")):
+            mount = {"kind": "tmp"}  # a new, empty writable collection: a directory saved as output
         if target == output_path and mount.get("kind") == "tmp":
             continue  # the output directory is the tmp mount itself
         inside_output = output_path and target.startswith(output_path.rstrip("/") + "/")

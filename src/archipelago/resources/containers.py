@@ -16,7 +16,8 @@ from .base import Context, Resource
 from .container_requests import lifecycle
 
 MAX_DISPATCH_ATTEMPTS = 10
-SELF_UPDATABLE = frozenset({"runtime_status", "progress", "output"})  # what a container may say of itself
+# what a container may say of itself
+SELF_UPDATABLE = frozenset({"runtime_status", "progress", "output", "output_properties"})
 WRITE_ONLY = ("secret_mounts", "runtime_token")
 
 
@@ -27,7 +28,8 @@ def is_itself(ctx: Context, row: Any) -> bool:
 class Containers(Resource):
     name = "containers"
     model = Container
-    writable = frozenset({"state", "log", "output", "progress", "exit_code", "runtime_status", "cost", "priority"})
+    writable = frozenset({"state", "log", "output", "progress", "exit_code", "runtime_status", "cost", "priority",
+                          "output_properties"})
     echoed = frozenset({"gateway_address", "interactive_session_started", "subrequests_cost"})
     actions = ("current",)
     object_actions: ClassVar[dict[str, str]] = {"lock": "POST", "unlock": "POST", "auth": "GET", "secret_mounts": "GET",

@@ -24,7 +24,8 @@ def executor_env(config: ClusterConfig) -> dict[str, str]:
             "ARCHI_API_HOST_INSECURE": insecure, "ARCHI_CONTAINER_RUNTIME": config.containers.runtime,
             **({"DOCKER_HOST": config.containers.docker_host} if config.containers.docker_host else {}),
             **({"ARCHI_PODMAN_STORAGE": config.containers.podman_storage} if config.containers.podman_storage else {}),
-            **({"ARCHI_WORK_DIR": str(config.containers.work_dir)} if config.containers.work_dir else {})}
+            **({"ARCHI_WORK_DIR": str(config.containers.work_dir)} if config.containers.work_dir else {}),
+            **({"ARCHI_HOST_PATH": ":".join(config.containers.host_path)} if config.containers.host_path else {})}
 
 
 def dispatcher(config: ClusterConfig) -> DispatchLoop:
