@@ -16,6 +16,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,10 +29,23 @@ from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .cgroups import Limits
 from .fusefs import unavailable as fuse_unavailable
-from .mounts import Staged, stage_mounts
-from .runtimes import Runtime, runtime_for
+from .mounts import Bind, Staged, stage_mounts
+from .runtimes import NOT_BOUND, Runtime, runtime_for
 
 LIVE_LOG_SECONDS = 3.0  # how often a running container's logs are published
+# this Archipelago's own commands, last on host-runtime containers' PATH (a submitted `archi run` needs them)
+ARCHI_BIN = Path(sys.executable).parent
+
+
+def hidden_site_binds(host_path: list[str]) -> list[Bind]:
+    """Read-only binds for this site's software where a host-runtime container would not see it (an
+    install under /tmp, which containers get fresh): the configured host_path, this Archipelago's
+    environment and its source (an editable install)."""
+    wanted = [Path(p) for p in host_path] + [Path(sys.prefix), Path(__file__).resolve().parents[2]]
+    hidden = {p.resolve() for p in wanted if p.exists() and p.resolve().parts[1:2] and
+              p.resolve().parts[1] in NOT_BOUND}
+    outermost = sorted(p for p in hidden if not any(q != p and q in p.parents for q in hidden))
+    return [Bind(path, str(path), writable=False) for path in outermost]
 
 
 def stamp() -> str:
@@ -136,7 +150,7 @@ class Executor:
         log = self.logs.crunch_run
         constraints = container.get("runtime_constraints") or {}
         env = {"HOME": container.get("output_path") or "/tmp", "TMPDIR": "/tmp",
-               "PATH": ":".join([*self.host_path, "/usr/local/bin", "/usr/bin", "/bin"]),
+               "PATH": ":".join([*self.host_path, "/usr/local/bin", "/usr/bin", "/bin", str(ARCHI_BIN)]),
                **(container.get("environment") or {})}
         if constraints.get("API"):
             env.update({"ARVADOS_API_HOST": self.api.connection.host, "ARVADOS_API_TOKEN": client.token,
@@ -144,7 +158,8 @@ class Executor:
         image = self._image(runtime, container.get("container_image"), client)
         self._name = f"archi-{self.uuid}"
         self._stop_runtime = lambda: runtime.stop(self._name)
-        launch = runtime.launch(container["command"], container.get("cwd") or ".", env, staged.binds,
+        binds = staged.binds if runtime.uses_images else [*staged.binds, *hidden_site_binds(self.host_path)]
+        launch = runtime.launch(container["command"], container.get("cwd") or ".", env, binds,
                                 bool(constraints.get("API")), image, self._name, constraints)
         log(f"runtime: {launch.description}")
         self._write_node_json(runtime.name, constraints)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -47,7 +46,7 @@ def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = Tr
     main = f"{MOUNT}/workflow/{workflow.resolve().relative_to(root)}"
     saved = bundle.save_new(f"workflow and inputs of archi run {workflow.name}")
     options = ("" if reuse else "--no-reuse ") + ("--prestage " if prestage else "")
-    command = ["sh", "-c", f"{sys.executable} -m archipelago run --json {options}{main} {MOUNT}/job.json > {REPORT}"]
+    command = ["sh", "-c", f"archi run --json {options}{main} {MOUNT}/job.json > {REPORT}"]
     attrs = {"name": f"archi run {workflow.name}", "command": command, "container_image": None,
              "output_path": "/out", "cwd": "/out", "state": "Committed", "priority": 500,
              "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 30},
