@@ -8,6 +8,7 @@ import io
 import posixpath
 import threading
 from typing import IO, Any
+from urllib.parse import quote, unquote
 
 from cwltool.stdfsaccess import StdFsAccess
 
@@ -19,9 +20,23 @@ PREFIX = "keep:"
 
 
 def split(location: str) -> tuple[str, str]:
-    """keep:<pdh>/a/b -> (<pdh>, a/b)."""
+    """keep:<pdh>/a/b -> (<pdh>, a/b); a location is a URI, so its path is URL-quoted."""
     pdh, _, path = location[len(PREFIX):].partition("/")
-    return pdh, path.strip("/")
+    return pdh, unquote(path.strip("/"))
+
+
+def keep_location(pdh: str, path: str = "") -> str:
+    """(<pdh>, a/b c) -> keep:<pdh>/a/b%20c: names with spaces, '#' or '%' survive as a URI."""
+    return f"{PREFIX}{pdh}/{quote(path)}" if path else f"{PREFIX}{pdh}"
+
+
+def glob_matches(pattern: str, path: str) -> bool:
+    """POSIX glob on a collection path, as a shell does: one pattern part per path part ('*' never
+    crosses a '/'), and names starting with '.' only where the pattern's part does too."""
+    parts, patterns = path.split("/"), pattern.split("/")
+    return len(parts) == len(patterns) and all(
+        fnmatch.fnmatchcase(part, want) and (not part.startswith(".") or want.startswith("."))
+        for part, want in zip(parts, patterns, strict=True))
 
 
 class KeepFsAccess(StdFsAccess):
@@ -58,8 +73,7 @@ class KeepFsAccess(StdFsAccess):
             return super().glob(pattern)
         pdh, path = split(pattern)
         files, dirs = self._entries(pdh)
-        return sorted(f"{PREFIX}{pdh}/{p}" if p else f"{PREFIX}{pdh}"
-                      for p in (*files, *dirs) if fnmatch.fnmatchcase(p, path))
+        return sorted(keep_location(pdh, p) for p in (*files, *dirs) if glob_matches(path, p))
 
     def open(self, fn: str, mode: str) -> IO[Any]:
         if not fn.startswith(PREFIX):
@@ -104,7 +118,7 @@ class KeepFsAccess(StdFsAccess):
         files, dirs = self._entries(pdh)
         prefix = f"{path}/" if path else ""
         children = {p[len(prefix):].split("/")[0] for p in (*files, *dirs) if p.startswith(prefix) and p != path}
-        return sorted(f"{PREFIX}{pdh}/{prefix}{child}" for child in children if child)
+        return sorted(keep_location(pdh, f"{prefix}{child}") for child in children if child)
 
     def join(self, path: str, *paths: str) -> str:
         """Like os.path.join, with a keep: location as absolute as a path starting with /."""

@@ -30,7 +30,7 @@ from cwltool.process import shortname
 from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
-from .fsaccess import PREFIX, KeepFsAccess, split
+from .fsaccess import PREFIX, KeepFsAccess, keep_location, split
 from .job import OUTDIR
 from .tool import CLUSTER_TARGET, tool_factory
 
@@ -231,7 +231,8 @@ class Runner:
                 entry["_archi_target"] = f"{n}/{name}"
                 entry.setdefault("basename", name)
                 continue
-            source = _local_path(str(entry.get("location") or entry.get("path")), basedir)
+            source = _local_path(str(entry["location"]), basedir) if entry.get("location") \
+                else _path(str(entry["path"]), basedir)
             if not source.exists():
                 raise RunError(f"input {source} does not exist")
             name = entry.get("basename") or source.name
@@ -244,7 +245,7 @@ class Runner:
         pdh = collection.save_new("inputs for archi run")["portable_data_hash"]
         self.inputs_pdh = pdh
         for entry in local:
-            entry["location"] = f"{PREFIX}{pdh}/{entry.pop('_archi_target')}"
+            entry["location"] = keep_location(pdh, entry.pop("_archi_target"))
             entry.pop("path", None)
         return job_order
 
@@ -263,7 +264,7 @@ class Runner:
                     collection.write(source.name if path == source else f"{source.name}/{path.relative_to(source)}",
                                      handle)
             pdh = collection.save_new(f"{source.name} for archi run")["portable_data_hash"]
-            self._uploaded[location] = f"{PREFIX}{pdh}/{source.name}"
+            self._uploaded[location] = keep_location(pdh, source.name)
             return self._uploaded[location]
 
     def final_output(self, outputs: dict[str, Any], name: str) -> dict[str, Any]:
@@ -285,7 +286,7 @@ class Runner:
             entry["_final"] = target
         record = final.save_new(name)
         for entry in files:
-            entry["location"] = f"{PREFIX}{record['portable_data_hash']}/{entry.pop('_final')}"
+            entry["location"] = keep_location(record["portable_data_hash"], entry.pop("_final"))
             for key in [k for k in entry if k == "path" or k.startswith("http://commonwl.org/cwltool#")]:
                 entry.pop(key)
         outputs["_archi_output_collection"] = record["uuid"]
@@ -400,7 +401,11 @@ def _listing(directory: Path) -> list[dict[str, Any]]:
 
 
 def _local_path(location: str, basedir: Path) -> Path:
+    """A local file's path from its location: a URI, absolute or relative to `basedir`, URL-quoted."""
     if location.startswith("file://"):
         return Path(unquote(urlsplit(location).path))
-    path = Path(location)
-    return path if path.is_absolute() else basedir / path
+    return _path(unquote(location), basedir)
+
+
+def _path(path: str, basedir: Path) -> Path:
+    return Path(path) if Path(path).is_absolute() else basedir / path
