@@ -190,3 +190,19 @@ def test_initial_workdir_literals_and_a_tools_default_file(federation, tmp_path)
     outputs, status = Runner(alice).run(WORKFLOWS / "initial-workdir.cwl", tmp_path / "job.yml")
     assert status == "success"
     assert read(alice, outputs["all"]) == b"hello from alice\ninput line\na note from the tool document\n"
+
+
+def test_names_that_need_quoting_and_directory_literals_reach_the_step(federation, tmp_path):
+    """'#', spaces and ':' in names survive as keep: URIs; a Directory literal's files are uploaded
+    where its listing says, and the step reads them through its mount."""
+    alice = new_user(federation["z1111"], "alice")
+    (tmp_path / "item #1: a.txt").write_text("quoted\n")
+    (tmp_path / "job.yml").write_text("infile: {class: File, location: 'item%20%231:%20a.txt'}\n")
+    outputs, status = Runner(alice).run(WORKFLOWS / "wf.cwl", tmp_path / "job.yml")
+    assert status == "success" and read(alice, outputs["result"]) == b"1\n"
+    (tmp_path / "dir.yml").write_text(
+        "dir1:\n  class: Directory\n  basename: cwl\n  listing:\n"
+        "    - {class: Directory, basename: 'sub dir', listing: [{class: File, basename: 'a#1.txt', "
+        "contents: 'a literal, two levels down'}]}\n")
+    outputs, status = Runner(alice).run(WORKFLOWS / "cat-nested.cwl", tmp_path / "dir.yml")
+    assert status == "success" and read(alice, outputs["out"]) == b"a literal, two levels down"

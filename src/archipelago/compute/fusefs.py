@@ -59,11 +59,13 @@ class CollectionFS:
         self._lock = threading.Lock()
 
     def _add_dir(self, path: str) -> None:
-        while path not in self.dirs:
-            self.dirs[path] = set()
-            parent, _, name = path.rpartition("/")
-            self.dirs.setdefault(parent or "/", set()).add(name)
-            path = parent or "/"
+        """The directory and every missing parent (a stream ./a/b/c makes a and a/b too)."""
+        if path in self.dirs:
+            return
+        parent, _, name = path.rpartition("/")
+        self._add_dir(parent or "/")
+        self.dirs[parent or "/"].add(name)
+        self.dirs[path] = set()
 
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         if path in self.dirs:

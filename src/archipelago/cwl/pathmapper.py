@@ -34,8 +34,8 @@ class KeepPathMapper(PathMapper):
         if location.startswith(PREFIX):
             kind = "Directory" if obj.get("class") == "Directory" else "File"
             self._pathmap[location] = MapperEnt(location, container_path(location), kind, True)
-            for secondary in obj.get("secondaryFiles", []) or []:
-                self.visit(secondary, stagedir, basedir, copy, staged)
+            for child in [*(obj.get("secondaryFiles") or []), *(obj.get("listing") or [])]:
+                self.visit(child, stagedir, basedir, copy, staged)  # a listing's entries: inside its mount
             return
         if location.startswith("_:"):  # a literal: written into the container at its path
             target = posixpath.join(obj.get("dirname") or stagedir, obj["basename"])

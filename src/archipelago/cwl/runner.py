@@ -217,7 +217,7 @@ class Runner:
         """Local files and directories of the job, uploaded once to the home cluster, as keep: locations."""
         def is_local(value: dict[str, Any]) -> bool:
             location = value.get("location") or value.get("path")
-            literal = value.get("class") == "File" and "contents" in value and not location
+            literal = not location and ("contents" in value if value.get("class") == "File" else "listing" in value)
             return bool(literal or (location and not str(location).startswith(PREFIX)))
 
         local = find_objects(job_order, ("File", "Directory"), is_local)
@@ -225,11 +225,9 @@ class Runner:
             return job_order
         collection = Collection(self.home)
         for n, entry in enumerate(local):
-            if "contents" in entry and not (entry.get("location") or entry.get("path")):
-                name = entry.get("basename") or "literal"
-                collection.write(f"{n}/{name}", str(entry["contents"]).encode())
-                entry["_archi_target"] = f"{n}/{name}"
-                entry.setdefault("basename", name)
+            if not (entry.get("location") or entry.get("path")):  # a literal: written, not read
+                name = entry.setdefault("basename", "literal")
+                self._write_literal(collection, f"{n}/{name}", entry, basedir)
                 continue
             source = _local_path(str(entry["location"]), basedir) if entry.get("location") \
                 else _path(str(entry["path"]), basedir)
@@ -244,10 +242,34 @@ class Runner:
             entry["_archi_target"] = f"{n}/{name}"
         pdh = collection.save_new("inputs for archi run")["portable_data_hash"]
         self.inputs_pdh = pdh
-        for entry in local:
+
+        def place(entry: dict[str, Any]) -> None:
             entry["location"] = keep_location(pdh, entry.pop("_archi_target"))
             entry.pop("path", None)
+            for child in entry.get("listing") or []:
+                if "_archi_target" in child:  # a directory literal's entries
+                    place(child)
+
+        for entry in local:
+            place(entry)
         return job_order
+
+    def _write_literal(self, collection: Collection, target: str, entry: dict[str, Any], basedir: Path) -> None:
+        """A File literal's contents, or a Directory literal's listing (literals and local files) at `target`."""
+        entry["_archi_target"] = target
+        if entry.get("class") == "File":
+            if "contents" in entry:
+                collection.write(target, str(entry["contents"]).encode())
+                return
+            source = _local_path(str(entry.get("location") or ""), basedir)
+            if not source.is_file():
+                raise RunError(f"{target}: a directory literal may hold file literals and local files; "
+                               f"{entry.get('location')} is neither")
+            collection.write(target, source.read_bytes())
+            return
+        for child in entry.get("listing") or []:
+            name = child.get("basename") or Path(str(child.get("location", ""))).name
+            self._write_literal(collection, f"{target}/{name}", child, basedir)
 
     def upload_local(self, location: str) -> str:
         """A local file or directory a document names (a default, say), uploaded once: its keep: location."""
