@@ -206,3 +206,13 @@ def test_names_that_need_quoting_and_directory_literals_reach_the_step(federatio
         "contents: 'a literal, two levels down'}]}\n")
     outputs, status = Runner(alice).run(WORKFLOWS / "cat-nested.cwl", tmp_path / "dir.yml")
     assert status == "success" and read(alice, outputs["out"]) == b"a literal, two levels down"
+
+
+def test_empty_directories_a_tool_makes_are_outputs(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    (tmp_path / "empty.yml").write_text("{}\n")
+    outputs, status = Runner(alice).run(WORKFLOWS / "empty-dirs.cwl", tmp_path / "empty.yml")
+    assert status == "success"
+    assert [d["basename"] for d in outputs["directories"]] == ["a_dir", "b_dir"]
+    pdh = outputs["directories"][0]["location"][len("keep:"):].split("/")[0]
+    assert Collection(alice, pdh).directories() == ["a_dir", "b_dir", "b_dir/inner"]

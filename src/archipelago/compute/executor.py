@@ -273,14 +273,16 @@ class Executor:
     def _save_output(self, client: ApiClient, staged: Staged, globs: list[str]) -> str:
         assert staged.output_dir is not None
         collection = Collection(client)
-        files = sorted(p for p in staged.output_dir.rglob("*") if p.is_file())
-        for path in files:
+        for path in sorted(staged.output_dir.rglob("*")):
             relative = str(path.relative_to(staged.output_dir))
             if globs and not any(fnmatch.fnmatch(relative, g) or relative.startswith(g.rstrip("*/") + "/")
                                  for g in globs):
                 continue
-            with open(path, "rb") as handle:
-                collection.write(relative, handle)
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    collection.write(relative, handle)
+            elif path.is_dir() and not any(path.iterdir()):
+                collection.mkdir(relative)  # an empty directory is an output too (a tool's mkdir)
         return self._saved(client, collection, f"output for {self.uuid}")
 
     def _save_logs(self, client: ApiClient) -> str | None:

@@ -61,12 +61,8 @@ class KeepFsAccess(StdFsAccess):
 
     def _entries(self, pdh: str) -> tuple[dict[str, int], set[str]]:
         """Files (path -> size) and directories of a collection."""
-        files = dict(self.collection(pdh).files())
-        dirs = {""}
-        for path in files:
-            parts = path.split("/")[:-1]
-            dirs.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
-        return files, dirs
+        collection = self.collection(pdh)
+        return dict(collection.files()), {"", *collection.directories()}
 
     def glob(self, pattern: str) -> list[str]:
         if not pattern.startswith(PREFIX):

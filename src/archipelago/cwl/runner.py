@@ -229,8 +229,7 @@ class Runner:
                 name = entry.setdefault("basename", "literal")
                 self._write_literal(collection, f"{n}/{name}", entry, basedir)
                 continue
-            source = _local_path(str(entry["location"]), basedir) if entry.get("location") \
-                else _path(str(entry["path"]), basedir)
+            source = _source(entry, basedir)
             if not source.exists():
                 raise RunError(f"input {source} does not exist")
             name = entry.get("basename") or source.name
@@ -261,14 +260,15 @@ class Runner:
             if "contents" in entry:
                 collection.write(target, str(entry["contents"]).encode())
                 return
-            source = _local_path(str(entry.get("location") or ""), basedir)
+            source = _source(entry, basedir)
             if not source.is_file():
                 raise RunError(f"{target}: a directory literal may hold file literals and local files; "
-                               f"{entry.get('location')} is neither")
+                               f"{source} is neither")
             collection.write(target, source.read_bytes())
             return
         for child in entry.get("listing") or []:
-            name = child.get("basename") or Path(str(child.get("location", ""))).name
+            name = child.get("basename") or _source(child, basedir).name
+            child["basename"] = name
             self._write_literal(collection, f"{target}/{name}", child, basedir)
 
     def upload_local(self, location: str) -> str:
@@ -394,6 +394,9 @@ def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -
             names = [path]
         else:
             names = [name for name, _ in collection.files() if not path or name.startswith(f"{path}/")]
+            for empty in collection.directories():
+                if not path or empty.startswith(f"{path}/"):
+                    (outdir / empty).mkdir(parents=True, exist_ok=True)
         for name in names:
             target = outdir / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -427,6 +430,13 @@ def _local_path(location: str, basedir: Path) -> Path:
     if location.startswith("file://"):
         return Path(unquote(urlsplit(location).path))
     return _path(unquote(location), basedir)
+
+
+def _source(entry: dict[str, Any], basedir: Path) -> Path:
+    """The local file a File or Directory object names by location (a URI) or by path."""
+    if entry.get("location"):
+        return _local_path(str(entry["location"]), basedir)
+    return _path(str(entry.get("path") or ""), basedir)
 
 
 def _path(path: str, basedir: Path) -> Path:

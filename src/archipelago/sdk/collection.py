@@ -41,6 +41,12 @@ class Collection:
                 path = f"{dirname}/{name}"[2:]
                 yield path, sum(s[2] for s in self._tree[dirname][name])
 
+    def directories(self) -> list[str]:
+        """Every directory below the top, empty ones included, sorted."""
+        found = {"/".join(parts[:n]) for dirname in self._tree if (parts := dirname.split("/")[1:])
+                 for n in range(1, len(parts) + 1)}
+        return sorted(found)
+
     def segments(self, path: str) -> list[Segment]:
         dirname, name = _split(path)
         try:
@@ -68,6 +74,11 @@ class Collection:
         dirname, name = _split(path)
         self._tree.get(dirname, {}).pop(name, None)
         self._writer.write_file(path, source)
+
+    def mkdir(self, path: str) -> None:
+        """An empty directory (kept in the manifest as `0:0:\\056`)."""
+        dirname, name = _split(path)
+        self._tree.setdefault(f"{dirname}/{name}", {})
 
     def remove(self, path: str) -> None:
         dirname, name = _split(path)
