@@ -20,4 +20,4 @@ def test_glob_stars_stay_within_one_directory_and_skip_hidden_names():
     assert not glob_matches("testdir/*", "testdir/c/d")
     assert glob_matches("*/*.txt", "out/x.txt") and not glob_matches("*.txt", "out/x.txt")
     assert not glob_matches("*", ".hidden") and glob_matches(".*", ".hidden")
-    assert glob_matches("", "")
+    assert glob_matches("", "") and not glob_matches("*", "")  # '*' lists the top, not the collection

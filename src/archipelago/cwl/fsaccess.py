@@ -33,6 +33,8 @@ def keep_location(pdh: str, path: str = "") -> str:
 def glob_matches(pattern: str, path: str) -> bool:
     """POSIX glob on a collection path, as a shell does: one pattern part per path part ('*' never
     crosses a '/'), and names starting with '.' only where the pattern's part does too."""
+    if not path:  # the collection itself: only its own location names it
+        return not pattern
     parts, patterns = path.split("/"), pattern.split("/")
     return len(parts) == len(patterns) and all(
         fnmatch.fnmatchcase(part, want) and (not part.startswith(".") or want.startswith("."))
