@@ -46,6 +46,7 @@ class KeepFsAccess(StdFsAccess):
         super().__init__(basedir)
         self.client = client
         self._collections: dict[str, Collection] = {}
+        self._entries_of: dict[str, tuple[dict[str, int], set[str]]] = {}
         self._lock = threading.Lock()
 
     def collection(self, pdh: str) -> Collection:
@@ -63,8 +64,11 @@ class KeepFsAccess(StdFsAccess):
 
     def _entries(self, pdh: str) -> tuple[dict[str, int], set[str]]:
         """Files (path -> size) and directories of a collection."""
-        collection = self.collection(pdh)
-        return dict(collection.files()), {"", *collection.directories()}
+        collection = self.collection(pdh)  # raises before anything is cached for an unreadable one
+        with self._lock:
+            if pdh not in self._entries_of:  # cwltool asks isfile/isdir per glob result: computed once
+                self._entries_of[pdh] = dict(collection.files()), {"", *collection.directories()}
+            return self._entries_of[pdh]
 
     def glob(self, pattern: str) -> list[str]:
         if not pattern.startswith(PREFIX):

@@ -11,6 +11,7 @@ cwltool prints outputs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -232,13 +233,8 @@ class Runner:
             source = _source(entry, basedir)
             if not source.exists():
                 raise RunError(f"input {source} does not exist")
-            name = entry.get("basename") or source.name
-            files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-            for path in files:
-                relative = name if path == source else f"{name}/{path.relative_to(source)}"
-                with open(path, "rb") as handle:
-                    collection.write(f"{n}/{relative}", handle)
-            entry["_archi_target"] = f"{n}/{name}"
+            entry["_archi_target"] = target = f"{n}/{entry.get('basename') or source.name}"
+            write_tree(collection, target, source)
         pdh = collection.save_new("inputs for archi run")["portable_data_hash"]
         self.inputs_pdh = pdh
 
@@ -280,11 +276,7 @@ class Runner:
             if not source.exists():
                 raise WorkflowException(f"{source} does not exist")
             collection = Collection(self.home)
-            files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-            for path in files:
-                with open(path, "rb") as handle:
-                    collection.write(source.name if path == source else f"{source.name}/{path.relative_to(source)}",
-                                     handle)
+            write_tree(collection, source.name, source)
             pdh = collection.save_new(f"{source.name} for archi run")["portable_data_hash"]
             self._uploaded[location] = keep_location(pdh, source.name)
             return self._uploaded[location]
@@ -410,8 +402,6 @@ def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -
 
 def _listing(directory: Path) -> list[dict[str, Any]]:
     """A directory's listing as cwltool writes it for outputs (files with sizes and checksums)."""
-    import hashlib
-
     entries: list[dict[str, Any]] = []
     for child in sorted(directory.iterdir()):
         if child.is_dir():
@@ -423,6 +413,14 @@ def _listing(directory: Path) -> list[dict[str, Any]]:
                             "path": str(child.resolve()), "size": len(data),
                             "checksum": f"sha1${hashlib.sha1(data).hexdigest()}"})
     return entries
+
+
+def write_tree(collection: Collection, target: str, source: Path) -> None:
+    """A local file, or a directory with everything below it, written at `target` in the collection."""
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    for path in files:
+        with open(path, "rb") as handle:
+            collection.write(target if path == source else f"{target}/{path.relative_to(source)}", handle)
 
 
 def _local_path(location: str, basedir: Path) -> Path:
