@@ -19,29 +19,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import yaml
 from cwltool.context import LoadingContext, RuntimeContext
 from cwltool.errors import WorkflowException
 from cwltool.executors import MultithreadedJobExecutor
 from cwltool.load_tool import load_tool
-from cwltool.process import shortname
 
 from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .fsaccess import PREFIX, KeepFsAccess, keep_location, split
 from .job import OUTDIR
+from .joborder import RunError, find_objects, local_path, read_job_order, upload_local_inputs, write_tree
 from .tool import CLUSTER_TARGET, tool_factory
 
 log = logging.getLogger("archipelago.cwl")
 READ_LINE = re.compile(r"read (?P<bytes>\d+) bytes of mounted data held (?P<where>here|by cluster (?P<cluster>\w+))")
 PARALLEL_STEPS = 64  # steps in flight at once (each is a container request on some cluster)
-
-
-class RunError(ArchipelagoError):
-    status = 422
 
 
 @dataclass
@@ -214,65 +208,18 @@ class Runner:
         threading.Thread(target=follow, name="cwl-events", daemon=True).start()
 
     # ---------------------------------------------------------------- inputs and outputs
-    def upload_inputs(self, job_order: dict[str, Any], basedir: Path) -> dict[str, Any]:
-        """Local files and directories of the job, uploaded once to the home cluster, as keep: locations."""
-        def is_local(value: dict[str, Any]) -> bool:
-            location = value.get("location") or value.get("path")
-            literal = not location and ("contents" in value if value.get("class") == "File" else "listing" in value)
-            return bool(literal or (location and not str(location).startswith(PREFIX)))
-
-        local = find_objects(job_order, ("File", "Directory"), is_local)
-        if not local:
-            return job_order
-        collection = Collection(self.home)
-        for n, entry in enumerate(local):
-            if not (entry.get("location") or entry.get("path")):  # a literal: written, not read
-                name = entry.setdefault("basename", "literal")
-                self._write_literal(collection, f"{n}/{name}", entry, basedir)
-                continue
-            source = _source(entry, basedir)
-            if not source.exists():
-                raise RunError(f"input {source} does not exist")
-            entry["_archi_target"] = target = f"{n}/{entry.get('basename') or source.name}"
-            write_tree(collection, target, source)
-        pdh = collection.save_new("inputs for archi run")["portable_data_hash"]
-        self.inputs_pdh = pdh
-
-        def place(entry: dict[str, Any]) -> None:
-            entry["location"] = keep_location(pdh, entry.pop("_archi_target"))
-            entry.pop("path", None)
-            for child in entry.get("listing") or []:
-                if "_archi_target" in child:  # a directory literal's entries
-                    place(child)
-
-        for entry in local:
-            place(entry)
-        return job_order
-
-    def _write_literal(self, collection: Collection, target: str, entry: dict[str, Any], basedir: Path) -> None:
-        """A File literal's contents, or a Directory literal's listing (literals and local files) at `target`."""
-        entry["_archi_target"] = target
-        if entry.get("class") == "File":
-            if "contents" in entry:
-                collection.write(target, str(entry["contents"]).encode())
-                return
-            source = _source(entry, basedir)
-            if not source.is_file():
-                raise RunError(f"{target}: a directory literal may hold file literals and local files; "
-                               f"{source} is neither")
-            collection.write(target, source.read_bytes())
-            return
-        for child in entry.get("listing") or []:
-            name = child.get("basename") or _source(child, basedir).name
-            child["basename"] = name
-            self._write_literal(collection, f"{target}/{name}", child, basedir)
+    def prepare_inputs(self, tool: Any, job: Path | None) -> tuple[dict[str, Any], Path]:
+        """The job order, its local files uploaded once to the home cluster."""
+        job_order, basedir = read_job_order(tool, job)
+        self.inputs_pdh = upload_local_inputs(self.home, job_order, basedir) or self.inputs_pdh
+        return job_order, basedir
 
     def upload_local(self, location: str) -> str:
         """A local file or directory a document names (a default, say), uploaded once: its keep: location."""
         with self._prestage_lock:
             if location in self._uploaded:
                 return self._uploaded[location]
-            source = _local_path(location, Path("."))
+            source = local_path(location, Path("."))
             if not source.exists():
                 raise WorkflowException(f"{source} does not exist")
             collection = Collection(self.home)
@@ -309,12 +256,9 @@ class Runner:
     # ---------------------------------------------------------------- the run
     def run(self, workflow: Path, job: Path | None) -> tuple[dict[str, Any], str]:
         loading = LoadingContext({"construct_tool_object": tool_factory(self), "relax_path_checks": True})
-        tool = load_tool(str(Path(workflow).resolve()), loading)
-        basedir = (job or workflow).resolve().parent
-        job_order = yaml.safe_load(job.read_text()) if job else {}
-        job_order = {shortname(k): v for k, v in (job_order or {}).items()}
+        tool = load_tool(document_uri(workflow), loading)
         self.check_static_targets(tool)
-        job_order = self.upload_inputs(job_order, basedir)
+        job_order, basedir = self.prepare_inputs(tool, job)
         runtime = RuntimeContext()
         settings = {
             # paths as the containers see them; no image unless a tool asks for one (the cluster's runtime decides)
@@ -354,24 +298,11 @@ class Runner:
         walk(tool)
 
 
-def find_objects(value: Any, classes: tuple[str, ...], wanted: Any) -> list[dict[str, Any]]:
-    """The File/Directory objects (of `classes`) in a CWL value for which wanted(obj) holds; not
-    looking inside those it finds."""
-    found: list[dict[str, Any]] = []
-
-    def visit(item: Any) -> None:
-        if isinstance(item, dict):
-            if item.get("class") in classes and wanted(item):
-                found.append(item)
-                return
-            for child in item.values():
-                visit(child)
-        elif isinstance(item, list):
-            for child in item:
-                visit(child)
-
-    visit(value)
-    return found
+def document_uri(workflow: Path) -> str:
+    """The URI cwltool loads `workflow` from: the file, and the `#fragment` naming one process of a
+    packed document, if any."""
+    path, hash_sign, fragment = str(workflow).partition("#")
+    return Path(path).resolve().as_uri() + hash_sign + fragment
 
 
 def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -> None:
@@ -413,29 +344,3 @@ def _listing(directory: Path) -> list[dict[str, Any]]:
                             "path": str(child.resolve()), "size": len(data),
                             "checksum": f"sha1${hashlib.sha1(data).hexdigest()}"})
     return entries
-
-
-def write_tree(collection: Collection, target: str, source: Path) -> None:
-    """A local file, or a directory with everything below it, written at `target` in the collection."""
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-    for path in files:
-        with open(path, "rb") as handle:
-            collection.write(target if path == source else f"{target}/{path.relative_to(source)}", handle)
-
-
-def _local_path(location: str, basedir: Path) -> Path:
-    """A local file's path from its location: a URI, absolute or relative to `basedir`, URL-quoted."""
-    if location.startswith("file://"):
-        return Path(unquote(urlsplit(location).path))
-    return _path(unquote(location), basedir)
-
-
-def _source(entry: dict[str, Any], basedir: Path) -> Path:
-    """The local file a File or Directory object names by location (a URI) or by path."""
-    if entry.get("location"):
-        return _local_path(str(entry["location"]), basedir)
-    return _path(str(entry.get("path") or ""), basedir)
-
-
-def _path(path: str, basedir: Path) -> Path:
-    return Path(path) if Path(path).is_absolute() else basedir / path

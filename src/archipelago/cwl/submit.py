@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
 from cwltool.context import LoadingContext
 from cwltool.load_tool import fetch_document, load_tool
 from cwltool.main import find_deps
-from cwltool.process import shortname
 
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
-from .runner import Runner
+from .runner import Runner, document_uri
 from .tool import tool_factory
 
 MOUNT = "/var/lib/archi-run"
@@ -33,20 +32,21 @@ def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = Tr
     """Upload the workflow and its inputs, and commit the runner's container request; returns it."""
     runner = Runner(client, reuse=reuse)
     checking = LoadingContext({"construct_tool_object": tool_factory(runner), "relax_path_checks": True})
-    runner.check_static_targets(load_tool(str(workflow.resolve()), checking))  # before anything is submitted
+    tool = load_tool(document_uri(workflow), checking)
+    runner.check_static_targets(tool)  # before anything is submitted
+    path, hash_sign, fragment = str(workflow).partition("#")
+    workflow = Path(path)
     documents = workflow_documents(workflow.resolve())
     root = Path(os.path.commonpath([str(p.parent) for p in documents]))
-    job_order = yaml.safe_load(job.read_text()) if job else {}
-    job_order = runner.upload_inputs({shortname(k): v for k, v in (job_order or {}).items()},
-                                     (job or workflow).resolve().parent)
+    job_order, _ = runner.prepare_inputs(tool, job)
     bundle = Collection(client)
     for document in documents:
         bundle.write(f"workflow/{document.relative_to(root)}", document.read_bytes())
     bundle.write("job.json", json.dumps(job_order).encode())
-    main = f"{MOUNT}/workflow/{workflow.resolve().relative_to(root)}"
+    main = f"{MOUNT}/workflow/{workflow.resolve().relative_to(root)}{hash_sign}{fragment}"
     saved = bundle.save_new(f"workflow and inputs of archi run {workflow.name}")
     options = ("" if reuse else "--no-reuse ") + ("--prestage " if prestage else "")
-    command = ["sh", "-c", f"archi run --json {options}{main} {MOUNT}/job.json > {REPORT}"]
+    command = ["sh", "-c", f"archi run --json {options}{shlex.quote(main)} {MOUNT}/job.json > {REPORT}"]
     attrs = {"name": f"archi run {workflow.name}", "command": command, "container_image": None,
              "output_path": "/out", "cwd": "/out", "state": "Committed", "priority": 500,
              "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 30},
