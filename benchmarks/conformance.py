@@ -4,8 +4,11 @@ passed / failed / unsupported per tag side by side.
 
 Judged by:  for each tag, the tests cwltool passes here that we fail (target: none).
 
-    .venv/bin/python benchmarks/conformance.py [--tags required,command_line_tool,...] [-j 2]
+    .venv/bin/python benchmarks/conformance.py [--tags required,command_line_tool,...] [-j 2] [--only ours]
     make conformance
+
+Without ../shared/cwl-v1.2 (a clone on its own), the same commit of the suite is downloaded once into
+~/.cache/archipelago.
 """
 
 from __future__ import annotations
@@ -16,57 +19,104 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from archipelago.run.cluster import init_cluster
 from archipelago.run.processes import ClusterProcess
 
-SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "cwl-v1.2"
+SHARED_SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "cwl-v1.2"
+SUITE_COMMIT = "551d58d409ef2a0fa2e3ab93b85167dd7d4b1833"  # the commit ../shared/cwl-v1.2/SOURCE names
+SUITE_UNAVAILABLE = 3  # exit status when there is no suite to run
+SUITE_ARCHIVE = f"https://github.com/common-workflow-language/cwl-v1.2/archive/{SUITE_COMMIT}.tar.gz"
 BIN = Path(sys.executable).parent
 TAGS = "required,command_line_tool,initial_work_dir,shell_command,env_var,resource,work_reuse"
+FAILED = re.compile(r"Test \d+ failed: .*? --quiet (\S+ ?\S*)")  # the failing test's tool and job
+TOTAL = re.compile(r"^Test \[(\d+)/\d+\]", re.MULTILINE)  # each test as it starts
 SUMMARY = re.compile(r"(\d+) tests passed(?:, (\d+) failures?)?(?:, (\d+) unsupported features?)?")
 
 
-def cwltest(tool: list[str], tag: str, jobs: int, env: dict[str, str], scratch: Path) -> dict[str, int]:
+def suite() -> Path:
+    """The conformance suite: the shared copy, else the same commit downloaded once."""
+    if (SHARED_SUITE / "conformance_tests.yaml").exists():
+        return SHARED_SUITE
+    cached = Path.home() / ".cache" / "archipelago" / f"cwl-v1.2-{SUITE_COMMIT}"
+    if not (cached / "conformance_tests.yaml").exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cached.parent) as unpacking:
+            archive = Path(unpacking) / "suite.tar.gz"
+            try:
+                urllib.request.urlretrieve(SUITE_ARCHIVE, archive)
+            except OSError as error:
+                print(f"the CWL v1.2 conformance suite is not at {SHARED_SUITE} and could not be downloaded "
+                      f"from {SUITE_ARCHIVE}: {error}", file=sys.stderr)
+                raise SystemExit(SUITE_UNAVAILABLE) from error
+            with tarfile.open(archive) as tar:
+                tar.extractall(unpacking, filter="data")
+            (Path(unpacking) / f"cwl-v1.2-{SUITE_COMMIT}").rename(cached)  # whole or not at all
+    return cached
+
+
+@dataclass
+class TagResult:
+    passed: int
+    failed: int
+    unsupported: int
+    failing: list[str]  # "tool job" of each failed test
+
+
+def cwltest(tool: list[str], tag: str, jobs: int, env: dict[str, str], scratch: Path) -> TagResult:
     junit = scratch / f"{Path(tool[0]).name}-{tag}.xml"
     args = [str(BIN / "cwltest"), "--test", "conformance_tests.yaml", "--tool", tool[0], "--tags", tag,
             "-j", str(jobs), "--timeout", "120", "--junit-xml", str(junit)]
     if tool[1:]:
         args += ["--", *tool[1:]]
-    result = subprocess.run(args, cwd=SUITE, env=env, capture_output=True, text=True)
-    found = SUMMARY.findall(result.stdout + result.stderr)
+    result = subprocess.run(args, cwd=suite(), env=env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    found = SUMMARY.findall(output)
     passed, failed, unsupported = (int(x or 0) for x in found[-1]) if found else (0, 0, 0)
-    return {"passed": passed, "failed": failed, "unsupported": unsupported}
+    failing = sorted(set(FAILED.findall(output)))
+    if not found and "All tests passed" in output:
+        passed, found = len(set(TOTAL.findall(output))), [("all",)]
+    if not found:  # cwltest itself did not run: say why rather than report zeros
+        raise SystemExit(f"cwltest failed for {tool[0]} on {tag}:\n{(result.stdout + result.stderr)[-3000:]}")
+    return TagResult(passed, failed, unsupported, failing)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tags", default=TAGS)
     parser.add_argument("-j", type=int, default=2)
+    parser.add_argument("--only", choices=["ours", "cwltool"], help="run one side only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if not (SUITE / "conformance_tests.yaml").exists():
-        raise SystemExit(f"the conformance suite is not at {SUITE}")
-    results: dict[str, dict[str, dict[str, int]]] = {}
+    runners = {"archi-cwl-runner": [str(BIN / "archi-cwl-runner")], "cwltool": [str(BIN / "cwltool"), "--no-container"]}
+    if args.only:
+        runners = {name: tool for name, tool in runners.items() if (name == "cwltool") == (args.only == "cwltool")}
+    suite()
+    results: dict[str, dict[str, TagResult]] = {}
     with tempfile.TemporaryDirectory(prefix="conformance-") as scratch:
         init_cluster(Path(scratch) / "cluster", "z1111")
         with ClusterProcess(Path(scratch) / "cluster") as cluster:
             env = {**os.environ, "ARCHI_API_HOST": cluster.api_url, "ARCHI_API_TOKEN": cluster.admin_token or "",
                    "ARCHI_API_HOST_INSECURE": "1"}
             for tag in args.tags.split(","):
-                results[tag] = {
-                    "archi-cwl-runner": cwltest([str(BIN / "archi-cwl-runner")], tag, args.j, env, Path(scratch)),
-                    "cwltool": cwltest([str(BIN / "cwltool"), "--no-container"], tag, args.j, env, Path(scratch)),
-                }
+                results[tag] = {name: cwltest(tool, tag, args.j, env, Path(scratch)) for name, tool in runners.items()}
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({tag: {name: asdict(r) for name, r in by_tool.items()} for tag, by_tool in results.items()},
+                         indent=2))
         return
-    print(f"{'tag':<20} {'archi-cwl-runner (pass/fail/unsup)':>36} {'cwltool (pass/fail/unsup)':>28}")
+    print(f"{'tag':<20}" + "".join(f" {name + ' (pass/fail/unsup)':>36}" for name in runners))
     for tag, by_tool in results.items():
-        ours, theirs = by_tool["archi-cwl-runner"], by_tool["cwltool"]
-        print(f"{tag:<20} {ours['passed']:>24}/{ours['failed']}/{ours['unsupported']:<8}"
-              f" {theirs['passed']:>18}/{theirs['failed']}/{theirs['unsupported']}")
+        print(f"{tag:<20}" + "".join(f" {f'{r.passed}/{r.failed}/{r.unsupported}':>36}" for r in by_tool.values()))
+    for tag, by_tool in results.items():
+        ours, theirs = by_tool.get("archi-cwl-runner"), by_tool.get("cwltool")
+        if ours and theirs:
+            behind = sorted(set(ours.failing) - set(theirs.failing))
+            print(f"{tag}: cwltool passes and we fail {len(behind)}" + "".join(f"\n  {t}" for t in behind))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def test_a_required_secondary_file_missing_is_an_error(tool, tmp_path: Path) -> 
     (tmp_path / "sample.bam.bai").unlink()
     job = tmp_path / "job.yml"
     job.write_text("reads: {class: File, path: sample.bam}\n")
-    with pytest.raises(Exception, match="sample.bam.bai|Missing required secondary file"):
+    with pytest.raises(Exception, match="Missing required secondary file"):
         read_job_order(tool, job)
 
 
