@@ -79,6 +79,7 @@ class Staged:
     workdir: Path = Path(".")
     keep_root: Path | None = None  # the container's FUSE filesystem of Keep, once started
     fuse_failed: bool = False
+    fuse_process: subprocess.Popen[bytes] | None = None  # the FUSE filesystem's, once started
 
 
 def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
@@ -108,6 +109,30 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
     staged.output_dir.mkdir(parents=True)
     if output_path:
         staged.binds.append(Bind(staged.output_dir, output_path, True))
+    if lazy and any(_on_fuse(target, mount, output_path) for target, mount in mounts.items()):
+        _start_keep_filesystem(client, staged)  # it starts while the mounts' collections are looked up
+    try:
+        _stage_each(mounts, output_path, client, staged, log, lazy)
+    except BaseException:
+        if staged.fuse_process is not None and staged.keep_root is None:  # started, never handed over
+            LazyMount(staged.fuse_process, workdir / "keep", workdir / "keep.stats.json").stop()
+        for mount in staged.lazy:
+            mount.stop()
+        raise
+    return staged
+
+
+def _on_fuse(target: str, mount: dict[str, Any], output_path: str) -> bool:
+    """Whether a mount is read on demand through FUSE (when FUSE is available): Keep itself, and
+    read-only collections outside the output directory (those inside are copied: they are output)."""
+    inside_output = bool(output_path) and target.startswith(output_path.rstrip("/") + "/")
+    return target not in SPECIAL and not inside_output and not mount.get("writable") and \
+        mount.get("kind") in ("collection", "keep")
+
+
+def _stage_each(mounts: dict[str, Any], output_path: str, client: ApiClient, staged: Staged, log: Any,
+                lazy: bool) -> None:
+    workdir, output_dir = staged.workdir, staged.workdir / "output"
     for n, (target, mount) in enumerate(sorted(mounts.items())):
         if target in SPECIAL:
             continue
@@ -119,7 +144,7 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
         inside_output = output_path and target.startswith(output_path.rstrip("/") + "/")
         if mount.get("kind") == "keep" and not lazy:
             raise MountError(f"mount {target}: a keep mount needs FUSE, which is not available here")
-        if lazy and not inside_output and mount.get("kind") in ("collection", "keep") and not mount.get("writable"):
+        if lazy and _on_fuse(target, mount, output_path):
             host = _fuse(mount, target, client, workdir / f"mount{n}", staged, log)
             if host is not None:
                 staged.binds.append(Bind(host, target, False))
@@ -127,7 +152,7 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
         host = _make(mount, target, client, workdir / f"mount{n}", staged, log)
         if inside_output:  # copied into the output directory: it is part of the output
             relative = target[len(output_path.rstrip("/")) + 1:]
-            destination = staged.output_dir / relative
+            destination = output_dir / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if host.is_dir() else shutil.copy2)(host, destination)
         else:
@@ -135,7 +160,6 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
     for name in SPECIAL:
         if name in mounts:
             setattr(staged, name, _special(name, mounts[name], output_path, staged, client, workdir, log))
-    return staged
 
 
 def _make(mount: dict[str, Any], target: str, client: ApiClient, where: Path, staged: Staged, log: Any) -> Path:
@@ -161,8 +185,8 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
     the container's one FUSE filesystem of Keep (`where` is unused: kept for the staged fallback).
     None if FUSE fails here (the collection is then staged)."""
     subpath = str(mount.get("path") or "").strip("/")
-    keep = _keep_filesystem(client, staged, log)
     if mount.get("kind") == "keep":
+        keep = _keep_filesystem(client, staged, log)
         if keep is None:
             raise MountError(f"mount {target}: a keep mount needs FUSE, which failed here")
         return keep
@@ -173,6 +197,7 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
     if subpath and not _is_file(record["manifest_text"], subpath) and \
             f"./{subpath}" not in parse(record["manifest_text"]).tree():
         raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}")
+    keep = _keep_filesystem(client, staged, log)
     if keep is None:
         return None
     log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} (FUSE, read on demand)")
@@ -180,19 +205,29 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
     return found / subpath if subpath else found
 
 
-def _keep_filesystem(client: ApiClient, staged: Staged, log: Any) -> Path | None:
-    """The container's FUSE filesystem of Keep (every collection by PDH, read with the container's
-    token, else the requester's runtime token), started on first use; None if it cannot start."""
-    if staged.keep_root is not None or staged.fuse_failed:
-        return staged.keep_root
+def _start_keep_filesystem(client: ApiClient, staged: Staged) -> None:
+    """Start the container's FUSE filesystem of Keep (every collection by PDH, read with the
+    container's token, else the requester's runtime token); _keep_filesystem waits for it."""
+    if staged.fuse_process is not None or staged.fuse_failed:
+        return
     where = staged.workdir / "keep"
     where.mkdir(parents=True)
     env = {**os.environ, "ARCHI_API_HOST": client.base, "ARCHI_API_TOKEN": client.token,
            "ARCHI_API_HOST_INSECURE": "1" if client.insecure else "0",
            **({"ARCHI_ELSEWHERE_TOKEN": staged.elsewhere.token} if staged.elsewhere else {})}
-    stats = where.with_suffix(".stats.json")
-    process = subprocess.Popen([sys.executable, "-m", "archipelago.compute.fusefs", "keep", str(where), str(stats)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    staged.fuse_process = subprocess.Popen(
+        [sys.executable, "-m", "archipelago.compute.fusefs", "keep", str(where), str(where.with_suffix(".stats.json"))],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _keep_filesystem(client: ApiClient, staged: Staged, log: Any) -> Path | None:
+    """The container's FUSE filesystem of Keep once mounted (started on first use if it was not
+    yet); None if it cannot start."""
+    if staged.keep_root is not None or staged.fuse_failed:
+        return staged.keep_root
+    _start_keep_filesystem(client, staged)
+    process, where = staged.fuse_process, staged.workdir / "keep"
+    assert process is not None
     deadline = time.monotonic() + 10
     while not os.path.ismount(where):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -201,8 +236,8 @@ def _keep_filesystem(client: ApiClient, staged: Staged, log: Any) -> Path | None
             log(f"FUSE failed ({error or 'timeout'}); collections are staged instead")
             staged.fuse_failed = True
             return None
-        time.sleep(0.01)
-    staged.lazy.append(LazyMount(process, where, stats))
+        time.sleep(0.005)
+    staged.lazy.append(LazyMount(process, where, where.with_suffix(".stats.json")))
     staged.keep_root = where
     return where
 

@@ -14,6 +14,7 @@ from cwltool.context import RuntimeContext
 from cwltool.load_tool import jobloaderctx
 from cwltool.process import Process, shortname
 from cwltool.stdfsaccess import StdFsAccess
+from schema_salad.fetcher import DefaultFetcher
 from schema_salad.ref_resolver import Loader
 
 from ..errors import ArchipelagoError
@@ -26,12 +27,22 @@ class RunError(ArchipelagoError):
     status = 422
 
 
-def read_job_order(tool: Process, job: Path | None) -> tuple[dict[str, Any], Path]:
-    """The job order of `job` (none: empty) for `tool`, and the directory its relative paths are in."""
+class KeepAwareFetcher(DefaultFetcher):
+    """Job documents may name files `keep:PDH/path`: a scheme, not an unknown namespace prefix."""
+
+    def supported_schemes(self) -> list[str]:
+        return [*super().supported_schemes(), "keep"]
+
+
+def read_job_order(tool: Process, job: Path | None,
+                   fs_access: Callable[[str], StdFsAccess] = StdFsAccess) -> tuple[dict[str, Any], Path]:
+    """The job order of `job` (none: empty) for `tool`, and the directory its relative paths are in.
+    `fs_access` finds secondary files (a Keep-aware one finds them beside keep: inputs too)."""
     basedir = (job.resolve().parent if job else Path.cwd())
     if job is None:
         return {}, basedir
-    resolved, _ = Loader(dict(jobloaderctx)).resolve_ref(str(job.resolve()), checklinks=False)
+    loader = Loader(dict(jobloaderctx), fetcher_constructor=KeepAwareFetcher)
+    resolved, _ = loader.resolve_ref(str(job.resolve()), checklinks=False)
     loaded: Any = {} if resolved is None else resolved
     if not isinstance(loaded, dict):
         raise RunError(f"{job}: a job order is a mapping of input names to values, not {type(loaded).__name__}")
@@ -42,10 +53,11 @@ def read_job_order(tool: Process, job: Path | None) -> tuple[dict[str, Any], Pat
     expander = Loader(namespaces)
     for entry in find_objects(job_order, ("File",), lambda value: "format" in value):
         entry["format"] = expander.expand_url(entry["format"], "")
-    return with_secondary_files(tool, job_order, basedir), basedir
+    return with_secondary_files(tool, job_order, basedir, fs_access), basedir
 
 
-def with_secondary_files(tool: Process, job_order: dict[str, Any], basedir: Path) -> dict[str, Any]:
+def with_secondary_files(tool: Process, job_order: dict[str, Any], basedir: Path,
+                         fs_access: Callable[[str], StdFsAccess] = StdFsAccess) -> dict[str, Any]:
     """The job order validated against the tool's inputs, defaults filled in, and each local File
     given the secondary files its input declares that exist beside it (as cwltool does at the top
     level of a local run), so they are uploaded with it."""
@@ -54,7 +66,7 @@ def with_secondary_files(tool: Process, job_order: dict[str, Any], basedir: Path
             job_order[shortname(parameter["id"])] = copy.deepcopy(parameter["default"])
     for entry in find_objects(job_order, ("File", "Directory"), lambda value: "path" in value):
         entry.setdefault("location", entry.pop("path"))
-    runtime = RuntimeContext({"basedir": str(basedir), "make_fs_access": StdFsAccess, "toplevel": True})
+    runtime = RuntimeContext({"basedir": str(basedir), "make_fs_access": fs_access, "toplevel": True})
     return dict(tool._init_job(job_order, runtime).job)
 
 

@@ -28,6 +28,7 @@ from cwltool.load_tool import load_tool
 from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
+from ..sdk.copy import client_for_cluster
 from .fsaccess import PREFIX, KeepFsAccess, keep_location, split
 from .job import OUTDIR
 from .joborder import RunError, find_objects, local_path, read_job_order, upload_local_inputs, write_tree
@@ -68,6 +69,7 @@ class Runner:
         self.on_change = on_change or (lambda steps: None)
         self._changed = threading.Condition()
         self._stop = threading.Event()
+        self._followed: set[str] = set()  # clusters whose change streams wake the waiting steps
 
     # ---------------------------------------------------------------- placement
     def cluster_for(self, job: Any) -> str:
@@ -115,6 +117,7 @@ class Runner:
     # ---------------------------------------------------------------- containers
     def submit(self, attrs: dict[str, Any], cluster: str, name: str) -> dict[str, Any]:
         params = {"cluster_id": cluster} if cluster != self.home_id else None
+        self.follow_changes(cluster)
         try:
             request = self.home.request("POST", "container_requests", params, {"container_request": attrs})
         except ArchipelagoError as exc:
@@ -192,12 +195,24 @@ class Runner:
     def _notify(self) -> None:
         self.on_change(self.steps)
 
-    def follow_changes(self) -> None:
-        """Wake the waiting steps whenever the home cluster commits a change to a request or container."""
+    def follow_changes(self, cluster: str) -> None:
+        """Wake the waiting steps whenever `cluster` commits a change to a request or container: each
+        cluster a step runs on is followed on its own stream (a remote one with the user's token
+        salted for it), so no step waits on a poll. Where a stream cannot be had, polling remains."""
+        with self._prestage_lock:
+            if cluster in self._followed:
+                return
+            self._followed.add(cluster)
+        try:
+            client = self.home if cluster == self.home_id else client_for_cluster(self.home, cluster)
+        except ArchipelagoError as exc:
+            log.info("cannot follow cluster %s's changes (%s); its steps are polled", cluster, exc)
+            return
+
         def follow() -> None:
             while not self._stop.is_set():
                 try:
-                    for _ in self.home.connection.events(["container_requests", "containers"]):
+                    for _ in client.connection.events(["container_requests", "containers"]):
                         with self._changed:
                             self._changed.notify_all()
                         if self._stop.is_set():
@@ -205,12 +220,12 @@ class Runner:
                 except (ConnectionError, ArchipelagoError):
                     self._stop.wait(1.0)
 
-        threading.Thread(target=follow, name="cwl-events", daemon=True).start()
+        threading.Thread(target=follow, name=f"cwl-events-{cluster}", daemon=True).start()
 
     # ---------------------------------------------------------------- inputs and outputs
     def prepare_inputs(self, tool: Any, job: Path | None) -> tuple[dict[str, Any], Path]:
         """The job order, its local files uploaded once to the home cluster."""
-        job_order, basedir = read_job_order(tool, job)
+        job_order, basedir = read_job_order(tool, job, lambda basedir: KeepFsAccess(basedir, self.home))
         self.inputs_pdh = upload_local_inputs(self.home, job_order, basedir) or self.inputs_pdh
         return job_order, basedir
 
@@ -269,7 +284,7 @@ class Runner:
         }
         for key, value in settings.items():
             setattr(runtime, key, value)
-        self.follow_changes()
+        self.follow_changes(self.home_id)
         try:
             # steps run at once where the workflow allows: they use the clusters' cores, not this
             # machine's, so the executor's own resource accounting must not hold them back
