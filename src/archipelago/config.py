@@ -99,6 +99,8 @@ class ApiConfig(_Listening):
     listen: str = "127.0.0.1:8000"
     external_url: str | None = Field(default=None, description="defaults to http://<listen>")
     max_items_per_response: int = Field(default=1000, ge=1)
+    max_request_bytes: int = Field(default=128 << 20, ge=1024, description="largest request body the API "
+                                   "reads (413 beyond it); read only after the token is checked")
     threads: int = Field(default=8, ge=1, description="threads running requests' database and peer calls")
     workers: int = Field(default=1, ge=1, le=64, description="API processes `archi cluster up` runs on the "
                          "API port (the kernel spreads connections); their caches stay coherent")

@@ -43,6 +43,14 @@ class NotFound(ArchipelagoError):
     status = 404
 
 
+class PayloadTooLarge(ArchipelagoError):
+    status = 413
+
+
+class UnsupportedMediaType(ArchipelagoError):
+    status = 415
+
+
 class Unprocessable(ArchipelagoError):
     status = 422
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.applications import Starlette
@@ -25,7 +25,15 @@ from starlette.routing import Route
 from ..backend.interface import Backend, Caller, ListParams
 from ..config import ClusterConfig
 from ..db.events import EventHub
-from ..errors import ArchipelagoError, BadRequest, Forbidden, NotFound, Unauthorized
+from ..errors import (
+    ArchipelagoError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ..federation.remote import FORWARDED_FOR
 from ..formats.tokens import from_authorization_header
 from ..resources.names import CLASS_NAMES, body_key
@@ -34,7 +42,7 @@ from .events import stream as events_stream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-BODY = "\0body"  # where _params keeps the parsed JSON body
+BODY = "\0body"  # where the parsed JSON body is kept, whole
 IGNORED_ATTRIBUTES = {"preserve_version"}  # versioning is not implemented; accepting it keeps SDK saves working
 IDENTITY_PATHS = {"/arvados/v1/users/current", "/arvados/v1/api_client_authorizations/current"}
 # `<resource>/current`: the caller's own record, by the Backend method that answers it
@@ -50,35 +58,52 @@ def error(status: int, message: str) -> JSON:
     return JSON({"errors": [message], "error_token": f"{secrets.token_hex(5)}+{status}"}, status_code=status)
 
 
-async def _params(request: Request) -> dict[str, Any]:
-    """Query string, then form or JSON body: Arvados clients use all three. The JSON body itself
-    is kept under BODY (it may be the bare attributes of the object to create)."""
-    params: dict[str, Any] = dict(request.query_params)
-    if request.method in ("POST", "PUT", "PATCH"):
-        content_type = request.headers.get("content-type", "")
-        if "json" in content_type:
-            raw = await request.body()
-            if raw:
-                try:
-                    body = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise BadRequest(f"request body is not valid JSON: {exc}") from None
-                if not isinstance(body, dict):
-                    raise BadRequest("request body must be a JSON object")
-                params.update(body)
-                params[BODY] = body
-        elif "form" in content_type:
-            params.update(dict(await request.form()))
-    return params
+FORM = "application/x-www-form-urlencoded"
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) beyond `limit` bytes before more is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over this cluster's limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over this cluster's limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A JSON object or a URL-encoded form (Arvados clients send both); the JSON object itself is
+    also kept under BODY (it may be the bare attributes of the object to create)."""
+    media = content_type.split(";")[0].strip().lower()
+    if not raw:
+        return {}
+    if media == FORM:
+        try:
+            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest(f"request body is not a valid URL-encoded form: {exc}") from None
+    if media and "json" not in media:
+        raise UnsupportedMediaType(f"request body must be JSON or {FORM}, not {media}")
+    try:
+        body = orjson.loads(raw)  # refuses bad UTF-8, lone surrogates and nesting past 1024 levels
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return {**body, BODY: body}
 
 
 def _json_param(params: dict[str, Any], name: str, default: Any) -> Any:
     value = params.get(name, default)
     if isinstance(value, str):
         try:
-            return json.loads(value) if value else default
-        except json.JSONDecodeError:
-            raise BadRequest(f"parameter {name!r} must be JSON") from None
+            return orjson.loads(value) if value else default
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"parameter {name!r} must be JSON: {exc}") from None
     return value
 
 
@@ -88,10 +113,15 @@ def _bool(params: dict[str, Any], name: str) -> bool:
 
 
 def _int(params: dict[str, Any], name: str, default: int) -> int:
+    """A count or position: a whole number from 0 to 2^63-1."""
+    value = params.get(name, default)
     try:
-        return int(params.get(name, default))
+        number = int(value) if not isinstance(value, bool | float) else None
     except (TypeError, ValueError):
-        raise BadRequest(f"parameter {name!r} must be an integer") from None
+        number = None
+    if number is None or not 0 <= number < 1 << 63:
+        raise BadRequest(f"parameter {name!r} must be a whole number from 0 to 2^63-1, got {value!r}")
+    return number
 
 
 def list_params(params: dict[str, Any]) -> ListParams:
@@ -144,8 +174,12 @@ class ApiApp:
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, partial(fn, *args))
 
+    @staticmethod
+    def _token(request: Request, params: dict[str, Any]) -> str | None:
+        return from_authorization_header(request.headers.get("authorization")) or params.get("api_token")
+
     async def _caller(self, request: Request, params: dict[str, Any]) -> Caller:
-        token = from_authorization_header(request.headers.get("authorization")) or params.get("api_token")
+        token = self._token(request, params)
         if not token:
             raise Unauthorized("no API token: send 'Authorization: Bearer <token>'")
         # a salted token is good at home only for identity lookups made on behalf of that cluster
@@ -155,12 +189,21 @@ class ApiApp:
 
     async def dispatch(self, request: Request) -> Response:
         try:
-            params = await _params(request)
-            if request.method == "POST" and params.get("_method", "").upper() == "GET":
+            # the token is checked before the body is read: a stranger's upload costs nothing
+            params: dict[str, Any] = dict(request.query_params)
+            has_body = request.method in ("POST", "PUT", "PATCH")
+            content_type = request.headers.get("content-type", "")
+            limit = self.config.api.max_request_bytes
+            if has_body and not self._token(request, params) and content_type.startswith(FORM):
+                params.update(_parse_body(content_type, await _body(request, limit)))  # api_token in a form
+                has_body = False
+            caller = await self._caller(request, params)
+            if has_body:
+                params.update(_parse_body(content_type, await _body(request, limit)))
+            if request.method == "POST" and str(params.get("_method", "")).upper() == "GET":
                 method = "GET"
             else:
                 method = request.method
-            caller = await self._caller(request, params)
             if not scope_allows(caller.scopes, method, request.url.path):
                 raise Forbidden(f"this token's scopes do not allow {method} {request.url.path}")
             # a request a peer forwarded is answered from this cluster alone: one hop, never a loop

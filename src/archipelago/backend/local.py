@@ -25,7 +25,7 @@ from ..db.changes import ChangeSignal, signal_path
 from ..db.filters import apply_filters, apply_order
 from ..db.models import PropertyIndex, property_rows
 from ..db.unit import Database
-from ..errors import Forbidden, NotFound, Unprocessable
+from ..errors import BadRequest, Forbidden, NotFound, Unprocessable
 from ..ids import UUID_RE, new_uuid
 from ..resources.base import SERVER_FIELDS, Context, Resource, now, parse_time, timestamp
 from ..resources.names import ISSUED_BY_LOGIN_CLUSTER
@@ -80,6 +80,8 @@ class LocalBackend:
         wanted = set(select_) if select_ else None
         resource.render_extra(out, row, caller, wanted, listing)
         if wanted is not None:
+            if unknown := wanted - out.keys():
+                raise BadRequest(f"cannot select unknown attribute(s) of {resource.name}: {', '.join(sorted(unknown))}")
             return {k: v for k, v in out.items() if k in wanted or k == "kind"}
         if listing:
             for hidden in resource.hidden_in_lists:
@@ -103,8 +105,12 @@ class LocalBackend:
             raise Forbidden(f"only admins may set {', '.join(sorted(forbidden))}")
         writable = {k: v for k, v in attrs.items() if k in resource.writable}
         for key in resource.timestamp_columns:
-            if key in writable:
+            if writable.get(key) is not None:
                 writable[key] = parse_time(writable[key])
+        resource.check_types(writable)
+        owner = writable.get("owner_uuid")
+        if owner is not None and not UUID_RE.fullmatch(owner):
+            raise Unprocessable(f"owner_uuid {owner!r} is not a UUID")
         return writable
 
     @staticmethod

@@ -21,8 +21,14 @@ _KIND_INFIX = {
     "arvados#container": INFIX["Container"],
     "arvados#workflow": INFIX["Workflow"],
 }
+SCALARS = (str, int, float, bool, type(None))  # what a column can be compared with
 OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not like", "not ilike", "in", "not in", "is_a",
              "exists"}
+
+
+def _scalar(value: Any) -> bool:
+    """A value a column can be compared with (integers within the databases' 64 bits)."""
+    return isinstance(value, SCALARS) and not (isinstance(value, int) and abs(value) >= 1 << 63)
 
 
 def _column(model: Any, attr: str) -> Any:
@@ -79,10 +85,14 @@ def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
         if op not in ("in", "not in"):
             operand = str(operand)
     if op in ("in", "not in"):
-        if not isinstance(operand, list):
-            raise BadRequest(f"operand of {op!r} must be a list")
+        if not isinstance(operand, list) or not all(_scalar(v) for v in operand):
+            raise BadRequest(f"operand of {op!r} must be a list of strings or numbers, got {operand!r}")
         condition = column.in_(operand)
         return condition if op == "in" else not_(condition)
+    if not _scalar(operand):
+        raise BadRequest(f"operand of {op!r} on {attr!r} must be a string, number, boolean or null, got {operand!r}")
+    if op in ("like", "not like", "ilike", "not ilike") and not isinstance(operand, str):
+        raise BadRequest(f"operand of {op!r} must be a string pattern, got {operand!r}")
     if op in ("like", "not like"):
         return column.like(operand) if op == "like" else not_(column.like(operand))
     if op in ("ilike", "not ilike"):

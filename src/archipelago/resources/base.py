@@ -5,20 +5,23 @@ is one module with a subclass of `Resource`, added to resources/registry.py.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, DateTime, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session
 
 from ..auth.permissions import READ, WRITE, Permissions
 from ..auth.residency import restricted_projects
 from ..backend.interface import Caller, Record
 from ..config import ClusterConfig
 from ..db.models import Base
-from ..errors import Forbidden, NotFound
+from ..errors import Forbidden, NotFound, Unprocessable
 from ..ids import INFIX
 from ..times import aware, now, parse_time, timestamp
 from .names import CLASS_NAMES, kind
@@ -64,6 +67,31 @@ class Context:
         return restricted_projects(self.session)
 
 
+TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "an object",
+              list: "an array", datetime: "a time"}
+
+
+def json_type(value: Any) -> str:
+    return {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def value_types(model: type[Base]) -> dict[str, tuple[tuple[type, ...], bool]]:
+    """Each column's Python types and whether it may be null, from the model's annotations
+    (`Mapped[str | None]` -> ((str,), True))."""
+    found: dict[str, tuple[tuple[type, ...], bool]] = {}
+    for name, hint in typing.get_type_hints(model).items():
+        if typing.get_origin(hint) is not Mapped:
+            continue
+        (inner,) = typing.get_args(hint)
+        options = typing.get_args(inner) if isinstance(inner, types.UnionType) else (inner,)
+        concrete = tuple(typing.get_origin(t) or t for t in options if t is not type(None))
+        if float in concrete:
+            concrete = (*concrete, int)
+        found[name] = (concrete, type(None) in options)
+    return found
+
+
 class Resource:
     name: ClassVar[str]
     model: ClassVar[type[Base]]
@@ -83,8 +111,21 @@ class Resource:
         columns = self.model.__table__.columns
         self.columns = [c.key for c in columns]
         self.timestamp_columns = [c.key for c in columns if isinstance(c.type, DateTime)]
+        self.value_types = value_types(self.model)
         self.kind = kind(self.name)
         self.infix = INFIX[CLASS_NAMES[self.name]]
+
+    def check_types(self, attrs: dict[str, Any]) -> None:
+        """Each attribute a client writes has its column's type (a name is a string, properties an
+        object): a wrong one is refused with the field named, never stored or left to the database.
+        (null is left to the resource's rules and defaults, as Arvados clients send it freely.)"""
+        for key, value in attrs.items():
+            allowed, nullable = self.value_types.get(key, ((object,), True))
+            if value is None or (isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))):
+                continue
+            expected = " or ".join(TYPE_NAMES.get(t, t.__name__) for t in allowed)
+            raise Unprocessable(f"{self.name[:-1].replace('_', ' ')} {key} must be "
+                                f"{expected}{' or null' if nullable else ''}, not {json_type(value)}")
 
     # ---------------------------------------------------------------- who sees and changes what
     def visible(self, perms: Permissions, row: Any) -> bool:
