@@ -136,15 +136,25 @@ def upload(client: KeepClient, plan: UploadPlan, progress: Progress | None = Non
         uploader.close()
 
 
+PART_SUFFIX = ".archi-part"  # a file being downloaded; renamed to its name once every block is verified
+
+
 def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progress | None = None,
              subpath: str = "") -> int:
-    """Write the manifest's files (those under `subpath`) below `dest`; returns bytes written."""
+    """Write the manifest's files (those under `subpath`) below `dest`; returns bytes written.
+
+    Each file is written under a temporary name and renamed once all its blocks arrived (each is
+    checked against its md5 by the client), so a failed download never leaves a file of the right
+    size with the wrong bytes; the partial files are removed. A file already at its place whose
+    whole blocks match their md5 (a finished file of an earlier run) is not fetched again."""
     tree = parse(manifest_text).tree()
     prefix = "./" + subpath.strip("/") if subpath.strip("/") else "."
-    # locator -> [(file path, file offset, block offset, length)]
+    # locator -> [(partial file, file offset, block offset, length)]
     uses: dict[str, list[tuple[Path, int, int, int]]] = {}
+    remaining: dict[Path, tuple[Path, int]] = {}  # partial file -> (its final name, bytes still to write)
     dest = Path(dest)
     matched = False
+    written = 0
     for dirname, files in tree.items():
         for name, segments in files.items():
             full = f"{dirname}/{name}"
@@ -154,24 +164,61 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
             rel = full[len(prefix) + 1 :] if full != prefix else name
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as handle:
-                handle.truncate(sum(length for _, _, length in segments))
+            size = sum(length for _, _, length in segments)
+            if _already_there(target, segments, size):
+                written += size
+                if progress:
+                    progress(size)
+                continue
+            partial = target.with_name(target.name + PART_SUFFIX)
+            with open(partial, "wb") as handle:
+                handle.truncate(size)
+            remaining[partial] = (target, size)
             position = 0
             for locator, offset, length in segments:
-                uses.setdefault(locator, []).append((target, position, offset, length))
+                uses.setdefault(locator, []).append((partial, position, offset, length))
                 position += length
         if not files and (prefix == "." or dirname.startswith(prefix)):
             matched = True
             (dest / dirname[len(prefix) + 1 :]).mkdir(parents=True, exist_ok=True)
     if not matched:
         raise FileNotFoundError(f"{subpath!r} is not in the collection")
-    written = 0
-    for locator, data in zip(uses, client.stream_blocks(uses), strict=True):
-        for target, position, offset, length in uses[locator]:
-            with open(target, "r+b") as handle:
-                handle.seek(position)
-                handle.write(data[offset : offset + length])
-            written += length
-            if progress:
-                progress(length)
+    for partial, (target, size) in list(remaining.items()):
+        if size == 0:
+            os.replace(partial, target)
+            del remaining[partial]
+    try:
+        for locator, data in zip(uses, client.stream_blocks(uses), strict=True):
+            for partial, position, offset, length in uses[locator]:
+                with open(partial, "r+b") as handle:
+                    handle.seek(position)
+                    handle.write(data[offset : offset + length])
+                written += length
+                target, left = remaining[partial]
+                remaining[partial] = (target, left - length)
+                if left == length:
+                    os.replace(partial, target)
+                if progress:
+                    progress(length)
+    finally:
+        for partial, (_, left) in remaining.items():
+            if left > 0:
+                partial.unlink(missing_ok=True)
     return written
+
+
+def _already_there(target: Path, segments: list[Segment], size: int) -> bool:
+    """A file at `target` of this size made of whole blocks whose md5s match: a finished download."""
+    try:
+        if target.stat().st_size != size:
+            return False
+    except OSError:
+        return False
+    whole = all(offset == 0 and length == Locator.parse(locator).size for locator, offset, length in segments)
+    if not segments or not whole:
+        return False  # partial-block segments cannot be checked on their own: fetch again
+    with open(target, "rb") as handle:
+        for locator, _, length in segments:
+            if hashlib.md5(handle.read(length)).hexdigest() != Locator.parse(locator).md5:
+                return False
+    return True
