@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..backend.local import LocalBackend
 from ..config import ClusterConfig, dump_config, load_config, parse_config
 from ..db.session import make_engine, migrate, refresh_statistics, session_factory
+from ..files import write_private
 from .ports import free_port
 
 if TYPE_CHECKING:
@@ -50,9 +51,8 @@ def write_self_signed_certificate(cert_path: Path, key_path: Path) -> None:
                        critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
+    write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -105,12 +105,11 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
     })
     directory.mkdir(parents=True, exist_ok=True)
     write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")
-    config_path.write_text(dump_config(config))
+    write_private(config_path, dump_config(config))  # it holds the root token and the signing key
     config = load_config(config_path)
     backend = backend_for(config)
     token = backend.create_token(backend.identity.create_admin())
-    (directory / ADMIN_TOKEN_NAME).write_text(token + "\n")
-    (directory / ADMIN_TOKEN_NAME).chmod(0o600)
+    write_private(directory / ADMIN_TOKEN_NAME, token + "\n")
     return InitResult(config_path, config, token)
 
 

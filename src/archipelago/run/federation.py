@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RemoteClusterConfig, dump_config, load_config
+from ..files import write_private
 from .cluster import CONFIG_NAME, init_cluster
 
 
@@ -41,5 +42,5 @@ def init_federation(directory: Path, count: int, login_cluster: bool = False) ->
         }
         if login_cluster:
             config.login.login_cluster = members[0].cluster_id
-        path.write_text(dump_config(config))
+        write_private(path, dump_config(config))
     return members

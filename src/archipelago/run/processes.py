@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ClusterConfig, dump_config
+from ..files import write_private
 from .cluster import load_cluster
 from .ports import free_port, wait_for_http
 
@@ -83,7 +84,7 @@ class KeepstoreProcess(ChildProcess):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> KeepstoreProcess:
-        self.config_path.write_text(dump_config(self.config))
+        write_private(self.config_path, dump_config(self.config))
         wait_for_http(self.url, process=self._spawn("keepstore", "--config", str(self.config_path)))
         return self
 

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..files import write_private
+
 
 @dataclass
 class Profile:
@@ -32,8 +34,7 @@ def save_profile(name: str, profile: Profile) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     profiles = load_profiles()
     profiles[name] = profile
-    path.write_text(json.dumps({n: asdict(p) for n, p in profiles.items()}, indent=2))
-    path.chmod(0o600)
+    write_private(path, json.dumps({n: asdict(p) for n, p in profiles.items()}, indent=2))
     return path
 
 
