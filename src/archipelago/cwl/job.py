@@ -53,6 +53,12 @@ class ContainerJob(JobBase):
             return
         target = posixpath.join(outdir, str(item.get("basename") or ""))
         location = str(item.get("location", ""))
+        if location.startswith("file://"):  # named by the tool document itself: uploaded once
+            location = self.runner.upload_local(location)
+        for secondary in item.get("secondaryFiles") or []:  # staged beside their primary
+            where = posixpath.dirname(str(item.get("basename") or ""))
+            self._initial({**secondary, "basename": posixpath.join(where, str(secondary.get("basename")))},
+                          outdir, mounts)
         if "contents" in item and item.get("class") == "File":
             mounts[target] = {"kind": "text", "content": item["contents"]}
         elif location.startswith("keep:"):

@@ -27,6 +27,9 @@ class RunError(ArchipelagoError):
     status = 422
 
 
+JOB_REQUIREMENTS = "https://w3id.org/cwl/cwl#requirements"  # `cwl:requirements` of a job: cwltool applies them
+
+
 class KeepAwareFetcher(DefaultFetcher):
     """Job documents may name files `keep:PDH/path`: a scheme, not an unknown namespace prefix."""
 
@@ -48,7 +51,7 @@ def read_job_order(tool: Process, job: Path | None,
         raise RunError(f"{job}: a job order is a mapping of input names to values, not {type(loaded).__name__}")
     declared: Any = tool.metadata.get("$namespaces", {})
     namespaces = {**loaded.get("$namespaces", {}), **declared}
-    job_order = {shortname(k): v for k, v in loaded.items()
+    job_order = {(k if k == JOB_REQUIREMENTS else shortname(k)): v for k, v in loaded.items()
                  if not k.startswith("$") and k not in ("__id", "id", "cwl:tool", "https://w3id.org/cwl/cwl#tool")}
     expander = Loader(namespaces)
     for entry in find_objects(job_order, ("File",), lambda value: "format" in value):
