@@ -47,28 +47,28 @@ class ContainerJob(JobBase):
         if self.output_callback is not None:
             self.output_callback(outputs, status)
 
-    def _initial(self, item: Any, outdir: str, mounts: dict[str, Any]) -> None:
-        """One InitialWorkDir entry as a mount inside the output directory (the executor copies those in)."""
+    def _initial(self, item: Any, directory: str, mounts: dict[str, Any]) -> None:
+        """One InitialWorkDir entry as a mount at its place (cwltool gives each its `dirname`: the
+        output directory, a subdirectory, or an absolute path in the container); those inside the
+        output directory are copied in by the executor, so the tool may change them."""
         if not isinstance(item, dict) or item.get("class") not in ("File", "Directory"):
             return
-        target = posixpath.join(outdir, str(item.get("basename") or ""))
+        target = posixpath.join(str(item.get("dirname") or directory), str(item.get("basename") or ""))
         location = str(item.get("location", ""))
         if location.startswith("file://"):  # named by the tool document itself: uploaded once
             location = self.runner.upload_local(location)
         for secondary in item.get("secondaryFiles") or []:  # staged beside their primary
-            where = posixpath.dirname(str(item.get("basename") or ""))
-            self._initial({**secondary, "basename": posixpath.join(where, str(secondary.get("basename")))},
-                          outdir, mounts)
+            self._initial({**secondary, "dirname": posixpath.dirname(target)}, directory, mounts)
         if "contents" in item and item.get("class") == "File":
             mounts[target] = {"kind": "text", "content": item["contents"]}
         elif location.startswith("keep:"):
             pdh, _, path = location[len("keep:"):].partition("/")
             mounts[target] = {"kind": "collection", "portable_data_hash": pdh, **({"path": path} if path else {}),
                               "writable": bool(item.get("writable"))}
-        elif item.get("class") == "Directory":
+        elif item.get("class") == "Directory":  # a literal: made here, its entries put in it
+            mounts[target] = {"kind": "tmp", "capacity": 0}
             for child in item.get("listing", []) or []:
-                self._initial({**child, "basename": posixpath.join(str(item.get("basename") or ""),
-                                                                  str(child.get("basename")))}, outdir, mounts)
+                self._initial({**child, "dirname": target}, directory, mounts)
 
     def _required_env(self) -> dict[str, str]:
         """HOME and TMPDIR as the container sees them (CWL requires both)."""
