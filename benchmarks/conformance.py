@@ -34,9 +34,7 @@ SUITE_UNAVAILABLE = 3  # exit status when there is no suite to run
 SUITE_ARCHIVE = f"https://github.com/common-workflow-language/cwl-v1.2/archive/{SUITE_COMMIT}.tar.gz"
 BIN = Path(sys.executable).parent
 TAGS = "required,command_line_tool,initial_work_dir,shell_command,env_var,resource,work_reuse"
-FAILED = re.compile(r"Test \d+ failed: .*? --quiet (\S+ ?\S*)")  # the failing test's tool and job
-TOTAL = re.compile(r"^Test \[(\d+)/\d+\]", re.MULTILINE)  # each test as it starts
-SUMMARY = re.compile(r"(\d+) tests passed(?:, (\d+) failures?)?(?:, (\d+) unsupported features?)?")
+BADGE_ENTRY = re.compile(r"^- \[(?P<id>[^\]]+)\]")  # a test in cwltest's per-tag report
 
 
 def suite() -> Path:
@@ -62,28 +60,30 @@ def suite() -> Path:
 
 @dataclass
 class TagResult:
-    passed: int
-    failed: int
-    unsupported: int
-    failing: list[str]  # "tool job" of each failed test
+    passed: list[str]  # test ids
+    failed: list[str]
+    unsupported: list[str]
 
 
 def cwltest(tool: list[str], tag: str, jobs: int, env: dict[str, str], scratch: Path) -> TagResult:
-    junit = scratch / f"{Path(tool[0]).name}-{tag}.xml"
+    """One tag run by cwltest; which tests passed, failed and were unsupported, from its badge report."""
+    badges = scratch / f"badges-{Path(tool[0]).name}-{tag}"
     args = [str(BIN / "cwltest"), "--test", "conformance_tests.yaml", "--tool", tool[0], "--tags", tag,
-            "-j", str(jobs), "--timeout", "120", "--junit-xml", str(junit)]
+            "-j", str(jobs), "--timeout", "120", "--badgedir", str(badges)]
     if tool[1:]:
         args += ["--", *tool[1:]]
     result = subprocess.run(args, cwd=suite(), env=env, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    found = SUMMARY.findall(output)
-    passed, failed, unsupported = (int(x or 0) for x in found[-1]) if found else (0, 0, 0)
-    failing = sorted(set(FAILED.findall(output)))
-    if not found and "All tests passed" in output:
-        passed, found = len(set(TOTAL.findall(output))), [("all",)]
-    if not found:  # cwltest itself did not run: say why rather than report zeros
+    report = badges / f"{tag}.md"
+    if not report.exists():  # cwltest itself did not run: say why rather than report zeros
         raise SystemExit(f"cwltest failed for {tool[0]} on {tag}:\n{(result.stdout + result.stderr)[-3000:]}")
-    return TagResult(passed, failed, unsupported, failing)
+    lists: dict[str, list[str]] = {"passed": [], "failed": [], "unsupported": []}
+    current: list[str] = []
+    for line in report.read_text().splitlines():
+        if line.startswith("## List of "):
+            current = lists[line.split()[3]]
+        elif (entry := BADGE_ENTRY.match(line)) and current is not None:
+            current.append(entry["id"])
+    return TagResult(**{key: sorted(ids) for key, ids in lists.items()})
 
 
 def main() -> None:
@@ -111,11 +111,12 @@ def main() -> None:
         return
     print(f"{'tag':<20}" + "".join(f" {name + ' (pass/fail/unsup)':>36}" for name in runners))
     for tag, by_tool in results.items():
-        print(f"{tag:<20}" + "".join(f" {f'{r.passed}/{r.failed}/{r.unsupported}':>36}" for r in by_tool.values()))
+        print(f"{tag:<20}" + "".join(f" {f'{len(r.passed)}/{len(r.failed)}/{len(r.unsupported)}':>36}"
+                                     for r in by_tool.values()))
     for tag, by_tool in results.items():
         ours, theirs = by_tool.get("archi-cwl-runner"), by_tool.get("cwltool")
         if ours and theirs:
-            behind = sorted(set(ours.failing) - set(theirs.failing))
+            behind = sorted(set(theirs.passed) - set(ours.passed))
             print(f"{tag}: cwltool passes and we fail {len(behind)}" + "".join(f"\n  {t}" for t in behind))
 
 

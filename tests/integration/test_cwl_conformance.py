@@ -20,6 +20,5 @@ def test_required_conformance_passes() -> None:
         pytest.skip(result.stderr.strip())
     assert result.returncode == 0, result.stderr[-3000:]
     ours = json.loads(result.stdout)["required"]["archi-cwl-runner"]
-    assert ours["failing"] == [] and ours["failed"] == 0, f"failing: {ours['failing']}"
-    assert ours["unsupported"] == 0
-    assert ours["passed"] >= 84  # the whole tag (84 tests at the suite's pinned commit)
+    assert ours["failed"] == [] and ours["unsupported"] == []
+    assert len(ours["passed"]) == 84  # the whole tag at the suite's pinned commit

@@ -108,5 +108,15 @@ class ContainerJob(JobBase):
             "mounts": mounts, "container_image": docker.get("dockerPull") if docker else None,
             "runtime_constraints": constraints, "state": "Committed", "priority": 500,
             "scheduling_parameters": {"max_run_time": self.timelimit} if self.timelimit else {},
-            "use_existing": self.runner.reuse,
+            "use_existing": self.runner.reuse and self._reuse_allowed(),
         }
+
+    def _reuse_allowed(self) -> bool:
+        """WorkReuse (CWL v1.1+): a tool may refuse to reuse earlier work (a literal or an expression)."""
+        reuse, _ = self.get_requirement("WorkReuse")
+        if not reuse:
+            return True
+        enabled = reuse.get("enableReuse", True)
+        if isinstance(enabled, str):
+            enabled = self.builder.do_eval(enabled)
+        return bool(enabled)
