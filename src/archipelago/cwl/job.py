@@ -12,6 +12,7 @@ from typing import Any
 from cwltool.errors import WorkflowException
 from cwltool.job import JobBase
 
+from .fsaccess import split
 from .pathmapper import KEEP_ROOT
 
 log = logging.getLogger("archipelago.cwl")
@@ -62,7 +63,7 @@ class ContainerJob(JobBase):
         if "contents" in item and item.get("class") == "File":
             mounts[target] = {"kind": "text", "content": item["contents"]}
         elif location.startswith("keep:"):
-            pdh, _, path = location[len("keep:"):].partition("/")
+            pdh, path = split(location)
             mounts[target] = {"kind": "collection", "portable_data_hash": pdh, **({"path": path} if path else {}),
                               "writable": bool(item.get("writable"))}
         elif item.get("class") == "Directory":  # a literal: made here, its entries put in it
@@ -89,12 +90,19 @@ class ContainerJob(JobBase):
                                   "/tmp": {"kind": "tmp", "capacity": int(resources.get("tmpdirMin", 1024)) << 20}}
         for pdh in sorted(self.pathmapper.collections()):  # type: ignore[attr-defined]
             mounts[f"{KEEP_ROOT}/{pdh}"] = {"kind": "collection", "portable_data_hash": pdh}
+        for path, location in self.pathmapper.placed().items():  # type: ignore[attr-defined]
+            pdh, inside = split(location)
+            mounts[path] = {"kind": "collection", "portable_data_hash": pdh, **({"path": inside} if inside else {})}
         for path, contents in self.pathmapper.literals().items():  # type: ignore[attr-defined]
             mounts[path] = {"kind": "text", "content": contents}
         for item in self.generatefiles.get("listing", []) or []:  # InitialWorkDir: files made in the output dir
             self._initial(item, outdir, mounts)
-        if self.stdin:
-            pdh, _, path = self.stdin[len(KEEP_ROOT) + 1:].partition("/")
+        if self.stdin:  # a container path: under /keep, or where the file was placed
+            placed = self.pathmapper.placed().get(self.stdin)  # type: ignore[attr-defined]
+            if placed:
+                pdh, path = split(placed)
+            else:
+                pdh, _, path = self.stdin[len(KEEP_ROOT) + 1:].partition("/")
             mounts["stdin"] = {"kind": "collection", "portable_data_hash": pdh, "path": path}
         for stream in ("stdout", "stderr"):
             if name := getattr(self, stream):
