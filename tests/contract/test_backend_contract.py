@@ -64,6 +64,10 @@ def test_a_collection_is_created_read_updated_listed_and_trashed_where_asked(hom
     backend.delete(alice, "collections", uuid)
     listed = backend.list(alice, "collections", ListParams(filters=[["uuid", "=", uuid]]))
     assert listed["items"] == []
+    assert status_of(lambda: backend.get(alice, "collections", uuid)) == 404  # trashed: gone unless asked
+    assert backend.get(alice, "collections", uuid, include_trash=True)["is_trashed"] is True
+    listed = backend.list(alice, "collections", ListParams(filters=[["uuid", "=", uuid]], include_trash=True))
+    assert [item["uuid"] for item in listed["items"]] == [uuid]
     backend.untrash(alice, "collections", uuid)
     assert backend.list(alice, "collections", ListParams(filters=[["uuid", "=", uuid]]))["items"]
 

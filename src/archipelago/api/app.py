@@ -237,7 +237,8 @@ class ApiApp:
                 return await call(backend.create, caller, resource, _attrs(resource, params),
                                   _bool(params, "ensure_unique_name"), params.get("cluster_id") or None)
         elif method == "GET":
-            return await call(backend.get, caller, resource, uuid, _json_param(params, "select", None))
+            return await call(backend.get, caller, resource, uuid, _json_param(params, "select", None),
+                              _bool(params, "include_trash"))
         elif method in ("PUT", "PATCH"):
             return await call(backend.update, caller, resource, uuid, _attrs(resource, params))
         elif method == "DELETE":

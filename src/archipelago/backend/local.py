@@ -164,7 +164,8 @@ class LocalBackend:
             caller, lambda row: self._render(self.registry["api_client_authorizations"], row))
 
     # ------------------------------------------------------------ generic operations
-    def get(self, caller: Caller, resource_name: str, uuid: str, select: list[str] | None = None) -> Record:
+    def get(self, caller: Caller, resource_name: str, uuid: str, select: list[str] | None = None,
+            include_trash: bool = False) -> Record:
         resource = self.registry[resource_name]
         with self._operation(caller, resource) as ctx:
             if (found := resource.lookup(ctx, uuid, select)) is not None:
@@ -172,6 +173,9 @@ class LocalBackend:
             if not UUID_RE.fullmatch(uuid):
                 raise NotFound(f"{uuid!r} is not a UUID")
             row = self._find(ctx, resource, uuid)
+            if getattr(row, "is_trashed", False) and not include_trash:
+                raise NotFound(f"{resource.name[:-1].replace('_', ' ')} {uuid} is in the trash "
+                               "(include_trash=true to see it; untrash to use it again)")
             resource.guard_read(ctx, row)
             return self._render(resource, row, caller, select)
 

@@ -40,13 +40,17 @@ class RemoteBackend:
             raise ArchipelagoError(f"cluster {self.cluster_id}: {exc.message}", exc.status) from None
 
     # the Backend interface
-    def get(self, caller: Caller, resource: str, uuid: str, select: list[str] | None = None) -> dict[str, Any]:
-        params = {"select": json.dumps(select)} if select else None
-        return self._call(caller, "GET", f"{resource}/{quote(uuid)}", params)
+    def get(self, caller: Caller, resource: str, uuid: str, select: list[str] | None = None,
+            include_trash: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {"select": json.dumps(select)} if select else {}
+        if include_trash:
+            params["include_trash"] = "true"
+        return self._call(caller, "GET", f"{resource}/{quote(uuid)}", params or None)
 
     def list(self, caller: Caller, resource: str, params: ListParams) -> dict[str, Any]:
         query: dict[str, Any] = {"filters": json.dumps(params.filters), "order": json.dumps(params.order),
-                                 "limit": params.limit, "offset": params.offset, "count": params.count}
+                                 "limit": params.limit, "offset": params.offset, "count": params.count,
+                                 **({"include_trash": "true"} if params.include_trash else {})}
         if params.select:
             query["select"] = json.dumps(params.select)
         return self._call(caller, "GET", resource, query)

@@ -69,11 +69,12 @@ class FederatedBackend:
             record["manifest_text"] = local_to_remote(record["manifest_text"], cluster_id)
         return record
 
-    def get(self, caller: Caller, resource: str, uuid: str, select: list[str] | None = None) -> Record:
+    def get(self, caller: Caller, resource: str, uuid: str, select: list[str] | None = None,
+            include_trash: bool = False) -> Record:
         if resource in CONTENT_ADDRESSED and PDH_RE.fullmatch(uuid):
             return self._by_content(caller, resource, uuid, select)
         backend = self._owner(uuid)
-        record = backend.get(caller, resource, uuid, select)
+        record = backend.get(caller, resource, uuid, select, include_trash)
         return record if backend is self.local else self._from_remote(uuid[:5], record)
 
     def _by_content(self, caller: Caller, resource: str, pdh: str, select: list[str] | None) -> Record:
