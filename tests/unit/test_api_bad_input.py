@@ -107,3 +107,30 @@ def test_a_body_over_the_limit_is_413(site: Site) -> None:
     status, body = call(site, "POST", "collections", b" " * (limit + 1))
     assert status == 413, body
     assert str(limit) in body["errors"][0]
+
+
+def test_permission_links_need_real_ends(site: Site) -> None:
+    made = call(site, "POST", "collections", json.dumps({"collection": {"name": "to share"}}).encode())[1]
+    user = site.admin.user_uuid
+    for tail, head, expected in [("nobody", made["uuid"], "must be a UUID"),
+                                 ("z1111-tpzed-00000000000nope", made["uuid"], "does not exist"),
+                                 (user, "z1111-4zz18-00000000000nope", "does not exist")]:
+        link = {"link_class": "permission", "name": "can_read", "tail_uuid": tail, "head_uuid": head}
+        status, body = call(site, "POST", "links", json.dumps({"link": link}).encode())
+        assert status == 422 and expected in body["errors"][0], body
+
+
+def test_a_token_cannot_be_born_expired(site: Site) -> None:
+    attrs = {"expires_at": "2001-01-01T00:00:00Z"}
+    status, body = call(site, "POST", "api_client_authorizations",
+                        json.dumps({"api_client_authorization": attrs}).encode())
+    assert status == 422 and "past" in body["errors"][0], body
+
+
+def test_a_trashed_collection_is_not_found_unless_asked(site: Site) -> None:
+    made = call(site, "POST", "collections", json.dumps({"collection": {"name": "to trash"}}).encode())[1]
+    assert call(site, "POST", f"collections/{made['uuid']}/trash")[0] == 200
+    status, body = call(site, "GET", f"collections/{made['uuid']}")
+    assert status == 404 and "trash" in body["errors"][0]
+    status, body = call(site, "GET", f"collections/{made['uuid']}?include_trash=true")
+    assert status == 200 and body["is_trashed"] is True

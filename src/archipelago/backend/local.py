@@ -63,7 +63,7 @@ class LocalBackend:
         """One unit of work for one caller on one resource, with their permissions."""
         with self.db.session() as session:
             yield Context(self.config, session, caller, self._permissions(session, caller), self.registry.owner_of,
-                          lambda row, select_: self._render(resource, row, caller, select_))
+                          lambda row, select_: self._render(resource, row, caller, select_), self.registry.exists)
 
     def _permissions(self, session: Session, caller: Caller) -> Permissions:
         self.db.catch_up()

@@ -16,7 +16,7 @@ app = Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 
 @app.command("create")
 def token_create(
-    expires_in: Annotated[int | None, typer.Option(help="Lifetime in seconds.")] = None,
+    expires_in: Annotated[int | None, typer.Option(min=1, help="Lifetime in seconds (default: no expiry).")] = None,
     scope: Annotated[list[str] | None, typer.Option(help="Scope like 'GET /arvados/v1/collections' "
                                                          "(repeatable; default all).")] = None,
     profile: ProfileOpt = None,
@@ -24,7 +24,7 @@ def token_create(
 ) -> None:
     """Create a new API token for yourself; prints it in v2 form."""
     attrs: dict[str, Any] = {"scopes": scope or ["all"]}
-    if expires_in:
+    if expires_in is not None:
         attrs["expires_at"] = (datetime.now(UTC) + timedelta(seconds=expires_in)).isoformat()
     row = api_client(profile, as_json).api_client_authorizations.create(attrs)
     token = f"v2/{row['uuid']}/{row['api_token']}"

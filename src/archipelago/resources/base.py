@@ -42,6 +42,11 @@ class Context:
     perms: Permissions
     owner_lookup: Callable[[Session, str], str | None]  # the registry knows which table a UUID names
     renderer: Callable[[Any, list[str] | None], Record]  # a row as this caller sees it
+    exists_lookup: Callable[[Session, str], bool | None] = lambda session, uuid: None
+
+    def missing(self, uuid: str) -> bool:
+        """An object of this cluster that does not exist (other clusters' objects cannot be judged here)."""
+        return uuid[:5] == self.config.cluster_id and self.exists_lookup(self.session, uuid) is False
 
     def owner_of(self, uuid: str) -> str | None:
         return self.owner_lookup(self.session, uuid)

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, or_
 from ..auth.permissions import MANAGE, READ, Permissions
 from ..db.models import Link
 from ..errors import Forbidden, Unprocessable
+from ..ids import UUID_RE
 from .base import Context, Resource
 
 PERMISSION_NAMES = ("can_read", "can_write", "can_manage")
@@ -45,6 +46,12 @@ class Links(Resource):
         if attrs["link_class"] == "permission":
             if attrs.get("name") not in PERMISSION_NAMES:
                 raise Unprocessable("a permission link's name is can_read, can_write or can_manage")
+            for key in ("tail_uuid", "head_uuid"):
+                if not UUID_RE.fullmatch(str(attrs[key])):
+                    raise Unprocessable(f"a permission link's {key} must be a UUID, not {attrs[key]!r}")
             head = attrs["head_uuid"]
             if not ctx.perms.can(MANAGE, head, ctx.owner_of(head)):
                 raise Forbidden(f"sharing {head} needs can_manage on it")
+            for key in ("tail_uuid", "head_uuid"):  # after the check above: existence is not told to strangers
+                if ctx.missing(attrs[key]):
+                    raise Unprocessable(f"a permission link's {key} {attrs[key]} does not exist")

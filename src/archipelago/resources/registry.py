@@ -27,12 +27,18 @@ class Registry:
         self.resources = {kind.name: kind(config) for kind in RESOURCE_TYPES}
         # the objects that can own others (or be shared), by the type infix of their UUIDs
         self._owners = {r.infix: r for r in self.resources.values() if r.can_own}
+        self._by_infix = {r.infix: r for r in self.resources.values()}
 
     def __getitem__(self, name: str) -> Resource:
         try:
             return self.resources[name]
         except KeyError:
             raise NotFound(f"no such resource type {name!r}") from None
+
+    def exists(self, session: Session, uuid: str) -> bool | None:
+        """Whether an object of this cluster exists (None: a UUID of no type served here)."""
+        resource = self._by_infix.get(uuid[6:11])
+        return None if resource is None else session.get(resource.model, uuid) is not None
 
     def owner_of(self, session: Session, uuid: str) -> str | None:
         """Who owns an object; its UUID's infix names its table (one query, not one per table)."""

@@ -10,8 +10,9 @@ from sqlalchemy import ColumnElement
 from ..auth.permissions import Permissions
 from ..backend.interface import Caller, Record
 from ..db.models import ApiClientAuthorization
+from ..errors import Unprocessable
 from ..formats.tokens import new_secret
-from .base import Context, Resource
+from .base import Context, Resource, aware, now, timestamp
 
 
 class Tokens(Resource):
@@ -31,6 +32,11 @@ class Tokens(Resource):
 
     def owner_for_create(self, ctx: Context, requested: str | None) -> str:
         return (requested or ctx.caller.user_uuid) if ctx.caller.is_admin else ctx.caller.user_uuid
+
+    def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
+        expires = attrs.get("expires_at")
+        if row is None and expires is not None and aware(expires) <= now():
+            raise Unprocessable(f"a new token cannot expire in the past ({timestamp(aware(expires))})")
 
     def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
         if row is not None:
