@@ -134,3 +134,9 @@ def test_a_trashed_collection_is_not_found_unless_asked(site: Site) -> None:
     assert status == 404 and "trash" in body["errors"][0]
     status, body = call(site, "GET", f"collections/{made['uuid']}?include_trash=true")
     assert status == 200 and body["is_trashed"] is True
+
+
+def test_unnamed_collections_do_not_collide(site: Site) -> None:
+    for _ in range(2):
+        status, body = call(site, "POST", "collections", json.dumps({"collection": {"name": None}}).encode())
+        assert status == 200 and body["name"] is None, body

@@ -225,7 +225,7 @@ class LocalBackend:
                 "created_at": stamp, "modified_at": stamp, "modified_by_user_uuid": caller.user_uuid,
                 **resource.derived_fields(ctx, attrs, owner),
             }
-            if resource.unique_names and "name" in attrs:
+            if resource.unique_names and attrs.get("name") is not None:  # unnamed objects never collide
                 attrs["name"] = self._unique_name(ctx.session, resource.model, owner, attrs["name"],
                                                   ensure_unique_name)
             row = resource.model(**fields, **{k: v for k, v in attrs.items() if k not in fields})
@@ -256,7 +256,7 @@ class LocalBackend:
                     raise Forbidden(f"moving {uuid} to {target} needs manage on it and write on the target")
             resource.validate(ctx, attrs, row)
             attrs.update(resource.derived_fields(ctx, attrs, row.owner_uuid, row))
-            if resource.unique_names and "name" in attrs:
+            if resource.unique_names and attrs.get("name") is not None:  # unnamed objects never collide
                 attrs["name"] = self._unique_name(ctx.session, resource.model, attrs.get("owner_uuid", row.owner_uuid),
                                                   attrs["name"], False, exclude=row.uuid)
             before = {key: getattr(row, key, None) for key in attrs}
