@@ -3,8 +3,14 @@ connections open to its API and keepstore (every teardown in this suite relies o
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import urllib3
@@ -13,6 +19,7 @@ from archipelago.run.cluster import init_cluster
 from archipelago.run.processes import ClusterProcess
 
 pytestmark = pytest.mark.integration
+ARCHI = Path(sys.executable).parent / "archi"
 
 
 def test_sigterm_stops_the_cluster_cleanly_with_connections_open(tmp_path):
@@ -30,3 +37,69 @@ def test_sigterm_stops_the_cluster_cleanly_with_connections_open(tmp_path):
     print(f"stopped {time.monotonic() - started:.2f} s after SIGTERM")
     assert code == 0
     assert "Traceback" not in (tmp_path / "cluster.log").read_text()
+
+
+def _first_json(stream) -> object:
+    """The first JSON document a process prints (it may span lines)."""
+    text = ""
+    while True:
+        line = stream.readline()
+        assert line, f"the process ended before printing JSON: {text!r}"
+        text += line
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def _members(directory: Path) -> dict[str, int]:
+    """The `archi cluster up` processes of a federation directory: cluster id -> pid."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"up" in argv and any(a.startswith(str(directory).encode() + b"/") for a in argv):
+                    found[Path(argv[-2].decode() or argv[-1].decode()).name] = int(proc.name)
+    return found
+
+
+def test_a_federation_keeps_its_live_members_and_sigterm_stops_them_all(tmp_path):
+    federation = subprocess.Popen([str(ARCHI), "federation", "up", str(tmp_path), "--clusters", "2", "--json"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        members = _first_json(federation.stdout)  # printed once every member serves
+        pids = _members(tmp_path)
+        assert set(pids) == {"z1111", "z2222"}, pids
+        os.kill(pids["z2222"], signal.SIGKILL)  # one member dies
+        time.sleep(2)
+        assert federation.poll() is None  # the federation goes on
+        http = urllib3.PoolManager(cert_reqs="CERT_NONE")
+        assert http.request("GET", members[0]["api_url"] + "/_health/ping").status == 200
+        federation.send_signal(signal.SIGTERM)
+        assert federation.wait(timeout=30) == 0
+        assert not _alive(pids["z1111"])  # its children went with it
+        assert "cluster z2222 stopped" in federation.stderr.read()
+    finally:
+        if federation.poll() is None:
+            federation.kill()
+        for pid in _members(tmp_path).values():
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_cluster_up_reports_itself_as_json(tmp_path):
+    init_cluster(tmp_path, "z1111")
+    up = subprocess.Popen([str(ARCHI), "cluster", "up", str(tmp_path), "--json"], stdout=subprocess.PIPE, text=True)
+    try:
+        info = _first_json(up.stdout)
+        assert info["cluster_id"] == "z1111" and info["api_url"].startswith("https://127.0.0.1:")
+        assert info["admin_token"].startswith("v2/z1111-gj3su-")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ def register(root: typer.Typer) -> None:
 @cluster_app.command("init")
 def cluster_init(
     directory: Annotated[Path, typer.Argument(help="Directory for the configuration and data.")],
-    cluster_id: Annotated[str, typer.Option(help="5 characters from [a-z0-9].")] = "zzzzz",
+    cluster_id: Annotated[str, typer.Option(help="5 characters from a-z and 0-9.")] = "zzzzz",
     database_url: Annotated[str | None, typer.Option(help="Default: an SQLite file in DIRECTORY.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -46,7 +47,8 @@ def cluster_init(
 
 
 @cluster_app.command("up")
-def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made by `archi cluster init`.")]) -> None:
+def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made by `archi cluster init`.")],
+               as_json: JsonOpt = False) -> None:
     """Run the cluster's API server and keepstore in this process until interrupted."""
     import asyncio
 
@@ -55,14 +57,17 @@ def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made 
     try:
         config, token = load_cluster(directory)
     except ConfigError as exc:
-        fail(str(exc), BAD_INPUT)
+        fail(str(exc), BAD_INPUT, as_json)
 
     async def run() -> None:
         ready = asyncio.Event()
         task = asyncio.create_task(serve_cluster(config, Path(directory) / CONFIG_NAME, ready))
         await ready.wait()
-        print(f"cluster {config.cluster_id} up\nAPI        {config.api.url}\nkeepstore  "
-              f"http://{config.keepstore.listen}\nadmin token {token}", flush=True)
+        info = {"cluster_id": config.cluster_id, "api_url": config.api.url,
+                "keepstore_url": f"http://{config.keepstore.listen}", "admin_token": token}
+        emit(info, as_json, f"cluster {config.cluster_id} up\nAPI        {config.api.url}\nkeepstore  "
+                            f"http://{config.keepstore.listen}\nadmin token {token}")
+        sys.stdout.flush()
         await task
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -84,6 +89,10 @@ def api(
     serve_api(cfg, prepare=not worker)  # the first process has migrated the database
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @federation_app.command("up")
 def federation_up(
     directory: Annotated[Path, typer.Argument(help="Directory for the clusters (created if needed).")],
@@ -102,6 +111,7 @@ def federation_up(
     if not all((directory / cid / CONFIG_NAME).exists() for cid in cluster_ids(clusters)):
         init_federation(directory, clusters, login_cluster)
     processes = [ClusterProcess(directory / cid) for cid in cluster_ids(clusters)]
+    signal.signal(signal.SIGTERM, _interrupt)  # stopping the federation stops its clusters
     try:
         for process in processes:
             process.start()
@@ -110,7 +120,15 @@ def federation_up(
         emit(info, as_json, "\n".join(f"{i['cluster_id']}  {i['api_url']}  admin token {i['admin_token']}"
                                       for i in info))
         sys.stdout.flush()
-        while all(p.process and p.process.poll() is None for p in processes):
+        reported: set[str] = set()
+        # a member that dies is reported, and the others keep serving (as a real federation would)
+        while any(p.process and p.process.poll() is None for p in processes):
+            for process in processes:
+                cid = process.config.cluster_id
+                if cid not in reported and process.process and process.process.poll() is not None:
+                    reported.add(cid)
+                    print(f"cluster {cid} stopped (exit status {process.process.returncode}); "
+                          "the others keep serving", file=sys.stderr, flush=True)
             time.sleep(1)
     except KeyboardInterrupt:
         pass

@@ -41,6 +41,15 @@ def guarded(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
+def _flags_show_no_type(option: Any, ctx: Any) -> str | None:
+    """typer shows a value type after every option, `--json <bool>` included; a flag takes no value."""
+    return None if option.is_flag else _display_type(option, ctx)
+
+
+_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flags_show_no_type  # type: ignore[method-assign,assignment]
+
+
 class Typer(typer.Typer):
     """typer.Typer whose commands report errors through `guarded`."""
 
