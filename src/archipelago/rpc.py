@@ -90,8 +90,11 @@ class ApiRequestError(ArchipelagoError):
 
 
 class Unreachable(ApiRequestError):
+    """No answer at all (refused, timed out, bad certificate): named as such, not as an HTTP status."""
+
     def __init__(self, host: str, cause: str):
         super().__init__(503, f"cannot reach {host}: {cause}", host)
+        self.args = (self.message,)  # str(): "cannot reach HOST: CAUSE"
         self.host, self.cause = host, cause
 
 

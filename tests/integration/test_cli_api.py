@@ -36,6 +36,8 @@ def test_login_then_projects_collections_sharing_tokens(cluster, env, tmp_path):
     bob = archi(env, "user", "create", "--email", "bob@example.org", "--username", "bob-cli", "--token")
     project = archi(env, "project", "create", "analysis")["uuid"]
     assert project in [p["uuid"] for p in archi(env, "project", "list")["items"]]
+    assert "--ensure-unique-name" in archi(env, "project", "create", "analysis", code=2)["error"]
+    assert archi(env, "project", "create", "analysis", "--ensure-unique-name")["name"] == "analysis (2)"
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x.txt").write_text("x\n")
     put = archi(env, "put", str(tmp_path / "data"), "--name", "cli-run", "--project", project)
@@ -61,4 +63,8 @@ def test_login_then_projects_collections_sharing_tokens(cluster, env, tmp_path):
     # only admins create users; bad input is exit code 2
     assert archi(bob_env, "user", "create", "--email", "eve@example.org", code=1)["error"]
     assert archi(env, "collection", "share", project, "--with", bob["uuid"], "--level", "own", code=2)
+    assert "must be a UUID" in archi(env, "collection", "share", project, "--with", "nobody", code=2)["error"]
+    refused = subprocess.run([sys.executable, "-m", "archipelago", "token", "create", "--expires-in", "0"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "expires-in" in refused.stderr
     assert archi(env, "put", str(tmp_path / "missing"), code=2)

@@ -126,7 +126,8 @@ class LocalBackend:
         if not taken(name):
             return name
         if not ensure:
-            raise Unprocessable(f"name {name!r} is already in use in {owner} (use ensure_unique_name)")
+            raise Unprocessable(f"name {name!r} is already in use in {owner} (ensure_unique_name=true, or "
+                                "--ensure-unique-name in the CLI, picks 'name (2)')")
         for n in range(2, 10_000):
             candidate = f"{name} ({n})"
             if not taken(candidate):

@@ -17,6 +17,8 @@ app = Typer(help="Projects: create, list.", no_args_is_help=True)
 def project_create(
     name: str,
     parent: Annotated[str | None, typer.Option(help="Parent project UUID.")] = None,
+    ensure_unique_name: Annotated[bool, typer.Option(
+        "--ensure-unique-name", help="If the name is taken there, add a number: 'name (2)'.")] = False,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -24,7 +26,7 @@ def project_create(
     attrs: dict[str, Any] = {"name": name, "group_class": "project"}
     if parent:
         attrs["owner_uuid"] = parent
-    group = api_client(profile, as_json).groups.create(attrs)
+    group = api_client(profile, as_json).groups.create(attrs, ensure_unique_name=ensure_unique_name)
     emit(group, as_json, group["uuid"])
 
 
