@@ -24,16 +24,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DIRECTORY_FIELDS = frozenset({"root", "fsync"})
+S3_FIELDS = frozenset({"bucket", "endpoint", "region", "access_key", "secret_key", "prefix"})
+
+
 class VolumeConfig(_Strict):
     driver: Literal["directory", "s3"]
     uuid: str | None = Field(default=None, description="defaults to <cluster>-nyw5e-<15 digits of its index>")
     read_only: bool = False
     storage_classes: list[str] = ["default"]
     replication: int = Field(default=1, ge=1)
-    # directory
+    # directory (DIRECTORY_FIELDS)
     root: Path | None = None
     fsync: bool = True
-    # s3
+    # s3 (S3_FIELDS)
     bucket: str | None = None
     endpoint: str | None = None
     region: str = "us-east-1"
@@ -254,4 +258,10 @@ def load_config(path: Path) -> ClusterConfig:
 
 
 def dump_config(config: ClusterConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    """The configuration as YAML; each volume with only its own driver's settings."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    for volume in data.get("volumes", []):
+        foreign = S3_FIELDS if volume["driver"] == "directory" else DIRECTORY_FIELDS
+        for key in foreign & volume.keys():
+            del volume[key]
+    return yaml.safe_dump(data, sort_keys=False)

@@ -26,3 +26,11 @@ def test_a_new_cluster_keeps_its_secrets_private(tmp_path: Path) -> None:
         assert mode(tmp_path / "c" / name) == 0o600, name
     assert "system_root_token" in result.config_path.read_text()
     assert [p for p in (tmp_path / "c").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_volume_is_written_with_its_own_drivers_settings_only(tmp_path: Path) -> None:
+    init_cluster(tmp_path / "c", "z7778")
+    text = (tmp_path / "c" / "cluster.yml").read_text()
+    assert "root: keep" in text
+    for s3_only in ("region:", "prefix:", "bucket:", "access_key:"):
+        assert s3_only not in text
