@@ -1,4 +1,4 @@
-"""Files holding secrets are the owner's alone, from the first byte."""
+"""What `archi cluster init` writes: secrets owner-only from the first byte, whole; clean volume settings."""
 
 import stat
 from pathlib import Path
