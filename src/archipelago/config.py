@@ -97,6 +97,10 @@ class KeepstoreConfig(_Listening):
     remote_cache_bytes: int = Field(default=1 << 30, ge=0, description="disk for blocks read from other clusters")
     remote_cache_dir: Path | None = Field(default=None, description="where those blocks are kept; default: a "
                                           "fresh temporary directory per process")
+    max_concurrent_puts: int = Field(default=32, ge=1, description="blocks being written at once; more get "
+                                     "503 (clients retry), as Arvados' MaxKeepBlobBuffers")
+    body_read_timeout: float = Field(default=60.0, gt=0, description="seconds a block upload may stall "
+                                     "between pieces before it is dropped")
 
 
 class ApiConfig(_Listening):

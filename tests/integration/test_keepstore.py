@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 
 import pytest
@@ -186,3 +187,34 @@ def test_s3_volume(start_keepstore, s3_bucket):
     assert get(ks.url, locator).status == 404
     http.request("PUT", f"{ks.url}/untrash/{md5}+{len(data)}", headers={"Authorization": f"Bearer {ROOT_TOKEN}"})
     assert get(ks.url, locator).data == data
+
+
+def _stalled_put(url: str, md5: str, token: str | None = USER_TOKEN) -> socket.socket:
+    """A PUT that sends its headers and then nothing (a slow or hostile client)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)))
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    conn.sendall(f"PUT /{md5} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\n{auth}\r\n".encode())
+    return conn
+
+
+def test_a_put_without_a_token_is_refused_before_its_body(start_keepstore):
+    ks = start_keepstore()
+    conn = _stalled_put(ks.url, "acbd18db4cc2f85cedef654fccc4a4d8", token=None)
+    conn.settimeout(10)
+    assert b" 401 " in conn.recv(4096).split(b"\r\n")[0]
+    conn.close()
+
+
+def test_stalled_puts_hold_nothing_and_a_full_keepstore_says_busy(start_keepstore):
+    ks = start_keepstore(keepstore={"max_concurrent_puts": 2, "body_read_timeout": 2})
+    stalled = [_stalled_put(ks.url, "acbd18db4cc2f85cedef654fccc4a4d8") for _ in range(2)]
+    time.sleep(0.5)
+    busy = put(ks.url, b"foo")
+    assert busy.status == 503 and "busy" in errors(busy)
+    assert [p for p in ks.config.volumes[0].root.rglob("*") if p.is_file()] == []  # no temp files held
+    for conn in stalled:  # dropped after body_read_timeout
+        conn.settimeout(10)
+        assert b" 499 " in conn.recv(4096).split(b"\r\n")[0] or conn.recv(4096) == b""
+        conn.close()
+    assert put(ks.url, b"foo").status == 200  # the slots are free again

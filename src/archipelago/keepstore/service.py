@@ -30,6 +30,7 @@ class KeepService:
         self.restricted: set[str] = set()
         self.served: Counter[str] = Counter()  # bytes served to each other cluster's keepstore
         self.pull_queue: list[dict[str, Any]] = []
+        self.puts_in_progress = 0  # on the event loop's thread only
 
     def require_root(self, token: str | None) -> None:
         if token is None:

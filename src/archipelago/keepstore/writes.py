@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ..errors import Unauthorized, Unavailable
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..keep.errors import BlockTooLarge, HashMismatch, KeepError
 from .http import CHUNK, CORS_HEADERS, fork, request_token, run
@@ -18,14 +19,21 @@ class ClientGone(KeepError):
     status = 499
 
 
-async def _body_batches(request: web.Request) -> AsyncIterator[list[bytes]]:
-    """The body as lists of the pieces the socket delivered, about CHUNK bytes per list.
+async def _body_batches(request: web.Request, stall_seconds: float) -> AsyncIterator[list[bytes]]:
+    """The body as lists of the pieces the socket delivered, about CHUNK bytes per list; a client
+    that sends nothing for `stall_seconds` is dropped.
 
     Handing over lists rather than joined chunks spares a copy of the whole block.
     """
     batch: list[bytes] = []
     size = 0
-    async for piece in request.content.iter_any():
+    while True:
+        try:
+            piece = await asyncio.wait_for(request.content.readany(), stall_seconds)
+        except TimeoutError:
+            raise ClientGone(f"client sent nothing for {stall_seconds:g} s") from None
+        if not piece:
+            break
         batch.append(piece)
         size += len(piece)
         if size >= CHUNK:
@@ -36,7 +44,22 @@ async def _body_batches(request: web.Request) -> AsyncIterator[list[bytes]]:
 
 
 async def put_block(service: KeepService, request: web.Request) -> web.Response:
+    """Checks first (token, size, a free slot), then the body; nothing is held for a request refused."""
     locator = Locator.parse(request.match_info["locator"], require_size=False)
+    token = request_token(request)
+    if token is None and service.config.collections.blob_signing:
+        raise Unauthorized("a token is needed to store blocks (they are signed with it)")
+    limit = service.config.keepstore.max_concurrent_puts
+    if service.puts_in_progress >= limit:
+        raise Unavailable(f"keepstore is busy: {limit} blocks are being written; retry shortly")
+    service.puts_in_progress += 1
+    try:
+        return await _store(service, request, locator, token)
+    finally:
+        service.puts_in_progress -= 1
+
+
+async def _store(service: KeepService, request: web.Request, locator: Locator, token: str | None) -> web.Response:
     length = request.content_length
     if length is not None and length > BLOCK_SIZE:
         raise BlockTooLarge(f"block of {length} bytes exceeds the {BLOCK_SIZE}-byte limit")
@@ -44,11 +67,13 @@ async def put_block(service: KeepService, request: web.Request) -> web.Response:
         raise HashMismatch(f"Content-Length {length} does not match the locator size {locator.size}")
     header = request.headers.get("X-Keep-Storage-Classes", "")
     classes = [c.strip() for c in header.split(",") if c.strip()] or None
-    txn = await run(service.store.begin_put, locator.md5, classes)
+    txn = None  # begun when the first bytes arrive: a client that stalls at once holds no file
     try:
         received = 0
         pending: list[asyncio.Future[None]] = []
-        async for batch in _body_batches(request):
+        async for batch in _body_batches(request, service.config.keepstore.body_read_timeout):
+            if txn is None:
+                txn = await run(service.store.begin_put, locator.md5, classes)
             if pending:  # the previous batch's hash and write, which ran while this one arrived
                 await asyncio.gather(*pending)
             received += sum(map(len, batch))
@@ -58,14 +83,18 @@ async def put_block(service: KeepService, request: web.Request) -> web.Response:
         await asyncio.gather(*pending)
         if length is not None and received != length:
             raise ClientGone(f"client went away after {received} of {length} bytes")
+        if txn is None:  # an empty body
+            txn = await run(service.store.begin_put, locator.md5, classes)
         result = await run(txn.finish)
     except (asyncio.IncompleteReadError, ConnectionError):
-        await run(txn.abort)
+        if txn is not None:
+            await run(txn.abort)
         raise ClientGone("client went away before sending the whole block") from None
     except BaseException:
-        await run(txn.abort)
+        if txn is not None:
+            await run(txn.abort)
         raise
-    signed = service.sign(locator.md5, txn.size, request_token(request))
+    signed = service.sign(locator.md5, txn.size, token)
     return web.Response(text=signed + "\n", headers={
         **CORS_HEADERS,
         "X-Keep-Replicas-Stored": str(result.replicas),
