@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from archipelago.sdk import Collection
+from tests.support.clusters import running_federation
+
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 
@@ -71,3 +74,39 @@ def test_archi_put_then_arv_get(arvados_env, tmp_path):
     run([tool("arv-get"), "-r", f"{uuid}/", str(tmp_path / "dl") + "/"], arvados_env)
     assert filecmp.cmp(src / "sub dir" / "big.bin", tmp_path / "dl" / "sub dir" / "big.bin", shallow=False)
     assert (tmp_path / "dl" / "a.txt").read_text() == "hello\n"
+
+
+def _arvados_conf(path: Path, client) -> Path:
+    path.write_text(f"ARVADOS_API_HOST={client.base.removeprefix('https://')}\nARVADOS_API_TOKEN={client.token}\n"
+                    "ARVADOS_API_HOST_INSECURE=true\n")
+    return path
+
+
+def test_arv_copy_copies_collections_and_projects_between_clusters(tmp_path):
+    with running_federation(tmp_path / "fed", 2) as federation:
+        source, destination = federation["z1111"], federation["z2222"]
+        src = _arvados_conf(tmp_path / "src.conf", source)
+        dst = _arvados_conf(tmp_path / "dst.conf", destination)
+        env = {**os.environ, "HOME": str(tmp_path)}
+        data = os.urandom(3 << 20)
+        collection = Collection(source)
+        collection.write("dir/data.bin", data)
+        record = collection.save_new("to copy")
+        project = source.groups.create({"name": "a project to copy", "group_class": "project"})
+        inner = Collection(source)
+        inner.write("inner.txt", b"inside the project\n")
+        inner.save_new("inner", owner_uuid=project["uuid"])
+        target = destination.groups.create({"name": "copies land here", "group_class": "project"})
+        common = [tool("arv-copy"), "--no-progress", "--src", str(src), "--dst", str(dst),
+                  "--project-uuid", target["uuid"]]
+        copied = run([*common, record["uuid"]], env).strip().splitlines()[-1]
+        got = destination.collections.get(copied)
+        assert copied.startswith("z2222-4zz18-") and got["portable_data_hash"] == record["portable_data_hash"]
+        assert Collection(destination, copied).read("dir/data.bin") == data  # the blocks are on z2222 now
+        by_pdh = run([*common, "--force", record["portable_data_hash"]], env).strip().splitlines()[-1]
+        assert destination.collections.get(by_pdh)["portable_data_hash"] == record["portable_data_hash"]
+        copied_project = run([*common, project["uuid"]], env).strip().splitlines()[-1]
+        assert copied_project.startswith("z2222-j7d0g-")
+        names = [c["name"] for c in destination.collections.list(
+            filters=[["owner_uuid", "=", copied_project]])["items"]]
+        assert names == ["inner"]

@@ -129,8 +129,10 @@ def list_params(params: dict[str, Any]) -> ListParams:
     where = _json_param(params, "where", {})
     if isinstance(where, dict):
         filters = [*filters, *([k, "=", v] for k, v in where.items())]
-    order = _json_param(params, "order", [])
-    if isinstance(order, str):
+    order = params.get("order", [])
+    if isinstance(order, str) and order.lstrip().startswith("["):
+        order = _json_param(params, "order", [])
+    if isinstance(order, str):  # Arvados also takes "name asc, created_at desc" as it is
         order = [o.strip() for o in order.split(",") if o.strip()]
     select = _json_param(params, "select", None)
     return ListParams(filters=filters, order=order, limit=_int(params, "limit", 100),

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ClusterConfig
+from ..ids import INFIX
 from ..resources.base import Resource
-from ..resources.names import body_key
+from ..resources.names import CLASS_NAMES, body_key
 from ..resources.registry import RESOURCE_TYPES
 
 REVISION = "20250402"
@@ -41,7 +42,9 @@ def _schema(resource: type[Resource]) -> dict[str, Any]:
     for column in model.__table__.columns:
         python = getattr(column.type, "python_type", str)
         properties[column.key] = {"type": _TYPES.get(python.__name__, "string")}
-    return {"id": model.__name__, "type": "object", "properties": properties}
+    # uuidPrefix: the type infix; clients (arv-copy) tell an object's type from its UUID with it
+    return {"id": model.__name__, "type": "object", "uuidPrefix": INFIX[CLASS_NAMES[resource.name]],
+            "properties": properties}
 
 
 def _methods(kind: type[Resource]) -> dict[str, Any]:
