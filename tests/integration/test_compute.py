@@ -97,12 +97,14 @@ def test_a_killed_executor_is_noticed_and_its_container_retried(federation):
 
 
 def _is_executor_of(pid: int, container_uuid: str) -> bool:
+    """Named in its command line, or (a warm executor given the container) in its work directory."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             argv = handle.read().split(b"\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    return b"archipelago.compute.executor" in argv and container_uuid.encode() in argv
+    return b"archipelago.compute.executor" in argv and (container_uuid.encode() in argv or container_uuid in cwd)
 
 
 def test_missing_inputs_fail_clearly(federation):

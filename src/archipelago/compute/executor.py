@@ -315,10 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     uuid = (argv if argv is not None else sys.argv[1:])[0]
+    if uuid == "--warm":  # started ahead, imports done: the dispatcher hands over a container's UUID
+        uuid = sys.stdin.readline().strip()
+        if not uuid:  # the dispatcher went away first
+            return 0
     work = os.environ.get("ARCHI_WORK_DIR")
     runtime = runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap"), os.environ.get("DOCKER_HOST"),
                           os.environ.get("ARCHI_PODMAN_STORAGE"))
-    state = Executor(ApiClient.from_env(), uuid, runtime, Path(work) if work else None).run()
+    executor = Executor(ApiClient.from_env(), uuid, runtime, Path(work) if work else None)
+    os.chdir(executor.workdir)  # /proc/<pid>/cwd names the container (a warm executor's command line does not)
+    state = executor.run()
     print(f"{uuid} {state}", flush=True)
     return 0 if state == "Complete" else 1
 

@@ -1,6 +1,10 @@
 """The local compute backend: each container's executor is a process on this machine, within the
 configured cores and RAM. Executors run in their own session with a pid file, so a restarted
-dispatcher finds the ones still running and neither loses nor duplicates them."""
+dispatcher finds the ones still running and neither loses nor duplicates them.
+
+One executor is kept warm (started, its imports done, waiting for a UUID on stdin): a container
+starts without waiting for a Python interpreter to start. It exits when the dispatcher does (its
+stdin closes)."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ class LocalProcesses:
         self.env, self.cores, self.ram = env, cores, ram
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._reserved: dict[str, tuple[int, int]] = {}
+        self._warm: subprocess.Popen[bytes] | None = None
 
     def _needs(self, container: dict[str, Any]) -> tuple[int, int]:
         constraints = resolve_constraints(container.get("runtime_constraints") or {})
@@ -39,13 +44,34 @@ class LocalProcesses:
 
     def start(self, container: dict[str, Any]) -> None:
         uuid = container["uuid"]
-        log = open(self.state_dir / f"{uuid}.log", "ab")  # noqa: SIM115 - the child owns it
-        child = subprocess.Popen([sys.executable, "-m", "archipelago.compute.executor", uuid], env=self.env,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        child = self._handover(uuid) or self._spawn(uuid)
         self._children[uuid] = child
         self._reserved[uuid] = self._needs(container)
         (self.state_dir / f"{uuid}.pid").write_text(str(child.pid))
+        self._warm = self._spawn("--warm")  # the next container's
+
+    def _spawn(self, argument: str) -> subprocess.Popen[bytes]:
+        """An executor for container `argument`, or a warm one (`--warm`) that waits for its UUID."""
+        log = open(self.state_dir / f"{argument.lstrip('-')}.log", "ab")  # noqa: SIM115 - the child owns it
+        child = subprocess.Popen([sys.executable, "-m", "archipelago.compute.executor", argument], env=self.env,
+                                 stdin=subprocess.PIPE if argument == "--warm" else subprocess.DEVNULL,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return child
+
+    def _handover(self, uuid: str) -> subprocess.Popen[bytes] | None:
+        """The warm executor, now running `uuid` (None if there is none ready)."""
+        warm, self._warm = self._warm, None
+        if warm is None or warm.poll() is not None or warm.stdin is None:
+            return None
+        try:
+            warm.stdin.write(f"{uuid}\n".encode())
+            warm.stdin.close()
+        except OSError:
+            return None
+        with contextlib.suppress(OSError):  # its output continues in the container's own log
+            os.replace(self.state_dir / "warm.log", self.state_dir / f"{uuid}.log")
+        return warm
 
     def _pid(self, uuid: str) -> int | None:
         try:
@@ -64,8 +90,12 @@ class LocalProcesses:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}").exists() else b""
-        return uuid.encode() in cmdline and b"archipelago.compute.executor" in cmdline
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cwd = os.readlink(f"/proc/{pid}/cwd")  # its work directory is named for its container
+        except OSError:
+            return False
+        return b"archipelago.compute.executor" in cmdline and (uuid.encode() in cmdline or uuid in cwd)
 
     def adopt(self, container: dict[str, Any]) -> None:
         """A container an earlier dispatcher started: its resources are in use."""
