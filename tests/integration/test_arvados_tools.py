@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from archipelago.sdk import Collection
-from tests.support.clusters import running_federation
+from tests.support.clusters import new_user, running_federation
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -110,3 +111,42 @@ def test_arv_copy_copies_collections_and_projects_between_clusters(tmp_path):
         names = [c["name"] for c in destination.collections.list(
             filters=[["owner_uuid", "=", copied_project]])["items"]]
         assert names == ["inner"]
+
+
+CONTENTS_SCRIPT = """
+import json, sys, arvados
+api = arvados.api("v1")
+project = sys.argv[1]
+contents = api.groups().contents(uuid=project, order=["name asc"]).execute()
+only_collections = api.groups().contents(uuid=project, filters=[["uuid", "is_a", "arvados#collection"]]).execute()
+paged = api.groups().contents(uuid=project, order=["name asc"], offset=1, limit=1).execute()
+shared = api.groups().shared().execute()
+print(json.dumps({"contents": [(i["kind"], i["name"]) for i in contents["items"]],
+                  "available": contents["items_available"],
+                  "collections": [i["name"] for i in only_collections["items"]],
+                  "paged": [i["name"] for i in paged["items"]],
+                  "shared": [i["uuid"] for i in shared["items"]]}))
+"""
+
+
+def test_the_sdk_lists_a_projects_contents_and_what_is_shared(cluster, arvados_env, tmp_path):
+    from archipelago.sdk import ApiClient
+
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    bob = new_user(admin, "bob")
+    project = admin.groups.create({"name": "contents test", "group_class": "project"}, ensure_unique_name=True)
+    admin.groups.create({"name": "b sub-project", "group_class": "project", "owner_uuid": project["uuid"]})
+    for name in ("a data", "c data"):
+        made = Collection(admin)
+        made.write("x.txt", name.encode())
+        made.save_new(name, owner_uuid=project["uuid"])
+    admin.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": bob.users.current()["uuid"],
+                        "head_uuid": project["uuid"]})
+    result = json.loads(run([sys.executable, "-c", CONTENTS_SCRIPT, project["uuid"]],
+                            {**arvados_env, "ARVADOS_API_TOKEN": bob.token}))
+    assert result["contents"] == [["arvados#group", "b sub-project"], ["arvados#collection", "a data"],
+                                  ["arvados#collection", "c data"]]
+    assert result["available"] == 3
+    assert sorted(result["collections"]) == ["a data", "c data"]
+    assert result["paged"] == ["a data"]
+    assert result["shared"] == [project["uuid"]]  # shared with bob, its sub-project is inside it

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..backend.contents import group_contents, shared_with
 from ..backend.interface import Backend, Caller, ListParams
 from ..config import ClusterConfig
 from ..db.events import EventHub
@@ -228,6 +229,11 @@ class ApiApp:
         call = self._call
         if uuid == "current" and method == "GET" and resource in CURRENT:
             return await call(getattr(backend, CURRENT[resource]), caller)
+        if resource == "groups" and method == "GET" and (action == "contents" or (uuid == "contents" and not action)):
+            owner = uuid if action == "contents" else params.get("uuid")
+            return await call(group_contents, backend, caller, owner, list_params(params))
+        if resource == "groups" and method == "GET" and uuid == "shared" and not action:
+            return await call(shared_with, backend, caller, list_params(params))
         if action in ("trash", "untrash") and method == "POST":
             return await call(getattr(backend, action), caller, resource, uuid)
         if action is not None and uuid is not None:

@@ -67,6 +67,11 @@ def _methods(kind: type[Resource]) -> dict[str, Any]:
         "delete": {"path": f"{resource}/{{uuid}}", "httpMethod": "DELETE", "parameters": uuid,
                    "response": {"$ref": name}},
     }
+    for listing in {"contents", "shared"} & set(kind.actions):  # groups.contents, groups.shared
+        methods[listing] = {"path": f"{resource}/{listing}", "httpMethod": "GET",
+                            "parameters": {**LIST_PARAMS, **({"uuid": _param("string", "query")}
+                                                             if listing == "contents" else {})},
+                            "response": {"$ref": f"{name}List"}}
     if "current" in kind.actions:
         methods["current"] = {"path": f"{resource}/current", "httpMethod": "GET", "parameters": {},
                               "response": {"$ref": name}}

@@ -20,6 +20,7 @@ class Groups(Resource):
                           "residency"})
     admin_only = frozenset({"residency"})
     unique_names = trashable = can_own = True
+    actions = ("contents", "shared")  # lists across kinds (backend/contents.py)
 
     def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
         check_policy(attrs)
