@@ -125,17 +125,30 @@ def _int(params: dict[str, Any], name: str, default: int) -> int:
     return number
 
 
+def _names(params: dict[str, Any], name: str) -> list[str] | None:
+    """A list of attribute names (`select`), or None when absent."""
+    value = _json_param(params, name, None)
+    if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+        raise BadRequest(f"parameter {name!r} must be a list of attribute names, got {value!r}")
+    return value
+
+
 def list_params(params: dict[str, Any]) -> ListParams:
     filters = _json_param(params, "filters", [])
+    if not isinstance(filters, list):
+        raise BadRequest(f"parameter 'filters' must be a list of [attribute, operator, operand], got {filters!r}")
     where = _json_param(params, "where", {})
-    if isinstance(where, dict):
-        filters = [*filters, *([k, "=", v] for k, v in where.items())]
+    if not isinstance(where, dict | None):
+        raise BadRequest(f"parameter 'where' must be an object, got {where!r}")
+    filters = [*filters, *([k, "=", v] for k, v in (where or {}).items())]
     order = params.get("order", [])
     if isinstance(order, str) and order.lstrip().startswith("["):
         order = _json_param(params, "order", [])
     if isinstance(order, str):  # Arvados also takes "name asc, created_at desc" as it is
         order = [o.strip() for o in order.split(",") if o.strip()]
-    select = _json_param(params, "select", None)
+    if not isinstance(order, list) or not all(isinstance(o, str) for o in order):
+        raise BadRequest(f"parameter 'order' must be a list of 'attribute [asc|desc]', got {order!r}")
+    select = _names(params, "select")
     return ListParams(filters=filters, order=order, limit=_int(params, "limit", 100),
                       offset=_int(params, "offset", 0), select=select, count=str(params.get("count", "exact")),
                       include_trash=_bool(params, "include_trash"))
@@ -245,7 +258,7 @@ class ApiApp:
                 return await call(backend.create, caller, resource, _attrs(resource, params),
                                   _bool(params, "ensure_unique_name"), params.get("cluster_id") or None)
         elif method == "GET":
-            return await call(backend.get, caller, resource, uuid, _json_param(params, "select", None),
+            return await call(backend.get, caller, resource, uuid, _names(params, "select"),
                               _bool(params, "include_trash"))
         elif method in ("PUT", "PATCH"):
             return await call(backend.update, caller, resource, uuid, _attrs(resource, params))

@@ -69,7 +69,7 @@ def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
         return indexed
     if op == "is_a":
         kinds = operand if isinstance(operand, list) else [operand]
-        infixes = [_KIND_INFIX.get(k) for k in kinds]
+        infixes = [_KIND_INFIX.get(k) if isinstance(k, str) else None for k in kinds]
         if None in infixes:
             raise BadRequest(f"unknown kind in is_a filter: {operand!r}")
         column = _column(model, attr)
