@@ -173,6 +173,8 @@ class Executor:
         finally:
             if limits is not None:
                 limits.remove()
+        for mount in staged.lazy:  # the command is done with Keep
+            mount.request_stop()
         if self._cancelled:
             raise ArchipelagoError("cancelled by the dispatcher")
         if constraints.get("API"):  # a container with API access may have set its own output (a runner does)

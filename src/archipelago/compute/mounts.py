@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,11 @@ class LazyMount:
     mountpoint: Path
     stats: Path
 
+    def request_stop(self) -> None:
+        """Ask it to unmount, without waiting (it ends while the outputs are saved)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self) -> dict[str, int]:
         """Unmount; the bytes it read, by the cluster that held them."""
         if self.process.poll() is None:
@@ -80,11 +86,14 @@ class Staged:
     keep_root: Path | None = None  # the container's FUSE filesystem of Keep, once started
     fuse_failed: bool = False
     fuse_process: subprocess.Popen[bytes] | None = None  # the FUSE filesystem's, once started
+    looked_up: dict[str, tuple[ApiClient, dict[str, Any]]] = field(default_factory=dict)  # readable(), ahead
 
 
 def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
     """The collection and the client that can read it: the container's own token first (data
     on this cluster, residency included), then the requester's runtime token (data elsewhere)."""
+    if ident in staged.looked_up:
+        return staged.looked_up[ident]
     try:
         return client, client.collections.get(ident)
     except ArchipelagoError as exc:
@@ -111,6 +120,7 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
         staged.binds.append(Bind(staged.output_dir, output_path, True))
     if lazy and any(_on_fuse(target, mount, output_path) for target, mount in mounts.items()):
         _start_keep_filesystem(client, staged)  # it starts while the mounts' collections are looked up
+    _look_up_ahead(mounts, client, staged)
     try:
         _stage_each(mounts, output_path, client, staged, log, lazy)
     except BaseException:
@@ -120,6 +130,26 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
             mount.stop()
         raise
     return staged
+
+
+def _look_up_ahead(mounts: dict[str, Any], client: ApiClient, staged: Staged) -> None:
+    """The mounts' collections looked up at once, not one after another (each may be a search of
+    the federation by PDH); a failure is left for the mount itself to report."""
+    idents = sorted({str(m.get("portable_data_hash") or m.get("uuid")) for m in mounts.values()
+                     if m.get("kind") == "collection" and (m.get("portable_data_hash") or m.get("uuid"))})
+    if len(idents) < 2:
+        return
+
+    def look_up(ident: str) -> tuple[ApiClient, dict[str, Any]] | None:
+        try:
+            return readable(ident, ident, client, staged)
+        except MountError:
+            return None
+
+    with ThreadPoolExecutor(min(8, len(idents))) as pool:
+        for ident, found in zip(idents, pool.map(look_up, idents), strict=True):
+            if found is not None:
+                staged.looked_up[ident] = found
 
 
 def _on_fuse(target: str, mount: dict[str, Any], output_path: str) -> bool:

@@ -70,6 +70,7 @@ class Runner:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._followed: set[str] = set()  # clusters whose change streams wake the waiting steps
+        self._log_readers: list[threading.Thread] = []  # filling in each finished step's bytes read
 
     # ---------------------------------------------------------------- placement
     def cluster_for(self, job: Any) -> str:
@@ -158,7 +159,10 @@ class Runner:
         step.status, step.log_uuid = status, request.get("log_uuid")
         step.exit_code = container.get("exit_code") if container else None
         step.output_pdh = container.get("output") if container else None
-        step.read_from = self._bytes_read(step)
+        # what it read, from its log: off the workflow's path (the next steps need not wait for it)
+        reading = threading.Thread(target=self._fill_bytes_read, args=(step,), name=f"log-{name}", daemon=True)
+        reading.start()
+        self._log_readers.append(reading)
         step.state = container["state"] if container else request["state"]
         step.seconds = time.monotonic() - step.started
         if status != "success":
@@ -166,6 +170,10 @@ class Runner:
             message = f"step {name} failed on cluster {cluster} ({why}); its log: collection {step.log_uuid}"
             self.failures.append(message)
             log.error(message)
+        self._notify()
+
+    def _fill_bytes_read(self, step: StepReport) -> None:
+        step.read_from = self._bytes_read(step)
         self._notify()
 
     def _bytes_read(self, step: StepReport) -> dict[str, int]:
@@ -294,6 +302,8 @@ class Runner:
             outputs: dict[str, Any] = dict(result or {})
         finally:
             self._stop.set()
+            for reader in self._log_readers:
+                reader.join()
         if outputs and status == "success":
             outputs = self.final_output(outputs, f"Output of {workflow.name}")
         return outputs, status
