@@ -216,3 +216,15 @@ def test_empty_directories_a_tool_makes_are_outputs(federation, tmp_path):
     assert [d["basename"] for d in outputs["directories"]] == ["a_dir", "b_dir"]
     pdh = outputs["directories"][0]["location"][len("keep:"):].split("/")[0]
     assert Collection(alice, pdh).directories() == ["a_dir", "b_dir", "b_dir/inner"]
+
+
+def test_directory_outputs_are_gathered_into_the_final_collection_at_home(federation, tmp_path):
+    alice = new_user(federation["z1111"], "alice")
+    (tmp_path / "empty.yml").write_text("{}\n")
+    outputs, status = Runner(alice).run(WORKFLOWS / "dir-output.cwl", tmp_path / "empty.yml")
+    assert status == "success"
+    final = alice.collections.get(outputs["_archi_output_collection"])
+    assert outputs["results"]["location"] == f"keep:{final['portable_data_hash']}/results"
+    assert sorted(path for path, _ in Collection(alice, final["uuid"]).files()) == [
+        "note.txt", "results/deep/y.txt", "results/x.txt"]  # the step's scratch stays behind
+    assert Collection(alice, final["uuid"]).read("results/deep/y.txt") == b"y\n"

@@ -252,25 +252,33 @@ class Runner:
             return self._uploaded[location]
 
     def final_output(self, outputs: dict[str, Any], name: str) -> dict[str, Any]:
-        """The outputs gathered into one collection at home (remote blocks copied home); their
-        locations rewritten into it."""
-        files = find_objects(outputs, ("File",), lambda value: str(value.get("location", "")).startswith(PREFIX))
-        if not files:
+        """The outputs (files, their secondary files, directories with everything below them)
+        gathered into one collection at home (remote blocks copied home); their locations, and
+        those of a directory's listing, rewritten into it."""
+        found = find_objects(outputs, ("File", "Directory"),
+                             lambda value: str(value.get("location", "")).startswith(PREFIX))
+        if not found:
             return outputs
         final = Collection(self.home)
         used: set[str] = set()
-        for entry in files:
+        sources: dict[str, Collection] = {}
+        for entry in found:
             pdh, path = split(entry["location"])
-            target = entry.get("basename") or path.rsplit("/", 1)[-1]
+            target = entry.get("basename") or path.rsplit("/", 1)[-1] or pdh
             while target in used:
                 target = f"_{target}"
             used.add(target)
-            source = Collection(self.home, pdh)
-            final._tree.setdefault(".", {})[target] = list(source.segments(path))
+            source = sources.setdefault(pdh, Collection(self.home, pdh))
+            if entry["class"] == "File":
+                final._tree.setdefault(".", {})[target] = list(source.segments(path))
+            else:
+                _copy_directory(source, path, final, target)
             entry["_final"] = target
         record = final.save_new(name)
-        for entry in files:
+        for entry in found:
+            old = entry["location"]
             entry["location"] = keep_location(record["portable_data_hash"], entry.pop("_final"))
+            _relocate_listing(entry, old, entry["location"])
             for key in [k for k in entry if k == "path" or k.startswith("http://commonwl.org/cwltool#")]:
                 entry.pop(key)
         outputs["_archi_output_collection"] = record["uuid"]
@@ -321,6 +329,30 @@ class Runner:
                 walk(step.embedded_tool)
 
         walk(tool)
+
+
+def _copy_directory(source: Collection, path: str, final: Collection, target: str) -> None:
+    """Everything below `path` in `source` (empty directories too) at `target` in `final`, by reference."""
+    prefix = f"{path}/" if path else ""
+    for name, _ in source.files():
+        if name.startswith(prefix):
+            inside = f"{target}/{name[len(prefix):]}"
+            dirname, _, base = f"./{inside}".rpartition("/")
+            final._tree.setdefault(dirname, {})[base] = list(source.segments(name))
+    for directory in source.directories():
+        if directory.startswith(prefix) or not path:
+            final._tree.setdefault(f"./{target}/{directory[len(prefix):]}", {})
+    final._tree.setdefault(f"./{target}", {})
+
+
+def _relocate_listing(entry: dict[str, Any], old: str, new: str) -> None:
+    """A directory's listing (and their listings), moved from under `old` to under `new`."""
+    for child in entry.get("listing") or []:
+        location = str(child.get("location", ""))
+        if location.startswith(old + "/"):
+            child["location"] = new + location[len(old):]
+            child.pop("path", None)
+        _relocate_listing(child, location, str(child.get("location", "")))
 
 
 def document_uri(workflow: Path) -> str:
