@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import urllib3
 
-from archipelago.keep.client import KeepClient, KeepService, KeepWriteError
+from archipelago.keep.client import KeepClient, KeepReadError, KeepService, KeepWriteError
 from archipelago.keep.errors import BlockNotFound
 from archipelago.keep.rendezvous import rendezvous_order
 from archipelago.run.processes import KeepstoreProcess
@@ -83,6 +83,22 @@ def test_corrupt_copy_is_detected_quarantined_and_routed_around(start_keepstore,
     assert list(first.config.volumes[0].root.rglob(f"{md5}.corrupt.*"))
     client.put(data)  # and a fresh PUT heals it
     assert get(first.url, locator).data == data
+
+
+@pytest.mark.parametrize("size", [1000, 5 << 20], ids=["small", "bigger-than-a-chunk"])
+def test_a_block_corrupt_on_its_only_service_is_reported_as_corrupt(start_keepstore, size):
+    store = start_keepstore()
+    client = client_for([store], replicas=1)
+    data = os.urandom(size)
+    locator = client.put(data)
+    [path] = store.config.volumes[0].root.rglob(hashlib.md5(data).hexdigest())
+    with open(path, "r+b") as handle:
+        handle.seek(size // 2)
+        byte = handle.read(1)
+        handle.seek(size // 2)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(KeepReadError, match=f"is corrupt on {store.url}.*no other service holds a copy"):
+        client_for([store], replicas=1).get(locator)
 
 
 def test_block_missing_everywhere_is_not_found(start_keepstore):

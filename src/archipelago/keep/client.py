@@ -416,7 +416,27 @@ class ParallelUploader:
 def _raise_read_failure(loc: Locator, failures: list[_Attempt]) -> NoReturn:
     if failures and all(f.failure.status in (403, 404, 410) for f in failures):
         raise BlockNotFound(f"block {loc.stripped} not found: {_describe(failures)}")
+    by_service: dict[str, list[Failure]] = {}
+    for attempt in failures:
+        by_service.setdefault(attempt.service.url, []).append(attempt.failure)
+    corrupt = [url for url, seen in by_service.items() if _corrupt_copy(seen)]
+    if corrupt:
+        others = [url for url in by_service if url not in corrupt]
+        raise KeepReadError(
+            f"block {loc.stripped} is corrupt on {', '.join(corrupt)} (the bytes did not match its md5; a keepstore "
+            "that finds this mid-transfer cuts it off and withdraws the copy); "
+            + (f"no other copy could be read ({_describe([a for a in failures if a.service.url in others])})"
+               if others else "no other service holds a copy"))
     raise KeepReadError(f"could not read block {loc.stripped}: {_describe(failures)}")
+
+
+def _corrupt_copy(seen: list[Failure]) -> bool:
+    """A service whose copy was bad: its bytes did not hash right, or it cut a transfer off and then
+    no longer had the block (keepstore quarantines a copy it finds corrupt while sending it)."""
+    if any("checksum mismatch" in f.reason for f in seen):  # ours, or the keepstore's (502)
+        return True
+    cut = [n for n, f in enumerate(seen) if f.reason.startswith("transfer interrupted")]
+    return bool(cut) and any(f.status in (404, 410) for f in seen[cut[0] + 1:])
 
 
 def _error_text(body: bytes) -> str:
