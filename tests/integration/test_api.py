@@ -95,7 +95,8 @@ def test_list_filters_order_paging_select(cluster, admin):
     project = alice.groups.create({"name": "runs", "group_class": "project"})["uuid"]
     for n in range(12):
         alice.collections.create({"name": f"run-{n:02d}", "manifest_text": "", "owner_uuid": project,
-                                  "properties": {"n": str(n % 3)}})
+                                  "properties": {"n": str(n % 3), "tags": ["even"] if n % 2 == 0 else ["odd"]},
+                                  "storage_classes_desired": ["archive"] if n == 7 else ["default"]})
     page = alice.collections.list([["name", "like", "run-%"]], order=["name asc"], limit=5, offset=5)
     assert [c["name"] for c in page["items"]] == [f"run-{n:02d}" for n in range(5, 10)]
     assert page["items_available"] == 12 and page["limit"] == 5 and page["offset"] == 5
@@ -109,6 +110,9 @@ def test_list_filters_order_paging_select(cluster, admin):
     assert alice.collections.list([["owner_uuid", "=", project]])["items_available"] == 12
     assert alice.collections.list([["name", "ilike", "RUN-0%"]])["items_available"] == 10
     assert alice.collections.list([["name", ">", "run-10"]])["items_available"] == 1
+    assert alice.collections.list([["any", "ilike", "%RUN-1%"]])["items_available"] == 2  # run-10, run-11
+    assert alice.collections.list([["properties.tags", "contains", "odd"]])["items_available"] == 6
+    assert alice.collections.list([["storage_classes_desired", "contains", "archive"]])["items_available"] == 1
     selected = alice.collections.list(limit=1, select=["uuid", "name"])["items"][0]
     assert set(selected) == {"uuid", "name", "kind"}
     with pytest.raises(ApiRequestError) as info:

@@ -14,7 +14,10 @@ def site(tmp_path_factory):
     site = single_cluster(tmp_path_factory.mktemp("filters"))
     alice = site.new_user("alice")
     for n, (stage, size) in enumerate([("raw", 3), ("raw", 10), ("clean", 7), ("final", 1)]):
-        site.backend.create(alice, "collections", {"name": f"run-{n}", "properties": {"stage": stage, "n": size}})
+        site.backend.create(alice, "collections", {
+            "name": f"run-{n}", "description": "the final one" if n == 3 else None,
+            "properties": {"stage": stage, "n": size, "tags": ["qc"] if n % 2 else ["raw", "qc-failed"]},
+            "storage_classes_desired": ["archive"] if n == 2 else ["default"]})
     site.backend.create(alice, "groups", {"name": "project-a", "group_class": "project"})
     return site, alice
 
@@ -40,6 +43,12 @@ def names(site, caller, resource="collections", **params) -> list[str]:
     ([["uuid", "is_a", "arvados#collection"]], {"run-0", "run-1", "run-2", "run-3"}),
     ([["uuid", "is_a", "arvados#group"]], set()),
     ([["properties.stage", "=", "raw"], ["name", "=", "run-1"]], {"run-1"}),
+    # Arvados' forms for several attributes, and for arrays
+    ([["any", "ilike", "%FINAL%"]], {"run-3"}),  # name, description, ... any text column
+    ([["any", "like", "run-0"]], {"run-0"}),
+    ([[["name", "description"], "ilike", "%final one%"]], {"run-3"}),
+    ([["storage_classes_desired", "contains", "archive"]], {"run-2"}),
+    ([["properties.tags", "contains", "qc"]], {"run-1", "run-3"}),
 ])
 def test_filter_forms(site, filters, expected):
     backend_site, alice = site
@@ -69,6 +78,9 @@ def test_select_returns_only_the_fields_asked_for(site):
     ["name = x"],
     [["uuid", "is_a", "arvados#spaceship"]],
     [["name", "exists", True]],
+    [["any", ">", "x"]],
+    [[["name", 5], "=", "x"]],
+    [["storage_classes_desired", "contains", ["a"]]],
 ])
 def test_bad_filters_are_400_with_a_reason(site, filters):
     backend_site, alice = site

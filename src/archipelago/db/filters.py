@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, not_, or_, select
+from sqlalchemy import ColumnElement, Select, String, Text, cast, not_, or_, select
 
 from ..db.models import PropertyIndex
 from ..errors import BadRequest
@@ -23,7 +23,7 @@ _KIND_INFIX = {
 }
 SCALARS = (str, int, float, bool, type(None))  # what a column can be compared with
 OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not like", "not ilike", "in", "not in", "is_a",
-             "exists"}
+             "exists", "contains"}
 
 
 def _scalar(value: Any) -> bool:
@@ -84,6 +84,11 @@ def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
         column = column.as_string()
         if op not in ("in", "not in"):
             operand = str(operand)
+    if op == "contains":  # an array attribute (or a property whose value is an array) holding operand
+        if not isinstance(operand, str | int | float | bool):
+            raise BadRequest(f"operand of 'contains' must be a string or number, got {operand!r}")
+        as_text = column if attr.startswith("properties.") else cast(column, Text)
+        return as_text.like(f"%{json.dumps(operand)}%")
     if op in ("in", "not in"):
         if not isinstance(operand, list) or not all(_scalar(v) for v in operand):
             raise BadRequest(f"operand of {op!r} must be a list of strings or numbers, got {operand!r}")
@@ -108,10 +113,21 @@ def apply_filters(query: Select[Any], model: Any, filters: list[list[Any]]) -> S
         if not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str | list):
             raise BadRequest(f"a filter is [attribute, operator, operand], got {item!r}")
         attr, op, operand = item
-        if isinstance(attr, list):  # ["any", ...] forms are not supported; say so
-            raise BadRequest("filters on several attributes at once are not supported")
-        query = query.where(_condition(model, attr, str(op).lower(), operand))
+        op = str(op).lower()
+        if attr == "any" or isinstance(attr, list):  # several attributes: any one may match
+            names = _searchable(model) if attr == "any" else attr
+            if op not in ("like", "ilike", "=", "in") or not names or not all(isinstance(n, str) for n in names):
+                raise BadRequest(f"a filter on several attributes takes like, ilike, = or in, got {item!r}")
+            query = query.where(or_(*[_condition(model, name, op, operand) for name in names]))
+            continue
+        query = query.where(_condition(model, attr, op, operand))
     return query
+
+
+def _searchable(model: Any) -> list[str]:
+    """What `["any", "ilike", ...]` searches, as in Arvados: the text columns (not manifests)."""
+    return [c.key for c in model.__table__.columns
+            if isinstance(c.type, String | Text) and c.key not in ("manifest_text", "api_token", "runtime_token")]
 
 
 def apply_order(query: Select[Any], model: Any, order: list[str]) -> Select[Any]:
