@@ -8,7 +8,7 @@ from cwltool.context import LoadingContext
 from cwltool.load_tool import load_tool
 from cwltool.workflow import default_make_tool
 
-from archipelago.cwl.joborder import find_objects, is_literal, read_job_order
+from archipelago.cwl.joborder import RunError, find_objects, is_literal, read_job_order
 from archipelago.cwl.runner import document_uri
 
 TOOL = """
@@ -73,3 +73,11 @@ def test_literals() -> None:
 def test_document_uri_keeps_the_fragment(tmp_path: Path) -> None:
     assert document_uri(tmp_path / "packed.cwl#main") == (tmp_path / "packed.cwl").as_uri() + "#main"
     assert document_uri(tmp_path / "tool.cwl") == (tmp_path / "tool.cwl").as_uri()
+
+
+def test_a_job_order_that_does_not_fit_is_a_plain_error(tool, tmp_path: Path) -> None:
+    job = tmp_path / "job.yml"
+    job.write_text("reference: {class: File, path: ref.fa}\n")  # `reads` is missing
+    with pytest.raises(RunError, match="does not fit the workflow's inputs") as info:
+        read_job_order(tool, job)
+    assert "Missing required input parameter 'reads'" in str(info.value)

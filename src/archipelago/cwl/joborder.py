@@ -11,9 +11,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cwltool.context import RuntimeContext
+from cwltool.errors import WorkflowException
 from cwltool.load_tool import jobloaderctx
 from cwltool.process import Process, shortname
 from cwltool.stdfsaccess import StdFsAccess
+from schema_salad.exceptions import ValidationException
 from schema_salad.fetcher import DefaultFetcher
 from schema_salad.ref_resolver import Loader
 
@@ -70,7 +72,10 @@ def with_secondary_files(tool: Process, job_order: dict[str, Any], basedir: Path
     for entry in find_objects(job_order, ("File", "Directory"), lambda value: "path" in value):
         entry.setdefault("location", entry.pop("path"))
     runtime = RuntimeContext({"basedir": str(basedir), "make_fs_access": fs_access, "toplevel": True})
-    return dict(tool._init_job(job_order, runtime).job)
+    try:
+        return dict(tool._init_job(job_order, runtime).job)
+    except (WorkflowException, ValidationException) as exc:  # a person's mistake: said plainly, no traceback
+        raise RunError(f"the job order does not fit the workflow's inputs: {exc}") from None
 
 
 def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: Path) -> str | None:
