@@ -75,14 +75,18 @@ def run(
         return submit_run(Path(workflow), Path(job) if job else None, reuse, wait, profile, as_json, prestage)
 
     live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not (as_json or quiet) else None
-    runner = Runner(api_client(profile, as_json), reuse=reuse, prestage=prestage,
-                    on_change=(lambda steps: live.update(steps_table(steps))) if live else None)
-    if live is not None:
-        live.start()
+
+    def show(steps: Any) -> None:  # the live view starts with the first step (not before an input error)
+        if live is not None:
+            if not live.is_started:
+                live.start()
+            live.update(steps_table(steps))
+
+    runner = Runner(api_client(profile, as_json), reuse=reuse, prestage=prestage, on_change=show)
     try:
         outputs, status = runner.run(Path(workflow), Path(job) if job else None)
     finally:
-        if live is not None:
+        if live is not None and live.is_started:
             live.update(steps_table(runner.steps))
             live.stop()
     collection = outputs.pop("_archi_output_collection", None)
