@@ -165,6 +165,18 @@ class ContainersConfig(_Strict):
                                  "under /tmp, which containers get fresh)")
 
 
+class GatewayConfig(_Listening):
+    """A Keep service that serves blocks of data held elsewhere, read in place (`+K@<uuid>` hints)."""
+
+    driver: Literal["path"] = Field(description="path: files under `root` (a local or NFS directory)")
+    root: Path
+    uuid: str | None = Field(default=None, description="defaults to <cluster>-bi6l4-gateway<8 digits of its index>")
+
+    @property
+    def service_type(self) -> str:
+        return f"gateway:{self.driver}"
+
+
 class ClusterConfig(_Strict):
     cluster_id: str
     system_root_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
@@ -178,6 +190,7 @@ class ClusterConfig(_Strict):
     remote_clusters: dict[str, RemoteClusterConfig] = {}
     login: LoginConfig = LoginConfig()
     containers: ContainersConfig = ContainersConfig()
+    gateways: list[GatewayConfig] = []
 
     @field_validator("cluster_id")
     @classmethod
@@ -194,6 +207,9 @@ class ClusterConfig(_Strict):
             unknown = set(volume.storage_classes) - set(self.storage_classes)
             if unknown:
                 raise ValueError(f"volumes.{n}.storage_classes: undefined storage class {sorted(unknown)}")
+        for n, gateway in enumerate(self.gateways):
+            if gateway.uuid is None:
+                gateway.uuid = f"{self.cluster_id}-bi6l4-gateway{n:08d}"
         uuids = [v.uuid for v in self.volumes]
         if len(set(uuids)) != len(uuids):
             raise ValueError("volumes: two volumes share a uuid")
@@ -252,6 +268,9 @@ def load_config(path: Path) -> ClusterConfig:
     for volume in config.volumes:
         if volume.root is not None and not volume.root.is_absolute():
             volume.root = base / volume.root
+    for gateway in config.gateways:
+        if not gateway.root.is_absolute():
+            gateway.root = base / gateway.root
     if config.keepstore.remote_cache_dir is not None and not config.keepstore.remote_cache_dir.is_absolute():
         config.keepstore.remote_cache_dir = base / config.keepstore.remote_cache_dir
     for key in ("tls_cert", "tls_key"):

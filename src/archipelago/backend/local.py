@@ -338,6 +338,12 @@ class LocalBackend:
                 "service_host": host, "service_port": int(port), "service_ssl_flag": scheme == "https",
                 "service_type": "disk", "read_only": False,
             })
+        for gateway in self.config.gateways:  # found by the +K@<uuid> hints of the blocks they serve
+            items.append({
+                "kind": "arvados#keepService", "uuid": gateway.uuid, "owner_uuid": self.config.system_user_uuid,
+                "service_host": gateway.host, "service_port": gateway.port, "service_ssl_flag": False,
+                "service_type": gateway.service_type, "read_only": True,
+            })
         return {"kind": "arvados#keepServiceList", "items": items, "items_available": len(items),
                 "offset": 0, "limit": len(items)}
 

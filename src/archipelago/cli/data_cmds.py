@@ -17,6 +17,7 @@ from .output import BAD_INPUT, FAILED, emit, fail, transfer_progress
 def register(app: typer.Typer) -> None:
     for command in (login, put, get, ls, copy):
         app.command()(command)
+    app.command("register")(register_data)
 
 
 def login(
@@ -61,6 +62,25 @@ def put(
     emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "name": record["name"],
           "files": len(plan.files), "bytes": plan.total_bytes, "seconds": round(seconds, 3)}, as_json,
          f"{record['uuid']}\n{record['portable_data_hash']}")
+
+
+def register_data(
+    path: Annotated[str, typer.Argument(help="A file or directory under the gateway's root.")],
+    gateway: Annotated[str | None, typer.Option(help="The gateway's UUID (needed when there are several).")] = None,
+    name: Annotated[str | None, typer.Option(help="Collection name (default: the path).")] = None,
+    project: Annotated[str | None, typer.Option(help="Project UUID to save into.")] = None,
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a collection of data a gateway serves in place (nothing is copied into Keep): each file is
+    read once to map its blocks; prints the collection's UUID and PDH."""
+    from ..sdk.gateway import register
+
+    started = time.perf_counter()
+    record = register(api_client(profile, as_json), path, gateway, name, project)
+    emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "name": record["name"],
+          "objects": record["objects"], "bytes": record["bytes"], "seconds": round(time.perf_counter() - started, 3)},
+         as_json, f"{record['uuid']}\n{record['portable_data_hash']}")
 
 
 def get(

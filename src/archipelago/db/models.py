@@ -103,6 +103,21 @@ class Workflow(Common, Base):
     definition: Mapped[str | None] = mapped_column(Text)
 
 
+class GatewayBlock(Base):
+    """Where a gateway finds a block's bytes: a range of an external object (a file under its root,
+    an S3 object, a URL), with the object's version when registered. A block whose bytes no longer
+    hash to it is marked stale and never served."""
+
+    __tablename__ = "gateway_blocks"
+    gateway_uuid: Mapped[str] = mapped_column(String(27), primary_key=True)
+    locator: Mapped[str] = mapped_column(String(64), primary_key=True)  # md5+size
+    object: Mapped[str] = mapped_column(Text)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[str] = mapped_column(String(255))  # mtime+size for a file, ETag for S3/HTTP
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class PropertyIndex(Base):
     """One row per top-level property of a collection or group: lets `properties.<key>` filters
     use an index on SQLite and PostgreSQL alike instead of scanning every JSON document."""

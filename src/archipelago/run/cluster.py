@@ -189,6 +189,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
                                 access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
+    gateway_runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways]
     server = api_server(config, backend, local, own_signals=False)
     workers: list[subprocess.Popen] = []
     dispatcher = None
@@ -219,8 +220,23 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         for worker in workers:
             worker.terminate()
         await keep_runner.cleanup()
+        for runner in gateway_runners:
+            await runner.cleanup()
         for worker in workers:
             worker.wait(SHUTDOWN_SECONDS * 4)
+
+
+async def _start_gateway(config: ClusterConfig, gateway: Any, local: Any) -> Any:
+    """One of the cluster's gateways (gateway/), serving on its own port beside the keepstore."""
+    from aiohttp import web
+
+    from ..gateway.service import Gateway
+
+    runner = web.AppRunner(Gateway(config, gateway, local.db.session).app(), access_log=None,
+                           shutdown_timeout=SHUTDOWN_SECONDS)
+    await runner.setup()
+    await web.TCPSite(runner, gateway.host, gateway.port).start()
+    return runner
 
 
 def load_cluster(directory: Path) -> tuple[ClusterConfig, str | None]:

@@ -1,0 +1,124 @@
+"""The gateway service: answers `GET`/`HEAD /<locator>` like a keepstore, reading the block's range
+of the external object that holds it (the block map is in the cluster database), and never serving
+bytes that do not hash to the locator: an object changed underneath gives 502 naming it and the
+collections affected, and its blocks are marked stale. `POST /register` reads objects once to map
+their blocks and returns the manifest, signed for the caller, for them to save as a collection."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..config import ClusterConfig, GatewayConfig
+from ..db.models import Collection, GatewayBlock
+from ..errors import ArchipelagoError, BadGateway, NotFound, Unauthorized
+from ..formats.locator import Locator
+from ..formats.signing import SignatureError, sign_manifest, verify_locator
+from ..keepstore.http import BLOCK_HEADERS, keep_errors, request_token, run
+from .register import register
+from .stores import ObjectStore, PathStore
+
+log = logging.getLogger("archipelago.gateway")
+Sessions = Callable[[], AbstractContextManager[Session]]
+
+
+def store_for(gateway: GatewayConfig) -> ObjectStore:
+    return PathStore(gateway.root)
+
+
+class Gateway:
+    def __init__(self, config: ClusterConfig, gateway: GatewayConfig, sessions: Sessions):
+        self.config, self.gateway, self.sessions = config, gateway, sessions
+        self.uuid = str(gateway.uuid)
+        self.store = store_for(gateway)
+        self.key = config.collections.blob_signing_key.encode()
+        self.ttl = config.collections.blob_signing_ttl
+
+    # ---------------------------------------------------------------- reads
+    async def get(self, request: web.Request) -> web.Response:
+        locator = Locator.parse(request.match_info["locator"], require_size=request.method == "GET")
+        if self.config.collections.blob_signing:
+            token = request_token(request)
+            if token is None:
+                raise Unauthorized("missing token: a signed locator and its token are required")
+            try:
+                verify_locator(locator, token, self.ttl, self.key)
+            except SignatureError as exc:
+                raise ArchipelagoError(str(exc), 403) from None
+        row = await run(self._row, f"{locator.md5}+{locator.size}" if locator.size is not None else locator.md5)
+        if request.method == "HEAD":
+            return web.Response(headers={**BLOCK_HEADERS, "Content-Length": str(row.length)})
+        data = await run(self._read, row)
+        return web.Response(body=data, headers=BLOCK_HEADERS)
+
+    def _row(self, locator: str) -> GatewayBlock:
+        with self.sessions() as session:
+            query = select(GatewayBlock).where(GatewayBlock.gateway_uuid == self.uuid)
+            query = query.where(GatewayBlock.locator == locator) if "+" in locator else \
+                query.where(GatewayBlock.locator.like(f"{locator}+%"))
+            row = session.scalars(query.limit(1)).first()
+            if row is None:
+                raise NotFound(f"block {locator} is not served by gateway {self.uuid}")
+            session.expunge(row)
+            return row
+
+    def _read(self, row: GatewayBlock) -> bytes:
+        """The block's bytes from its object, verified; a changed object is refused and marked."""
+        if row.stale:
+            raise self._refuse(row, "it changed since it was registered")
+        if self.store.version(row.object) != row.version:
+            raise self._refuse(row, "it changed since it was registered")
+        with self.store.open(row.object) as handle:
+            handle.seek(row.offset)
+            data = handle.read(row.length)
+        if hashlib.md5(data).hexdigest() != row.locator.split("+")[0]:
+            raise self._refuse(row, "its bytes no longer match the block")
+        return data
+
+    def _refuse(self, row: GatewayBlock, why: str) -> BadGateway:
+        with self.sessions() as session:
+            session.execute(update(GatewayBlock).where(GatewayBlock.gateway_uuid == self.uuid,
+                                                       GatewayBlock.object == row.object).values(stale=True))
+            md5 = row.locator.split("+")[0]
+            affected = session.scalars(select(Collection.uuid).where(Collection.manifest_text.contains(md5))
+                                       .limit(20)).all()
+        message = (f"gateway {self.uuid}: object {row.object!r} cannot serve block {row.locator}: {why}; "
+                   f"collections affected: {', '.join(affected) or 'none found'}")
+        log.error(message)
+        return BadGateway(message)
+
+    # ---------------------------------------------------------------- registration
+    async def register(self, request: web.Request) -> web.Response:
+        token = request_token(request)
+        if token is None:
+            raise Unauthorized("registering data needs a token (the manifest is signed for it)")
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("path", ""), str):
+            raise ArchipelagoError("the body is {\"path\": \"<under this gateway's root>\"}", 400)
+        registered = await run(register, self.store, self.uuid, body.get("path", ""))
+        await run(self._record, registered.blocks)
+        signed = sign_manifest(registered.manifest_text, token, int(time.time()) + self.ttl, self.ttl, self.key)
+        return web.json_response({"manifest_text": signed, "objects": registered.objects, "bytes": registered.bytes})
+
+    def _record(self, blocks: list[dict[str, Any]]) -> None:
+        with self.sessions() as session:
+            for block in blocks:
+                session.merge(GatewayBlock(**block, stale=False))
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[keep_errors])
+        app.router.add_route("POST", "/register", self.register)
+        app.router.add_route("GET", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
+        app.router.add_route("HEAD", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
+        return app

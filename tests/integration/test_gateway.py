@@ -1,0 +1,110 @@
+"""A gateway over a directory on a real cluster: data registered in place (nothing copied into
+Keep), read by `archi get`, the SDK and the official arv-get through `+K@<uuid>` hints; a file
+changed underneath is refused, never served; the PDH is the one Keep would give the same blocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archipelago.config import GatewayConfig, dump_config, load_config
+from archipelago.rpc import ApiRequestError
+from archipelago.run.cluster import CONFIG_NAME, init_cluster
+from archipelago.run.ports import free_port
+from archipelago.run.processes import ClusterProcess
+from archipelago.sdk import ApiClient, Collection
+from tests.support.clusters import new_user
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("gateway-cluster")
+    data = tmp_path_factory.mktemp("gateway-data")
+    init_cluster(directory, "z1111")
+    config = load_config(directory / CONFIG_NAME)
+    config.gateways = [GatewayConfig(driver="path", root=data, listen=f"127.0.0.1:{free_port()}")]
+    (directory / CONFIG_NAME).write_text(dump_config(config))
+    with ClusterProcess(directory) as cluster:
+        yield cluster, data
+
+
+def archi(cluster, token: str, *args: str, code: int = 0) -> dict:
+    env = {**os.environ, "ARCHI_API_HOST": cluster.api_url, "ARCHI_API_TOKEN": token, "ARCHI_API_HOST_INSECURE": "1"}
+    result = subprocess.run([str(BIN / "archi"), *args, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_registered_data_is_read_in_place_by_archi_the_sdk_and_arv_get(site, tmp_path):
+    cluster, data = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    alice = new_user(admin, "alice")
+    big = os.urandom((64 << 20) + 1000)  # two blocks
+    (data / "run1" / "sub").mkdir(parents=True)
+    (data / "run1" / "big.bin").write_bytes(big)
+    (data / "run1" / "sub" / "small.txt").write_text("small\n")
+    (data / "run1" / "sub" / "empty").write_bytes(b"")
+    blocks_before = sum(1 for p in (cluster.directory / "keep").rglob("*") if p.is_file())
+    made = archi(cluster, alice.token, "register", "run1", "--name", "in place")
+    assert made["objects"] == 3 and made["bytes"] == len(big) + 6
+    assert sum(1 for p in (cluster.directory / "keep").rglob("*") if p.is_file()) == blocks_before  # no copy
+    manifest = alice.collections.get(made["uuid"])["manifest_text"]
+    gateway = admin.request("GET", "keep_services/accessible")["items"][-1]
+    assert gateway["service_type"] == "gateway:path" and f"+K@{gateway['uuid']}" in manifest
+    # archi get, the SDK
+    archi(cluster, alice.token, "get", made["uuid"], str(tmp_path / "got"))
+    assert (tmp_path / "got" / "big.bin").read_bytes() == big
+    assert (tmp_path / "got" / "sub" / "small.txt").read_text() == "small\n"
+    assert Collection(alice, made["uuid"]).read("sub/small.txt") == b"small\n"
+    # the official arv-get follows +K@<uuid> to a service whose type starts with gateway:
+    arv_get = shutil.which("arv-get", path=str(BIN))
+    if arv_get is None:
+        pytest.skip("arv-get not installed")
+    env = {**os.environ, "ARVADOS_API_HOST": cluster.api_url.removeprefix("https://"),
+           "ARVADOS_API_TOKEN": alice.token, "ARVADOS_API_HOST_INSECURE": "1", "HOME": str(tmp_path)}
+    subprocess.run([arv_get, f"{made['uuid']}/big.bin", str(tmp_path / "arv.bin")], env=env, check=True,
+                   capture_output=True, timeout=120)
+    assert (tmp_path / "arv.bin").read_bytes() == big
+
+
+def test_the_pdh_is_the_one_keep_gives_the_same_blocks(site, tmp_path):
+    cluster, data = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    (data / "one.csv").write_text("a,b\n1,2\n")
+    registered = archi(cluster, admin.token, "register", "one.csv")
+    (tmp_path / "one.csv").write_text("a,b\n1,2\n")
+    put = archi(cluster, admin.token, "put", str(tmp_path / "one.csv"))
+    assert registered["portable_data_hash"] == put["portable_data_hash"]
+
+
+def test_a_changed_file_is_refused_never_served(site, tmp_path):
+    cluster, data = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    (data / "changes.txt").write_text("original\n")
+    made = archi(cluster, admin.token, "register", "changes.txt")
+    (data / "changes.txt").write_text("tampered\n")  # same size, other bytes
+    failed = archi(cluster, admin.token, "get", made["uuid"], str(tmp_path / "out"), code=1)
+    assert "changes.txt" in failed["error"] and made["uuid"] in failed["error"]
+    assert not (tmp_path / "out" / "changes.txt").exists()
+
+
+def test_reads_need_a_valid_signature_and_paths_stay_under_the_root(site):
+    cluster, data = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    alice = new_user(admin, "alice")
+    (data / "private.txt").write_text("mine\n")
+    made = archi(cluster, admin.token, "register", "private.txt")
+    with pytest.raises(ApiRequestError) as info:
+        Collection(alice, made["uuid"]).read("private.txt")  # alice may not read the collection
+    assert info.value.status in (403, 404)
+    refused = archi(cluster, admin.token, "register", "../etc", code=2)
+    assert "outside" in refused["error"]
