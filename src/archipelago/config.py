@@ -168,9 +168,23 @@ class ContainersConfig(_Strict):
 class GatewayConfig(_Listening):
     """A Keep service that serves blocks of data held elsewhere, read in place (`+K@<uuid>` hints)."""
 
-    driver: Literal["path"] = Field(description="path: files under `root` (a local or NFS directory)")
-    root: Path
+    driver: Literal["path", "s3", "http"] = Field(description="path: files under `root` (a local or NFS "
+                                                   "directory); s3: objects in `bucket`; http: URLs below `base_url`")
     uuid: str | None = Field(default=None, description="defaults to <cluster>-bi6l4-gateway<8 digits of its index>")
+    root: Path | None = None
+    bucket: str | None = None
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    access_key: str | None = None  # never sent to clients
+    secret_key: str | None = None
+    base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _driver_fields(self) -> GatewayConfig:
+        needed = {"path": "root", "s3": "bucket", "http": "base_url"}[self.driver]
+        if getattr(self, needed) is None:
+            raise ValueError(f"a {self.driver} gateway needs {needed!r}")
+        return self
 
     @property
     def service_type(self) -> str:
@@ -269,7 +283,7 @@ def load_config(path: Path) -> ClusterConfig:
         if volume.root is not None and not volume.root.is_absolute():
             volume.root = base / volume.root
     for gateway in config.gateways:
-        if not gateway.root.is_absolute():
+        if gateway.root is not None and not gateway.root.is_absolute():
             gateway.root = base / gateway.root
     if config.keepstore.remote_cache_dir is not None and not config.keepstore.remote_cache_dir.is_absolute():
         config.keepstore.remote_cache_dir = base / config.keepstore.remote_cache_dir

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from archipelago.config import GatewayConfig, dump_config, load_config
@@ -20,21 +21,35 @@ from archipelago.run.ports import free_port
 from archipelago.run.processes import ClusterProcess
 from archipelago.sdk import ApiClient, Collection
 from tests.support.clusters import new_user
+from tests.support.http_ranges import range_server
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 
 
+PATH_GW, S3_GW, HTTP_GW = (f"z1111-bi6l4-gateway{n:08d}" for n in range(3))
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, s3_server):
+    """A cluster with three gateways: a directory, an S3 bucket (moto), a web server with ranges."""
     directory = tmp_path_factory.mktemp("gateway-cluster")
     data = tmp_path_factory.mktemp("gateway-data")
+    web = tmp_path_factory.mktemp("gateway-web")
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="gateway-data")
     init_cluster(directory, "z1111")
     config = load_config(directory / CONFIG_NAME)
-    config.gateways = [GatewayConfig(driver="path", root=data, listen=f"127.0.0.1:{free_port()}")]
-    (directory / CONFIG_NAME).write_text(dump_config(config))
-    with ClusterProcess(directory) as cluster:
-        yield cluster, data
+    with range_server(web) as web_url:
+        config.gateways = [
+            GatewayConfig(driver="path", root=data, listen=f"127.0.0.1:{free_port()}"),
+            GatewayConfig(driver="s3", bucket="gateway-data", endpoint=s3_server, access_key="testing",
+                          secret_key="testing", listen=f"127.0.0.1:{free_port()}"),
+            GatewayConfig(driver="http", base_url=web_url, listen=f"127.0.0.1:{free_port()}"),
+        ]
+        (directory / CONFIG_NAME).write_text(dump_config(config))
+        with ClusterProcess(directory) as cluster:
+            yield cluster, data, web, s3_server
 
 
 def archi(cluster, token: str, *args: str, code: int = 0) -> dict:
@@ -45,7 +60,7 @@ def archi(cluster, token: str, *args: str, code: int = 0) -> dict:
 
 
 def test_registered_data_is_read_in_place_by_archi_the_sdk_and_arv_get(site, tmp_path):
-    cluster, data = site
+    cluster, data, *_ = site
     admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
     alice = new_user(admin, "alice")
     big = os.urandom((64 << 20) + 1000)  # two blocks
@@ -54,12 +69,12 @@ def test_registered_data_is_read_in_place_by_archi_the_sdk_and_arv_get(site, tmp
     (data / "run1" / "sub" / "small.txt").write_text("small\n")
     (data / "run1" / "sub" / "empty").write_bytes(b"")
     blocks_before = sum(1 for p in (cluster.directory / "keep").rglob("*") if p.is_file())
-    made = archi(cluster, alice.token, "register", "run1", "--name", "in place")
+    made = archi(cluster, alice.token, "register", "run1", "--gateway", PATH_GW, "--name", "in place")
     assert made["objects"] == 3 and made["bytes"] == len(big) + 6
     assert sum(1 for p in (cluster.directory / "keep").rglob("*") if p.is_file()) == blocks_before  # no copy
     manifest = alice.collections.get(made["uuid"])["manifest_text"]
-    gateway = admin.request("GET", "keep_services/accessible")["items"][-1]
-    assert gateway["service_type"] == "gateway:path" and f"+K@{gateway['uuid']}" in manifest
+    gateway = next(s for s in admin.request("GET", "keep_services/accessible")["items"] if s["uuid"] == PATH_GW)
+    assert gateway["service_type"] == "gateway:path" and f"+K@{PATH_GW}" in manifest
     # archi get, the SDK
     archi(cluster, alice.token, "get", made["uuid"], str(tmp_path / "got"))
     assert (tmp_path / "got" / "big.bin").read_bytes() == big
@@ -77,20 +92,20 @@ def test_registered_data_is_read_in_place_by_archi_the_sdk_and_arv_get(site, tmp
 
 
 def test_the_pdh_is_the_one_keep_gives_the_same_blocks(site, tmp_path):
-    cluster, data = site
+    cluster, data, *_ = site
     admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
     (data / "one.csv").write_text("a,b\n1,2\n")
-    registered = archi(cluster, admin.token, "register", "one.csv")
+    registered = archi(cluster, admin.token, "register", "one.csv", "--gateway", PATH_GW)
     (tmp_path / "one.csv").write_text("a,b\n1,2\n")
     put = archi(cluster, admin.token, "put", str(tmp_path / "one.csv"))
     assert registered["portable_data_hash"] == put["portable_data_hash"]
 
 
 def test_a_changed_file_is_refused_never_served(site, tmp_path):
-    cluster, data = site
+    cluster, data, *_ = site
     admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
     (data / "changes.txt").write_text("original\n")
-    made = archi(cluster, admin.token, "register", "changes.txt")
+    made = archi(cluster, admin.token, "register", "changes.txt", "--gateway", PATH_GW)
     (data / "changes.txt").write_text("tampered\n")  # same size, other bytes
     failed = archi(cluster, admin.token, "get", made["uuid"], str(tmp_path / "out"), code=1)
     assert "changes.txt" in failed["error"] and made["uuid"] in failed["error"]
@@ -98,13 +113,43 @@ def test_a_changed_file_is_refused_never_served(site, tmp_path):
 
 
 def test_reads_need_a_valid_signature_and_paths_stay_under_the_root(site):
-    cluster, data = site
+    cluster, data, *_ = site
     admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
     alice = new_user(admin, "alice")
     (data / "private.txt").write_text("mine\n")
-    made = archi(cluster, admin.token, "register", "private.txt")
+    made = archi(cluster, admin.token, "register", "private.txt", "--gateway", PATH_GW)
     with pytest.raises(ApiRequestError) as info:
         Collection(alice, made["uuid"]).read("private.txt")  # alice may not read the collection
     assert info.value.status in (403, 404)
-    refused = archi(cluster, admin.token, "register", "../etc", code=2)
+    refused = archi(cluster, admin.token, "register", "../etc", "--gateway", PATH_GW, code=2)
     assert "outside" in refused["error"]
+
+
+def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
+    cluster, _, web, s3_url = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    in_s3 = os.urandom(3 << 20)
+    s3.put_object(Bucket="gateway-data", Key="cohort/a.bin", Body=in_s3)
+    s3.put_object(Bucket="gateway-data", Key="cohort/notes/b.txt", Body=b"from s3\n")
+    (web / "ref.fa").write_bytes(b">chr1\nACGT\n" * 1000)
+    from_s3 = archi(cluster, admin.token, "register", "cohort", "--gateway", S3_GW)
+    from_web = archi(cluster, admin.token, "register", "ref.fa", "--gateway", HTTP_GW)
+    assert from_s3["objects"] == 2 and from_web["objects"] == 1
+    manifest = admin.collections.get(from_s3["uuid"])["manifest_text"]
+    assert f"+K@{S3_GW}" in manifest and "testing" not in json.dumps(admin.config())  # no credentials out
+    mixed = Collection(admin)
+    mixed.write("local.txt", b"in keep\n")
+    for source, name in ((from_s3["uuid"], "a.bin"), (from_s3["uuid"], "notes/b.txt"), (from_web["uuid"], "ref.fa")):
+        mixed._tree.setdefault("./" + name.rpartition("/")[0] if "/" in name else ".", {})[name.rpartition("/")[2]] = \
+            Collection(admin, source).segments(name)
+    record = mixed.save_new("keep + s3 + http")
+    archi(cluster, admin.token, "get", record["uuid"], str(tmp_path / "mixed"))
+    assert (tmp_path / "mixed" / "a.bin").read_bytes() == in_s3
+    assert (tmp_path / "mixed" / "notes" / "b.txt").read_bytes() == b"from s3\n"
+    assert (tmp_path / "mixed" / "ref.fa").read_bytes() == (web / "ref.fa").read_bytes()
+    assert (tmp_path / "mixed" / "local.txt").read_bytes() == b"in keep\n"
+    s3.put_object(Bucket="gateway-data", Key="cohort/notes/b.txt", Body=b"changed!\n")  # same size
+    failed = archi(cluster, admin.token, "get", f"{from_s3['uuid']}/notes/b.txt", str(tmp_path / "again"), code=1)
+    assert "cohort/notes/b.txt" in failed["error"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from ..errors import BadRequest, NotFound
 
@@ -23,9 +24,13 @@ class ObjectStore(Protocol):
         """Every object under `prefix` ("" for all; an object's own name for just it), sorted."""
         ...
 
-    def open(self, name: str) -> BinaryIO: ...
+    def open(self, name: str) -> BinaryIO:
+        """The whole object as a stream (registration reads each object once)."""
+        ...
 
-    def version(self, name: str) -> str: ...
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        """One range (a block) of the object."""
+        ...
 
 
 class PathStore:
@@ -61,8 +66,81 @@ class PathStore:
     def open(self, name: str) -> BinaryIO:
         return open(self._path(name), "rb")
 
-    def version(self, name: str) -> str:
+    def read(self, name: str, offset: int, length: int) -> bytes:
         try:
-            return self._object(self._path(name)).version
+            with open(self._path(name), "rb") as handle:
+                handle.seek(offset)
+                return handle.read(length)
         except FileNotFoundError:
-            return "gone"
+            raise NotFound(f"{name!r} is gone from {self.root}") from None
+
+
+class S3Store:
+    """Objects in an S3 bucket (any endpoint); the credentials stay with the gateway."""
+
+    def __init__(self, endpoint: str | None, bucket: str, region: str, access_key: str | None,
+                 secret_key: str | None):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self._s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
+                                aws_secret_access_key=secret_key,
+                                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}))
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        found = False
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key == prefix or not prefix or prefix.endswith("/") or key.startswith(prefix + "/"):
+                    found = True
+                    yield StoredObject(key, int(item["Size"]), str(item["ETag"]))
+        if not found:
+            raise NotFound(f"no objects under s3://{self.bucket}/{prefix}")
+
+    def open(self, name: str) -> BinaryIO:
+        body: Any = self._s3.get_object(Bucket=self.bucket, Key=name)["Body"]
+        return closing(body)  # type: ignore[return-value]
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        answer = self._s3.get_object(Bucket=self.bucket, Key=name, Range=f"bytes={offset}-{offset + length - 1}")
+        data: bytes = answer["Body"].read()
+        return data
+
+
+class HttpStore:
+    """Objects behind a web server that answers byte ranges; names are paths below `base_url`.
+    A web server cannot be listed: a name is registered as one object."""
+
+    def __init__(self, base_url: str):
+        import urllib3
+
+        self.base_url = base_url.rstrip("/")
+        self._http = urllib3.PoolManager(retries=urllib3.Retry(3, redirect=5))
+
+    def _url(self, name: str) -> str:
+        if ".." in name.split("/"):
+            raise BadRequest(f"{name!r} is outside this gateway's base URL")
+        return f"{self.base_url}/{name.lstrip('/')}"
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        answer = self._http.request("HEAD", self._url(prefix))
+        if answer.status != 200:
+            raise NotFound(f"{self._url(prefix)} answered HTTP {answer.status}")
+        version = answer.headers.get("ETag") or answer.headers.get("Last-Modified") or ""
+        yield StoredObject(prefix.strip("/"), int(answer.headers.get("Content-Length", 0)), version)
+
+    def open(self, name: str) -> BinaryIO:
+        answer: Any = self._http.request("GET", self._url(name), preload_content=False)
+        if answer.status != 200:
+            raise NotFound(f"{self._url(name)} answered HTTP {answer.status}")
+        return closing(answer)  # type: ignore[return-value]
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        answer = self._http.request("GET", self._url(name), headers={"Range": f"bytes={offset}-{offset + length - 1}"})
+        if answer.status == 206:
+            return bytes(answer.data)
+        if answer.status == 200:  # a server that ignores ranges: the whole object, cut here
+            return bytes(answer.data[offset:offset + length])
+        raise NotFound(f"{self._url(name)} answered HTTP {answer.status}")
