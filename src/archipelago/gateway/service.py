@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from ..config import ClusterConfig, GatewayConfig
 from ..db.models import Collection, GatewayBlock
-from ..errors import ArchipelagoError, BadGateway, NotFound, Unauthorized
+from ..errors import ArchipelagoError, BadGateway, Forbidden, NotFound, Unauthorized
 from ..formats.locator import Locator
 from ..formats.signing import SignatureError, sign_manifest, verify_locator
+from ..formats.tokens import from_another_cluster
 from ..keepstore.http import BLOCK_HEADERS, keep_errors, request_token, run
 from .register import register
 from .stores import HttpStore, ObjectStore, PathStore, S3Store
@@ -39,9 +40,15 @@ def store_for(gateway: GatewayConfig) -> ObjectStore:
     return PathStore(Path(str(gateway.root)))
 
 
+RESTRICTED_SECONDS = 5.0  # how long the set of blocks under a residency policy is reused
+
+
 class Gateway:
-    def __init__(self, config: ClusterConfig, gateway: GatewayConfig, sessions: Sessions):
+    def __init__(self, config: ClusterConfig, gateway: GatewayConfig, sessions: Sessions,
+                 restricted_blocks: Callable[[], set[str]] = set):
         self.config, self.gateway, self.sessions = config, gateway, sessions
+        self._restricted_blocks = restricted_blocks
+        self._restricted: tuple[float, set[str]] = (0.0, set())
         self.uuid = str(gateway.uuid)
         self.store = store_for(gateway)
         self.key = config.collections.blob_signing_key.encode()
@@ -58,11 +65,23 @@ class Gateway:
                 verify_locator(locator, token, self.ttl, self.key)
             except SignatureError as exc:
                 raise ArchipelagoError(str(exc), 403) from None
+        if from_another_cluster(request_token(request), self.config.cluster_id) and \
+                locator.md5 in await run(self._restricted_now):
+            raise Forbidden(f"block {locator.md5} belongs to data that stays on cluster {self.config.cluster_id} "
+                            "(residency policy 'cluster'): it cannot be read from outside that cluster")
         row = await run(self._row, f"{locator.md5}+{locator.size}" if locator.size is not None else locator.md5)
         if request.method == "HEAD":
             return web.Response(headers={**BLOCK_HEADERS, "Content-Length": str(row.length)})
         data = await run(self._read, row)
         return web.Response(body=data, headers=BLOCK_HEADERS)
+
+    def _restricted_now(self) -> set[str]:
+        """Blocks of collections under a residency policy (the same rule keepstore applies)."""
+        fetched, blocks = self._restricted
+        if time.monotonic() - fetched > RESTRICTED_SECONDS:
+            blocks = self._restricted_blocks()
+            self._restricted = (time.monotonic(), blocks)
+        return blocks
 
     def _row(self, locator: str) -> GatewayBlock:
         with self.sessions() as session:

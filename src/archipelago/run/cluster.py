@@ -232,7 +232,7 @@ async def _start_gateway(config: ClusterConfig, gateway: Any, local: Any) -> Any
 
     from ..gateway.service import Gateway
 
-    runner = web.AppRunner(Gateway(config, gateway, local.db.session).app(), access_log=None,
+    runner = web.AppRunner(Gateway(config, gateway, local.db.session, local.restricted_blocks).app(), access_log=None,
                            shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     await web.TCPSite(runner, gateway.host, gateway.port).start()

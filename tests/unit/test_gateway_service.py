@@ -1,0 +1,76 @@
+"""The gateway's handlers in process (aiohttp on loopback in a thread, SQLite): registration signs
+for the caller; residency applies to gateway-served blocks as to keepstore's; signatures are needed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from archipelago.config import GatewayConfig
+from archipelago.formats.signing import sign_locator
+from archipelago.gateway.service import Gateway
+from archipelago.keepstore.app import ServerThread
+from tests.support.backends import single_cluster
+from tests.support.keep_http import http
+
+VISITOR = "v2/z2222-gj3su-0000000000visit/visitorsecret0123456789abcdefghijklmnopq"
+GW = "z1111-bi6l4-gateway00000009"
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    site = single_cluster(tmp_path)
+    (tmp_path / "data").mkdir()
+    gateway = GatewayConfig(driver="path", root=tmp_path / "data", listen="127.0.0.1:1", uuid=GW)
+    app = Gateway(site.local.config, gateway, site.local.db.session, site.local.restricted_blocks).app()
+    with ServerThread(app) as server:
+        yield site, tmp_path / "data", server.url
+
+
+def register(url: str, token: str, path: str) -> dict:
+    answer = http.request("POST", f"{url}/register", body=json.dumps({"path": path}).encode(),
+                          headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 200, answer.data
+    return json.loads(answer.data)
+
+
+def get(url: str, locator: str, token: str | None):
+    return http.request("GET", f"{url}/{locator}", headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
+def signed_for(site, manifest: str, token: str) -> str:
+    config = site.local.config.collections
+    plain = manifest.split()[1].split("+A")[0]
+    key = config.blob_signing_key.encode()
+    return sign_locator(plain, token, int(time.time()) + 3600, config.blob_signing_ttl, key)
+
+
+def test_residency_applies_to_gateway_blocks(served) -> None:
+    site, data, url = served
+    (data / "stays.txt").write_text("stays here\n")
+    (data / "free.txt").write_text("may travel\n")
+    stays = register(url, site.admin.token, "stays.txt")
+    free = register(url, site.admin.token, "free.txt")
+    site.local.create(site.admin, "collections", {"manifest_text": stays["manifest_text"], "residency": "cluster"})
+    site.local.create(site.admin, "collections", {"manifest_text": free["manifest_text"]})
+    mine = signed_for(site, stays["manifest_text"], site.admin.token)
+    assert get(url, mine, site.admin.token).data == b"stays here\n"
+    refused = get(url, signed_for(site, stays["manifest_text"], VISITOR), VISITOR)
+    assert refused.status == 403 and b"stays on cluster z1111" in refused.data
+    assert get(url, signed_for(site, free["manifest_text"], VISITOR), VISITOR).data == b"may travel\n"
+
+
+def test_reads_need_a_signature_and_registration_a_token(served) -> None:
+    site, data, url = served
+    (data / "x.txt").write_text("x\n")
+    manifest = register(url, site.admin.token, "x.txt")["manifest_text"]
+    locator = manifest.split()[1]
+    assert f"+K@{GW}+A" in locator  # signed for the registering caller, the hint kept
+    assert get(url, locator, None).status == 401
+    assert get(url, locator.split("+A")[0], site.admin.token).status == 403  # unsigned
+    assert http.request("POST", f"{url}/register", body=b'{"path": "x.txt"}').status == 401
+    assert http.request("POST", f"{url}/register", body=b"not json",
+                        headers={"Authorization": f"Bearer {site.admin.token}"}).status == 400
