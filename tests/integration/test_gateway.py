@@ -150,6 +150,10 @@ def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
     assert (tmp_path / "mixed" / "notes" / "b.txt").read_bytes() == b"from s3\n"
     assert (tmp_path / "mixed" / "ref.fa").read_bytes() == (web / "ref.fa").read_bytes()
     assert (tmp_path / "mixed" / "local.txt").read_bytes() == b"in keep\n"
-    s3.put_object(Bucket="gateway-data", Key="cohort/notes/b.txt", Body=b"changed!\n")  # same size
-    failed = archi(cluster, admin.token, "get", f"{from_s3['uuid']}/notes/b.txt", str(tmp_path / "again"), code=1)
-    assert "cohort/notes/b.txt" in failed["error"]
+    # an object changed underneath before anyone read it is refused (what was read and verified
+    # stays in the gateway's cache: those bytes are still the block's)
+    s3.put_object(Bucket="gateway-data", Key="later/c.txt", Body=b"original\n")
+    later = archi(cluster, admin.token, "register", "later", "--gateway", S3_GW)
+    s3.put_object(Bucket="gateway-data", Key="later/c.txt", Body=b"changed!\n")  # same size
+    failed = archi(cluster, admin.token, "get", later["uuid"], str(tmp_path / "again"), code=1)
+    assert "later/c.txt" in failed["error"]

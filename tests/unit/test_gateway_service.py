@@ -74,3 +74,13 @@ def test_reads_need_a_signature_and_registration_a_token(served) -> None:
     assert http.request("POST", f"{url}/register", body=b'{"path": "x.txt"}').status == 401
     assert http.request("POST", f"{url}/register", body=b"not json",
                         headers={"Authorization": f"Bearer {site.admin.token}"}).status == 400
+
+
+def test_a_block_read_twice_is_fetched_from_its_store_once(served) -> None:
+    site, data, url = served
+    (data / "twice.txt").write_text("read twice\n")
+    manifest = register(url, site.admin.token, "twice.txt")["manifest_text"]
+    locator = manifest.split()[1]
+    assert get(url, locator, site.admin.token).data == b"read twice\n"
+    (data / "twice.txt").unlink()  # the store no longer has it: only the cache can answer
+    assert get(url, locator, site.admin.token).data == b"read twice\n"

@@ -24,6 +24,7 @@ from ..errors import ArchipelagoError, BadGateway, Forbidden, NotFound, Unauthor
 from ..formats.locator import Locator
 from ..formats.signing import SignatureError, sign_manifest, verify_locator
 from ..formats.tokens import from_another_cluster
+from ..keep.cache import BlockCache
 from ..keepstore.http import BLOCK_HEADERS, keep_errors, request_token, run
 from .register import register
 from .stores import HttpStore, ObjectStore, PathStore, S3Store
@@ -41,6 +42,7 @@ def store_for(gateway: GatewayConfig) -> ObjectStore:
 
 
 RESTRICTED_SECONDS = 5.0  # how long the set of blocks under a residency policy is reused
+CACHE_BYTES = 256 << 20
 
 
 class Gateway:
@@ -49,6 +51,7 @@ class Gateway:
         self.config, self.gateway, self.sessions = config, gateway, sessions
         self._restricted_blocks = restricted_blocks
         self._restricted: tuple[float, set[str]] = (0.0, set())
+        self.cache = BlockCache(CACHE_BYTES)  # verified blocks: one read twice is fetched from its store once
         self.uuid = str(gateway.uuid)
         self.store = store_for(gateway)
         self.key = config.collections.blob_signing_key.encode()
@@ -99,9 +102,13 @@ class Gateway:
         the object's version says); a changed object is refused and its blocks marked stale."""
         if row.stale:
             raise self._refuse(row, "it changed since it was registered")
+        md5 = row.locator.split("+")[0]
+        if (cached := self.cache.get(md5)) is not None:
+            return bytes(cached)
         data = self.store.read(row.object, row.offset, row.length)
-        if hashlib.md5(data).hexdigest() != row.locator.split("+")[0]:
+        if hashlib.md5(data).hexdigest() != md5:
             raise self._refuse(row, "its bytes no longer match the block")
+        self.cache.put(md5, data)
         return data
 
     def _refuse(self, row: GatewayBlock, why: str) -> BadGateway:
