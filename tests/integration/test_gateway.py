@@ -157,3 +157,25 @@ def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
     s3.put_object(Bucket="gateway-data", Key="later/c.txt", Body=b"changed!\n")  # same size
     failed = archi(cluster, admin.token, "get", later["uuid"], str(tmp_path / "again"), code=1)
     assert "later/c.txt" in failed["error"]
+
+
+def test_moving_into_keep_keeps_the_pdh_and_does_not_disturb_a_reader(site, tmp_path):
+    cluster, data, *_ = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    payload = os.urandom((64 << 20) + 4096)  # two blocks
+    (data / "to-move").mkdir()
+    (data / "to-move" / "big.bin").write_bytes(payload)
+    made = archi(cluster, admin.token, "register", "to-move", "--gateway", PATH_GW)
+    reader = Collection(admin, made["uuid"])  # signed locators in hand, through the gateway
+    keep = admin.keep()
+    segments = reader.segments("big.bin")
+    first = bytes(keep.get(segments[0][0]))  # a read in the middle: one block done
+    moved = archi(cluster, admin.token, "keep", "move", made["uuid"], "--to", "keep")
+    assert moved["blocks"] == 2 and moved["portable_data_hash"] == made["portable_data_hash"]
+    assert first + bytes(keep.get(segments[1][0])) == payload  # the reader goes on, unchanged
+    manifest = admin.collections.get(made["uuid"])["manifest_text"]
+    assert "+K@" not in manifest  # native Keep now
+    (data / "to-move" / "big.bin").unlink()  # the external copy can go: Keep serves it
+    archi(cluster, admin.token, "get", made["uuid"], str(tmp_path / "after"))
+    assert (tmp_path / "after" / "big.bin").read_bytes() == payload
+    assert "only 'keep'" in archi(cluster, admin.token, "keep", "move", made["uuid"], "--to", S3_GW, code=2)["error"]

@@ -10,12 +10,14 @@ import typer
 from ..config import ConfigError, load_config, parse_config
 from ..formats import manifest
 from ..keep.client import KeepClient
-from .common import JsonOpt
+from ..sdk.collection import Collection
+from .common import JsonOpt, ProfileOpt, api_client
 from .errors import Typer
 from .manifest_cmds import read_manifest
 from .output import BAD_INPUT, emit, fail, transfer_progress
 
-app = Typer(help="Store files in Keep and read them back, without an API server.", no_args_is_help=True)
+app = Typer(help="Store files in Keep and read them back without an API server; move gateway-held data into Keep.",
+            no_args_is_help=True)
 KeepOpt = Annotated[
     list[str] | None,
     typer.Option("--keep", "-k", envvar="ARVADOS_KEEP_SERVICES", help="Keepstore URL (repeatable)."),
@@ -58,6 +60,29 @@ def _client(keep: list[str] | None, token: str | None, as_json: bool, **kwargs: 
     if not urls:
         fail("no keep services: pass --keep URL or set ARVADOS_KEEP_SERVICES", BAD_INPUT, as_json)
     return KeepClient.from_urls(urls, token, **kwargs)
+
+
+@app.command("move")
+def keep_move(
+    collection: Annotated[str, typer.Argument(help="Collection UUID (or PDH) whose gateway-held blocks to move.")],
+    to: Annotated[str, typer.Option("--to", help="Where to: keep (this cluster's own storage).")] = "keep",
+    profile: ProfileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a collection's blocks held through gateways into Keep, then repoint its manifest (its PDH
+    does not change; readers are not interrupted)."""
+    from ..sdk.gateway import move_to_keep
+
+    if to != "keep":
+        fail(f"--to {to}: only 'keep' is supported so far (moving data out to a gateway is not)", BAD_INPUT, as_json)
+    client = api_client(profile, as_json)
+    size = sum(s for _, s in Collection(client, collection).files())
+    with transfer_progress("moving", size, not as_json) as advance:
+        record = move_to_keep(client, collection, advance)
+    emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "blocks": record["blocks"],
+          "bytes": record["bytes"]}, as_json,
+         f"{record['blocks']} blocks ({record['bytes']} bytes) of {record['uuid']} now in Keep; "
+         f"PDH {record['portable_data_hash']}")
 
 
 @app.command("put")

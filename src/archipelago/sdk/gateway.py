@@ -4,6 +4,8 @@ leave it) and signs the manifest for the caller, who saves it as a collection li
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -42,3 +44,30 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
         attrs["owner_uuid"] = project
     record = client.collections.create(attrs, ensure_unique_name=True)
     return {**record, "objects": answer["objects"], "bytes": answer["bytes"]}
+
+
+GATEWAY_LOCATOR = re.compile(r"\b[0-9a-f]{32}\+\d+(?:\+[^\s+]+)*\+K@[a-z0-9]{5}-bi6l4-[a-z0-9]{15}(?:\+[^\s+]+)*")
+
+
+def move_to_keep(client: ApiClient, identifier: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Copy a collection's gateway-held blocks into this cluster's Keep (each read through its
+    gateway, md5-verified, then stored), then point the manifest at them. The PDH is unchanged
+    (hints are not part of it); readers in the middle of a read keep their signed locators, which
+    the gateway still serves. Returns the updated record with `blocks` and `bytes` moved."""
+    record = client.collections.get(identifier)
+    keep = client.keep()
+    moved: dict[str, str] = {}
+    size = 0
+    for locator in dict.fromkeys(GATEWAY_LOCATOR.findall(record["manifest_text"])):
+        data = keep.get(locator)
+        moved[locator] = keep.put(data)
+        size += len(data)
+        if progress:
+            progress(len(data))
+    if not moved:
+        return {**record, "blocks": 0, "bytes": 0}
+    text = GATEWAY_LOCATOR.sub(lambda match: moved[match[0]], record["manifest_text"])
+    updated = client.collections.update(record["uuid"], {"manifest_text": text})
+    if updated["portable_data_hash"] != record["portable_data_hash"]:  # cannot happen: same md5s and sizes
+        raise ArchipelagoError(f"moving {record['uuid']} changed its PDH; the old manifest is kept in its versions")
+    return {**updated, "blocks": len(moved), "bytes": size}
