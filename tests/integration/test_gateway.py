@@ -179,3 +179,27 @@ def test_moving_into_keep_keeps_the_pdh_and_does_not_disturb_a_reader(site, tmp_
     archi(cluster, admin.token, "get", made["uuid"], str(tmp_path / "after"))
     assert (tmp_path / "after" / "big.bin").read_bytes() == payload
     assert "only 'keep'" in archi(cluster, admin.token, "keep", "move", made["uuid"], "--to", S3_GW, code=2)["error"]
+
+
+def test_pandas_reads_a_gateway_backed_file_through_archi_urls_fetching_only_what_it_touches(site):
+    import fsspec
+    import pandas
+
+    cluster, data, *_ = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    (data / "tables").mkdir()
+    (data / "tables" / "cohort.csv").write_text("age,effect\n51,0.2\n63,0.4\n")
+    (data / "tables" / "wide.bin").write_bytes(b"a" * (64 << 20) + b"second block")
+    made = archi(cluster, admin.token, "register", "tables", "--gateway", PATH_GW)
+    options = {"host": cluster.api_url, "token": admin.token, "insecure": True}
+    frame = pandas.read_csv(f"archi://{made['uuid']}/cohort.csv", storage_options=options)
+    assert list(frame["age"]) == [51, 63] and frame["effect"].sum() == pytest.approx(0.6)
+    fs = fsspec.filesystem("archi", **options)
+    assert sorted(fs.ls(made["uuid"], detail=False)) == [f"{made['uuid']}/cohort.csv", f"{made['uuid']}/wide.bin"]
+    with fs.open(f"{made['uuid']}/wide.bin", block_size=1 << 16) as handle:
+        handle.seek(64 << 20)
+        assert handle.read(12) == b"second block"
+        first, second = (loc.split("+")[0] for loc, _, _ in handle.segments)
+        assert handle.keep.cache.get(second) is not None and handle.keep.cache.get(first) is None  # one block moved
+    with fsspec.open(f"keep://{made['portable_data_hash']}/cohort.csv", "rt", **options) as handle:
+        assert handle.readline() == "age,effect\n"
