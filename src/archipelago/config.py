@@ -178,6 +178,8 @@ class GatewayConfig(_Listening):
     access_key: str | None = None  # never sent to clients
     secret_key: str | None = None
     base_url: str | None = None
+    standalone: bool = Field(default=False, description="run by `archi gateway` (on another host, say), "
+                             "not by `archi cluster up`")
 
     @model_validator(mode="after")
     def _driver_fields(self) -> GatewayConfig:

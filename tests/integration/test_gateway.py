@@ -203,3 +203,24 @@ def test_pandas_reads_a_gateway_backed_file_through_archi_urls_fetching_only_wha
         assert handle.keep.cache.get(second) is not None and handle.keep.cache.get(first) is None  # one block moved
     with fsspec.open(f"keep://{made['portable_data_hash']}/cohort.csv", "rt", **options) as handle:
         assert handle.readline() == "age,effect\n"
+
+
+def test_a_standalone_gateway_runs_as_its_own_process(tmp_path):
+    directory, data = tmp_path / "cluster", tmp_path / "data"
+    data.mkdir()
+    (data / "x.txt").write_text("served by its own process\n")
+    init_cluster(directory, "z1111")
+    config = load_config(directory / CONFIG_NAME)
+    config.gateways = [GatewayConfig(driver="path", root=data, listen=f"127.0.0.1:{free_port()}", standalone=True)]
+    (directory / CONFIG_NAME).write_text(dump_config(config))
+    with ClusterProcess(directory) as cluster:
+        gateway = subprocess.Popen([str(BIN / "archi"), "gateway", "--config", str(directory / CONFIG_NAME)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert "listening on" in gateway.stdout.readline()
+            admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+            made = archi(cluster, admin.token, "register", "x.txt")
+            assert Collection(admin, made["uuid"]).read("x.txt") == b"served by its own process\n"
+        finally:
+            gateway.terminate()
+            assert gateway.wait(10) == 0

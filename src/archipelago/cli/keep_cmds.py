@@ -27,7 +27,28 @@ TokenOpt = Annotated[str | None, typer.Option("--token", envvar="ARVADOS_API_TOK
 
 def register(root: typer.Typer) -> None:
     root.command()(keepstore)
+    root.command()(gateway)
     root.add_typer(app, name="keep")
+
+
+def gateway(config: Annotated[Path, typer.Option(help="Cluster configuration YAML (its `gateways`).")]) -> None:
+    """Run the configuration's standalone gateways in the foreground (on another host too: they need
+    the cluster's database, as `database_url` says, and their stores)."""
+    import asyncio
+
+    from ..run.cluster import serve_gateways
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        fail(str(exc), BAD_INPUT)
+    mine = [g for g in cfg.gateways if g.standalone]
+    if not mine:
+        fail("the configuration has no gateways marked `standalone: true` (the others run in `cluster up`)",
+             BAD_INPUT)
+    asyncio.run(serve_gateways(cfg, on_ready=lambda: print(
+        "\n".join(f"gateway {g.uuid} ({g.service_type}) listening on http://{g.listen}" for g in mine),
+        flush=True)))
 
 
 def keepstore(

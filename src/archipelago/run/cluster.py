@@ -189,7 +189,8 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
                                 access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
-    gateway_runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways]
+    gateway_runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways
+                       if not gateway.standalone]
     server = api_server(config, backend, local, own_signals=False)
     workers: list[subprocess.Popen] = []
     dispatcher = None
@@ -237,6 +238,23 @@ async def _start_gateway(config: ClusterConfig, gateway: Any, local: Any) -> Any
     await runner.setup()
     await web.TCPSite(runner, gateway.host, gateway.port).start()
     return runner
+
+
+async def serve_gateways(config: ClusterConfig, on_ready: Any = None) -> None:
+    """`archi gateway`: the configured gateways alone, until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    local = await asyncio.to_thread(backend_for, config, False)  # the cluster migrates its own database
+    runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways if gateway.standalone]
+    if on_ready is not None:
+        on_ready()
+    try:
+        await stop.wait()
+    finally:
+        for runner in runners:
+            await runner.cleanup()
 
 
 def load_cluster(directory: Path) -> tuple[ClusterConfig, str | None]:
