@@ -224,3 +224,24 @@ def test_a_standalone_gateway_runs_as_its_own_process(tmp_path):
         finally:
             gateway.terminate()
             assert gateway.wait(10) == 0
+
+
+def test_another_cluster_reads_gateway_data_through_the_federation(tmp_path):
+    from archipelago.run.federation import init_federation
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "shared.txt").write_text("held by z1111's gateway\n")
+    members = init_federation(tmp_path / "fed", 2)
+    home = members[0].directory / CONFIG_NAME
+    config = load_config(home)
+    config.gateways = [GatewayConfig(driver="path", root=data, listen=f"127.0.0.1:{free_port()}")]
+    home.write_text(dump_config(config))
+    with ClusterProcess(members[0].directory) as z1111, ClusterProcess(members[1].directory) as z2222:
+        admin1 = ApiClient(z1111.api_url, z1111.admin_token, insecure=True)
+        alice = new_user(admin1, "alice")
+        made = archi(z1111, alice.token, "register", "shared.txt")
+        # alice, at z2222 with her z1111 token: the collection is found at z1111, its blocks read through
+        # z2222's keepstore, which fetches them from z1111 (+R), where the gateway serves them
+        at_z2222 = ApiClient(z2222.api_url, alice.token, insecure=True)
+        assert Collection(at_z2222, made["uuid"]).read("shared.txt") == b"held by z1111's gateway\n"
