@@ -178,7 +178,13 @@ def test_moving_into_keep_keeps_the_pdh_and_does_not_disturb_a_reader(site, tmp_
     (data / "to-move" / "big.bin").unlink()  # the external copy can go: Keep serves it
     archi(cluster, admin.token, "get", made["uuid"], str(tmp_path / "after"))
     assert (tmp_path / "after" / "big.bin").read_bytes() == payload
-    assert "only 'keep'" in archi(cluster, admin.token, "keep", "move", made["uuid"], "--to", S3_GW, code=2)["error"]
+    # and back out, to the S3 gateway's bucket: the PDH still the same, the blocks held there now
+    out = archi(cluster, admin.token, "keep", "move", made["uuid"], "--to", S3_GW)
+    assert out["blocks"] == 2 and out["portable_data_hash"] == made["portable_data_hash"]
+    assert admin.collections.get(made["uuid"])["manifest_text"].count(f"+K@{S3_GW}") == 2
+    assert Collection(admin, made["uuid"]).read("big.bin") == payload
+    refused = archi(cluster, admin.token, "keep", "move", made["uuid"], "--to", HTTP_GW, code=1)
+    assert "read-only" in refused["error"]
 
 
 def test_pandas_reads_a_gateway_backed_file_through_archi_urls_fetching_only_what_it_touches(site):

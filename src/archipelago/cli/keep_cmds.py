@@ -86,23 +86,22 @@ def _client(keep: list[str] | None, token: str | None, as_json: bool, **kwargs: 
 @app.command("move")
 def keep_move(
     collection: Annotated[str, typer.Argument(help="Collection UUID (or PDH) whose gateway-held blocks to move.")],
-    to: Annotated[str, typer.Option("--to", help="Where to: keep (this cluster's own storage).")] = "keep",
+    to: Annotated[str, typer.Option("--to", help="Where to: keep (this cluster's own storage) or a gateway's "
+                                                 "UUID (its store: a directory or a bucket).")] = "keep",
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Copy a collection's blocks held through gateways into Keep, then repoint its manifest (its PDH
-    does not change; readers are not interrupted)."""
-    from ..sdk.gateway import move_to_keep
+    """Copy a collection's blocks into Keep or into a gateway's store, then repoint its manifest (its
+    PDH does not change; readers are not interrupted)."""
+    from ..sdk.gateway import move
 
-    if to != "keep":
-        fail(f"--to {to}: only 'keep' is supported so far (moving data out to a gateway is not)", BAD_INPUT, as_json)
     client = api_client(profile, as_json)
     size = sum(s for _, s in Collection(client, collection).files())
     with transfer_progress("moving", size, not as_json) as advance:
-        record = move_to_keep(client, collection, advance)
+        record = move(client, collection, to, advance)
     emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "blocks": record["blocks"],
           "bytes": record["bytes"]}, as_json,
-         f"{record['blocks']} blocks ({record['bytes']} bytes) of {record['uuid']} now in Keep; "
+         f"{record['blocks']} blocks ({record['bytes']} bytes) of {record['uuid']} moved to {to}; "
          f"PDH {record['portable_data_hash']}")
 
 

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from ..config import ClusterConfig, GatewayConfig
 from ..db.models import Collection, GatewayBlock
 from ..errors import ArchipelagoError, BadGateway, Forbidden, NotFound, Unauthorized
-from ..formats.locator import Locator
-from ..formats.signing import SignatureError, sign_manifest, verify_locator
+from ..formats.locator import BLOCK_SIZE, Locator
+from ..formats.signing import SignatureError, sign_locator, sign_manifest, verify_locator
 from ..formats.tokens import from_another_cluster
 from ..keep.cache import BlockCache
 from ..keepstore.http import BLOCK_HEADERS, keep_errors, request_token, run
@@ -123,6 +123,26 @@ class Gateway:
         log.error(message)
         return BadGateway(message)
 
+    # ---------------------------------------------------------------- blocks moved here
+    async def put(self, request: web.Request) -> web.Response:
+        """`PUT /<md5>`: a block moved to this gateway's store (`archi keep move --to`), kept as an
+        object of its own (`archipelago-blocks/<md5>`); answers the locator, signed, with this
+        gateway's hint, like a keepstore does."""
+        token = request_token(request)
+        if token is None:
+            raise Unauthorized("storing a block needs a token (the locator is signed for it)")
+        md5 = request.match_info["locator"][:32]
+        data = await request.read()
+        if hashlib.md5(data).hexdigest() != md5:
+            raise ArchipelagoError(f"the body does not hash to {md5}", 422)
+        name = f"archipelago-blocks/{md5}"
+        version = await run(self.store.write, name, data)
+        locator = f"{md5}+{len(data)}"
+        await run(self._record, [{"gateway_uuid": self.uuid, "locator": locator, "object": name, "offset": 0,
+                                  "length": len(data), "version": version}])
+        signed = sign_locator(f"{locator}+K@{self.uuid}", token, int(time.time()) + self.ttl, self.ttl, self.key)
+        return web.Response(text=signed + "\n", headers=BLOCK_HEADERS)
+
     # ---------------------------------------------------------------- registration
     async def register(self, request: web.Request) -> web.Response:
         token = request_token(request)
@@ -145,8 +165,9 @@ class Gateway:
                 session.merge(GatewayBlock(**block, stale=False))
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[keep_errors])
+        app = web.Application(middlewares=[keep_errors], client_max_size=BLOCK_SIZE + 1)
         app.router.add_route("POST", "/register", self.register)
+        app.router.add_route("PUT", r"/{locator:[0-9a-f]{32}[^/]*}", self.put)
         app.router.add_route("GET", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
         app.router.add_route("HEAD", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
         return app

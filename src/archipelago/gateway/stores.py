@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import closing
@@ -9,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from ..errors import BadRequest, NotFound
+from ..errors import ArchipelagoError, BadRequest, NotFound
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class ObjectStore(Protocol):
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         """One range (a block) of the object."""
+        ...
+
+    def write(self, name: str, data: bytes) -> str:
+        """Store a whole object (a block moved here), all or nothing; returns its version."""
         ...
 
 
@@ -65,6 +71,17 @@ class PathStore:
 
     def open(self, name: str) -> BinaryIO:
         return open(self._path(name), "rb")
+
+    def write(self, name: str, data: bytes) -> str:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.tmp")
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)  # whole or not at all
+        return self._object(path).version
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         try:
@@ -108,6 +125,12 @@ class S3Store:
         data: bytes = answer["Body"].read()
         return data
 
+    def write(self, name: str, data: bytes) -> str:
+        md5 = hashlib.md5(data)
+        answer = self._s3.put_object(Bucket=self.bucket, Key=name, Body=data,  # S3 refuses a body that does
+                                     ContentMD5=base64.b64encode(md5.digest()).decode())  # not match
+        return str(answer["ETag"])
+
 
 class HttpStore:
     """Objects behind a web server that answers byte ranges; names are paths below `base_url`.
@@ -136,6 +159,9 @@ class HttpStore:
         if answer.status != 200:
             raise NotFound(f"{self._url(name)} answered HTTP {answer.status}")
         return closing(answer)  # type: ignore[return-value]
+
+    def write(self, name: str, data: bytes) -> str:
+        raise ArchipelagoError("an HTTP gateway is read-only: data cannot be moved to it", 405)
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         answer = self._http.request("GET", self._url(name), headers={"Range": f"bytes={offset}-{offset + length - 1}"})

@@ -3,6 +3,7 @@ leave it) and signs the manifest for the caller, who saves it as a collection li
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -46,28 +47,59 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
     return {**record, "objects": answer["objects"], "bytes": answer["bytes"]}
 
 
-GATEWAY_LOCATOR = re.compile(r"\b[0-9a-f]{32}\+\d+(?:\+[^\s+]+)*\+K@[a-z0-9]{5}-bi6l4-[a-z0-9]{15}(?:\+[^\s+]+)*")
+LOCATOR = re.compile(r"\b[0-9a-f]{32}\+\d+(?:\+[^\s+]+)*")
+GATEWAY_HINT = re.compile(r"\+K@([a-z0-9]{5}-bi6l4-[a-z0-9]{15})")
+EMPTY_BLOCK = "d41d8cd98f00b204e9800998ecf8427e+0"
 
 
-def move_to_keep(client: ApiClient, identifier: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Copy a collection's gateway-held blocks into this cluster's Keep (each read through its
-    gateway, md5-verified, then stored), then point the manifest at them. The PDH is unchanged
-    (hints are not part of it); readers in the middle of a read keep their signed locators, which
-    the gateway still serves. Returns the updated record with `blocks` and `bytes` moved."""
+def move(client: ApiClient, identifier: str, to: str = "keep",
+         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Copy a collection's blocks into this cluster's Keep (`to="keep"`: those a gateway holds) or
+    into a gateway's store (`to=<its uuid>`: those held anywhere else), each read through the keep
+    client and md5-verified first, then point the manifest at the new copies. The PDH is unchanged
+    (hints are not part of it); readers holding the old signed locators go on reading the old
+    copies, which stay until the new ones are verified and referenced. Returns the updated record
+    with `blocks` and `bytes` moved."""
     record = client.collections.get(identifier)
     keep = client.keep()
+    store = _block_sink(client, keep, to)
     moved: dict[str, str] = {}
     size = 0
-    for locator in dict.fromkeys(GATEWAY_LOCATOR.findall(record["manifest_text"])):
+    for locator in dict.fromkeys(LOCATOR.findall(record["manifest_text"])):
+        held_by = GATEWAY_HINT.findall(locator)
+        if locator.startswith(EMPTY_BLOCK) or (to == "keep" and not held_by) or (to != "keep" and to in held_by):
+            continue  # already where it is asked to be
         data = keep.get(locator)
-        moved[locator] = keep.put(data)
+        moved[locator] = store(bytes(data))
         size += len(data)
         if progress:
             progress(len(data))
     if not moved:
         return {**record, "blocks": 0, "bytes": 0}
-    text = GATEWAY_LOCATOR.sub(lambda match: moved[match[0]], record["manifest_text"])
+    text = LOCATOR.sub(lambda match: moved.get(match[0], match[0]), record["manifest_text"])
     updated = client.collections.update(record["uuid"], {"manifest_text": text})
     if updated["portable_data_hash"] != record["portable_data_hash"]:  # cannot happen: same md5s and sizes
-        raise ArchipelagoError(f"moving {record['uuid']} changed its PDH; the old manifest is kept in its versions")
+        raise ArchipelagoError(f"moving {record['uuid']} changed its PDH")
     return {**updated, "blocks": len(moved), "bytes": size}
+
+
+def _block_sink(client: ApiClient, keep: Any, to: str) -> Callable[[bytes], str]:
+    """Where moved blocks go: Keep (a signed locator back), or a gateway's store (its hint too)."""
+    if to == "keep":
+        return lambda data: str(keep.put(data))
+    service = next((g for g in gateways(client) if g["uuid"] == to), None)
+    if service is None:
+        raise NotFound(f"no gateway {to} on this cluster (`--to keep`, or one of: "
+                       f"{', '.join(g['uuid'] for g in gateways(client)) or 'none'})")
+    base = f"{'https' if service.get('service_ssl_flag') else 'http'}://{service['service_host']}:{service['service_port']}"
+
+    def put(data: bytes) -> str:
+        md5 = hashlib.md5(data).hexdigest()
+        answer = urllib3.request("PUT", f"{base}/{md5}+{len(data)}", body=data, timeout=None,
+                                 headers={"Authorization": f"Bearer {client.token}"})
+        if answer.status != 200:
+            raise ArchipelagoError(f"gateway {to} did not store block {md5}: HTTP {answer.status} "
+                                   f"{answer.data[:300].decode(errors='replace')}", 502)
+        return answer.data.decode().strip()
+
+    return put
