@@ -34,7 +34,9 @@ def register(url: str, token: str, path: str) -> dict:
     answer = http.request("POST", f"{url}/register", body=json.dumps({"path": path}).encode(),
                           headers={"Authorization": f"Bearer {token}"})
     assert answer.status == 200, answer.data
-    return json.loads(answer.data)
+    *progress, last = answer.data.splitlines()  # JSON lines: the total, progress, then the result
+    assert json.loads(progress[0])["total"] >= 0
+    return json.loads(last)
 
 
 def get(url: str, locator: str, token: str | None):
@@ -84,3 +86,26 @@ def test_a_block_read_twice_is_fetched_from_its_store_once(served) -> None:
     assert get(url, locator, site.admin.token).data == b"read twice\n"
     (data / "twice.txt").unlink()  # the store no longer has it: only the cache can answer
     assert get(url, locator, site.admin.token).data == b"read twice\n"
+
+
+def test_a_second_registration_reads_only_what_changed(served) -> None:
+    import os
+
+    site, data, url = served
+    (data / "resume").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (data / "resume" / name).write_text(f"{name} first\n")
+    first = register(url, site.admin.token, "resume")
+    # b.txt rewritten with its size and mtime kept (its version unchanged): not read again, so the
+    # same blocks come back; a.txt truly changed: read again, new block
+    stat = (data / "resume" / "b.txt").stat()
+    (data / "resume" / "b.txt").write_text("b.txt FIRST\n")
+    os.utime(data / "resume" / "b.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (data / "resume" / "a.txt").write_text("a.txt changed!\n")
+    second = register(url, site.admin.token, "resume")
+    first_b = [line for line in first["manifest_text"].split() if "+K@" in line][1].split("+A")[0]
+    assert first_b in second["manifest_text"]  # b.txt's block, reused without reading
+    assert second["manifest_text"] != first["manifest_text"]  # a.txt's new block
+    # and the safety net: b.txt's bytes no longer match its block, so a read is refused
+    locator = next(t for t in second["manifest_text"].split() if t.startswith(first_b[:32]))
+    assert get(url, locator, site.admin.token).status == 502

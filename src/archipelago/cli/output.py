@@ -41,14 +41,23 @@ def transfer_progress(description: str, total: int, enabled: bool = True) -> Ite
     if not enabled or not sys.stderr.isatty():
         yield lambda n: None
         return
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=errors,
-        transient=True,
-    ) as progress:
+    with _byte_bar() as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+def _byte_bar() -> Progress:
+    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=errors, transient=True)
+
+
+@contextmanager
+def registration_progress(enabled: bool = True) -> Iterator[Any]:
+    """A byte-progress bar for a gateway reading data to register it, whose total is known only
+    once the gateway has listed the objects; yields progress(done, total)."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    with _byte_bar() as progress:
+        task = progress.add_task("registering (the gateway reads each object once)", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total or None)

@@ -8,46 +8,72 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..formats.locator import BLOCK_SIZE
 from ..formats.manifest import Segment, render
-from .stores import ObjectStore
+from .stores import ObjectStore, StoredObject
+
+EMPTY_LOCATOR = "d41d8cd98f00b204e9800998ecf8427e+0"
 
 
 @dataclass
 class Registered:
     manifest_text: str = ""
-    blocks: list[dict[str, object]] = field(default_factory=list)  # rows of the gateway's block map
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # rows of the gateway's block map
     objects: int = 0
     bytes: int = 0
 
 
-def register(store: ObjectStore, gateway_uuid: str, prefix: str,
-             progress: Callable[[int], None] | None = None) -> Registered:
+PARALLEL_OBJECTS = 4  # objects read at once (each one streaming, in order)
+Known = Callable[[StoredObject], list[dict[str, Any]] | None]  # an object's blocks mapped before, if unchanged
+
+
+def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Callable[[int], None] | None = None,
+             known: Known | None = None) -> Registered:
     """Blocks and manifest (hinted, unsigned) of every object under `prefix`; names are kept
-    relative to `prefix` (a single object keeps its own name)."""
+    relative to `prefix` (a single object keeps its own name). Objects are read a few at a time;
+    one already mapped at the same version is not read again (so a registration cut short resumes)."""
     result = Registered()
     tree: dict[str, dict[str, list[Segment]]] = {".": {}}
     base = prefix.strip("/")
-    for stored in store.objects(prefix):
-        inside = stored.name[len(base):].lstrip("/") if base and stored.name != base else stored.name.rsplit("/", 1)[-1]
-        directory, _, filename = f"./{inside}".rpartition("/")
-        segments: list[Segment] = []
-        with store.open(stored.name) as handle:
-            offset = 0
-            while chunk := handle.read(BLOCK_SIZE):
-                locator = f"{hashlib.md5(chunk).hexdigest()}+{len(chunk)}"
-                result.blocks.append({"gateway_uuid": gateway_uuid, "locator": locator, "object": stored.name,
-                                      "offset": offset, "length": len(chunk), "version": stored.version})
-                segments.append((f"{locator}+K@{gateway_uuid}", 0, len(chunk)))
-                offset += len(chunk)
-                if progress:
-                    progress(len(chunk))
-        if not segments:  # an empty file
-            segments.append(("d41d8cd98f00b204e9800998ecf8427e+0", 0, 0))
-        tree.setdefault(directory, {})[filename] = segments
-        result.objects += 1
-        result.bytes += stored.size
+    objects = list(store.objects(prefix))
+
+    def blocks_of(stored: StoredObject) -> list[dict[str, Any]]:
+        earlier = known(stored) if known else None
+        if earlier is not None:
+            if progress:
+                progress(stored.size)
+            return earlier
+        return _map_object(store, gateway_uuid, stored, progress)
+
+    with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
+        mapped = pool.map(blocks_of, objects)
+        for stored, blocks in zip(objects, mapped, strict=True):
+            inside = stored.name[len(base):].lstrip("/") if base and stored.name != base \
+                else stored.name.rsplit("/", 1)[-1]
+            directory, _, filename = f"./{inside}".rpartition("/")
+            segments: list[Segment] = [(f"{b['locator']}+K@{gateway_uuid}", 0, int(b["length"])) for b in blocks]
+            tree.setdefault(directory, {})[filename] = segments or [(EMPTY_LOCATOR, 0, 0)]  # an empty file
+            result.blocks.extend(blocks)
+            result.objects += 1
+            result.bytes += stored.size
     result.manifest_text = render(tree)
     return result
+
+
+def _map_object(store: ObjectStore, gateway_uuid: str, stored: StoredObject,
+                progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
+    """The object read once, streaming, cut into Keep's blocks, each block's md5 taken."""
+    blocks: list[dict[str, Any]] = []
+    with store.open(stored.name) as handle:
+        offset = 0
+        while chunk := handle.read(BLOCK_SIZE):
+            blocks.append({"gateway_uuid": gateway_uuid, "locator": f"{hashlib.md5(chunk).hexdigest()}+{len(chunk)}",
+                           "object": stored.name, "offset": offset, "length": len(chunk), "version": stored.version})
+            offset += len(chunk)
+            if progress:
+                progress(len(chunk))
+    return blocks

@@ -6,7 +6,9 @@ their blocks and returns the manifest, signed for the caller, for them to save a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from ..formats.tokens import from_another_cluster
 from ..keep.cache import BlockCache
 from ..keepstore.http import BLOCK_HEADERS, keep_errors, request_token, run
 from .register import register
-from .stores import HttpStore, ObjectStore, PathStore, S3Store
+from .stores import HttpStore, ObjectStore, PathStore, S3Store, StoredObject
 
 log = logging.getLogger("archipelago.gateway")
 Sessions = Callable[[], AbstractContextManager[Session]]
@@ -144,7 +146,9 @@ class Gateway:
         return web.Response(text=signed + "\n", headers=BLOCK_HEADERS)
 
     # ---------------------------------------------------------------- registration
-    async def register(self, request: web.Request) -> web.Response:
+    async def register(self, request: web.Request) -> web.StreamResponse:
+        """Streams its progress as JSON lines (`{"total"}`, then `{"done": bytes}` as objects are
+        read), then `{"manifest_text", "objects", "bytes"}`, the manifest signed for the caller."""
         token = request_token(request)
         if token is None:
             raise Unauthorized("registering data needs a token (the manifest is signed for it)")
@@ -154,10 +158,51 @@ class Gateway:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("path", ""), str):
             raise ArchipelagoError("the body is {\"path\": \"<under this gateway's root>\"}", 400)
-        registered = await run(register, self.store, self.uuid, body.get("path", ""))
-        await run(self._record, registered.blocks)
-        signed = sign_manifest(registered.manifest_text, token, int(time.time()) + self.ttl, self.ttl, self.key)
-        return web.json_response({"manifest_text": signed, "objects": registered.objects, "bytes": registered.bytes})
+        path = body.get("path", "")
+        total = sum(o.size for o in await run(lambda: list(self.store.objects(path))))  # errors before streaming
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[bytes] = asyncio.Queue()
+        await response.write(json.dumps({"total": total}).encode() + b"\n")
+
+        def progress(size: int) -> None:  # from the reading threads
+            loop.call_soon_threadsafe(lines.put_nowait, json.dumps({"done": size}).encode() + b"\n")
+
+        work = asyncio.ensure_future(run(register, self.store, self.uuid, path, progress, self._known))
+        while not work.done() or not lines.empty():
+            try:
+                await response.write(await asyncio.wait_for(lines.get(), 0.2))
+            except TimeoutError:
+                continue
+        try:
+            registered = work.result()
+            await run(self._record, registered.blocks)
+            signed = sign_manifest(registered.manifest_text, token, int(time.time()) + self.ttl, self.ttl, self.key)
+            final = {"manifest_text": signed, "objects": registered.objects, "bytes": registered.bytes}
+        except Exception as exc:  # the answer has begun: the failure goes in its last line
+            log.error("gateway %s: registering %r failed: %s", self.uuid, path, exc)
+            final = {"errors": [str(exc)], "status": getattr(exc, "status", 502)}
+        await response.write(json.dumps(final).encode() + b"\n")
+        await response.write_eof()
+        return response
+
+    def _known(self, stored: StoredObject) -> list[dict[str, Any]] | None:
+        """The blocks of an object mapped before at the same version, all of it (a resumed registration)."""
+        with self.sessions() as session:
+            query = select(GatewayBlock).where(
+                GatewayBlock.gateway_uuid == self.uuid, GatewayBlock.object == stored.name,
+                GatewayBlock.version == stored.version, GatewayBlock.stale.is_(False))
+            rows = session.scalars(query.order_by(GatewayBlock.offset)).all()
+            blocks: list[dict[str, Any]] = [
+                {key: getattr(row, key) for key in ("gateway_uuid", "locator", "object", "offset", "length", "version")}
+                for row in rows]
+        covered = 0
+        for block in blocks:
+            if block["offset"] != covered:
+                return None
+            covered += block["length"]
+        return blocks if blocks and covered == stored.size else None
 
     def _record(self, blocks: list[dict[str, Any]]) -> None:
         with self.sessions() as session:

@@ -21,9 +21,10 @@ def gateways(client: ApiClient) -> list[dict[str, Any]]:
 
 
 def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name: str | None = None,
-             project: str | None = None) -> dict[str, Any]:
+             project: str | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """A new collection of the files under `path` (relative to the gateway's root), read in place;
-    returns the collection record with `objects` and `bytes` registered."""
+    returns the collection record with `objects` and `bytes` registered. `progress(done, total)`
+    follows the gateway's reading (objects mapped before, unchanged, are not read again)."""
     found = gateways(client)
     chosen = [g for g in found if gateway_uuid in (None, g["uuid"])]
     if not chosen:
@@ -35,16 +36,43 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
     url = f"{'https' if service.get('service_ssl_flag') else 'http'}://{service['service_host']}:" \
           f"{service['service_port']}/register"
     response = urllib3.request("POST", url, body=json.dumps({"path": path}).encode(), timeout=None,
+                               preload_content=False,
                                headers={"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"})
-    answer = json.loads(response.data or b"{}")
     if response.status != 200:
+        answer = json.loads(response.read() or b"{}")
         raise ArchipelagoError(f"gateway {service['uuid']}: {'; '.join(answer.get('errors', [])) or response.status}",
                                response.status)
-    attrs: dict[str, Any] = {"manifest_text": answer["manifest_text"], "name": name or path.strip("/") or "registered"}
+    total = done = 0
+    final: dict[str, Any] = {}
+    for line in response.read().splitlines() if progress is None else _lines(response):
+        message = json.loads(line)
+        if "total" in message:
+            total = message["total"]
+        elif "done" in message:
+            done += message["done"]
+            if progress:
+                progress(done, total)
+        else:
+            final = message
+    if "errors" in final or "manifest_text" not in final:
+        raise ArchipelagoError(f"gateway {service['uuid']}: {'; '.join(final.get('errors', ['no answer']))}",
+                               int(final.get("status", 502)))
+    attrs: dict[str, Any] = {"manifest_text": final["manifest_text"], "name": name or path.strip("/") or "registered"}
     if project:
         attrs["owner_uuid"] = project
     record = client.collections.create(attrs, ensure_unique_name=True)
-    return {**record, "objects": answer["objects"], "bytes": answer["bytes"]}
+    return {**record, "objects": final["objects"], "bytes": final["bytes"]}
+
+
+def _lines(response: Any) -> Any:
+    """The response's lines as they arrive."""
+    pending = b""
+    for chunk in response.stream(1 << 16):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from (line for line in complete if line)
+    if pending:
+        yield pending
 
 
 LOCATOR = re.compile(r"\b[0-9a-f]{32}\+\d+(?:\+[^\s+]+)*")
