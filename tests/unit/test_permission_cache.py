@@ -37,3 +37,15 @@ def test_snapshots_expire_and_invalidate(tmp_path):
     cache.invalidate()  # what this process does after its own writes commit
     with sessions() as session:
         assert not cache.get(session, BOB, False).can(READ, project, ALICE)
+
+
+def test_each_operation_gets_the_snapshot_bound_to_its_own_session(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+    cache = PermissionCache(max_age=60)
+    with sessions() as first, sessions() as second:
+        cache.get(first, BOB, False)  # computed and cached
+        a, b = cache.get(first, BOB, False), cache.get(second, BOB, False)  # both from the cache
+        assert a.session is first and b.session is second  # one thread's rebind never moves another's
+        assert a is not b and a.readable_owners() == b.readable_owners()

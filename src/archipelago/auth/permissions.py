@@ -8,6 +8,7 @@ owns, sub-projects included; admins may do anything.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from functools import cached_property
@@ -77,8 +78,11 @@ class Permissions:
         _ = self._principals, self._grants, self._project_levels
 
     def rebind(self, session: Session) -> Permissions:
-        self.session = session
-        return self
+        """This snapshot for another operation's session: a copy (the cached one is shared by
+        every thread; rebinding it in place let one request query through another's session)."""
+        twin = copy.copy(self)  # the computed sets are shared, read-only
+        twin.session = session
+        return twin
 
     def level(self, uuid: str, owner_uuid: str | None) -> int:
         """This user's level on one object, given its owner."""
