@@ -12,6 +12,7 @@ from typing import Any
 from cwltool.errors import WorkflowException
 from cwltool.job import JobBase
 
+from ..errors import ArchipelagoError
 from .fsaccess import split
 from .pathmapper import KEEP_ROOT
 
@@ -37,14 +38,18 @@ class ContainerJob(JobBase):
             if self.output_callback is not None:
                 self.output_callback({}, "permanentFail")
             return
-        container = runner.container_of(final)
-        exit_code = container.get("exit_code") if container else None
         outputs: Any = {}
         status = "permanentFail"
-        if container and container["state"] == "Complete" and container.get("output"):
-            status = self.status_of(int(exit_code or 0))
-            outputs = self.collect_outputs(f"keep:{container['output']}", int(exit_code or 0))
-        runner.finished(self.name, cluster, final, container, status)
+        try:
+            container = runner.container_of(final)
+            exit_code = container.get("exit_code") if container else None
+            if container and container["state"] == "Complete" and container.get("output"):
+                status = self.status_of(int(exit_code or 0))
+                outputs = self.collect_outputs(f"keep:{container['output']}", int(exit_code or 0))
+            runner.finished(self.name, cluster, final, container, status)
+        except (WorkflowException, ArchipelagoError) as exc:  # the step fails; the workflow must not hang
+            log.error("step %s on cluster %s: its results could not be collected: %s", self.name, cluster, exc)
+            outputs, status = {}, "permanentFail"
         if self.output_callback is not None:
             self.output_callback(outputs, status)
 
