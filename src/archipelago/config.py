@@ -192,6 +192,13 @@ class GatewayConfig(_Listening):
     def service_type(self) -> str:
         return f"gateway:{self.driver}"
 
+    @property
+    def source(self) -> str:
+        """Where its data lies, as users name it (`s3://bucket`, a URL, a directory): not a secret."""
+        if self.driver == "s3":
+            return f"s3://{self.bucket}"
+        return str(self.base_url if self.driver == "http" else self.root).rstrip("/")
+
 
 class ClusterConfig(_Strict):
     cluster_id: str

@@ -105,7 +105,7 @@ def test_a_changed_file_is_refused_never_served(site, tmp_path):
     cluster, data, *_ = site
     admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
     (data / "changes.txt").write_text("original\n")
-    made = archi(cluster, admin.token, "register", "changes.txt", "--gateway", PATH_GW)
+    made = archi(cluster, admin.token, "register", str(data / "changes.txt"))  # by where it is
     (data / "changes.txt").write_text("tampered\n")  # same size, other bytes
     failed = archi(cluster, admin.token, "get", made["uuid"], str(tmp_path / "out"), code=1)
     assert "changes.txt" in failed["error"] and made["uuid"] in failed["error"]
@@ -134,8 +134,10 @@ def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
     s3.put_object(Bucket="gateway-data", Key="cohort/a.bin", Body=in_s3)
     s3.put_object(Bucket="gateway-data", Key="cohort/notes/b.txt", Body=b"from s3\n")
     (web / "ref.fa").write_bytes(b">chr1\nACGT\n" * 1000)
-    from_s3 = archi(cluster, admin.token, "register", "cohort", "--gateway", S3_GW)
-    from_web = archi(cluster, admin.token, "register", "ref.fa", "--gateway", HTTP_GW)
+    from_s3 = archi(cluster, admin.token, "register", "s3://gateway-data/cohort")  # the gateway found by its bucket
+    web_url = next(s["gateway_source"] for s in admin.request("GET", "keep_services/accessible")["items"]
+                   if s["uuid"] == HTTP_GW)
+    from_web = archi(cluster, admin.token, "register", f"{web_url}/ref.fa")
     assert from_s3["objects"] == 2 and from_web["objects"] == 1
     manifest = admin.collections.get(from_s3["uuid"])["manifest_text"]
     assert f"+K@{S3_GW}" in manifest and "testing" not in json.dumps(admin.config())  # no credentials out

@@ -342,7 +342,7 @@ class LocalBackend:
             items.append({
                 "kind": "arvados#keepService", "uuid": gateway.uuid, "owner_uuid": self.config.system_user_uuid,
                 "service_host": gateway.host, "service_port": gateway.port, "service_ssl_flag": False,
-                "service_type": gateway.service_type, "read_only": True,
+                "service_type": gateway.service_type, "read_only": True, "gateway_source": gateway.source,
             })
         return {"kind": "arvados#keepServiceList", "items": items, "items_available": len(items),
                 "offset": 0, "limit": len(items)}

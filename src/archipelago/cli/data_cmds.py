@@ -65,7 +65,8 @@ def put(
 
 
 def register_data(
-    path: Annotated[str, typer.Argument(help="A file or directory under the gateway's root.")],
+    path: Annotated[str, typer.Argument(help="Where the data is (s3://bucket/prefix, https://host/path, "
+                                              "/mnt/dir/...) or a path below the gateway `--gateway` names.")],
     gateway: Annotated[str | None, typer.Option(help="The gateway's UUID (needed when there are several).")] = None,
     name: Annotated[str | None, typer.Option(help="Collection name (default: the path).")] = None,
     project: Annotated[str | None, typer.Option(help="Project UUID to save into.")] = None,

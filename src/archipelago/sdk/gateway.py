@@ -26,6 +26,10 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
     returns the collection record with `objects` and `bytes` registered. `progress(done, total)`
     follows the gateway's reading (objects mapped before, unchanged, are not read again)."""
     found = gateways(client)
+    by_source = [g for g in found if g.get("gateway_source") and
+                 (path == g["gateway_source"] or path.startswith(g["gateway_source"].rstrip("/") + "/"))]
+    if by_source and gateway_uuid is None:  # `s3://bucket/prefix`, `https://host/base/file`, `/mnt/data/run1`
+        gateway_uuid, path = by_source[0]["uuid"], path[len(by_source[0]["gateway_source"]):].strip("/")
     chosen = [g for g in found if gateway_uuid in (None, g["uuid"])]
     if not chosen:
         raise NotFound(f"no gateway {gateway_uuid}" if gateway_uuid else "this cluster has no gateway")
