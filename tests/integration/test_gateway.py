@@ -253,3 +253,18 @@ def test_another_cluster_reads_gateway_data_through_the_federation(tmp_path):
         # z2222's keepstore, which fetches them from z1111 (+R), where the gateway serves them
         at_z2222 = ApiClient(z2222.api_url, alice.token, insecure=True)
         assert Collection(at_z2222, made["uuid"]).read("shared.txt") == b"held by z1111's gateway\n"
+
+
+def test_a_container_reads_gateway_backed_data_through_its_mounts(site):
+    from tests.support.compute import submit, wait_final
+
+    cluster, data, *_ = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    (data / "for-compute").mkdir()
+    (data / "for-compute" / "rows.csv").write_text("a\nb\nc\n")
+    made = archi(cluster, admin.token, "register", str(data / "for-compute"))
+    request = submit(admin, ["sh", "-c", "wc -l < /in/rows.csv > count.txt"], use_existing=False,
+                     mounts={"/out": {"kind": "tmp", "capacity": 1 << 20},
+                             "/in": {"kind": "collection", "portable_data_hash": made["portable_data_hash"]}})
+    done = wait_final(admin, request["uuid"], timeout=120)
+    assert Collection(admin, done["output_uuid"]).read("count.txt").strip() == b"3"
