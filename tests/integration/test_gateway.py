@@ -144,8 +144,7 @@ def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
     mixed = Collection(admin)
     mixed.write("local.txt", b"in keep\n")
     for source, name in ((from_s3["uuid"], "a.bin"), (from_s3["uuid"], "notes/b.txt"), (from_web["uuid"], "ref.fa")):
-        mixed._tree.setdefault("./" + name.rpartition("/")[0] if "/" in name else ".", {})[name.rpartition("/")[2]] = \
-            Collection(admin, source).segments(name)
+        mixed.link(name, Collection(admin, source).segments(name))
     record = mixed.save_new("keep + s3 + http")
     archi(cluster, admin.token, "get", record["uuid"], str(tmp_path / "mixed"))
     assert (tmp_path / "mixed" / "a.bin").read_bytes() == in_s3

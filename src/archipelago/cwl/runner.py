@@ -64,7 +64,7 @@ class Runner:
         self.inputs_pdh: str | None = None  # the collection local inputs were uploaded into
         self.failures: list[str] = []  # what went wrong, naming the step, its cluster and its log
         self.prestaged: dict[tuple[str, str], int] = {}  # (cluster, PDH) -> bytes sent ahead
-        self._prestage_lock = threading.Lock()
+        self._lock = threading.Lock()  # prestaging, uploads and followed clusters, from the step threads
         self._uploaded: dict[str, str] = {}  # local location -> keep: location
         self.on_change = on_change or (lambda steps: None)
         self._changed = threading.Condition()
@@ -106,7 +106,7 @@ class Runner:
         from ..sdk.copy import FederationCopy
 
         for pdh in sorted(collections):
-            with self._prestage_lock:
+            with self._lock:
                 if (cluster, pdh) in self.prestaged:
                     continue
                 try:
@@ -207,7 +207,7 @@ class Runner:
         """Wake the waiting steps whenever `cluster` commits a change to a request or container: each
         cluster a step runs on is followed on its own stream (a remote one with the user's token
         salted for it), so no step waits on a poll. Where a stream cannot be had, polling remains."""
-        with self._prestage_lock:
+        with self._lock:
             if cluster in self._followed:
                 return
             self._followed.add(cluster)
@@ -239,7 +239,7 @@ class Runner:
 
     def upload_local(self, location: str) -> str:
         """A local file or directory a document names (a default, say), uploaded once: its keep: location."""
-        with self._prestage_lock:
+        with self._lock:
             if location in self._uploaded:
                 return self._uploaded[location]
             source = local_path(location, Path("."))
@@ -268,9 +268,11 @@ class Runner:
             while target in used:
                 target = f"_{target}"
             used.add(target)
-            source = sources.setdefault(pdh, Collection(self.home, pdh))
+            if pdh not in sources:  # (setdefault would fetch it every time)
+                sources[pdh] = Collection(self.home, pdh)
+            source = sources[pdh]
             if entry["class"] == "File":
-                final._tree.setdefault(".", {})[target] = list(source.segments(path))
+                final.link(target, source.segments(path))
             else:
                 _copy_directory(source, path, final, target)
             entry["_final"] = target
@@ -334,15 +336,13 @@ class Runner:
 def _copy_directory(source: Collection, path: str, final: Collection, target: str) -> None:
     """Everything below `path` in `source` (empty directories too) at `target` in `final`, by reference."""
     prefix = f"{path}/" if path else ""
+    final.mkdir(target)
     for name, _ in source.files():
         if name.startswith(prefix):
-            inside = f"{target}/{name[len(prefix):]}"
-            dirname, _, base = f"./{inside}".rpartition("/")
-            final._tree.setdefault(dirname, {})[base] = list(source.segments(name))
+            final.link(f"{target}/{name[len(prefix):]}", source.segments(name))
     for directory in source.directories():
-        if directory.startswith(prefix) or not path:
-            final._tree.setdefault(f"./{target}/{directory[len(prefix):]}", {})
-    final._tree.setdefault(f"./{target}", {})
+        if directory.startswith(prefix):
+            final.mkdir(f"{target}/{directory[len(prefix):]}")
 
 
 def _relocate_listing(entry: dict[str, Any], old: str, new: str) -> None:
@@ -366,10 +366,13 @@ def download_outputs(client: ApiClient, outputs: dict[str, Any], outdir: Path) -
     """Copy the output files from Keep into `outdir` and point their locations there (cwltool's
     --outdir), keeping each collection's layout; directories get their listing."""
     outdir.mkdir(parents=True, exist_ok=True)
+    collections: dict[str, Collection] = {}  # outputs mostly share one collection: fetched once
     for value in find_objects(outputs, ("File", "Directory"),
                               lambda item: str(item.get("location", "")).startswith(PREFIX)):
         pdh, path = split(str(value["location"]))
-        collection = Collection(client, pdh)
+        if pdh not in collections:
+            collections[pdh] = Collection(client, pdh)
+        collection = collections[pdh]
         if value["class"] == "File":
             names = [path]
         else:

@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from ..config import ClusterConfig, GatewayConfig
 from ..db.models import Collection, GatewayBlock
-from ..errors import ArchipelagoError, BadGateway, Forbidden, NotFound, Unauthorized
+from ..errors import ArchipelagoError, BadGateway, NotFound, Unauthorized
 from ..formats.locator import BLOCK_SIZE, Locator
-from ..formats.signing import SignatureError, sign_locator, sign_manifest, verify_locator
-from ..formats.tokens import from_another_cluster
+from ..formats.signing import sign_manifest
 from ..keep.cache import BlockCache
 from ..keepstore.http import BLOCK_HEADERS, keep_errors, request_token, run
+from ..keepstore.remote_blocks import CLUSTER_HEADER
+from ..keepstore.service import BlockAccess
 from .register import register
 from .stores import HttpStore, ObjectStore, PathStore, S3Store, StoredObject
 
@@ -56,24 +57,15 @@ class Gateway:
         self.cache = BlockCache(CACHE_BYTES)  # verified blocks: one read twice is fetched from its store once
         self.uuid = str(gateway.uuid)
         self.store = store_for(gateway)
-        self.key = config.collections.blob_signing_key.encode()
-        self.ttl = config.collections.blob_signing_ttl
+        self.access = BlockAccess(config)  # keepstore's rules: signatures, residency, signing
 
     # ---------------------------------------------------------------- reads
     async def get(self, request: web.Request) -> web.Response:
         locator = Locator.parse(request.match_info["locator"], require_size=request.method == "GET")
-        if self.config.collections.blob_signing:
-            token = request_token(request)
-            if token is None:
-                raise Unauthorized("missing token: a signed locator and its token are required")
-            try:
-                verify_locator(locator, token, self.ttl, self.key)
-            except SignatureError as exc:
-                raise ArchipelagoError(str(exc), 403) from None
-        if from_another_cluster(request_token(request), self.config.cluster_id) and \
-                locator.md5 in await run(self._restricted_now):
-            raise Forbidden(f"block {locator.md5} belongs to data that stays on cluster {self.config.cluster_id} "
-                            "(residency policy 'cluster'): it cannot be read from outside that cluster")
+        token = request_token(request)
+        self.access.check_signature(locator, token)
+        self.access.restricted = await run(self._restricted_now)
+        self.access.guard_residency(locator.md5, request.headers.get(CLUSTER_HEADER), token)
         row = await run(self._row, f"{locator.md5}+{locator.size}" if locator.size is not None else locator.md5)
         if request.method == "HEAD":
             return web.Response(headers={**BLOCK_HEADERS, "Content-Length": str(row.length)})
@@ -142,7 +134,7 @@ class Gateway:
         locator = f"{md5}+{len(data)}"
         await run(self._record, [{"gateway_uuid": self.uuid, "locator": locator, "object": name, "offset": 0,
                                   "length": len(data), "version": version}])
-        signed = sign_locator(f"{locator}+K@{self.uuid}", token, int(time.time()) + self.ttl, self.ttl, self.key)
+        signed = self.access.sign(md5, len(data), token, f"+K@{self.uuid}")
         return web.Response(text=signed + "\n", headers=BLOCK_HEADERS)
 
     # ---------------------------------------------------------------- registration
@@ -178,7 +170,8 @@ class Gateway:
         try:
             registered = work.result()
             await run(self._record, registered.blocks)
-            signed = sign_manifest(registered.manifest_text, token, int(time.time()) + self.ttl, self.ttl, self.key)
+            ttl = self.access.ttl
+            signed = sign_manifest(registered.manifest_text, token, int(time.time()) + ttl, ttl, self.access.key)
             final = {"manifest_text": signed, "objects": registered.objects, "bytes": registered.bytes}
         except Exception as exc:  # the answer has begun: the failure goes in its last line
             log.error("gateway %s: registering %r failed: %s", self.uuid, path, exc)

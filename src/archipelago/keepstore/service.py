@@ -20,23 +20,16 @@ from .store import BlockStore
 log = logging.getLogger("archipelago.keepstore")
 
 
-class KeepService:
-    def __init__(self, config: ClusterConfig, store: BlockStore):
-        self.config, self.store = config, store
+class BlockAccess:
+    """Who may read a block and what leaves the cluster: the rules keepstore and the gateways
+    (gateway/) share, so a block is guarded the same wherever its bytes lie."""
+
+    def __init__(self, config: ClusterConfig):
+        self.config = config
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
-        self.remote = RemoteBlocks(config)
         # blocks under a residency policy, refreshed from the cluster database when there is one
         self.restricted: set[str] = set()
-        self.served: Counter[str] = Counter()  # bytes served to each other cluster's keepstore
-        self.pull_queue: list[dict[str, Any]] = []
-        self.puts_in_progress = 0  # on the event loop's thread only
-
-    def require_root(self, token: str | None) -> None:
-        if token is None:
-            raise Unauthorized("missing token")
-        if token != self.config.system_root_token:
-            raise Forbidden("this endpoint needs the system root token")
 
     def check_signature(self, locator: Locator, token: str | None) -> None:
         if not self.config.collections.blob_signing:
@@ -45,8 +38,9 @@ class KeepService:
             raise Unauthorized("missing token: a signed locator and its token are required")
         verify_locator(locator, token, self.ttl, self.key)
 
-    def sign(self, md5: str, size: int, token: str | None) -> str:
-        plain = f"{md5}+{size}"
+    def sign(self, md5: str, size: int, token: str | None, hints: str = "") -> str:
+        """`md5+size` (with `hints`, e.g. a gateway's `+K@<uuid>`) signed for `token`; unsigned without one."""
+        plain = f"{md5}+{size}{hints}"
         if token is None:
             return plain
         return sign_locator(plain, token, int(time.time()) + self.ttl, self.ttl, self.key)
@@ -62,3 +56,19 @@ class KeepService:
             log.warning("residency: refused block %s to %s", md5, reader_cluster or "a client of another cluster")
             raise Forbidden(f"block {md5} belongs to data that stays on cluster {self.config.cluster_id} "
                             "(residency policy 'cluster'): it cannot be read from outside that cluster")
+
+
+class KeepService(BlockAccess):
+    def __init__(self, config: ClusterConfig, store: BlockStore):
+        super().__init__(config)
+        self.store = store
+        self.remote = RemoteBlocks(config)
+        self.served: Counter[str] = Counter()  # bytes served to each other cluster's keepstore
+        self.pull_queue: list[dict[str, Any]] = []
+        self.puts_in_progress = 0  # on the event loop's thread only
+
+    def require_root(self, token: str | None) -> None:
+        if token is None:
+            raise Unauthorized("missing token")
+        if token != self.config.system_root_token:
+            raise Forbidden("this endpoint needs the system root token")

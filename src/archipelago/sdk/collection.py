@@ -75,6 +75,12 @@ class Collection:
         self._tree.get(dirname, {}).pop(name, None)
         self._writer.write_file(path, source)
 
+    def link(self, path: str, segments: list[Segment]) -> None:
+        """Add or replace a file made of blocks already stored (another collection's segments): by
+        reference, no bytes move; blocks held elsewhere are copied home when the collection is saved."""
+        dirname, name = _split(path)
+        self._tree.setdefault(dirname, {})[name] = list(segments)
+
     def mkdir(self, path: str) -> None:
         """An empty directory (kept in the manifest as `0:0:\\056`)."""
         dirname, name = _split(path)

@@ -12,6 +12,7 @@ from typing import Any
 import urllib3
 
 from ..errors import ArchipelagoError, NotFound
+from ..keep.client import KeepService
 from .client import ApiClient
 
 
@@ -37,9 +38,8 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
         raise ArchipelagoError(f"this cluster has {len(chosen)} gateways: name one with --gateway "
                                f"({', '.join(g['uuid'] for g in chosen)})", 400)
     service = chosen[0]
-    url = f"{'https' if service.get('service_ssl_flag') else 'http'}://{service['service_host']}:" \
-          f"{service['service_port']}/register"
-    response = urllib3.request("POST", url, body=json.dumps({"path": path}).encode(), timeout=None,
+    response = urllib3.request("POST", f"{KeepService.from_record(service).url}/register", timeout=None,
+                               body=json.dumps({"path": path}).encode(),
                                preload_content=False,
                                headers={"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"})
     if response.status != 200:
@@ -48,7 +48,7 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
                                response.status)
     total = done = 0
     final: dict[str, Any] = {}
-    for line in response.read().splitlines() if progress is None else _lines(response):
+    for line in _lines(response):
         message = json.loads(line)
         if "total" in message:
             total = message["total"]
@@ -119,11 +119,12 @@ def _block_sink(client: ApiClient, keep: Any, to: str) -> Callable[[bytes], str]
     """Where moved blocks go: Keep (a signed locator back), or a gateway's store (its hint too)."""
     if to == "keep":
         return lambda data: str(keep.put(data))
-    service = next((g for g in gateways(client) if g["uuid"] == to), None)
+    found = gateways(client)
+    service = next((g for g in found if g["uuid"] == to), None)
     if service is None:
         raise NotFound(f"no gateway {to} on this cluster (`--to keep`, or one of: "
-                       f"{', '.join(g['uuid'] for g in gateways(client)) or 'none'})")
-    base = f"{'https' if service.get('service_ssl_flag') else 'http'}://{service['service_host']}:{service['service_port']}"
+                       f"{', '.join(g['uuid'] for g in found) or 'none'})")
+    base = KeepService.from_record(service).url
 
     def put(data: bytes) -> str:
         md5 = hashlib.md5(data).hexdigest()
