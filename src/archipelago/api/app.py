@@ -48,6 +48,8 @@ IGNORED_ATTRIBUTES = {"preserve_version"}  # versioning is not implemented; acce
 IDENTITY_PATHS = {"/arvados/v1/users/current", "/arvados/v1/api_client_authorizations/current"}
 # `<resource>/current`: the caller's own record, by the Backend method that answers it
 CURRENT = {"users": "user_current", "api_client_authorizations": "token_current"}
+# `<resource>/<name>` lists across kinds, composed from Backend.list (backend/contents.py)
+LISTINGS = {("groups", "contents"): group_contents, ("groups", "shared"): shared_with}
 
 
 class JSON(JSONResponse):
@@ -242,11 +244,9 @@ class ApiApp:
         call = self._call
         if uuid == "current" and method == "GET" and resource in CURRENT:
             return await call(getattr(backend, CURRENT[resource]), caller)
-        if resource == "groups" and method == "GET" and (action == "contents" or (uuid == "contents" and not action)):
-            owner = uuid if action == "contents" else params.get("uuid")
-            return await call(group_contents, backend, caller, owner, list_params(params))
-        if resource == "groups" and method == "GET" and uuid == "shared" and not action:
-            return await call(shared_with, backend, caller, list_params(params))
+        if method == "GET" and (listing := LISTINGS.get((resource, action or uuid or ""))):
+            owner = uuid if action else params.get("uuid")  # `groups/{uuid}/contents` or `?uuid=`
+            return await call(listing, backend, caller, owner, list_params(params))
         if action in ("trash", "untrash") and method == "POST":
             return await call(getattr(backend, action), caller, resource, uuid)
         if action is not None and uuid is not None:

@@ -42,9 +42,10 @@ def group_contents(backend: Backend, caller: Caller, owner: str | None, params: 
             "limit": params.limit, "items_available": available, "items": items, "included": []}
 
 
-def shared_with(backend: Backend, caller: Caller, params: ListParams) -> Record:
+def shared_with(backend: Backend, caller: Caller, _owner: str | None, params: ListParams) -> Record:
     """Projects the caller may read that others own and that sit in no project the caller may
-    read: the tops of what was shared with them (with their owners, as `included`)."""
+    read: the tops of what was shared with them (with their owners, as `included`). (`_owner`:
+    the listings' common signature; this one is always the caller's.)"""
     projects: list[Record] = []
     offset = 0
     while True:
