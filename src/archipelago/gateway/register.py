@@ -32,14 +32,14 @@ Known = Callable[[StoredObject], list[dict[str, Any]] | None]  # an object's blo
 
 
 def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Callable[[int], None] | None = None,
-             known: Known | None = None) -> Registered:
+             known: Known | None = None, objects: list[StoredObject] | None = None) -> Registered:
     """Blocks and manifest (hinted, unsigned) of every object under `prefix`; names are kept
     relative to `prefix` (a single object keeps its own name). Objects are read a few at a time;
     one already mapped at the same version is not read again (so a registration cut short resumes)."""
     result = Registered()
     tree: dict[str, dict[str, list[Segment]]] = {".": {}}
     base = prefix.strip("/")
-    objects = list(store.objects(prefix))
+    objects = list(store.objects(prefix)) if objects is None else objects  # the caller may have listed them
 
     def blocks_of(stored: StoredObject) -> list[dict[str, Any]]:
         earlier = known(stored) if known else None

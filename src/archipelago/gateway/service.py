@@ -151,7 +151,8 @@ class Gateway:
         if not isinstance(body, dict) or not isinstance(body.get("path", ""), str):
             raise ArchipelagoError("the body is {\"path\": \"<under this gateway's root>\"}", 400)
         path = body.get("path", "")
-        total = sum(o.size for o in await run(lambda: list(self.store.objects(path))))  # errors before streaming
+        objects = await run(lambda: list(self.store.objects(path)))  # listed once; its errors before streaming
+        total = sum(o.size for o in objects)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         loop = asyncio.get_running_loop()
@@ -161,7 +162,7 @@ class Gateway:
         def progress(size: int) -> None:  # from the reading threads
             loop.call_soon_threadsafe(lines.put_nowait, json.dumps({"done": size}).encode() + b"\n")
 
-        work = asyncio.ensure_future(run(register, self.store, self.uuid, path, progress, self._known))
+        work = asyncio.ensure_future(run(register, self.store, self.uuid, path, progress, self._known, objects))
         while not work.done() or not lines.empty():
             try:
                 await response.write(await asyncio.wait_for(lines.get(), 0.2))
