@@ -65,3 +65,28 @@ def test_a_restarted_dispatcher_adopts_the_running_container(cluster):
     assert (container["state"], container["exit_code"], container["lock_count"]) == ("Complete", 0, 1)
     assert done["container_count"] == 1 and done["container_uuid"] == uuid
     assert Collection(alice, done["output_uuid"]).read("o.txt") == b"ok\n"
+
+
+def test_a_restarted_dispatcher_adopts_a_container_its_warm_executor_took(cluster):
+    """The second container goes to the executor kept warm (its command line names no container):
+    after a restart it is still recognised, by its work directory, and adopted, not run twice."""
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    alice = new_user(admin, "alice")
+    first = start_dispatcher(cluster.directory)
+    try:
+        wait_final(alice, submit(alice, ["true"], use_existing=False)["uuid"], timeout=60)  # a warm one is made
+        request = submit(alice, ["sh", "-c", "sleep 3; echo warm > o.txt"], use_existing=False)
+        uuid = container_of(alice, request["uuid"])
+        wait_container(admin, uuid, ("Running",))
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    second = start_dispatcher(cluster.directory)
+    try:
+        done = wait_final(alice, request["uuid"], timeout=60)
+    finally:
+        second.terminate()
+        second.wait(10)
+    container = admin.containers.get(uuid)
+    assert (container["state"], container["lock_count"]) == ("Complete", 1)
+    assert done["container_count"] == 1 and Collection(alice, done["output_uuid"]).read("o.txt") == b"warm\n"
