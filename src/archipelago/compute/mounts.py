@@ -152,11 +152,15 @@ def _look_up_ahead(mounts: dict[str, Any], client: ApiClient, staged: Staged) ->
                 staged.looked_up[ident] = found
 
 
+def _inside(target: str, output_path: str) -> bool:
+    """A mount below the output directory (copied in: it is part of the output)."""
+    return bool(output_path) and target.startswith(output_path.rstrip("/") + "/")
+
+
 def _on_fuse(target: str, mount: dict[str, Any], output_path: str) -> bool:
     """Whether a mount is read on demand through FUSE (when FUSE is available): Keep itself, and
     read-only collections outside the output directory (those inside are copied: they are output)."""
-    inside_output = bool(output_path) and target.startswith(output_path.rstrip("/") + "/")
-    return target not in SPECIAL and not inside_output and not mount.get("writable") and \
+    return target not in SPECIAL and not _inside(target, output_path) and not mount.get("writable") and \
         mount.get("kind") in ("collection", "keep")
 
 
@@ -171,7 +175,7 @@ def _stage_each(mounts: dict[str, Any], output_path: str, client: ApiClient, sta
             mount = {"kind": "tmp"}  # a new, empty writable collection: a directory saved as output
         if target == output_path and mount.get("kind") == "tmp":
             continue  # the output directory is the tmp mount itself
-        inside_output = output_path and target.startswith(output_path.rstrip("/") + "/")
+        inside_output = _inside(target, output_path)
         if mount.get("kind") == "keep" and not lazy:
             raise MountError(f"mount {target}: a keep mount needs FUSE, which is not available here")
         if lazy and _on_fuse(target, mount, output_path):
