@@ -1,5 +1,6 @@
-"""A static web server on loopback that answers byte ranges (as object stores and most web
-servers do; Python's own http.server does not), serving one directory, for gateway tests."""
+"""A static web server on loopback that answers byte ranges and `If-Match` on a strong ETag made
+of mtime and size (as nginx does; Python's own http.server does neither), serving one directory,
+for gateway tests."""
 
 from __future__ import annotations
 
@@ -18,9 +19,18 @@ class RangeHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
+    def end_headers(self) -> None:
+        path = Path(self.translate_path(self.path))
+        if path.is_file():
+            self.send_header("ETag", etag(path))
+        super().end_headers()
+
     def do_GET(self) -> None:
         match = RANGE.match(self.headers.get("Range", ""))
         path = Path(self.translate_path(self.path))
+        if path.is_file() and self.headers.get("If-Match", etag(path)) != etag(path):
+            self.send_error(412, "Precondition Failed")
+            return None
         if not match or not path.is_file():
             return super().do_GET()
         data = path.read_bytes()
@@ -31,6 +41,11 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def etag(path: Path) -> str:
+    stat = path.stat()
+    return f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
 
 
 @contextmanager

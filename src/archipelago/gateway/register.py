@@ -68,7 +68,7 @@ def _map_object(store: ObjectStore, gateway_uuid: str, stored: StoredObject,
                 progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
     """The object read once, streaming, cut into Keep's blocks, each block's md5 taken."""
     blocks: list[dict[str, Any]] = []
-    with store.open(stored.name) as handle:
+    with store.open(stored.name, stored.version) as handle:  # ObjectChanged if it changed since listed
         offset = 0
         while chunk := handle.read(BLOCK_SIZE):
             blocks.append({"gateway_uuid": gateway_uuid, "locator": f"{hashlib.md5(chunk).hexdigest()}+{len(chunk)}",

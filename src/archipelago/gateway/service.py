@@ -26,11 +26,11 @@ from ..errors import ArchipelagoError, BadGateway, NotFound, Unauthorized
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..formats.signing import sign_manifest
 from ..keep.cache import BlockCache
-from ..keepstore.http import BLOCK_HEADERS, keep_errors, request_token, run
+from ..keepstore.http import BLOCK_HEADERS, CHUNK, keep_errors, request_token, run, send_block, send_verified
 from ..keepstore.remote_blocks import CLUSTER_HEADER
 from ..keepstore.service import BlockAccess
 from .register import register
-from .stores import HttpStore, ObjectStore, PathStore, S3Store, StoredObject
+from .stores import HttpStore, ObjectChanged, ObjectStore, PathStore, S3Store, StoredObject
 
 log = logging.getLogger("archipelago.gateway")
 Sessions = Callable[[], AbstractContextManager[Session]]
@@ -60,7 +60,7 @@ class Gateway:
         self.access = BlockAccess(config)  # keepstore's rules: signatures, residency, signing
 
     # ---------------------------------------------------------------- reads
-    async def get(self, request: web.Request) -> web.Response:
+    async def get(self, request: web.Request) -> web.StreamResponse:
         locator = Locator.parse(request.match_info["locator"], require_size=request.method == "GET")
         token = request_token(request)
         self.access.check_signature(locator, token)
@@ -69,8 +69,11 @@ class Gateway:
         row = await run(self._row, f"{locator.md5}+{locator.size}" if locator.size is not None else locator.md5)
         if request.method == "HEAD":
             return web.Response(headers={**BLOCK_HEADERS, "Content-Length": str(row.length)})
-        data = await run(self._read, row)
-        return web.Response(body=data, headers=BLOCK_HEADERS)
+        if row.stale:
+            raise await run(self._refuse, row, "it changed since it was registered")
+        if (cached := self.cache.get(locator.md5)) is not None:
+            return await send_block(request, cached)
+        return await self._send(request, row)
 
     def _restricted_now(self) -> set[str]:
         """Blocks of collections under a residency policy (the same rule keepstore applies)."""
@@ -91,19 +94,51 @@ class Gateway:
             session.expunge(row)
             return row
 
-    def _read(self, row: GatewayBlock) -> bytes:
-        """The block's bytes from its object, verified against the block's md5 (the truth, whatever
-        the object's version says); a changed object is refused and its blocks marked stale."""
-        if row.stale:
-            raise self._refuse(row, "it changed since it was registered")
+    async def _send(self, request: web.Request, row: GatewayBlock) -> web.StreamResponse:
+        """The block streamed from its object range while its md5 is taken (the truth, whatever the
+        object's version says); the last chunk goes out only if it matches. A store that knows the
+        object changed says so before any byte (a clear 502); a mismatch found at the end cuts the
+        connection, so no client ever sees a complete body, and marks the object's blocks stale."""
         md5 = row.locator.split("+")[0]
-        if (cached := self.cache.get(md5)) is not None:
-            return bytes(cached)
-        data = self.store.read(row.object, row.offset, row.length)
-        if hashlib.md5(data).hexdigest() != md5:
-            raise self._refuse(row, "its bytes no longer match the block")
-        self.cache.put(md5, data)
-        return data
+        try:
+            source = await run(self.store.open, row.object, row.version, row.offset, row.length)
+        except ObjectChanged:
+            raise await run(self._refuse, row, "it changed since it was registered") from None
+        check, kept = hashlib.md5(), bytearray()
+
+        def next_chunk(at_most: int) -> bytes:
+            chunk = source.read(at_most)
+            check.update(chunk)
+            kept.extend(chunk)
+            return chunk
+
+        async def verified() -> bool:
+            return check.hexdigest() == md5
+
+        if row.length <= CHUNK:  # small: verified before the first byte goes out, a mismatch is a 502
+            try:
+                data = await run(next_chunk, row.length)
+            finally:
+                await run(source.close)
+            if len(data) != row.length or not await verified():
+                raise await run(self._refuse, row, "its bytes no longer match the block")
+            self.cache.put(md5, data)
+            return web.Response(body=data, headers=BLOCK_HEADERS)
+        response = web.StreamResponse(headers=BLOCK_HEADERS)
+        response.content_length = row.length
+        await response.prepare(request)
+        try:
+            sent = await send_verified(response, next_chunk, row.length, verified)
+        finally:
+            await run(source.close)
+        if sent:
+            self.cache.put(md5, kept)  # verified: a second read is not fetched from the store again
+            await response.write_eof()
+            return response
+        await run(self._refuse, row, "its bytes no longer match the block")
+        if request.transport is not None:
+            request.transport.abort()
+        return response
 
     def _refuse(self, row: GatewayBlock, why: str) -> BadGateway:
         with self.sessions() as session:

@@ -6,12 +6,15 @@ import base64
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import ArchipelagoError, BadRequest, NotFound
+
+
+class ObjectChanged(Exception):
+    """The object is no longer the version the gateway mapped (the store said so before sending a byte)."""
 
 
 @dataclass(frozen=True)
@@ -26,12 +29,11 @@ class ObjectStore(Protocol):
         """Every object under `prefix` ("" for all; an object's own name for just it), sorted."""
         ...
 
-    def open(self, name: str) -> BinaryIO:
-        """The whole object as a stream (registration reads each object once)."""
-        ...
-
-    def read(self, name: str, offset: int, length: int) -> bytes:
-        """One range (a block) of the object."""
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        """The object from `offset` (`length` bytes of it, or to its end) as a stream; ObjectChanged
+        if the store can tell it is no longer `version` (S3 and HTTP check the ETag, a path its
+        mtime and size). The block's md5 is checked by the reader regardless: a store that cannot
+        tell is caught there."""
         ...
 
     def write(self, name: str, data: bytes) -> str:
@@ -69,8 +71,17 @@ class PathStore:
         stat = path.stat()
         return StoredObject(path.relative_to(self.root).as_posix(), stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")
 
-    def open(self, name: str) -> BinaryIO:
-        return open(self._path(name), "rb")
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        try:
+            handle = open(self._path(name), "rb")  # noqa: SIM115 (the caller closes it)
+        except FileNotFoundError:
+            raise NotFound(f"{name!r} is gone from {self.root}") from None
+        stat = os.fstat(handle.fileno())  # of the file opened, not of whatever is at the path later
+        if f"{stat.st_mtime_ns}-{stat.st_size}" != version:
+            handle.close()
+            raise ObjectChanged(f"{name!r} was modified")
+        handle.seek(offset)
+        return handle
 
     def write(self, name: str, data: bytes) -> str:
         path = self._path(name)
@@ -82,14 +93,6 @@ class PathStore:
             os.fsync(handle.fileno())
         os.replace(temp, path)  # whole or not at all
         return self._object(path).version
-
-    def read(self, name: str, offset: int, length: int) -> bytes:
-        try:
-            with open(self._path(name), "rb") as handle:
-                handle.seek(offset)
-                return handle.read(length)
-        except FileNotFoundError:
-            raise NotFound(f"{name!r} is gone from {self.root}") from None
 
 
 class S3Store:
@@ -116,14 +119,21 @@ class S3Store:
         if not found:
             raise NotFound(f"no objects under s3://{self.bucket}/{prefix}")
 
-    def open(self, name: str) -> BinaryIO:
-        body: Any = self._s3.get_object(Bucket=self.bucket, Key=name)["Body"]
-        return closing(body)  # type: ignore[return-value]
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        from botocore.exceptions import ClientError
 
-    def read(self, name: str, offset: int, length: int) -> bytes:
-        answer = self._s3.get_object(Bucket=self.bucket, Key=name, Range=f"bytes={offset}-{offset + length - 1}")
-        data: bytes = answer["Body"].read()
-        return data
+        ranged = {"Range": _range(offset, length)} if offset or length is not None else {}
+        try:  # If-Match: S3 refuses (412) rather than send another version's bytes
+            answer = self._s3.get_object(Bucket=self.bucket, Key=name, IfMatch=version, **ranged)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                raise ObjectChanged(f"s3://{self.bucket}/{name} has another ETag now") from None
+            if code in ("NoSuchKey", "404"):
+                raise NotFound(f"s3://{self.bucket}/{name} is gone") from None
+            raise
+        body: BinaryIO = answer["Body"]  # a stream that closes itself after `with`
+        return body
 
     def write(self, name: str, data: bytes) -> str:
         md5 = hashlib.md5(data)
@@ -154,19 +164,33 @@ class HttpStore:
         version = answer.headers.get("ETag") or answer.headers.get("Last-Modified") or ""
         yield StoredObject(prefix.strip("/"), int(answer.headers.get("Content-Length", 0)), version)
 
-    def open(self, name: str) -> BinaryIO:
-        answer: Any = self._http.request("GET", self._url(name), preload_content=False)
-        if answer.status != 200:
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        headers = {"Range": _range(offset, length)} if offset or length is not None else {}
+        headers.update(_unchanged_since(version))
+        answer: Any = self._http.request("GET", self._url(name), headers=headers, preload_content=False)
+        if answer.status == 412:
+            answer.release_conn()
+            raise ObjectChanged(f"{self._url(name)} is no longer version {version}")
+        if answer.status == 200 and offset:  # a server that ignores ranges: skip to the block
+            answer.read(offset)
+        elif answer.status not in (200, 206):
+            answer.release_conn()
             raise NotFound(f"{self._url(name)} answered HTTP {answer.status}")
-        return closing(answer)  # type: ignore[return-value]
+        return answer
 
     def write(self, name: str, data: bytes) -> str:
         raise ArchipelagoError("an HTTP gateway is read-only: data cannot be moved to it", 405)
 
-    def read(self, name: str, offset: int, length: int) -> bytes:
-        answer = self._http.request("GET", self._url(name), headers={"Range": f"bytes={offset}-{offset + length - 1}"})
-        if answer.status == 206:
-            return bytes(answer.data)
-        if answer.status == 200:  # a server that ignores ranges: the whole object, cut here
-            return bytes(answer.data[offset:offset + length])
-        raise NotFound(f"{self._url(name)} answered HTTP {answer.status}")
+
+def _range(offset: int, length: int | None) -> str:
+    return f"bytes={offset}-{'' if length is None else offset + length - 1}"
+
+
+def _unchanged_since(version: str) -> dict[str, str]:
+    """The condition under which a web server sends `version` or 412: a strong ETag must match;
+    a Last-Modified date must not have passed; a weak ETag proves nothing (md5 decides)."""
+    if version.startswith('"'):
+        return {"If-Match": version}
+    if version and not version.startswith("W/"):
+        return {"If-Unmodified-Since": version}
+    return {}
