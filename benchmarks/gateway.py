@@ -12,7 +12,7 @@ the gateway, then by the client), beside boto3 reading the same objects; read ag
 gateway's cache), beside the same bytes read from the cluster's own Keep. Reads stream every block
 through the keep client, md5-verified, as `archi get` does, without writing files.
 
-    .venv/bin/python benchmarks/gateway.py [--mib 256] [--json]
+    .venv/bin/python benchmarks/gateway.py [--mib 1024] [--json]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def read_collection(client: ApiClient, uuid: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mib", type=int, default=256, help="how much data (the gateway caches 256 MiB)")
+    parser.add_argument("--mib", type=int, default=1024, help="how much data (the gateway caches all of it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
@@ -79,7 +79,8 @@ def main() -> None:
             init_cluster(scratch / "cluster", "z1111")
             config = load_config(scratch / "cluster" / CONFIG_NAME)
             config.gateways = [GatewayConfig(driver="s3", bucket=BUCKET, endpoint=endpoint, access_key="bench",
-                                             secret_key="bench", listen=f"127.0.0.1:{free_port()}")]
+                                             secret_key="bench", listen=f"127.0.0.1:{free_port()}",
+                                             cache_mib=args.mib + 64)]
             (scratch / "cluster" / CONFIG_NAME).write_text(dump_config(config))
             with ClusterProcess(scratch / "cluster") as cluster:
                 client = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
@@ -108,7 +109,8 @@ def main() -> None:
     result = {"mib": args.mib, "register_s": round(t_register, 2), "md5_pass_s": round(t_md5, 2),
               "gateway_cold_s": round(t_cold, 2), "boto3_s": round(t_boto3, 2), "gateway_warm_s": round(t_warm, 2),
               "keep_s": round(t_keep, 2), "cold_rate_vs_boto3": round(t_boto3 / t_cold, 2),
-              "warm_vs_keep": round(t_warm / t_keep, 2), "register_vs_md5": round(t_register / t_md5, 2)}
+              "warm_vs_keep": round(t_warm / t_keep, 2), "register_vs_md5": round(t_register / t_md5, 2),
+              "cold_rate_vs_boto3_md5": round(t_md5 / t_cold, 2)}
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -118,6 +120,8 @@ def main() -> None:
     print(f"cold rate vs boto3 {result['cold_rate_vs_boto3']:.2f} (target >= 0.8)   "
           f"warm vs Keep {result['warm_vs_keep']:.2f}x (target <= 1.1)   "
           f"register vs md5 {result['register_vs_md5']:.2f}x (target <= 1.2)")
+    print(f"(for reference, not judged: cold rate vs boto3 reading and md5-checking each block "
+          f"{result['cold_rate_vs_boto3_md5']:.2f})")
 
 
 if __name__ == "__main__":

@@ -180,6 +180,8 @@ class GatewayConfig(_Listening):
     base_url: str | None = None
     standalone: bool = Field(default=False, description="run by `archi gateway` (on another host, say), "
                              "not by `archi cluster up`")
+    cache_mib: int = Field(default=256, ge=0, description="verified blocks kept in memory, so a block read "
+                           "again is not fetched from its store again")
 
     @model_validator(mode="after")
     def _driver_fields(self) -> GatewayConfig:

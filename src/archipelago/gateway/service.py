@@ -45,7 +45,6 @@ def store_for(gateway: GatewayConfig) -> ObjectStore:
 
 
 RESTRICTED_SECONDS = 5.0  # how long the set of blocks under a residency policy is reused
-CACHE_BYTES = 256 << 20
 
 
 class Gateway:
@@ -54,7 +53,7 @@ class Gateway:
         self.config, self.gateway, self.sessions = config, gateway, sessions
         self._restricted_blocks = restricted_blocks
         self._restricted: tuple[float, set[str]] = (0.0, set())
-        self.cache = BlockCache(CACHE_BYTES)  # verified blocks: one read twice is fetched from its store once
+        self.cache = BlockCache(gateway.cache_mib << 20)  # verified blocks: read twice, fetched once
         self.uuid = str(gateway.uuid)
         self.store = store_for(gateway)
         self.access = BlockAccess(config)  # keepstore's rules: signatures, residency, signing
