@@ -252,6 +252,13 @@ def test_another_cluster_reads_gateway_data_through_the_federation(tmp_path):
         # z2222's keepstore, which fetches them from z1111 (+R), where the gateway serves them
         at_z2222 = ApiClient(z2222.api_url, alice.token, insecure=True)
         assert Collection(at_z2222, made["uuid"]).read("shared.txt") == b"held by z1111's gateway\n"
+        # archi copy reads the blocks through the gateway and stores them in z2222's own Keep:
+        # the copy has the same PDH and no hint naming a service z2222 does not have
+        copied = archi(z1111, alice.token, "copy", made["uuid"], "z2222")
+        assert copied["copied"] and copied["portable_data_hash"] == made["portable_data_hash"]
+        assert "+K@" not in at_z2222.collections.get(copied["uuid"])["manifest_text"]
+        (data / "shared.txt").unlink()  # the gateway's data gone: the copy stands on its own
+        assert Collection(at_z2222, copied["uuid"]).read("shared.txt") == b"held by z1111's gateway\n"
 
 
 def test_a_container_reads_gateway_backed_data_through_its_mounts(site):
