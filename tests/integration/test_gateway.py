@@ -4,6 +4,7 @@ changed underneath is refused, never served; the PDH is the one Keep would give 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -274,3 +275,64 @@ def test_a_container_reads_gateway_backed_data_through_its_mounts(site):
                              "/in": {"kind": "collection", "portable_data_hash": made["portable_data_hash"]}})
     done = wait_final(admin, request["uuid"], timeout=120)
     assert Collection(admin, done["output_uuid"]).read("count.txt").strip() == b"3"
+
+
+def test_copies_a_move_left_behind_are_released_after_a_signing_ttl_unless_still_read(tmp_path):
+    """Signatures last 3 s here: a copy a move left behind is still served right after the move (a
+    reader holding its signed locators goes on), then released — trashed in Keep, dropped from a
+    gateway with the object it wrote — unless another collection still reads that copy."""
+    import time
+
+    import urllib3
+
+    from archipelago.sdk.gateway import move
+
+    data = tmp_path / "archive"
+    data.mkdir()
+    init_cluster(tmp_path / "c", "z1111")
+    config = load_config(tmp_path / "c" / CONFIG_NAME)
+    config.collections.blob_signing_ttl = 3
+    config.collections.blob_trash_check_interval = 0.5
+    config.gateways = [GatewayConfig(driver="path", root=data, listen=f"127.0.0.1:{free_port()}")]
+    (tmp_path / "c" / CONFIG_NAME).write_text(dump_config(config))
+    with ClusterProcess(tmp_path / "c") as cluster:
+        admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+        archived_alone, kept_by_other = os.urandom(1 << 20), os.urandom(1 << 20)
+        cold, shared_cold, other = (Collection(admin) for _ in range(3))  # a block each
+        cold.write("alone.bin", archived_alone)
+        shared_cold.write("shared.bin", kept_by_other)
+        other.write("same.bin", kept_by_other)  # the same block, read from Keep by another collection
+        cold, shared_cold = cold.save_new("cold data"), shared_cold.save_new("cold, shared")
+        other.save_new("still in keep")
+        alone, shared = (f"{hashlib.md5(d).hexdigest()}+{len(d)}" for d in (archived_alone, kept_by_other))
+
+        def in_keep(locator: str) -> bool:
+            index = urllib3.request("GET", f"{cluster.keep_url}/index/{locator[:32]}",
+                                    headers={"Authorization": f"Bearer {config.system_root_token}"})
+            return index.data.decode().startswith(locator + " ")
+
+        def eventually(condition) -> None:
+            deadline = time.monotonic() + 30
+            while not condition():
+                assert time.monotonic() < deadline, "not released in 30 s"
+                time.sleep(0.2)
+
+        old = Collection(admin, cold["uuid"]).segments("alone.bin")[0][0]  # a reader's signed locator
+        archived = move(admin, cold["uuid"], PATH_GW)
+        assert archived["portable_data_hash"] == cold["portable_data_hash"]
+        move(admin, shared_cold["uuid"], PATH_GW)
+        assert bytes(admin.keep(cache=None).get(old)) == archived_alone  # the old copy still serves
+        eventually(lambda: not in_keep(alone))
+        time.sleep(3 * config.collections.blob_trash_check_interval)  # rounds later, the shared block...
+        assert in_keep(shared)  # ...is kept: another collection reads it from Keep
+        assert Collection(admin, cold["uuid"]).read("alone.bin") == archived_alone  # from the gateway now
+        # and back: the gateway's own objects are deleted once released, registered data never is
+        (data / "registered.txt").write_text("registered in place\n")
+        assert sorted(p.name for p in (data / "archipelago-blocks").iterdir()) == sorted(
+            [alone[:32], shared[:32]])
+        move(admin, cold["uuid"], "keep")
+        move(admin, shared_cold["uuid"], "keep")
+        eventually(lambda: not (data / "archipelago-blocks" / alone[:32]).exists()
+                   and not (data / "archipelago-blocks" / shared[:32]).exists())
+        assert Collection(admin, cold["uuid"]).read("alone.bin") == archived_alone
+        assert (data / "registered.txt").exists()

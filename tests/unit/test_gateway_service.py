@@ -154,3 +154,40 @@ def test_a_web_object_changed_since_registration_is_refused_before_any_byte(tmp_
             service.cache = BlockCache(0)  # the verified copy would answer: a fresh read
             refused = get(server.url, locator, site.admin.token)
             assert refused.status == 502 and b"ref.fa" in refused.data
+
+
+def test_a_move_nominates_the_copies_it_left_and_only_unread_ones_are_released(served) -> None:
+    from sqlalchemy import select
+
+    from archipelago.db.models import GatewayBlock, ReleasedCopy
+    from archipelago.gateway.release import Releaser
+
+    site, data, _ = served
+    (data / "archipelago-blocks").mkdir()
+    block = "acbd18db4cc2f85cedef654fccc4a4d8+3"  # "foo", moved to the gateway earlier
+    (data / "archipelago-blocks" / block[:32]).write_bytes(b"foo")
+    with site.local.db.session() as session:
+        session.add(GatewayBlock(gateway_uuid=GW, locator=block, object=f"archipelago-blocks/{block[:32]}",
+                                 offset=0, length=3, version="v", stale=False))
+    made = site.local.create(site.admin, "collections", {"manifest_text": f". {block}+K@{GW} 0:3:foo.txt\n"})
+    site.local.update(site.admin, "collections", made["uuid"], {"manifest_text": f". {block} 0:3:foo.txt\n"})
+    site.local.update(site.admin, "collections", made["uuid"],  # other content: not a move, nothing nominated
+                      {"manifest_text": ". 37b51d194a7513e45b56f6524f2d51f2+3 0:3:bar.txt\n"})
+
+    def nominated() -> list[tuple[str, str]]:
+        with site.local.db.session() as session:
+            return [(c.locator, c.place) for c in session.scalars(select(ReleasedCopy))]
+
+    assert nominated() == [(block, GW)]
+    config = site.local.config.model_copy(update={"gateways": [GatewayConfig(
+        driver="path", root=data, listen="127.0.0.1:1", uuid=GW)]})
+    releaser = Releaser(config, site.local.db.session)
+    assert releaser.release_due() == []  # not yet: a signature made before the move may still be in use
+    assert nominated() == [(block, GW)]
+    later = time.time() + config.collections.blob_signing_ttl + 1
+    still = site.local.create(site.admin, "collections", {"manifest_text": f". {block}+K@{GW} 0:3:again.txt\n"})
+    assert releaser.release_due(later) == [] and nominated() == []  # read again by another collection: kept
+    assert (data / "archipelago-blocks" / block[:32]).exists()
+    site.local.update(site.admin, "collections", still["uuid"], {"manifest_text": f". {block} 0:3:again.txt\n"})
+    assert releaser.release_due(later) == [(block, GW)]
+    assert not (data / "archipelago-blocks" / block[:32]).exists() and nominated() == []

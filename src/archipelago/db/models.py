@@ -203,3 +203,14 @@ class Container(Common, ContainerSpec, Base):
 
 MODELS: dict[str, type[Base]] = {model.__tablename__: model for model in (
     User, ApiClientAuthorization, Group, Link, Collection, Workflow, ContainerRequest, Container)}
+
+
+class ReleasedCopy(Base):
+    """A copy of a block a collection stopped reading when its data moved (same PDH, other hints):
+    released once nothing on the cluster has read it for a whole signing TTL (any locator signed
+    for it has expired by then), unless a collection points at it again."""
+
+    __tablename__ = "released_copies"
+    locator: Mapped[str] = mapped_column(String(64), primary_key=True)  # md5+size
+    place: Mapped[str] = mapped_column(String(40), primary_key=True)  # "keep" or a gateway's uuid
+    since: Mapped[float] = mapped_column(Float)  # epoch seconds

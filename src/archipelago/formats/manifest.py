@@ -267,6 +267,19 @@ def parse(text: str) -> Manifest:
     return Manifest(text, [_split_checked(line, n) for n, line in enumerate(_lines(text), 1)])
 
 
+def block_copies(text: str) -> set[tuple[str, str]]:
+    """Which copy of each block the manifest reads: (`md5+size`, place), the place being the
+    service a `+K@` hint names, `remote:<cluster>` for a `+R` block, else `keep` (this cluster's)."""
+    copies = set()
+    for stream in parse(text).streams:
+        for token in stream.locators:
+            md5, size, *hints = token.split("+")
+            named = next((h[2:] for h in hints if h.startswith("K@")), None)
+            remote = next((h[1:6] for h in hints if h.startswith("R")), None)
+            copies.add((f"{md5}+{size}", named or (f"remote:{remote}" if remote else "keep")))
+    return copies
+
+
 def strip_hints(text: str) -> str:
     """The portable form: every locator reduced to `md5+size`; names and tokens left byte for byte."""
     if "+" not in text or re.search(r"\+[A-Z]", text) is None:

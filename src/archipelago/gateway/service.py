@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -30,18 +29,10 @@ from ..keepstore.http import BLOCK_HEADERS, CHUNK, keep_errors, request_token, r
 from ..keepstore.remote_blocks import CLUSTER_HEADER
 from ..keepstore.service import BlockAccess
 from .register import register
-from .stores import HttpStore, ObjectChanged, ObjectStore, PathStore, S3Store, StoredObject
+from .stores import MOVED_PREFIX, ObjectChanged, StoredObject, store_for
 
 log = logging.getLogger("archipelago.gateway")
 Sessions = Callable[[], AbstractContextManager[Session]]
-
-
-def store_for(gateway: GatewayConfig) -> ObjectStore:
-    if gateway.driver == "s3":
-        return S3Store(gateway.endpoint, str(gateway.bucket), gateway.region, gateway.access_key, gateway.secret_key)
-    if gateway.driver == "http":
-        return HttpStore(str(gateway.base_url))
-    return PathStore(Path(str(gateway.root)))
 
 
 RESTRICTED_SECONDS = 5.0  # how long the set of blocks under a residency policy is reused
@@ -163,7 +154,7 @@ class Gateway:
         data = await request.read()
         if hashlib.md5(data).hexdigest() != md5:
             raise ArchipelagoError(f"the body does not hash to {md5}", 422)
-        name = f"archipelago-blocks/{md5}"
+        name = f"{MOVED_PREFIX}{md5}"
         version = await run(self.store.write, name, data)
         locator = f"{md5}+{len(data)}"
         await run(self._record, [{"gateway_uuid": self.uuid, "locator": locator, "object": name, "offset": 0,

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from ..config import GatewayConfig
 from ..errors import ArchipelagoError, BadRequest, NotFound
+
+MOVED_PREFIX = "archipelago-blocks/"  # objects a gateway writes itself (blocks moved to it)
 
 
 class ObjectChanged(Exception):
@@ -38,6 +41,10 @@ class ObjectStore(Protocol):
 
     def write(self, name: str, data: bytes) -> str:
         """Store a whole object (a block moved here), all or nothing; returns its version."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove an object this gateway wrote (a moved block, released); gone already is fine."""
         ...
 
 
@@ -94,6 +101,9 @@ class PathStore:
         os.replace(temp, path)  # whole or not at all
         return self._object(path).version
 
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
+
 
 class S3Store:
     """Objects in an S3 bucket (any endpoint); the credentials stay with the gateway."""
@@ -141,6 +151,9 @@ class S3Store:
                                      ContentMD5=base64.b64encode(md5.digest()).decode())  # not match
         return str(answer["ETag"])
 
+    def delete(self, name: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=name)
+
 
 class HttpStore:
     """Objects behind a web server that answers byte ranges; names are paths below `base_url`.
@@ -181,6 +194,9 @@ class HttpStore:
     def write(self, name: str, data: bytes) -> str:
         raise ArchipelagoError("an HTTP gateway is read-only: data cannot be moved to it", 405)
 
+    def delete(self, name: str) -> None:
+        raise ArchipelagoError("an HTTP gateway is read-only: it holds no objects of its own", 405)
+
 
 def _range(offset: int, length: int | None) -> str:
     return f"bytes={offset}-{'' if length is None else offset + length - 1}"
@@ -194,3 +210,11 @@ def _unchanged_since(version: str) -> dict[str, str]:
     if version and not version.startswith("W/"):
         return {"If-Unmodified-Since": version}
     return {}
+
+
+def store_for(gateway: GatewayConfig) -> ObjectStore:
+    if gateway.driver == "s3":
+        return S3Store(gateway.endpoint, str(gateway.bucket), gateway.region, gateway.access_key, gateway.secret_key)
+    if gateway.driver == "http":
+        return HttpStore(str(gateway.base_url))
+    return PathStore(Path(str(gateway.root)))

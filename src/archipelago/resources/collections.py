@@ -13,7 +13,7 @@ from sqlalchemy import select
 from ..auth.permissions import READ
 from ..auth.residency import check_policy, refuse
 from ..backend.interface import Caller, Record
-from ..db.models import Collection
+from ..db.models import Collection, ReleasedCopy
 from ..errors import Forbidden, NotFound, Unprocessable
 from ..formats import manifest as manifests
 from ..formats.locator import EMPTY_HASH
@@ -45,6 +45,16 @@ class Collections(Resource):
         if "manifest_text" in attrs:
             return {**self._manifest_fields(ctx, attrs), "version": row.version + 1}
         return {}
+
+    def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
+        """Data moved (same PDH, other copies read): the copies left behind are nominated for
+        release (gateway/release.py decides, later, whether nothing else reads them)."""
+        if not before or before.get("portable_data_hash") != row.portable_data_hash \
+                or before.get("manifest_text") in (None, row.manifest_text):
+            return
+        left = manifests.block_copies(before["manifest_text"]) - manifests.block_copies(row.manifest_text)
+        for locator, place in left:
+            ctx.session.merge(ReleasedCopy(locator=locator, place=place, since=time.time()))
 
     def _manifest_fields(self, ctx: Context, attrs: dict[str, Any]) -> dict[str, Any]:
         """Validate the manifest, check its signatures for this caller, store it stripped."""

@@ -191,6 +191,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
     gateway_runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways
                        if not gateway.standalone]
+    releasing = asyncio.create_task(_release_moved_copies(config, local))
     server = api_server(config, backend, local, own_signals=False)
     workers: list[subprocess.Popen] = []
     dispatcher = None
@@ -216,6 +217,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
             server.force_exit = True
             await serving
     finally:
+        releasing.cancel()
         if dispatcher is not None:
             dispatcher.stop()
         for worker in workers:
@@ -225,6 +227,14 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
             await runner.cleanup()
         for worker in workers:
             worker.wait(SHUTDOWN_SECONDS * 4)
+
+
+async def _release_moved_copies(config: ClusterConfig, local: Any) -> None:
+    """Copies a move left behind, released when no reader can need them (gateway/release.py),
+    checked as often as keepstore empties its trash."""
+    from ..gateway.release import Releaser, release_forever
+
+    await release_forever(Releaser(config, local.db.session), config.collections.blob_trash_check_interval)
 
 
 async def _start_gateway(config: ClusterConfig, gateway: Any, local: Any) -> Any:
