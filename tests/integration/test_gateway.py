@@ -152,6 +152,19 @@ def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
     assert (tmp_path / "mixed" / "notes" / "b.txt").read_bytes() == b"from s3\n"
     assert (tmp_path / "mixed" / "ref.fa").read_bytes() == (web / "ref.fa").read_bytes()
     assert (tmp_path / "mixed" / "local.txt").read_bytes() == b"in keep\n"
+    # the official tools read the mixed collection unchanged: arv-get, and the Python SDK
+    names = ("a.bin", "notes/b.txt", "ref.fa", "local.txt")
+    expected = {name: (tmp_path / "mixed" / name).read_bytes() for name in names}
+    env = {**os.environ, "ARVADOS_API_HOST": cluster.api_url.removeprefix("https://"),
+           "ARVADOS_API_TOKEN": admin.token, "ARVADOS_API_HOST_INSECURE": "1", "HOME": str(tmp_path)}
+    (tmp_path / "arv").mkdir()
+    got = subprocess.run([str(BIN / "arv-get"), "-r", f"{record['uuid']}/", str(tmp_path / "arv") + "/"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert {name: (tmp_path / "arv" / name).read_bytes() for name in expected} == expected
+    read_by_sdk = subprocess.run([sys.executable, "-c", OFFICIAL_SDK_READS, record["uuid"], *expected], env=env,
+                                 check=True, capture_output=True, text=True, timeout=120).stdout
+    assert json.loads(read_by_sdk) == {name: hashlib.md5(data).hexdigest() for name, data in expected.items()}
     # an object changed underneath before anyone read it is refused (what was read and verified
     # stays in the gateway's cache: those bytes are still the block's)
     s3.put_object(Bucket="gateway-data", Key="later/c.txt", Body=b"original\n")
@@ -159,6 +172,13 @@ def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
     s3.put_object(Bucket="gateway-data", Key="later/c.txt", Body=b"changed!\n")  # same size
     failed = archi(cluster, admin.token, "get", later["uuid"], str(tmp_path / "again"), code=1)
     assert "later/c.txt" in failed["error"]
+
+
+OFFICIAL_SDK_READS = """
+import hashlib, json, sys, arvados.collection
+reader = arvados.collection.CollectionReader(sys.argv[1])
+print(json.dumps({name: hashlib.md5(reader.open(name, "rb").read()).hexdigest() for name in sys.argv[2:]}))
+"""
 
 
 def test_moving_into_keep_keeps_the_pdh_and_does_not_disturb_a_reader(site, tmp_path):
