@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -42,13 +43,30 @@ BUCKET, BLOCK = "bench", 64 << 20
 GATEWAY = "z1111-bi6l4-gateway00000000"
 
 
-def read_collection(client: ApiClient, uuid: str) -> float:
-    started = time.perf_counter()
+def read_collection(client: ApiClient, uuid: str) -> None:
     record = client.collections.get(uuid)
     locators = [loc for stream in parse(record["manifest_text"]).streams for loc in stream.locators]
     for _ in client.keep(cache=None).stream_blocks(locators):
         pass
-    return time.perf_counter() - started
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads); this one if no pid."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(work: Callable[[], object], processes: dict[str, int]) -> dict:
+    """Wall time of `work`, and the CPU time each process spent meanwhile: where the time goes."""
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()} | {"client": cpu_seconds()}
+    started = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    after = {name: cpu_seconds(pid) for name, pid in processes.items()} | {"client": cpu_seconds()}
+    return {"seconds": round(seconds, 3), "cpu": {name: round(after[name] - before[name], 2) for name in before}}
 
 
 def main() -> None:
@@ -70,7 +88,8 @@ def main() -> None:
             s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
                               aws_secret_access_key="bench")
             s3.create_bucket(Bucket=BUCKET)
-            keys, remaining = [], args.mib << 20
+            keys: list[str] = []
+            remaining = args.mib << 20
             while remaining > 0:
                 size = min(BLOCK, remaining)
                 keys.append(f"data/part-{len(keys):03d}")
@@ -84,39 +103,52 @@ def main() -> None:
             (scratch / "cluster" / CONFIG_NAME).write_text(dump_config(config))
             with ClusterProcess(scratch / "cluster") as cluster:
                 client = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
-                started = time.perf_counter()
-                record = register(client, "data", GATEWAY, "bench")
-                t_register = time.perf_counter() - started
-                started = time.perf_counter()
-                for key in keys:
-                    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
-                    while chunk := body.read(BLOCK):
-                        hashlib.md5(chunk).hexdigest()
-                t_md5 = time.perf_counter() - started
-                t_cold = read_collection(client, record["uuid"])
-                started = time.perf_counter()
-                for key in keys:
-                    s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-                t_boto3 = time.perf_counter() - started
-                t_warm = read_collection(client, record["uuid"])
+                processes = {"s3": server.pid, "cluster": cluster.process.pid}
+
+                def md5_pass() -> None:
+                    for key in keys:
+                        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
+                        while chunk := body.read(BLOCK):
+                            hashlib.md5(chunk).hexdigest()
+
+                def boto3_read() -> None:
+                    for key in keys:
+                        s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+                records: dict[str, dict] = {}
+                phases = {
+                    "register": measure(lambda: records.update(gw=register(client, "data", GATEWAY, "bench")),
+                                        processes),
+                    "md5_pass": measure(md5_pass, processes),
+                    "gateway_cold": measure(lambda: read_collection(client, records["gw"]["uuid"]), processes),
+                    "boto3": measure(boto3_read, processes),
+                    "gateway_warm": measure(lambda: read_collection(client, records["gw"]["uuid"]), processes),
+                }
                 native = Collection(client)
                 for key in keys:
                     native.write(key, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-                t_keep = read_collection(client, native.save_new("native copy")["uuid"])
+                records["keep"] = native.save_new("native copy")
+                phases["keep"] = measure(lambda: read_collection(client, records["keep"]["uuid"]), processes)
         finally:
             server.terminate()
             server.wait(10)
-    result = {"mib": args.mib, "register_s": round(t_register, 2), "md5_pass_s": round(t_md5, 2),
-              "gateway_cold_s": round(t_cold, 2), "boto3_s": round(t_boto3, 2), "gateway_warm_s": round(t_warm, 2),
-              "keep_s": round(t_keep, 2), "cold_rate_vs_boto3": round(t_boto3 / t_cold, 2),
-              "warm_vs_keep": round(t_warm / t_keep, 2), "register_vs_md5": round(t_register / t_md5, 2),
-              "cold_rate_vs_boto3_md5": round(t_md5 / t_cold, 2)}
+    t = {name: phase["seconds"] for name, phase in phases.items()}
+    result = {"mib": args.mib, "phases": phases,
+              "cold_rate_vs_boto3": round(t["boto3"] / t["gateway_cold"], 2),
+              "warm_vs_keep": round(t["gateway_warm"] / t["keep"], 2),
+              "register_vs_md5": round(t["register"] / t["md5_pass"], 2),
+              "cold_rate_vs_boto3_md5": round(t["md5_pass"] / t["gateway_cold"], 2)}
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{args.mib} MiB in S3 (moto): register {t_register:.2f} s vs one md5 pass {t_md5:.2f} s; "
-          f"through the gateway cold {t_cold:.2f} s vs boto3 {t_boto3:.2f} s; "
-          f"warm {t_warm:.2f} s vs Keep {t_keep:.2f} s")
+    print(f"{args.mib} MiB in S3 (moto): register {t['register']:.2f} s vs one md5 pass {t['md5_pass']:.2f} s; "
+          f"through the gateway cold {t['gateway_cold']:.2f} s vs boto3 {t['boto3']:.2f} s; "
+          f"warm {t['gateway_warm']:.2f} s vs Keep {t['keep']:.2f} s")
+    print("CPU seconds by process (S3 server / cluster with its gateway / this client):")
+    for name, phase in phases.items():
+        cpu = phase["cpu"]
+        print(f"  {name:13} {phase['seconds']:6.2f} s wall   {cpu['s3']:5.2f} / {cpu['cluster']:5.2f} / "
+              f"{cpu['client']:5.2f}   ({sum(cpu.values()) / phase['seconds']:.1f} cores busy of {os.cpu_count()})")
     print(f"cold rate vs boto3 {result['cold_rate_vs_boto3']:.2f} (target >= 0.8)   "
           f"warm vs Keep {result['warm_vs_keep']:.2f}x (target <= 1.1)   "
           f"register vs md5 {result['register_vs_md5']:.2f}x (target <= 1.2)")

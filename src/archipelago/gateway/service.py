@@ -25,7 +25,7 @@ from ..errors import ArchipelagoError, BadGateway, NotFound, Unauthorized
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..formats.signing import sign_manifest
 from ..keep.cache import BlockCache
-from ..keepstore.http import BLOCK_HEADERS, CHUNK, keep_errors, request_token, run, send_block, send_verified
+from ..keepstore.http import BLOCK_HEADERS, CHUNK, keep_errors, request_token, run, send_block
 from ..keepstore.remote_blocks import CLUSTER_HEADER
 from ..keepstore.service import BlockAccess
 from .register import register
@@ -85,50 +85,30 @@ class Gateway:
             return row
 
     async def _send(self, request: web.Request, row: GatewayBlock) -> web.StreamResponse:
-        """The block streamed from its object range while its md5 is taken (the truth, whatever the
-        object's version says); the last chunk goes out only if it matches. A store that knows the
-        object changed says so before any byte (a clear 502); a mismatch found at the end cuts the
-        connection, so no client ever sees a complete body, and marks the object's blocks stale."""
-        md5 = row.locator.split("+")[0]
+        """The block read whole from its object range, its md5 taken as it arrives (the truth,
+        whatever the object's version says), sent only if it matches: a changed object is a 502
+        before any byte, and its blocks are marked stale. (A client reading several blocks at once
+        keeps the store, the hashing and the socket busy together.)"""
         try:
-            source = await run(self.store.open, row.object, row.version, row.offset, row.length)
+            data = await run(self._read_verified, row)
         except ObjectChanged:
             raise await run(self._refuse, row, "it changed since it was registered") from None
-        check, kept = hashlib.md5(), bytearray()
+        if data is None:
+            raise await run(self._refuse, row, "its bytes no longer match the block")
+        self.cache.put(row.locator.split("+")[0], data)
+        return await send_block(request, data)
 
-        def next_chunk(at_most: int) -> bytes:
-            chunk = source.read(at_most)
-            check.update(chunk)
-            kept.extend(chunk)
-            return chunk
-
-        async def verified() -> bool:
-            return check.hexdigest() == md5
-
-        if row.length <= CHUNK:  # small: verified before the first byte goes out, a mismatch is a 502
-            try:
-                data = await run(next_chunk, row.length)
-            finally:
-                await run(source.close)
-            if len(data) != row.length or not await verified():
-                raise await run(self._refuse, row, "its bytes no longer match the block")
-            self.cache.put(md5, data)
-            return web.Response(body=data, headers=BLOCK_HEADERS)
-        response = web.StreamResponse(headers=BLOCK_HEADERS)
-        response.content_length = row.length
-        await response.prepare(request)
-        try:
-            sent = await send_verified(response, next_chunk, row.length, verified)
-        finally:
-            await run(source.close)
-        if sent:
-            self.cache.put(md5, kept)  # verified: a second read is not fetched from the store again
-            await response.write_eof()
-            return response
-        await run(self._refuse, row, "its bytes no longer match the block")
-        if request.transport is not None:
-            request.transport.abort()
-        return response
+    def _read_verified(self, row: GatewayBlock) -> bytearray | None:
+        block, check, received = bytearray(row.length), hashlib.md5(), 0
+        view = memoryview(block)
+        with self.store.open(row.object, row.version, row.offset, row.length) as source:
+            while received < row.length:
+                n = source.readinto(view[received:received + CHUNK])
+                if not n:
+                    return None  # shorter than registered
+                check.update(view[received:received + n])
+                received += n
+        return block if check.hexdigest() == row.locator.split("+")[0] else None
 
     def _refuse(self, row: GatewayBlock, why: str) -> BadGateway:
         with self.sessions() as session:

@@ -8,7 +8,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from types import TracebackType
+from typing import Any, Protocol
 
 from ..config import GatewayConfig
 from ..errors import ArchipelagoError, BadRequest, NotFound
@@ -27,12 +28,25 @@ class StoredObject:
     version: str  # changes whenever the object does (mtime and size; an ETag)
 
 
+class Source(Protocol):
+    """An object (or a range of it) being read; closed by `with`."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None, /) -> object: ...
+
+
 class ObjectStore(Protocol):
     def objects(self, prefix: str) -> Iterator[StoredObject]:
         """Every object under `prefix` ("" for all; an object's own name for just it), sorted."""
         ...
 
-    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> Source:
         """The object from `offset` (`length` bytes of it, or to its end) as a stream; ObjectChanged
         if the store can tell it is no longer `version` (S3 and HTTP check the ETag, a path its
         mtime and size). The block's md5 is checked by the reader regardless: a store that cannot
@@ -78,7 +92,7 @@ class PathStore:
         stat = path.stat()
         return StoredObject(path.relative_to(self.root).as_posix(), stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")
 
-    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> Source:
         try:
             handle = open(self._path(name), "rb")  # noqa: SIM115 (the caller closes it)
         except FileNotFoundError:
@@ -129,7 +143,7 @@ class S3Store:
         if not found:
             raise NotFound(f"no objects under s3://{self.bucket}/{prefix}")
 
-    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> Source:
         from botocore.exceptions import ClientError
 
         ranged = {"Range": _range(offset, length)} if offset or length is not None else {}
@@ -142,7 +156,7 @@ class S3Store:
             if code in ("NoSuchKey", "404"):
                 raise NotFound(f"s3://{self.bucket}/{name} is gone") from None
             raise
-        body: BinaryIO = answer["Body"]  # a stream that closes itself after `with`
+        body: Source = answer["Body"]  # a stream that closes itself after `with`
         return body
 
     def write(self, name: str, data: bytes) -> str:
@@ -177,7 +191,7 @@ class HttpStore:
         version = answer.headers.get("ETag") or answer.headers.get("Last-Modified") or ""
         yield StoredObject(prefix.strip("/"), int(answer.headers.get("Content-Length", 0)), version)
 
-    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+    def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> Source:
         headers = {"Range": _range(offset, length)} if offset or length is not None else {}
         headers.update(_unchanged_since(version))
         answer: Any = self._http.request("GET", self._url(name), headers=headers, preload_content=False)

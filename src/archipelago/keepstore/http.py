@@ -66,24 +66,3 @@ async def send_block(request: web.Request, data: bytes | bytearray) -> web.Strea
     await response.write_eof()
     return response
 
-
-async def send_verified(response: web.StreamResponse, next_chunk: Callable[[int], bytes], size: int,
-                        verified: Callable[[], Awaitable[bool]]) -> bool:
-    """Send `size` bytes read by `next_chunk(at_most)` in worker threads, each read overlapped with
-    sending the one before; the last chunk goes out only if `verified()` (called once all are read)
-    says the whole is good. False (nothing more sent) if it did not, or the source ran short: the
-    caller then cuts the connection so that no client sees a complete body."""
-    received = 0
-    chunk = await run(next_chunk, min(CHUNK, size))
-    while True:
-        received += len(chunk)
-        if not chunk:
-            return False
-        if received >= size:
-            if received > size or not await verified():
-                return False
-            await response.write(chunk)
-            return True
-        following = fork(next_chunk, min(CHUNK, size - received))  # already reading while we send
-        await response.write(chunk)
-        chunk = await following

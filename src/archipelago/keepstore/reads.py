@@ -11,14 +11,13 @@ import asyncio
 import hashlib
 import logging
 import os
-from functools import partial
 from typing import Any, BinaryIO
 
 from aiohttp import web
 
 from ..formats.locator import Locator
 from ..keep.errors import CorruptBlock
-from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run, send_verified
+from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run
 from .remote_blocks import CLUSTER_HEADER
 from .service import KeepService
 from .volumes import BlockReader, Volume
@@ -116,19 +115,29 @@ class LocalReads:
     async def _stream_verified(self, response: web.StreamResponse, volume: Volume, reader: BlockReader,
                                check: ReadCheck) -> bool:
         """Send the block while checking it (volumes without a local file, such as S3)."""
+        size, received = reader.size, 0
 
-        def next_chunk(at_most: int) -> bytes:
-            chunk = reader.read(at_most)
+        def next_chunk() -> bytes:
+            chunk = reader.read(min(CHUNK, size - received))
             check.update(chunk)
             return chunk
 
-        return await send_verified(response, next_chunk, reader.size, partial(self._verified, volume, check))
+        chunk = await run(next_chunk)
+        while True:
+            received += len(chunk)
+            if not chunk or not await self._checked_so_far(volume, check, received, size):
+                return False
+            if received == size:
+                await response.write(chunk)
+                return True
+            following = fork(next_chunk)  # already running in a thread while we send
+            await response.write(chunk)
+            chunk = await following
 
     async def _checked_so_far(self, volume: Volume, check: ReadCheck, read: int, size: int) -> bool:
         """False if the block proved corrupt (or short); verification happens at the last chunk."""
-        return read < size or await self._verified(volume, check)
-
-    async def _verified(self, volume: Volume, check: ReadCheck) -> bool:
+        if read < size:
+            return True
         try:
             await self._verify(volume, check)
             return True
