@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ..errors import Unauthorized
 from ..formats.locator import Locator
-from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run
+from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run, send_block
 from .service import KeepService
 
 log = logging.getLogger("archipelago.keepstore")
@@ -51,15 +51,7 @@ class RemoteRelay:
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(data))
             return web.Response(headers=headers)
-        # in slices: one 64 MiB write would be copied whole into the transport's buffer
-        response = web.StreamResponse(headers=headers)
-        response.content_length = len(data)
-        await response.prepare(request)
-        view = memoryview(data)
-        for start in range(0, len(data), CHUNK):
-            await response.write(view[start : start + CHUNK])
-        await response.write_eof()
-        return response
+        return await send_block(request, data, headers)
 
     async def _send_cached(self, request: web.Request, cached: BinaryIO, headers: dict[str, str]) -> web.StreamResponse:
         """A remote block from the cache, by sendfile like a local one (verified when it was cached)."""
