@@ -46,8 +46,12 @@ class Releaser:
                    session.scalars(select(ReleasedCopy).where(ReleasedCopy.since <= due_before))]
         released = []
         for locator, place in due:
-            if not self._still_read(locator, place) and self._release(locator, place):
-                released.append((locator, place))
+            try:
+                if not self._still_read(locator, place) and self._release(locator, place):
+                    released.append((locator, place))
+            except Exception:  # a keepstore or a store unreachable now: this one waits for the next round
+                log.exception("releasing %s from %s failed; will try again", locator, place)
+                continue
             with self.sessions() as session:
                 session.execute(delete(ReleasedCopy).where(ReleasedCopy.locator == locator,
                                                            ReleasedCopy.place == place))
@@ -102,6 +106,6 @@ async def release_forever(releaser: Releaser, interval: float) -> None:
     while True:
         try:
             await asyncio.to_thread(releaser.release_due)
-        except Exception:  # a store or keepstore down now: the nominations wait for the next round
+        except Exception:  # the database unreachable now: the nominations wait for the next round
             log.exception("releasing moved copies failed; will try again")
         await asyncio.sleep(interval)
