@@ -7,11 +7,13 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
 
 from ..errors import ArchipelagoError, NotFound
+from ..formats.locator import Locator
 from ..keep.client import KeepService
 from .client import ApiClient
 
@@ -93,19 +95,27 @@ def move(client: ApiClient, identifier: str, to: str = "keep",
     copies, which stay until the new ones are verified and referenced. Returns the updated record
     with `blocks` and `bytes` moved."""
     record = client.collections.get(identifier)
-    keep = client.keep()
+    keep = client.keep(cache=None)
     store = _block_sink(client, keep, to)
-    moved: dict[str, str] = {}
-    size = 0
-    for locator in dict.fromkeys(LOCATOR.findall(record["manifest_text"])):
+
+    def elsewhere(locator: str) -> bool:
+        """Not yet where it is asked to be."""
+        if locator.startswith(EMPTY_BLOCK):
+            return False
         held_by = GATEWAY_HINT.findall(locator)
-        if locator.startswith(EMPTY_BLOCK) or (to == "keep" and not held_by) or (to != "keep" and to in held_by):
-            continue  # already where it is asked to be
-        data = keep.get(locator)
-        moved[locator] = store(bytes(data))
-        size += len(data)
+        return bool(held_by) if to == "keep" else to not in held_by
+
+    def copy(locator: str) -> str:
+        data = keep.get(locator)  # md5-verified
+        copied = store(bytes(data))
         if progress:
             progress(len(data))
+        return copied
+
+    todo = [loc for loc in dict.fromkeys(LOCATOR.findall(record["manifest_text"])) if elsewhere(loc)]
+    with ThreadPoolExecutor(keep.max_workers) as pool:  # a few blocks in flight, each read then written
+        moved = dict(zip(todo, pool.map(copy, todo), strict=True))
+    size = sum(Locator.parse(loc).size or 0 for loc in moved)
     if not moved:
         return {**record, "blocks": 0, "bytes": 0}
     text = LOCATOR.sub(lambda match: moved.get(match[0], match[0]), record["manifest_text"])
