@@ -189,3 +189,37 @@ def test_a_move_nominates_the_copies_it_left_and_only_unread_ones_are_released(s
     assert releaser.release_due(later) == [(block, GW)]  # not held up by the other
     assert not (data / "archipelago-blocks" / block[:32]).exists()
     assert nominated() == [("73feffa4b7f6bb68e44cf984c85f6e88+3", "keep")]  # kept for the next round
+
+
+def test_a_registration_cut_short_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """Each object's blocks are recorded as soon as it is read: when one object fails, a second
+    registration reads only that one."""
+    site = single_cluster(tmp_path)
+    (tmp_path / "data" / "run").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "bad.txt", "c.txt"):
+        (tmp_path / "data" / "run" / name).write_text(f"{name}\n")
+    service = Gateway(site.local.config, GatewayConfig(driver="path", root=tmp_path / "data", listen="127.0.0.1:1",
+                                                       uuid=GW), site.local.db.session, site.local.restricted_blocks)
+    opened: list[str] = []
+    failing = {"run/bad.txt"}
+    store = service.store
+
+    class Flaky:  # the real store, but one object fails to read the first time (a network error, say)
+        def __getattr__(self, name: str):
+            return getattr(store, name)
+
+        def open(self, name: str, *args):
+            opened.append(name)
+            if name in failing:
+                failing.clear()
+                raise OSError("connection reset while reading")
+            return store.open(name, *args)
+
+    service.store = Flaky()
+    with ServerThread(service.app()) as server:
+        first = register(server.url, site.admin.token, "run")
+        assert "connection reset" in first["errors"][0]
+        opened.clear()
+        second = register(server.url, site.admin.token, "run")
+    assert opened == ["run/bad.txt"]  # the three read before were not read again
+    assert second["objects"] == 4 and second["manifest_text"].count("+K@") == 4

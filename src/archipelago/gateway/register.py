@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..formats.locator import BLOCK_SIZE
@@ -22,20 +22,22 @@ EMPTY_LOCATOR = "d41d8cd98f00b204e9800998ecf8427e+0"
 @dataclass
 class Registered:
     manifest_text: str = ""
-    blocks: list[dict[str, Any]] = field(default_factory=list)  # rows of the gateway's block map
     objects: int = 0
     bytes: int = 0
 
 
 PARALLEL_OBJECTS = 4  # objects read at once (each one streaming, in order)
 Known = Callable[[StoredObject], list[dict[str, Any]] | None]  # an object's blocks mapped before, if unchanged
+Mapped = Callable[[list[dict[str, Any]]], None]  # records one object's blocks as soon as they are mapped
 
 
 def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Callable[[int], None] | None = None,
-             known: Known | None = None, objects: list[StoredObject] | None = None) -> Registered:
+             known: Known | None = None, objects: list[StoredObject] | None = None,
+             mapped: Mapped | None = None) -> Registered:
     """Blocks and manifest (hinted, unsigned) of every object under `prefix`; names are kept
-    relative to `prefix` (a single object keeps its own name). Objects are read a few at a time;
-    one already mapped at the same version is not read again (so a registration cut short resumes)."""
+    relative to `prefix` (a single object keeps its own name). Objects are read a few at a time,
+    each one's blocks handed to `mapped` as soon as it is read; one already mapped at the same
+    version is not read again — so a registration cut short resumes where it stopped."""
     result = Registered()
     tree: dict[str, dict[str, list[Segment]]] = {".": {}}
     base = prefix.strip("/")
@@ -47,17 +49,19 @@ def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Calla
             if progress:
                 progress(stored.size)
             return earlier
-        return _map_object(store, gateway_uuid, stored, progress)
+        blocks = _map_object(store, gateway_uuid, stored, progress)
+        if mapped:
+            mapped(blocks)
+        return blocks
 
     with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
-        mapped = pool.map(blocks_of, objects)
-        for stored, blocks in zip(objects, mapped, strict=True):
+        results = pool.map(blocks_of, objects)
+        for stored, blocks in zip(objects, results, strict=True):
             inside = stored.name[len(base):].lstrip("/") if base and stored.name != base \
                 else stored.name.rsplit("/", 1)[-1]
             directory, _, filename = f"./{inside}".rpartition("/")
             segments: list[Segment] = [(f"{b['locator']}+K@{gateway_uuid}", 0, int(b["length"])) for b in blocks]
             tree.setdefault(directory, {})[filename] = segments or [(EMPTY_LOCATOR, 0, 0)]  # an empty file
-            result.blocks.extend(blocks)
             result.objects += 1
             result.bytes += stored.size
     result.manifest_text = render(tree)

@@ -167,7 +167,8 @@ class Gateway:
         def progress(size: int) -> None:  # from the reading threads
             loop.call_soon_threadsafe(lines.put_nowait, json.dumps({"done": size}).encode() + b"\n")
 
-        work = asyncio.ensure_future(run(register, self.store, self.uuid, path, progress, self._known, objects))
+        work = asyncio.ensure_future(run(register, self.store, self.uuid, path, progress, self._known, objects,
+                                         self._record))  # each object recorded once read: a retry resumes
         while not work.done() or not lines.empty():
             try:
                 await response.write(await asyncio.wait_for(lines.get(), 0.2))
@@ -175,7 +176,6 @@ class Gateway:
                 continue
         try:
             registered = work.result()
-            await run(self._record, registered.blocks)
             ttl = self.access.ttl
             signed = sign_manifest(registered.manifest_text, token, int(time.time()) + ttl, ttl, self.access.key)
             final = {"manifest_text": signed, "objects": registered.objects, "bytes": registered.bytes}
