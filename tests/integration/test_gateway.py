@@ -233,6 +233,28 @@ def test_pandas_reads_a_gateway_backed_file_through_archi_urls_fetching_only_wha
         assert handle.readline() == "age,effect\n"
 
 
+def test_pyarrow_reads_a_parquet_footer_through_archi_urls_fetching_only_the_last_block(site):
+    import fsspec
+    import pandas
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cluster, data, *_ = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    (data / "parquet").mkdir()
+    samples = [f"s{i}" for i in range(4)]
+    table = pa.table({"sample": samples, "reads": [os.urandom(17 << 20) for _ in samples]})  # 68 MiB: two blocks
+    pq.write_table(table, data / "parquet" / "cohort.parquet", compression="none")
+    made = archi(cluster, admin.token, "register", "parquet", "--gateway", PATH_GW)
+    options = {"host": cluster.api_url, "token": admin.token, "insecure": True}
+    with fsspec.filesystem("archi", **options).open(f"{made['uuid']}/cohort.parquet", block_size=1 << 16) as handle:
+        assert pq.ParquetFile(handle).metadata.num_rows == 4  # the footer, at the end of the file
+        first, last = (loc.split("+")[0] for loc, _, _ in handle.segments)
+        assert handle.keep.cache.get(last) is not None and handle.keep.cache.get(first) is None
+    frame = pandas.read_parquet(f"archi://{made['uuid']}/cohort.parquet", columns=["sample"], storage_options=options)
+    assert list(frame["sample"]) == samples
+
+
 def test_a_standalone_gateway_runs_as_its_own_process(tmp_path):
     directory, data = tmp_path / "cluster", tmp_path / "data"
     data.mkdir()
