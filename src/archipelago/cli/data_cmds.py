@@ -11,7 +11,7 @@ import typer
 from ..sdk.client import ApiClient
 from ..sdk.profiles import Profile, save_profile
 from .common import JsonOpt, ProfileOpt, api_client, split_target
-from .output import BAD_INPUT, FAILED, emit, fail, registration_progress, transfer_progress
+from .output import BAD_INPUT, FAILED, emit, fail, transfer_progress, work_progress
 
 
 def register(app: typer.Typer) -> None:
@@ -78,7 +78,7 @@ def register_data(
     from ..sdk.gateway import register
 
     started = time.perf_counter()
-    with registration_progress(not as_json) as advance:
+    with work_progress("registering (the gateway reads each object once)", not as_json) as advance:
         record = register(api_client(profile, as_json), path, gateway, name, project, advance)
     emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "name": record["name"],
           "objects": record["objects"], "bytes": record["bytes"], "seconds": round(time.perf_counter() - started, 3)},

@@ -10,11 +10,10 @@ import typer
 from ..config import ConfigError, load_config, parse_config
 from ..formats import manifest
 from ..keep.client import KeepClient
-from ..sdk.collection import Collection
 from .common import JsonOpt, ProfileOpt, api_client
 from .errors import Typer
 from .manifest_cmds import read_manifest
-from .output import BAD_INPUT, emit, fail, transfer_progress
+from .output import BAD_INPUT, emit, fail, transfer_progress, work_progress
 
 app = Typer(help="Store files in Keep and read them back without an API server; move gateway-held data into Keep.",
             no_args_is_help=True)
@@ -96,9 +95,8 @@ def keep_move(
     from ..sdk.gateway import move
 
     client = api_client(profile, as_json)
-    size = sum(s for _, s in Collection(client, collection).files())
-    with transfer_progress("moving", size, not as_json) as advance:
-        record = move(client, collection, to, advance)
+    with work_progress("moving", not as_json) as progress:
+        record = move(client, collection, to, progress)
     emit({"uuid": record["uuid"], "portable_data_hash": record["portable_data_hash"], "blocks": record["blocks"],
           "bytes": record["bytes"]}, as_json,
          f"{record['blocks']} blocks ({record['bytes']} bytes) of {record['uuid']} moved to {to}; "

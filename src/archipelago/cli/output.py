@@ -52,12 +52,12 @@ def _byte_bar() -> Progress:
 
 
 @contextmanager
-def registration_progress(enabled: bool = True) -> Iterator[Any]:
-    """A byte-progress bar for a gateway reading data to register it, whose total is known only
-    once the gateway has listed the objects; yields progress(done, total)."""
+def work_progress(description: str, enabled: bool = True) -> Iterator[Any]:
+    """A byte-progress bar for work whose total is known only once it has begun (a gateway listing
+    the objects it registers, a move finding the blocks not yet in place); yields progress(done, total)."""
     if not enabled or not sys.stderr.isatty():
         yield lambda done, total: None
         return
     with _byte_bar() as progress:
-        task = progress.add_task("registering (the gateway reads each object once)", total=None)
+        task = progress.add_task(description, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total or None)

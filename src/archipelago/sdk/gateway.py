@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from threading import Lock
 from typing import Any
 
 import urllib3
@@ -87,7 +88,7 @@ EMPTY_BLOCK = "d41d8cd98f00b204e9800998ecf8427e+0"
 
 
 def move(client: ApiClient, identifier: str, to: str = "keep",
-         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Copy a collection's blocks into this cluster's Keep (`to="keep"`: those a gateway holds) or
     into a gateway's store (`to=<its uuid>`: those held anywhere else), each read through the keep
     client and md5-verified first, then point the manifest at the new copies. The PDH is unchanged
@@ -105,17 +106,22 @@ def move(client: ApiClient, identifier: str, to: str = "keep",
         held_by = GATEWAY_HINT.findall(locator)
         return bool(held_by) if to == "keep" else to not in held_by
 
+    todo = [loc for loc in dict.fromkeys(LOCATOR.findall(record["manifest_text"])) if elsewhere(loc)]
+    size = sum(Locator.parse(loc).size or 0 for loc in todo)
+    done = [0]
+    lock = Lock()
+
     def copy(locator: str) -> str:
         data = keep.get(locator)  # md5-verified
         copied = store(bytes(data))
-        if progress:
-            progress(len(data))
+        with lock:
+            done[0] += len(data)
+            if progress:
+                progress(done[0], size)
         return copied
 
-    todo = [loc for loc in dict.fromkeys(LOCATOR.findall(record["manifest_text"])) if elsewhere(loc)]
     with ThreadPoolExecutor(keep.max_workers) as pool:  # a few blocks in flight, each read then written
         moved = dict(zip(todo, pool.map(copy, todo), strict=True))
-    size = sum(Locator.parse(loc).size or 0 for loc in moved)
     if not moved:
         return {**record, "blocks": 0, "bytes": 0}
     text = LOCATOR.sub(lambda match: moved.get(match[0], match[0]), record["manifest_text"])
