@@ -68,6 +68,7 @@ class Runner:
         self._uploaded: dict[str, str] = {}  # local location -> keep: location
         self.on_change = on_change or (lambda steps: None)
         self._changed = threading.Condition()
+        self._changes = 0  # counts the changes streamed in, so that none is missed between two looks
         self._stop = threading.Event()
         self._followed: set[str] = set()  # clusters whose change streams wake the waiting steps
         self._log_readers: list[threading.Thread] = []  # filling in each finished step's bytes read
@@ -133,6 +134,8 @@ class Runner:
         """The request once Final: woken by the home cluster's change stream, polled as a safety net."""
         delay = 0.1
         while True:
+            with self._changed:
+                seen = self._changes
             try:
                 request = self.home.container_requests.get(uuid)
             except ArchipelagoError as exc:
@@ -145,8 +148,9 @@ class Runner:
                 self._notify()
             if request["state"] == "Final":
                 return request
-            with self._changed:
-                self._changed.wait(delay)
+            with self._changed:  # a change that came while we looked: no waiting
+                if self._changes == seen:
+                    self._changed.wait(delay)
             delay = min(delay * 1.5, 1.0)
 
     def container_of(self, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -203,6 +207,13 @@ class Runner:
     def _notify(self) -> None:
         self.on_change(self.steps)
 
+    def wake(self) -> None:
+        """A change streamed in: the waiting steps look again (counted, so that a step looking
+        just then does not go to sleep on it)."""
+        with self._changed:
+            self._changes += 1
+            self._changed.notify_all()
+
     def follow_changes(self, cluster: str) -> None:
         """Wake the waiting steps whenever `cluster` commits a change to a request or container: each
         cluster a step runs on is followed on its own stream (a remote one with the user's token
@@ -221,8 +232,7 @@ class Runner:
             while not self._stop.is_set():
                 try:
                     for _ in client.connection.events(["container_requests", "containers"]):
-                        with self._changed:
-                            self._changed.notify_all()
+                        self.wake()
                         if self._stop.is_set():
                             return
                 except (ConnectionError, ArchipelagoError):
