@@ -124,6 +124,9 @@ def test_reads_need_a_valid_signature_and_paths_stay_under_the_root(site):
     assert info.value.status in (403, 404)
     refused = archi(cluster, admin.token, "register", "../etc", "--gateway", PATH_GW, code=2)
     assert "outside" in refused["error"]
+    unknown = archi(cluster, admin.token, "register", "s3://another-bucket/run1", code=2)
+    assert "no gateway of this cluster serves s3://another-bucket/run1" in unknown["error"]
+    assert f"{S3_GW} serves s3://gateway-data" in unknown["error"]  # what it could have meant
 
 
 def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):

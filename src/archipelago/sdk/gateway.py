@@ -13,7 +13,7 @@ from typing import Any
 
 import urllib3
 
-from ..errors import ArchipelagoError, NotFound
+from ..errors import ArchipelagoError, BadRequest, NotFound
 from ..formats.locator import Locator
 from ..keep.client import KeepService
 from .client import ApiClient
@@ -34,6 +34,10 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
                  (path == g["gateway_source"] or path.startswith(g["gateway_source"].rstrip("/") + "/"))]
     if by_source and gateway_uuid is None:  # `s3://bucket/prefix`, `https://host/base/file`, `/mnt/data/run1`
         gateway_uuid, path = by_source[0]["uuid"], path[len(by_source[0]["gateway_source"]):].strip("/")
+    elif gateway_uuid is None and found and ("://" in path or path.startswith("/")):
+        served = "; ".join(f"{g['uuid']} serves {g.get('gateway_source') or '?'}" for g in found)
+        raise BadRequest(f"no gateway of this cluster serves {path} ({served}); register data below one of "
+                         f"those, or a path below a gateway's root with --gateway")
     chosen = [g for g in found if gateway_uuid in (None, g["uuid"])]
     if not chosen:
         raise NotFound(f"no gateway {gateway_uuid}" if gateway_uuid else "this cluster has no gateway")
