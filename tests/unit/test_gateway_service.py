@@ -112,9 +112,10 @@ def test_a_second_registration_reads_only_what_changed(served) -> None:
     assert get(url, locator, site.admin.token).status == 502
 
 
-def test_a_large_block_changed_where_the_store_cannot_tell_is_refused_by_its_md5(served) -> None:
-    """mtime and size kept, so the path store sees the same version: the md5 the gateway takes as
-    the block arrives catches it before any byte is sent — a 502 naming the object, then stale."""
+def test_a_large_block_changed_where_the_store_cannot_tell_is_refused_by_its_checksum(served) -> None:
+    """mtime and size kept, so the path store sees the same version: the checksum the gateway
+    takes as the block arrives (md5 confirming) catches it before any byte is sent — a 502 naming
+    the object, then stale."""
     import os
 
     site, data, url = served
@@ -223,3 +224,23 @@ def test_a_registration_cut_short_resumes_where_it_stopped(tmp_path: Path) -> No
         second = register(server.url, site.admin.token, "run")
     assert opened == ["run/bad.txt"]  # the three read before were not read again
     assert second["objects"] == 4 and second["manifest_text"].count("+K@") == 4
+
+
+def test_a_wrong_checksum_on_record_is_overruled_by_the_md5_and_re_recorded(served) -> None:
+    """Reads are checked against the xxh3 taken at registration; when it disagrees, md5 decides
+    whether the data or the record is wrong (as keepstore does with its blocks)."""
+    from sqlalchemy import select, update
+
+    from archipelago.db.models import GatewayBlock
+
+    site, data, url = served
+    (data / "fine.txt").write_text("the data is fine\n")
+    locator = register(url, site.admin.token, "fine.txt")["manifest_text"].split()[1]
+    plain = locator.split("+K@")[0]
+    with site.local.db.session() as session:
+        right = session.scalars(select(GatewayBlock.checksum).where(GatewayBlock.locator == plain)).one()
+        session.execute(update(GatewayBlock).where(GatewayBlock.locator == plain).values(checksum="0" * 32))
+    assert right and len(right) == 32  # taken at registration
+    assert get(url, locator, site.admin.token).data == b"the data is fine\n"
+    with site.local.db.session() as session:
+        assert session.scalars(select(GatewayBlock.checksum).where(GatewayBlock.locator == plain)).one() == right

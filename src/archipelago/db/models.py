@@ -116,6 +116,7 @@ class GatewayBlock(Base):
     length: Mapped[int] = mapped_column(BigInteger)
     version: Mapped[str] = mapped_column(String(255))  # mtime+size for a file, ETag for S3/HTTP
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)  # xxh3-128, taken with the md5
 
 
 class PropertyIndex(Base):

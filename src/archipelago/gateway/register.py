@@ -14,6 +14,7 @@ from typing import Any
 
 from ..formats.locator import BLOCK_SIZE
 from ..formats.manifest import Segment, render
+from ..keepstore.volumes.base import fast_hasher
 from .stores import ObjectStore, StoredObject
 
 EMPTY_LOCATOR = "d41d8cd98f00b204e9800998ecf8427e+0"
@@ -75,9 +76,16 @@ def _map_object(store: ObjectStore, gateway_uuid: str, stored: StoredObject,
     with store.open(stored.name, stored.version) as handle:  # ObjectChanged if it changed since listed
         offset = 0
         while chunk := handle.read(BLOCK_SIZE):
-            blocks.append({"gateway_uuid": gateway_uuid, "locator": f"{hashlib.md5(chunk).hexdigest()}+{len(chunk)}",
-                           "object": stored.name, "offset": offset, "length": len(chunk), "version": stored.version})
+            blocks.append(block_row(gateway_uuid, stored.name, offset, chunk, stored.version))
             offset += len(chunk)
             if progress:
                 progress(len(chunk))
     return blocks
+
+
+def block_row(gateway_uuid: str, name: str, offset: int, data: bytes | bytearray | memoryview,
+              version: str) -> dict[str, Any]:
+    """A row of the block map for `data`, found at `offset` of object `name`: its locator (md5) and
+    a fast checksum (xxh3-128) that reads are checked against, as keepstore checks its blocks."""
+    return {"gateway_uuid": gateway_uuid, "locator": f"{hashlib.md5(data).hexdigest()}+{len(data)}", "object": name,
+            "offset": offset, "length": len(data), "version": version, "checksum": fast_hasher(data).hexdigest()}

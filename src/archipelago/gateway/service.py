@@ -28,7 +28,8 @@ from ..keep.cache import BlockCache
 from ..keepstore.http import BLOCK_HEADERS, CHUNK, keep_errors, request_token, run, send_block
 from ..keepstore.remote_blocks import CLUSTER_HEADER
 from ..keepstore.service import BlockAccess
-from .register import register
+from ..keepstore.volumes.base import fast_hasher
+from .register import block_row, register
 from .stores import MOVED_PREFIX, ObjectChanged, StoredObject, store_for
 
 log = logging.getLogger("archipelago.gateway")
@@ -85,10 +86,11 @@ class Gateway:
             return row
 
     async def _send(self, request: web.Request, row: GatewayBlock) -> web.StreamResponse:
-        """The block read whole from its object range, its md5 taken as it arrives (the truth,
-        whatever the object's version says), sent only if it matches: a changed object is a 502
-        before any byte, and its blocks are marked stale. (A client reading several blocks at once
-        keeps the store, the hashing and the socket busy together.)"""
+        """The block read whole from its object range and checked as it arrives — against the fast
+        checksum taken with its md5 when it was registered (md5 decides when they disagree, or when
+        there is none) — and sent only if it is the block: a changed object is a 502 before any
+        byte, and its blocks are marked stale. (A client reading several blocks at once keeps the
+        store, the checking and the socket busy together.)"""
         try:
             data = await run(self._read_verified, row)
         except ObjectChanged:
@@ -99,7 +101,8 @@ class Gateway:
         return await send_block(request, data)
 
     def _read_verified(self, row: GatewayBlock) -> bytearray | None:
-        block, check, received = bytearray(row.length), hashlib.md5(), 0
+        block, received = bytearray(row.length), 0
+        check: Any = fast_hasher() if row.checksum else hashlib.md5()
         view = memoryview(block)
         with self.store.open(row.object, row.version, row.offset, row.length) as source:
             while received < row.length:
@@ -108,7 +111,15 @@ class Gateway:
                     return None  # shorter than registered
                 check.update(view[received:received + n])
                 received += n
-        return block if check.hexdigest() == row.locator.split("+")[0] else None
+        md5 = row.locator.split("+")[0]
+        if check.hexdigest() == (row.checksum or md5):
+            return block
+        if row.checksum and hashlib.md5(block).hexdigest() == md5:  # the recorded checksum was wrong, not the data
+            log.warning("gateway %s: block %s had a wrong checksum on record; its md5 matches; re-recorded",
+                        self.uuid, row.locator)
+            self._record([{**_as_block(row), "checksum": fast_hasher(block).hexdigest()}])
+            return block
+        return None
 
     def _refuse(self, row: GatewayBlock, why: str) -> BadGateway:
         with self.sessions() as session:
@@ -136,9 +147,7 @@ class Gateway:
             raise ArchipelagoError(f"the body does not hash to {md5}", 422)
         name = f"{MOVED_PREFIX}{md5}"
         version = await run(self.store.write, name, data)
-        locator = f"{md5}+{len(data)}"
-        await run(self._record, [{"gateway_uuid": self.uuid, "locator": locator, "object": name, "offset": 0,
-                                  "length": len(data), "version": version}])
+        await run(self._record, [block_row(self.uuid, name, 0, data, version)])
         signed = self.access.sign(md5, len(data), token, f"+K@{self.uuid}")
         return web.Response(text=signed + "\n", headers=BLOCK_HEADERS)
 
@@ -193,9 +202,7 @@ class Gateway:
                 GatewayBlock.gateway_uuid == self.uuid, GatewayBlock.object == stored.name,
                 GatewayBlock.version == stored.version, GatewayBlock.stale.is_(False))
             rows = session.scalars(query.order_by(GatewayBlock.offset)).all()
-            blocks: list[dict[str, Any]] = [
-                {key: getattr(row, key) for key in ("gateway_uuid", "locator", "object", "offset", "length", "version")}
-                for row in rows]
+            blocks = [_as_block(row) for row in rows]
         covered = 0
         for block in blocks:
             if block["offset"] != covered:
@@ -215,3 +222,9 @@ class Gateway:
         app.router.add_route("GET", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
         app.router.add_route("HEAD", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
         return app
+
+
+def _as_block(row: GatewayBlock) -> dict[str, Any]:
+    """A row of the block map as the dict `_record` takes."""
+    return {key: getattr(row, key) for key in
+            ("gateway_uuid", "locator", "object", "offset", "length", "version", "checksum")}

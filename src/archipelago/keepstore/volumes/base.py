@@ -10,8 +10,8 @@ from typing import BinaryIO, NamedTuple
 import xxhash
 
 
-def fast_hasher() -> xxhash.xxh3_128:
-    return xxhash.xxh3_128()
+def fast_hasher(data: bytes | bytearray | memoryview = b"") -> xxhash.xxh3_128:
+    return xxhash.xxh3_128(data)
 
 
 class IndexEntry(NamedTuple):
