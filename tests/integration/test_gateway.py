@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from archipelago.config import GatewayConfig, dump_config, load_config
+from archipelago.keep.client import KeepService
 from archipelago.rpc import ApiRequestError
 from archipelago.run.cluster import CONFIG_NAME, init_cluster
 from archipelago.run.ports import free_port
@@ -175,6 +176,31 @@ def test_s3_and_http_data_mixed_with_keep_in_one_collection(site, tmp_path):
     s3.put_object(Bucket="gateway-data", Key="later/c.txt", Body=b"changed!\n")  # same size
     failed = archi(cluster, admin.token, "get", later["uuid"], str(tmp_path / "again"), code=1)
     assert "later/c.txt" in failed["error"]
+
+
+def test_a_move_cut_short_resumes_without_sending_what_the_destination_holds(site):
+    import urllib3
+
+    cluster, *_ = site
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    alpha, beta = Collection(admin), Collection(admin)
+    alpha.write("a.txt", b"alpha, half moved\n")
+    beta.write("b.txt", b"beta, not yet\n")
+    both = Collection(admin)
+    for part, name in ((alpha, "a.txt"), (beta, "b.txt")):
+        both.link(name, Collection(admin, part.save_new(f"part {name}")["uuid"]).segments(name))
+    made = both.save_new("archived in two steps")
+    s3_gateway = next(KeepService.from_record(g) for g in admin.request("GET", "keep_services/accessible")["items"]
+                      if g["uuid"] == S3_GW)
+    md5 = hashlib.md5(b"alpha, half moved\n").hexdigest()
+    stored = urllib3.request("PUT", f"{s3_gateway.url}/{md5}", body=b"alpha, half moved\n",
+                             headers={"Authorization": f"Bearer {admin.token}"})  # the first move got this far
+    assert stored.status == 200
+    for block in (cluster.directory / "keep").rglob(f"{md5}*"):
+        block.unlink()  # and a.txt's block is nowhere else now: sending it again would fail
+    moved = archi(cluster, admin.token, "keep", "move", made["uuid"], "--to", S3_GW)
+    assert moved["blocks"] == 2 and moved["portable_data_hash"] == made["portable_data_hash"]
+    assert Collection(admin, made["uuid"]).read("a.txt") == b"alpha, half moved\n"  # from the S3 gateway
 
 
 OFFICIAL_SDK_READS = """

@@ -58,10 +58,10 @@ class Gateway:
         self.access.restricted = await run(self._restricted_now)
         self.access.guard_residency(locator.md5, request.headers.get(CLUSTER_HEADER), token)
         row = await run(self._row, f"{locator.md5}+{locator.size}" if locator.size is not None else locator.md5)
+        if row.stale:  # HEAD too: a block it would refuse to serve is not a block it holds
+            raise await run(self._refuse, row, "it changed since it was registered")
         if request.method == "HEAD":
             return web.Response(headers={**BLOCK_HEADERS, "Content-Length": str(row.length)})
-        if row.stale:
-            raise await run(self._refuse, row, "it changed since it was registered")
         if (cached := self.cache.get(locator.md5)) is not None:
             return await send_block(request, cached)
         return await self._send(request, row)

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 
@@ -101,7 +101,7 @@ def move(client: ApiClient, identifier: str, to: str = "keep",
     with `blocks` and `bytes` moved."""
     record = client.collections.get(identifier)
     keep = client.keep(cache=None)
-    store = _block_sink(client, keep, to)
+    destination = _destination(client, keep, to)
 
     def elsewhere(locator: str) -> bool:
         """Not yet where it is asked to be."""
@@ -116,13 +116,13 @@ def move(client: ApiClient, identifier: str, to: str = "keep",
     lock = Lock()
 
     def copy(locator: str) -> str:
-        data = keep.get(locator)  # md5-verified
-        copied = store(bytes(data))
+        if (there := destination.holds(locator)) is None:  # a move cut short resumes: held blocks are not sent
+            there = destination.put(bytes(keep.get(locator)))  # md5-verified on the way
         with lock:
-            done[0] += len(data)
+            done[0] += Locator.parse(locator).size or 0
             if progress:
                 progress(done[0], size)
-        return copied
+        return there
 
     with ThreadPoolExecutor(keep.max_workers) as pool:  # a few blocks in flight, each read then written
         moved = dict(zip(todo, pool.map(copy, todo), strict=True))
@@ -135,24 +135,59 @@ def move(client: ApiClient, identifier: str, to: str = "keep",
     return {**updated, "blocks": len(moved), "bytes": size}
 
 
-def _block_sink(client: ApiClient, keep: Any, to: str) -> Callable[[bytes], str]:
-    """Where moved blocks go: Keep (a signed locator back), or a gateway's store (its hint too)."""
+class _Destination(Protocol):
+    def holds(self, locator: str) -> str | None:
+        """The destination's locator for this block if it holds it already (a move cut short)."""
+        ...
+
+    def put(self, data: bytes) -> str:
+        """Store the block; its locator there, signed."""
+        ...
+
+
+class _Keep:
+    def __init__(self, keep: Any):
+        self.keep = keep
+
+    def holds(self, locator: str) -> str | None:
+        here = GATEWAY_HINT.sub("", locator)  # the same signature, asked of Keep's own services
+        try:
+            self.keep.head(here)
+        except ArchipelagoError:
+            return None
+        return here
+
+    def put(self, data: bytes) -> str:
+        return str(self.keep.put(data))
+
+
+class _Gateway:
+    def __init__(self, client: ApiClient, service: dict[str, Any]):
+        self.client, self.uuid, self.base = client, service["uuid"], KeepService.from_record(service).url
+
+    def holds(self, locator: str) -> str | None:
+        loc = Locator.parse(GATEWAY_HINT.sub("", locator))
+        answer = urllib3.request("HEAD", f"{self.base}/{loc}", headers={"Authorization": f"Bearer {self.client.token}"})
+        signature = next((f"+{h}" for h in loc.hints if h.startswith("A")), "")
+        return f"{loc.md5}+{loc.size}+K@{self.uuid}{signature}" if answer.status == 200 else None
+
+    def put(self, data: bytes) -> str:
+        md5 = hashlib.md5(data).hexdigest()
+        answer = urllib3.request("PUT", f"{self.base}/{md5}+{len(data)}", body=data, timeout=None,
+                                 headers={"Authorization": f"Bearer {self.client.token}"})
+        if answer.status != 200:
+            raise ArchipelagoError(f"gateway {self.uuid} did not store block {md5}: HTTP {answer.status} "
+                                   f"{answer.data[:300].decode(errors='replace')}", 502)
+        return answer.data.decode().strip()
+
+
+def _destination(client: ApiClient, keep: Any, to: str) -> _Destination:
+    """Where moved blocks go: Keep, or a gateway's store (its hint on the locators)."""
     if to == "keep":
-        return lambda data: str(keep.put(data))
+        return _Keep(keep)
     found = gateways(client)
     service = next((g for g in found if g["uuid"] == to), None)
     if service is None:
         raise NotFound(f"no gateway {to} on this cluster (`--to keep`, or one of: "
                        f"{', '.join(g['uuid'] for g in found) or 'none'})")
-    base = KeepService.from_record(service).url
-
-    def put(data: bytes) -> str:
-        md5 = hashlib.md5(data).hexdigest()
-        answer = urllib3.request("PUT", f"{base}/{md5}+{len(data)}", body=data, timeout=None,
-                                 headers={"Authorization": f"Bearer {client.token}"})
-        if answer.status != 200:
-            raise ArchipelagoError(f"gateway {to} did not store block {md5}: HTTP {answer.status} "
-                                   f"{answer.data[:300].decode(errors='replace')}", 502)
-        return answer.data.decode().strip()
-
-    return put
+    return _Gateway(client, service)
