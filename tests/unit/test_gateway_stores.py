@@ -25,3 +25,28 @@ def test_a_file_is_read_only_at_the_version_registered(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_bytes(b"changed!!!")
     with pytest.raises(ObjectChanged):
         store.open("a.txt", version)
+
+
+def test_a_web_object_of_unknown_size_is_not_registered_as_empty() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from archipelago.errors import BadGateway
+    from archipelago.gateway.stores import HttpStore
+
+    class NoLength(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # a dynamic page: streamed, its size unknown in advance
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NoLength)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(BadGateway, match="does not say how large it is"):
+            list(HttpStore(f"http://127.0.0.1:{server.server_address[1]}").objects("report.txt"))
+    finally:
+        server.shutdown()

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from ..config import GatewayConfig
-from ..errors import ArchipelagoError, BadRequest, NotFound
+from ..errors import ArchipelagoError, BadGateway, BadRequest, NotFound
 
 MOVED_PREFIX = "archipelago-blocks/"  # objects a gateway writes itself (blocks moved to it)
 
@@ -188,8 +188,11 @@ class HttpStore:
         answer = self._http.request("HEAD", self._url(prefix))
         if answer.status != 200:
             raise NotFound(f"{self._url(prefix)} answered HTTP {answer.status}")
+        if "Content-Length" not in answer.headers:  # registering it as empty would be silently wrong
+            raise BadGateway(f"{self._url(prefix)} does not say how large it is (no Content-Length): "
+                             f"it cannot be registered")
         version = answer.headers.get("ETag") or answer.headers.get("Last-Modified") or ""
-        yield StoredObject(prefix.strip("/"), int(answer.headers.get("Content-Length", 0)), version)
+        yield StoredObject(prefix.strip("/"), int(answer.headers["Content-Length"]), version)
 
     def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> Source:
         headers = {"Range": _range(offset, length)} if offset or length is not None else {}
