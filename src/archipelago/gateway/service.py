@@ -57,7 +57,7 @@ class Gateway:
         self.access.check_signature(locator, token)
         self.access.restricted = await run(self._restricted_now)
         self.access.guard_residency(locator.md5, request.headers.get(CLUSTER_HEADER), token)
-        row = await run(self._row, f"{locator.md5}+{locator.size}" if locator.size is not None else locator.md5)
+        row = await run(self._row, locator.stripped)
         if row.stale:  # HEAD too: a block it would refuse to serve is not a block it holds
             raise await run(self._refuse, row, "it changed since it was registered")
         if request.method == "HEAD":
