@@ -244,3 +244,15 @@ def test_a_wrong_checksum_on_record_is_overruled_by_the_md5_and_re_recorded(serv
     assert get(url, locator, site.admin.token).data == b"the data is fine\n"
     with site.local.db.session() as session:
         assert session.scalars(select(GatewayBlock.checksum).where(GatewayBlock.locator == plain)).one() == right
+
+
+def test_a_block_moved_here_is_stored_only_if_its_body_hashes_to_its_name(served) -> None:
+    site, data, url = served
+    auth = {"Authorization": f"Bearer {site.admin.token}"}
+    md5 = "acbd18db4cc2f85cedef654fccc4a4d8"  # of b"foo"
+    refused = http.request("PUT", f"{url}/{md5}", body=b"bar", headers=auth)
+    assert refused.status == 422 and not (data / "archipelago-blocks" / md5).exists()
+    stored = http.request("PUT", f"{url}/{md5}", body=b"foo", headers=auth)
+    assert stored.status == 200 and f"{md5}+3+K@{GW}+A" in stored.data.decode()
+    assert (data / "archipelago-blocks" / md5).read_bytes() == b"foo"
+    assert get(url, stored.data.decode().strip(), site.admin.token).data == b"foo"  # and served, checked

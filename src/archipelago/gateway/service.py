@@ -143,11 +143,12 @@ class Gateway:
             raise Unauthorized("storing a block needs a token (the locator is signed for it)")
         md5 = request.match_info["locator"][:32]
         data = await request.read()
-        if hashlib.md5(data).hexdigest() != md5:
-            raise ArchipelagoError(f"the body does not hash to {md5}", 422)
         name = f"{MOVED_PREFIX}{md5}"
-        version = await run(self.store.write, name, data)
-        await run(self._record, [block_row(self.uuid, name, 0, data, version)])
+        row = await run(block_row, self.uuid, name, 0, data, "")  # md5 and checksum, once, off the event loop
+        if not row["locator"].startswith(md5):
+            raise ArchipelagoError(f"the body does not hash to {md5}", 422)
+        row["version"] = await run(self.store.write, name, data)
+        await run(self._record, [row])
         signed = self.access.sign(md5, len(data), token, f"+K@{self.uuid}")
         return web.Response(text=signed + "\n", headers=BLOCK_HEADERS)
 
