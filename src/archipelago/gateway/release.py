@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from ..config import ClusterConfig
 from ..db.models import Collection, GatewayBlock, ReleasedCopy
 from ..formats.manifest import block_copies
-from .stores import MOVED_PREFIX, store_for
+from .stores import MOVED_PREFIX, ObjectStore, store_for
 
 log = logging.getLogger("archipelago.release")
 Sessions = Callable[[], AbstractContextManager[Session]]
@@ -35,6 +35,7 @@ class Releaser:
     def __init__(self, config: ClusterConfig, sessions: Sessions):
         self.config, self.sessions = config, sessions
         self.gateways = {str(gateway.uuid): gateway for gateway in config.gateways}
+        self._stores: dict[str, ObjectStore] = {}  # made when first needed (an S3 client is not free)
         self._http = urllib3.PoolManager(cert_reqs="CERT_NONE", retries=urllib3.Retry(2))
 
     def release_due(self, now: float | None = None) -> list[tuple[str, str]]:
@@ -93,7 +94,8 @@ class Releaser:
             objects = [row.object for row in rows]
             session.execute(delete(GatewayBlock).where(GatewayBlock.gateway_uuid == gateway_uuid,
                                                        GatewayBlock.locator == locator))
-        store = store_for(self.gateways[gateway_uuid])
+        store = self._stores.get(gateway_uuid) or self._stores.setdefault(
+            gateway_uuid, store_for(self.gateways[gateway_uuid]))
         for name in objects:
             if name.startswith(MOVED_PREFIX):
                 store.delete(name)
