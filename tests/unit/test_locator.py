@@ -59,3 +59,13 @@ hints = st.from_regex(r"[A-Z][A-Za-z0-9@_-]{0,12}", fullmatch=True)
 def test_parse_format_round_trip(md5, size, extra):
     text = "+".join([md5, str(size), *extra])
     assert str(Locator.parse(text)) == text
+
+
+def test_with_service_names_another_holder_and_keeps_the_signature() -> None:
+    from archipelago.formats.locator import Locator
+
+    signed = "acbd18db4cc2f85cedef654fccc4a4d8+3+K@z1111-bi6l4-gateway00000001+A" + "ab" * 20 + "@5f0e1a2b"
+    loc = Locator.parse(signed)
+    assert str(loc.with_service(None)) == "acbd18db4cc2f85cedef654fccc4a4d8+3+A" + "ab" * 20 + "@5f0e1a2b"
+    moved = loc.with_service("z1111-bi6l4-gateway00000002")
+    assert moved.service_hints == ["z1111-bi6l4-gateway00000002"] and moved.signature == loc.signature

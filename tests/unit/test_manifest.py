@@ -197,8 +197,16 @@ def test_block_copies_name_where_each_block_is_read() -> None:
     from archipelago.formats.manifest import block_copies
 
     text = (". acbd18db4cc2f85cedef654fccc4a4d8+3+K@z1111-bi6l4-gateway00000001+Aabc@5f0 "
-            "37b51d194a7513e45b56f6524f2d51f2+3+Rz2222-abc@5f0 "
+            "37b51d194a7513e45b56f6524f2d51f2+3+Rz2222-" + "ab" * 20 + "@5f0e1a2b "
             "73feffa4b7f6bb68e44cf984c85f6e88+3 0:9:f.txt\n")
     assert block_copies(text) == {("acbd18db4cc2f85cedef654fccc4a4d8+3", "z1111-bi6l4-gateway00000001"),
                                   ("37b51d194a7513e45b56f6524f2d51f2+3", "remote:z2222"),
                                   ("73feffa4b7f6bb68e44cf984c85f6e88+3", "keep")}
+
+
+def test_replace_locators_touches_locators_only() -> None:
+    from archipelago.formats.manifest import replace_locators
+
+    text = ". acbd18db4cc2f85cedef654fccc4a4d8+3 0:3:acbd18db4cc2f85cedef654fccc4a4d8+3\n"
+    moved = replace_locators(text, {"acbd18db4cc2f85cedef654fccc4a4d8+3": "acbd18db4cc2f85cedef654fccc4a4d8+3+K@x"})
+    assert moved == ". acbd18db4cc2f85cedef654fccc4a4d8+3+K@x 0:3:acbd18db4cc2f85cedef654fccc4a4d8+3\n"

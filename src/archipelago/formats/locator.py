@@ -23,6 +23,8 @@ _HINT_RE = re.compile(r"[A-Z][A-Za-z0-9@_-]*")
 _SIGNATURE_RE = re.compile(r"A([0-9a-f]{40})@([0-9a-f]{8})")
 _REMOTE_SIGNATURE_RE = re.compile(r"R([a-z0-9]{5})-([0-9a-f]{40})@([0-9a-f]{8})")
 _SERVICE_HINT_RE = re.compile(r"K@([a-z0-9]{5}(?:-bi6l4-[a-z0-9]{15})?)")
+# a locator as a token of a manifest line (between spaces, or a space and the line's end)
+LOCATOR_TOKEN_RE = re.compile(r"(?<= )[0-9a-f]{32}\+[0-9]+(?:\+[A-Z][A-Za-z0-9@_-]*)*(?=[ \n])")
 
 
 class LocatorError(BadRequest, ValueError):
@@ -94,6 +96,12 @@ class Locator:
             if match := _REMOTE_SIGNATURE_RE.fullmatch(hint):
                 return Signature(match[2], int(match[3], 16), cluster_id=match[1])
         return None
+
+    def with_service(self, uuid: str | None) -> Locator:
+        """The same locator (signatures kept) naming `uuid` as the service that holds it, or no
+        service at all (`None`: the cluster's own keepstores)."""
+        others = tuple(h for h in self.hints if not _SERVICE_HINT_RE.fullmatch(h))
+        return Locator(self.md5, self.size, (f"K@{uuid}", *others) if uuid else others)
 
     @property
     def service_hints(self) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from ..errors import BadRequest
-from .locator import EMPTY_LOCATOR, Locator, LocatorError
+from .locator import EMPTY_LOCATOR, LOCATOR_TOKEN_RE, Locator, LocatorError
 
 # A name token: printable non-space characters, with `\ooo` escapes; written as an
 # "unrolled loop" so the regex engine runs over plain characters without backtracking.
@@ -273,11 +273,16 @@ def block_copies(text: str) -> set[tuple[str, str]]:
     copies = set()
     for stream in parse(text).streams:
         for token in stream.locators:
-            md5, size, *hints = token.split("+")
-            named = next((h[2:] for h in hints if h.startswith("K@")), None)
-            remote = next((h[1:6] for h in hints if h.startswith("R")), None)
-            copies.add((f"{md5}+{size}", named or (f"remote:{remote}" if remote else "keep")))
+            locator = Locator.parse(token)
+            remote = locator.remote_signature
+            place = next(iter(locator.service_hints), None) or (f"remote:{remote.cluster_id}" if remote else "keep")
+            copies.add((locator.stripped, place))
     return copies
+
+
+def replace_locators(text: str, replacements: dict[str, str]) -> str:
+    """The manifest with each locator token found in `replacements` replaced; files untouched."""
+    return LOCATOR_TOKEN_RE.sub(lambda match: replacements.get(match[0], match[0]), text)
 
 
 def strip_hints(text: str) -> str:

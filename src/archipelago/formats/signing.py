@@ -12,11 +12,10 @@ import re
 import time
 
 from ..errors import BadRequest
-from .locator import Locator
+from .locator import LOCATOR_TOKEN_RE, Locator
 
 _SIGNATURE_HINT_RE = re.compile(r"\+A[^+ \n]*")
 _LOCAL_TO_REMOTE_RE = re.compile(r"\+A([0-9a-f]{40}@[0-9a-f]{8})")
-_LOCATOR_TOKEN_RE = re.compile(r"(?<= )[0-9a-f]{32}\+[0-9]+(?:\+[A-Z][A-Za-z0-9@_-]*)*(?=[ \n])")
 
 
 class SignatureError(BadRequest):
@@ -63,7 +62,7 @@ def verify_locator(locator: str | Locator, token: str, ttl: int, key: bytes, now
 
 def sign_manifest(text: str, token: str, expiry: int, ttl: int, key: bytes) -> str:
     """Sign every locator of a manifest for `token` (replacing any existing +A)."""
-    return _LOCATOR_TOKEN_RE.sub(lambda m: sign_locator(m[0], token, expiry, ttl, key), text)
+    return LOCATOR_TOKEN_RE.sub(lambda m: sign_locator(m[0], token, expiry, ttl, key), text)
 
 
 def strip_signatures(text: str) -> str:

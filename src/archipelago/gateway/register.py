@@ -12,12 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..formats.locator import BLOCK_SIZE
+from ..formats.locator import BLOCK_SIZE, EMPTY_LOCATOR
 from ..formats.manifest import Segment, render
 from ..keepstore.volumes.base import fast_hasher
 from .stores import ObjectStore, StoredObject
-
-EMPTY_LOCATOR = "d41d8cd98f00b204e9800998ecf8427e+0"
 
 
 @dataclass

@@ -16,12 +16,11 @@ from ..backend.interface import Caller, Record
 from ..db.models import Collection, ReleasedCopy
 from ..errors import Forbidden, NotFound, Unprocessable
 from ..formats import manifest as manifests
-from ..formats.locator import EMPTY_HASH
+from ..formats.locator import EMPTY_LOCATOR
 from ..formats.signing import SignatureError, sign_manifest, strip_signatures, verify_locator
 from ..ids import PDH_RE
 from .base import Context, Resource, aware, now
 
-EMPTY_LOCATOR_PREFIX = EMPTY_HASH + "+0"
 MANIFEST_FIELDS = ("manifest_text", "unsigned_manifest_text")
 
 
@@ -69,7 +68,7 @@ class Collections(Resource):
             key = signing.blob_signing_key.encode()
             for stream in parsed.streams:
                 for locator in stream.locators:
-                    if locator.startswith(EMPTY_LOCATOR_PREFIX):
+                    if locator.startswith(EMPTY_LOCATOR):
                         continue
                     try:
                         verify_locator(locator, ctx.caller.token, signing.blob_signing_ttl, key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
@@ -14,7 +13,8 @@ from typing import Any, Protocol
 import urllib3
 
 from ..errors import ArchipelagoError, BadRequest, NotFound
-from ..formats.locator import Locator
+from ..formats.locator import EMPTY_LOCATOR, Locator
+from ..formats.manifest import parse, replace_locators
 from ..keep.client import KeepService
 from .client import ApiClient
 
@@ -86,11 +86,6 @@ def _lines(response: Any) -> Any:
         yield pending
 
 
-LOCATOR = re.compile(r"\b[0-9a-f]{32}\+\d+(?:\+[^\s+]+)*")
-GATEWAY_HINT = re.compile(r"\+K@([a-z0-9]{5}-bi6l4-[a-z0-9]{15})")
-EMPTY_BLOCK = "d41d8cd98f00b204e9800998ecf8427e+0"
-
-
 def move(client: ApiClient, identifier: str, to: str = "keep",
          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Copy a collection's blocks into this cluster's Keep (`to="keep"`: those a gateway holds) or
@@ -105,12 +100,13 @@ def move(client: ApiClient, identifier: str, to: str = "keep",
 
     def elsewhere(locator: str) -> bool:
         """Not yet where it is asked to be."""
-        if locator.startswith(EMPTY_BLOCK):
+        loc = Locator.parse(locator)
+        if loc.stripped == EMPTY_LOCATOR:
             return False
-        held_by = GATEWAY_HINT.findall(locator)
-        return bool(held_by) if to == "keep" else to not in held_by
+        return bool(loc.service_hints) if to == "keep" else to not in loc.service_hints
 
-    todo = [loc for loc in dict.fromkeys(LOCATOR.findall(record["manifest_text"])) if elsewhere(loc)]
+    tokens = dict.fromkeys(t for stream in parse(record["manifest_text"]).streams for t in stream.locators)
+    todo = [t for t in tokens if elsewhere(t)]
     size = sum(Locator.parse(loc).size or 0 for loc in todo)
     done = [0]
     lock = Lock()
@@ -128,7 +124,7 @@ def move(client: ApiClient, identifier: str, to: str = "keep",
         moved = dict(zip(todo, pool.map(copy, todo), strict=True))
     if not moved:
         return {**record, "blocks": 0, "bytes": 0}
-    text = LOCATOR.sub(lambda match: moved.get(match[0], match[0]), record["manifest_text"])
+    text = replace_locators(record["manifest_text"], moved)
     updated = client.collections.update(record["uuid"], {"manifest_text": text})
     if updated["portable_data_hash"] != record["portable_data_hash"]:  # cannot happen: same md5s and sizes
         raise ArchipelagoError(f"moving {record['uuid']} changed its PDH")
@@ -150,7 +146,7 @@ class _Keep:
         self.keep = keep
 
     def holds(self, locator: str) -> str | None:
-        here = GATEWAY_HINT.sub("", locator)  # the same signature, asked of Keep's own services
+        here = str(Locator.parse(locator).with_service(None))  # the same signature, asked of Keep's own services
         try:
             self.keep.head(here)
         except ArchipelagoError:
@@ -166,10 +162,10 @@ class _Gateway:
         self.client, self.uuid, self.base = client, service["uuid"], KeepService.from_record(service).url
 
     def holds(self, locator: str) -> str | None:
-        loc = Locator.parse(GATEWAY_HINT.sub("", locator))
-        answer = urllib3.request("HEAD", f"{self.base}/{loc}", headers={"Authorization": f"Bearer {self.client.token}"})
-        signature = next((f"+{h}" for h in loc.hints if h.startswith("A")), "")
-        return f"{loc.md5}+{loc.size}+K@{self.uuid}{signature}" if answer.status == 200 else None
+        loc = Locator.parse(locator)
+        answer = urllib3.request("HEAD", f"{self.base}/{loc.with_service(None)}",
+                                 headers={"Authorization": f"Bearer {self.client.token}"})
+        return str(loc.with_service(self.uuid)) if answer.status == 200 else None
 
     def put(self, data: bytes) -> str:
         md5 = hashlib.md5(data).hexdigest()
