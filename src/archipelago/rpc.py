@@ -9,7 +9,7 @@ an API application in-process, which makes whole federations testable in millise
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
@@ -62,16 +62,21 @@ class Urllib3Transport:
         try:
             if resp.status != 200:
                 raise ApiRequestError(resp.status, resp.read()[:200].decode("utf-8", "replace"), url)
-            buffer = b""
-            for chunk in resp.stream(4096, decode_content=False):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    yield line
+            yield from split_lines(resp.stream(4096, decode_content=False))
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ConnectionError(_cause(exc)) from None
         finally:
             resp.release_conn()
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A streamed body's lines as they arrive, without their newlines (an unterminated last piece is
+    not a line: the body was cut short)."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        yield from complete
 
 
 def _cause(exc: Exception) -> str:

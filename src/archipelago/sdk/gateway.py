@@ -16,6 +16,7 @@ from ..errors import ArchipelagoError, BadRequest, NotFound
 from ..formats.locator import EMPTY_LOCATOR, Locator
 from ..formats.manifest import parse, replace_locators
 from ..keep.client import KeepService
+from ..rpc import split_lines
 from .client import ApiClient
 
 
@@ -55,7 +56,9 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
                                response.status)
     total = done = 0
     final: dict[str, Any] = {}
-    for line in _lines(response):
+    for line in split_lines(response.stream(1 << 16)):
+        if not line:
+            continue
         message = json.loads(line)
         if "total" in message:
             total = message["total"]
@@ -73,17 +76,6 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
         attrs["owner_uuid"] = project
     record = client.collections.create(attrs, ensure_unique_name=True)
     return {**record, "objects": final["objects"], "bytes": final["bytes"]}
-
-
-def _lines(response: Any) -> Any:
-    """The response's lines as they arrive."""
-    pending = b""
-    for chunk in response.stream(1 << 16):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        yield from (line for line in complete if line)
-    if pending:
-        yield pending
 
 
 def move(client: ApiClient, identifier: str, to: str = "keep",
