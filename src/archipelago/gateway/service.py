@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -29,6 +29,7 @@ from ..keepstore.http import BLOCK_HEADERS, CHUNK, keep_errors, request_token, r
 from ..keepstore.remote_blocks import CLUSTER_HEADER
 from ..keepstore.service import BlockAccess
 from ..keepstore.volumes.base import fast_hasher
+from ..keepstore.workers import refresh_restricted
 from .register import block_row, register
 from .stores import MOVED_PREFIX, ObjectChanged, StoredObject, store_for
 
@@ -36,15 +37,11 @@ log = logging.getLogger("archipelago.gateway")
 Sessions = Callable[[], AbstractContextManager[Session]]
 
 
-RESTRICTED_SECONDS = 5.0  # how long the set of blocks under a residency policy is reused
-
-
 class Gateway:
     def __init__(self, config: ClusterConfig, gateway: GatewayConfig, sessions: Sessions,
                  restricted_blocks: Callable[[], set[str]] = set):
         self.config, self.gateway, self.sessions = config, gateway, sessions
         self._restricted_blocks = restricted_blocks
-        self._restricted: tuple[float, set[str]] = (0.0, set())
         self.cache = BlockCache(gateway.cache_mib << 20)  # verified blocks: read twice, fetched once
         self.uuid = str(gateway.uuid)
         self.store = store_for(gateway)
@@ -55,7 +52,6 @@ class Gateway:
         locator = Locator.parse(request.match_info["locator"], require_size=request.method == "GET")
         token = request_token(request)
         self.access.check_signature(locator, token)
-        self.access.restricted = await run(self._restricted_now)
         self.access.guard_residency(locator.md5, request.headers.get(CLUSTER_HEADER), token)
         row = await run(self._row, locator.stripped)
         if row.stale:  # HEAD too: a block it would refuse to serve is not a block it holds
@@ -66,13 +62,11 @@ class Gateway:
             return await send_block(request, cached)
         return await self._send(request, row)
 
-    def _restricted_now(self) -> set[str]:
-        """Blocks of collections under a residency policy (the same rule keepstore applies)."""
-        fetched, blocks = self._restricted
-        if time.monotonic() - fetched > RESTRICTED_SECONDS:
-            blocks = self._restricted_blocks()
-            self._restricted = (time.monotonic(), blocks)
-        return blocks
+    async def _residency(self, app: web.Application) -> AsyncIterator[None]:
+        """The blocks under a residency policy, kept fresh as keepstore keeps its own."""
+        refreshing = asyncio.create_task(refresh_restricted(self.access, self._restricted_blocks))
+        yield
+        refreshing.cancel()
 
     def _row(self, locator: str) -> GatewayBlock:
         with self.sessions() as session:
@@ -218,6 +212,7 @@ class Gateway:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[keep_errors], client_max_size=BLOCK_SIZE + 1)
+        app.cleanup_ctx.append(self._residency)
         app.router.add_route("POST", "/register", self.register)
         app.router.add_route("PUT", r"/{locator:[0-9a-f]{32}[^/]*}", self.put)
         app.router.add_route("GET", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)

@@ -13,7 +13,7 @@ import aiohttp
 
 from ..formats.locator import Locator
 from .http import run
-from .service import KeepService
+from .service import BlockAccess, KeepService
 
 log = logging.getLogger("archipelago.keepstore")
 
@@ -38,7 +38,7 @@ class Workers:
         if self.service.config.collections.blob_trash:
             self._tasks.append(asyncio.create_task(self._trash_emptier()))
         if self._load_restricted is not None:
-            self._tasks.append(asyncio.create_task(self._refresh_restricted(self._load_restricted)))
+            self._tasks.append(asyncio.create_task(refresh_restricted(self.service, self._load_restricted)))
 
     async def stop(self, app: Any = None) -> None:
         for task in self._tasks:
@@ -81,10 +81,13 @@ class Workers:
                 log.info("deleted %d expired trashed blocks", deleted)
             await asyncio.sleep(self.service.config.collections.blob_trash_check_interval)
 
-    async def _refresh_restricted(self, load: Callable[[], set[str]]) -> None:
-        while True:
-            try:
-                self.service.restricted = await run(load)
-            except Exception as exc:
-                log.error("could not refresh the residency block list: %s", exc)
-            await asyncio.sleep(RESIDENCY_REFRESH_SECONDS)
+
+async def refresh_restricted(access: BlockAccess, load: Callable[[], set[str]]) -> None:
+    """Keep `access.restricted` (the blocks of collections under a residency policy) fresh, for
+    keepstore and for the gateways alike."""
+    while True:
+        try:
+            access.restricted = await run(load)
+        except Exception as exc:
+            log.error("could not refresh the residency block list: %s", exc)
+        await asyncio.sleep(RESIDENCY_REFRESH_SECONDS)
