@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from archipelago.cwl.runner import Runner
@@ -65,7 +66,7 @@ def main() -> None:
         (scratch / "local.json").write_text(json.dumps({"cohorts": local, **common}))
         ours, theirs = [], []
         for round_ in range(-args.warmup, args.rounds):  # rounds below 0 warm up and are not counted
-            started = time.perf_counter()
+            started, last_started_at = time.perf_counter(), time.time()
             _, status = Runner(analyst, reuse=False).run(EXAMPLE / "meta-analysis.cwl", scratch / "remote.json")
             if round_ >= 0:
                 ours.append(time.perf_counter() - started)
@@ -78,7 +79,9 @@ def main() -> None:
                            check=True, capture_output=True)
             if round_ >= 0:
                 theirs.append(time.perf_counter() - started)
-    result = {"archi_run_each": [round(t, 2) for t in ours], "cwltool_each": [round(t, 2) for t in theirs],
+        timeline = _timeline(admins, last_started_at)
+    result = {"last_round_timeline": timeline,
+              "archi_run_each": [round(t, 2) for t in ours], "cwltool_each": [round(t, 2) for t in theirs],
               "archi_run_seconds": round(statistics.median(ours), 2),
               "cwltool_seconds": round(statistics.median(theirs), 2),
               "ratio": round(statistics.median(ours) / statistics.median(theirs), 2), "rounds": args.rounds}
@@ -88,6 +91,28 @@ def main() -> None:
     print(f"meta-analysis, 3 cohorts on 3 clusters: archi run {result['archi_run_seconds']:.2f} s; "
           f"cwltool on local copies {result['cwltool_seconds']:.2f} s (medians of {args.rounds})")
     print(f"ratio {result['ratio']:.2f}x   (target <= 2x)")
+    print(f"the last archi run, seconds from its start ({ours[-1]:.2f} s in all):")
+    for step in timeline:
+        print(f"  {step['step']:12} on {step['cluster']}: submitted {step['submitted']:5.2f}  "
+              f"running {step['running']:5.2f}  finished {step['finished']:5.2f}")
+
+
+def _timeline(admins: dict[str, ApiClient], since: float) -> list[dict]:
+    """When each step of the run that began at `since` was submitted, began running and finished,
+    from its container request and container on the cluster it ran on."""
+    def offset(stamp: str | None) -> float:
+        return round(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - since, 2) if stamp else -1.0
+
+    steps = []
+    for cluster, admin in admins.items():
+        for request in admin.container_requests.list(order=["created_at desc"], limit=20)["items"]:
+            if offset(request["created_at"]) < 0 or not request.get("container_uuid"):
+                continue
+            container = admin.containers.get(request["container_uuid"])
+            steps.append({"step": request["name"], "cluster": cluster, "submitted": offset(request["created_at"]),
+                          "running": offset(container.get("started_at")),
+                          "finished": offset(container.get("finished_at"))})
+    return sorted(steps, key=lambda step: step["submitted"])
 
 
 if __name__ == "__main__":
