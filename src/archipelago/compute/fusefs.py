@@ -25,6 +25,7 @@ from ..formats.locator import Locator
 from ..formats.manifest import Segment, parse
 from ..ids import PDH_RE
 from ..sdk.client import ApiClient
+from ..sdk.collection import read_segments
 
 
 def unavailable() -> str | None:
@@ -88,19 +89,7 @@ class CollectionFS:
 
     def read(self, path: str, size: int, offset: int, fh: Any) -> bytes:
         total, segments = self.files[path]
-        end = min(offset + size, total)
-        out, position = [], 0
-        for locator, block_offset, length in segments:
-            if position + length > offset and position < end:
-                start = max(offset - position, 0)
-                stop = min(end - position, length)
-                block = self.keep.get(locator)
-                self._count(locator, len(block))
-                out.append(bytes(memoryview(block)[block_offset + start : block_offset + stop]))
-            position += length
-            if position >= end:
-                break
-        return b"".join(out)
+        return read_segments(self.keep, segments, offset, min(offset + size, total), self._count)
 
     def _count(self, locator: str, size: int) -> None:
         """Each block once: what crossed from Keep (later reads come from the client's cache)."""

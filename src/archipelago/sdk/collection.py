@@ -3,7 +3,7 @@ through the keep client; only the manifest goes to the API server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from ..formats.manifest import Segment, parse, portable_data_hash, render
@@ -133,3 +133,20 @@ class Collection:
             attrs["properties"] = properties
         self.record = self.client.collections.create(attrs, ensure_unique_name=ensure_unique_name)
         return self.record
+
+
+def read_segments(keep: Any, segments: list[Segment], start: int, end: int,
+                  on_block: Callable[[str, int], None] | None = None) -> bytes:
+    """Bytes [start, end) of a file made of `segments`, fetching only the blocks under that range
+    (through the keep client and its cache); `on_block(locator, size)` hears of each block read."""
+    out, position = [], 0
+    for locator, offset, length in segments:
+        if position >= end:
+            break
+        if position + length > start:
+            block = keep.get(locator)
+            if on_block:
+                on_block(locator, len(block))
+            out.append(memoryview(block)[offset + max(start - position, 0):offset + min(end - position, length)])
+        position += length
+    return b"".join(out)

@@ -14,7 +14,7 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from .client import ApiClient
-from .collection import Collection
+from .collection import Collection, read_segments
 
 
 class ArchipelagoFileSystem(AbstractFileSystem):
@@ -94,15 +94,4 @@ class KeepFile(AbstractBufferedFile):
         super().__init__(fs, path, mode="rb", size=sum(length for _, _, length in self.segments), **kwargs)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        out = bytearray()
-        position = 0
-        for locator, offset, length in self.segments:
-            if position >= end:
-                break
-            if position + length > start:
-                block = self.keep.get(locator)
-                low = max(start, position) - position + offset
-                high = min(end, position + length) - position + offset
-                out += memoryview(block)[low:high]
-            position += length
-        return bytes(out)
+        return read_segments(self.keep, self.segments, start, end)
