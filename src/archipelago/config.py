@@ -160,9 +160,14 @@ class ContainersConfig(_Strict):
     work_dir: Path | None = Field(default=None, description="where containers' mounts and outputs are staged; "
                                   "default: the system temporary directory")
     poll_seconds: float = Field(default=0.5, gt=0, description="how often the dispatcher looks for work")
-    host_path: list[str] = Field(default=[], description="directories put first on PATH in bubblewrap "
-                                 "containers (where this site installs tools, e.g. a runner's venv; not "
-                                 "under /tmp, which containers get fresh)")
+    host_path: list[str] = Field(default=[], description="directories shown (read-only) to bubblewrap "
+                                 "containers and put first on their PATH: where this site installs tools (a "
+                                 "virtualenv's bin/ brings its virtualenv)")
+    sandbox_uids: str = Field(default="200000-200999", pattern=r"^[1-9][0-9]*-[1-9][0-9]*$",
+                              description="the unprivileged uids containers run as, FIRST-LAST: one per "
+                              "container running at once on a node; no account needs to exist")
+    image_user: bool = Field(default=False, description="docker/podman: run the command as the image's own "
+                             "user (its USER, often root in the container) instead of the sandbox uid")
 
 
 class GatewayConfig(_Listening):
@@ -182,6 +187,9 @@ class GatewayConfig(_Listening):
                              "not by `archi cluster up`")
     cache_mib: int = Field(default=256, ge=0, description="verified blocks kept in memory, so a block read "
                            "again is not fetched from its store again")
+    residency: Literal["cluster"] | None = Field(
+        default=None, description="cluster: every block it serves stays on this cluster (readers from outside are "
+        "refused) and collections of data registered through it get this residency policy")
 
     @model_validator(mode="after")
     def _driver_fields(self) -> GatewayConfig:

@@ -104,7 +104,7 @@ def _is_executor_of(pid: int, container_uuid: str) -> bool:
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    return b"archipelago.compute.executor" in argv and (container_uuid.encode() in argv or container_uuid in cwd)
+    return b"archipelago.executor" in argv and (container_uuid.encode() in argv or container_uuid in cwd)
 
 
 def test_missing_inputs_fail_clearly(federation):
@@ -213,7 +213,7 @@ def test_a_container_is_held_to_its_ram(federation):
 
 
 def test_a_container_reading_one_file_fetches_only_that_files_blocks(federation):
-    from archipelago.compute.fusefs import unavailable
+    from archipelago.executor.fusefs import unavailable
 
     if unavailable() is not None:
         pytest.skip(f"FUSE is not available here: {unavailable()}")
@@ -235,7 +235,7 @@ def test_a_container_reading_one_file_fetches_only_that_files_blocks(federation)
 
 
 def test_a_keep_mount_reaches_any_readable_collection_by_pdh(federation):
-    from archipelago.compute.fusefs import unavailable
+    from archipelago.executor.fusefs import unavailable
 
     if unavailable() is not None:
         pytest.skip(f"FUSE is not available here: {unavailable()}")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from archipelago.compute.runtimes import Podman
 from archipelago.config import dump_config, load_config
+from archipelago.executor.runtimes import Podman
 from archipelago.run.cluster import CONFIG_NAME, init_cluster
 from archipelago.run.processes import ClusterProcess
 from archipelago.sdk import ApiClient, Collection

@@ -14,7 +14,8 @@ from pathlib import Path
 from archipelago.sdk import ApiClient, Collection
 
 BUSYBOX = Path("/bin/busybox")
-APPLETS = ("sh", "echo", "cat", "wc", "ls", "sleep", "head", "hostname", "true", "false")
+APPLETS = ("sh", "echo", "cat", "wc", "ls", "sleep", "head", "hostname", "true", "false", "id", "ln", "mkfifo",
+           "mount", "wget", "kill", "touch", "mkdir", "grep")
 
 
 def unavailable() -> str | None:

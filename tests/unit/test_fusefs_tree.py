@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import stat
 
-from archipelago.compute.fusefs import CollectionFS
+from archipelago.executor.fusefs import CollectionFS
 
 
 class NoKeep:

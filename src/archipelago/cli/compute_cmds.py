@@ -195,10 +195,11 @@ def crunch_run(
     work_dir: Annotated[Path | None, typer.Option(envvar="ARCHI_WORK_DIR", help="Where to stage.")] = None,
 ) -> None:
     """Run one container (started by the dispatcher, with its credentials in the environment)."""
-    from ..compute.executor import Executor
-    from ..compute.runtimes import runtime_for
+    from ..executor.run import Executor
+    from ..executor.runtimes import runtime_for
 
-    chosen = runtime_for(runtime or "bubblewrap", os.environ.get("DOCKER_HOST"), os.environ.get("ARCHI_PODMAN_STORAGE"))
+    chosen = runtime_for(runtime or "bubblewrap", os.environ.get("DOCKER_HOST"), os.environ.get("ARCHI_PODMAN_STORAGE"),
+                         os.environ.get("ARCHI_IMAGE_USER") == "1")
     state = Executor(ApiClient.from_env(), container_uuid, chosen, work_dir).run()
     console.print(f"{container_uuid} {state}", highlight=False)
     raise typer.Exit(0 if state == "Complete" else FAILED)

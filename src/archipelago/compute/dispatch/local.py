@@ -53,7 +53,7 @@ class LocalProcesses:
     def _spawn(self, argument: str) -> subprocess.Popen[bytes]:
         """An executor for container `argument`, or a warm one (`--warm`) that waits for its UUID."""
         log = open(self.state_dir / f"{argument.lstrip('-')}.log", "ab")  # noqa: SIM115 - the child owns it
-        child = subprocess.Popen([sys.executable, "-m", "archipelago.compute.executor", argument], env=self.env,
+        child = subprocess.Popen([sys.executable, "-m", "archipelago.executor", argument], env=self.env,
                                  stdin=subprocess.PIPE if argument == "--warm" else subprocess.DEVNULL,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -95,7 +95,7 @@ class LocalProcesses:
             cwd = os.readlink(f"/proc/{pid}/cwd")  # its work directory is named for its container
         except OSError:
             return False
-        return b"archipelago.compute.executor" in cmdline and (uuid.encode() in cmdline or uuid in cwd)
+        return b"archipelago.executor" in cmdline and (uuid.encode() in cmdline or uuid in cwd)
 
     def adopt(self, container: dict[str, Any]) -> None:
         """A container an earlier dispatcher started: its resources are in use."""

@@ -25,7 +25,9 @@ def executor_env(config: ClusterConfig) -> dict[str, str]:
             **({"DOCKER_HOST": config.containers.docker_host} if config.containers.docker_host else {}),
             **({"ARCHI_PODMAN_STORAGE": config.containers.podman_storage} if config.containers.podman_storage else {}),
             **({"ARCHI_WORK_DIR": str(config.containers.work_dir)} if config.containers.work_dir else {}),
-            **({"ARCHI_HOST_PATH": ":".join(config.containers.host_path)} if config.containers.host_path else {})}
+            **({"ARCHI_HOST_PATH": ":".join(config.containers.host_path)} if config.containers.host_path else {}),
+            "ARCHI_SANDBOX_UIDS": config.containers.sandbox_uids,
+            "ARCHI_IMAGE_USER": "1" if config.containers.image_user else "0"}
 
 
 def dispatcher(config: ClusterConfig) -> DispatchLoop:

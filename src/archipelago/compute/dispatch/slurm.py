@@ -60,7 +60,7 @@ class SlurmJobs:
                   f"--chdir={self.state_dir}", "--export=ALL",
                   # exec: the executor is the job itself, so scancel's SIGTERM reaches it and the job
                   # lasts until it has saved the logs
-                  f"--wrap=exec {sys.executable} -m archipelago.compute.executor {uuid}")
+                  f"--wrap=exec {sys.executable} -m archipelago.executor {uuid}")
         self._tracked.add(uuid)
 
     def alive(self, uuid: str) -> bool:

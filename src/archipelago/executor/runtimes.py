@@ -1,17 +1,19 @@
 """How a container's command runs on this host. The cluster's config chooses (`containers.runtime`)
-and every container's log says which one ran it.
+and every container's log says which one ran it. Every runtime applies the sandbox (sandbox.py):
+the command runs as the container's own unprivileged uid, with no capabilities and no_new_privs.
 
-- `bubblewrap` (the default): the command runs in its own mount, PID, IPC and UTS namespaces (and
-  network, unless the container asks for API access), on a read-only view of this host's
-  filesystem with the mounts bound at their paths. It does not use the container image: a cluster
-  without a container engine runs host programs and says so in the log, never pretending to have
-  run the image.
+- `bubblewrap` (the default): the command runs in its own mount, PID, IPC, UTS and cgroup
+  namespaces (and network, unless the container asks for API access), on a minimal read-only view
+  of this host (system programs and libraries, the site's tools) with its mounts bound at their
+  paths. It does not use the container image: a cluster without a container engine runs host
+  programs and says so in the log, never pretending to have run the image.
 - `docker`: the image is loaded from its collection in Keep (a `sha256:<id>.tar` from `docker save`,
   as arv-keepdocker stores it) unless the engine has it, and the command runs in it with the
-  mounts bound, RAM and CPU limits, and no network unless the container asks for API access.
+  mounts bound, RAM and CPU limits, every capability dropped, and no network unless the container
+  asks for API access.
 - `podman`: the same, through rootful podman (runc, cgroupfs).
 
-A runtime is a small class: Podman would be one more.
+A runtime is a small class: Singularity would be one more.
 """
 
 from __future__ import annotations
@@ -19,18 +21,33 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ArchipelagoError
 from .mounts import Bind
-
-NOT_BOUND = {"proc", "dev", "sys", "tmp", "run"}  # made fresh inside, never the host's
+from .sandbox import SandboxUser, drop_privileges, parent_directories, view_arguments, visible_host_paths
 
 
 class RuntimeUnavailable(ArchipelagoError):
     status = 503
+
+
+@dataclass
+class Job:
+    """One container's command, as the executor hands it to a runtime."""
+
+    command: list[str]
+    cwd: str
+    env: dict[str, str]
+    binds: list[Bind]
+    network: bool
+    image: str | None
+    name: str
+    user: SandboxUser
+    constraints: dict[str, Any] = field(default_factory=dict)
+    host_path: list[str] = field(default_factory=list)  # the site's tools, shown to host-program runtimes
 
 
 @dataclass
@@ -48,8 +65,7 @@ class Runtime(Protocol):
         """The engine's reference for the image staged (from Keep) in `image_dir`."""
         ...
 
-    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
-               image: str | None, name: str, constraints: dict[str, Any]) -> Launch: ...
+    def launch(self, job: Job) -> Launch: ...
 
     def stop(self, name: str) -> None:
         """Stop what `launch` started under `name`, if killing its process is not enough."""
@@ -73,49 +89,26 @@ class Bubblewrap:
     def stop(self, name: str) -> None:
         pass  # --die-with-parent: killing the process is enough
 
-    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
-               image: str | None, name: str, constraints: dict[str, Any]) -> Launch:
-        argv = [self.executable, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--clearenv"]
-        if not network:
+    def launch(self, job: Job) -> Launch:
+        argv = [self.executable, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
+                "--unshare-uts", "--unshare-cgroup-try"]
+        if not job.network:
             argv.append("--unshare-net")
-        argv += host_view([b.target for b in binds])
-        for bind in sorted(binds, key=lambda b: b.target.count("/")):  # parents before what is mounted in them
+        privileged = os.geteuid() == 0
+        if not privileged:  # bubblewrap makes a user namespace; the command keeps the executor's own uid
+            argv += ["--unshare-user", "--uid", str(job.user.uid), "--gid", str(job.user.gid), "--cap-drop", "ALL"]
+        argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp", "--clearenv"]
+        argv += view_arguments(visible_host_paths(job.host_path), [b.target for b in job.binds])
+        made: set[str] = set()
+        for bind in sorted(job.binds, key=lambda b: b.target.count("/")):  # parents before what is mounted in them
+            argv += parent_directories(bind.target, made)
             argv += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
-        for key, value in env.items():
+        for key, value in job.env.items():
             argv += ["--setenv", key, value]
-        argv += ["--chdir", cwd, "--", *command]
-        note = f"; container image {image} not used: this cluster has no container engine" if image else ""
-        return Launch(argv, {}, f"bubblewrap {self.executable} on this host's filesystem (read-only){note}")
-
-
-def host_view(targets: list[str], root: Path = Path("/")) -> list[str]:
-    """bwrap arguments binding this host's directories read-only, except along the paths where the
-    container's mounts go (those are made as directories, so any mount path can be bound)."""
-    args: list[str] = []
-
-    def visit(directory: Path) -> None:
-        for entry in sorted(directory.iterdir()):
-            path = str(entry)
-            if directory == root and entry.name in NOT_BOUND:
-                continue
-            if path in targets:
-                continue  # the mount itself goes here
-            if any(t.startswith(path + "/") for t in targets) and entry.is_dir() and not entry.is_symlink():
-                args.extend(["--dir", path])
-                visit(entry)
-            elif entry.is_symlink():
-                args.extend(["--symlink", os.readlink(entry), path])
-            else:
-                args.extend(["--ro-bind", path, path])
-
-    visit(root)
-    for target in targets:  # parents of mounts that do not exist on this host
-        parts = Path(target).parents
-        for parent in reversed(list(parts)[:-1]):
-            if not parent.exists():
-                args.extend(["--dir", str(parent)])
-    return args
+        argv += ["--chdir", job.cwd, "--", *(drop_privileges(job.user) if privileged else []), *job.command]
+        note = f"; container image {job.image} not used: this cluster has no container engine" if job.image else ""
+        return Launch(argv, {}, f"bubblewrap {self.executable} as uid {job.user.uid}, on a read-only view of this "
+                                f"host's system programs{note}")
 
 
 class Docker:
@@ -123,7 +116,8 @@ class Docker:
     uses_images = True
     global_args: list[str] = []  # options before the verb, on every command  # noqa: RUF012 - never mutated
 
-    def __init__(self, executable: str | None = None, host: str | None = None):
+    def __init__(self, executable: str | None = None, host: str | None = None, image_user: bool = False):
+        self.image_user = image_user
         found = executable or shutil.which("docker")
         if found is None:
             raise RuntimeUnavailable("this cluster runs containers with Docker, but the docker client is not installed")
@@ -152,25 +146,28 @@ class Docker:
     def stop(self, name: str) -> None:
         self._docker("rm", "-f", name, check=False)
 
-    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
-               image: str | None, name: str, constraints: dict[str, Any]) -> Launch:
-        if not image:
+    def launch(self, job: Job) -> Launch:
+        if not job.image:
             raise RuntimeUnavailable("a Docker cluster needs a container_image")
-        argv = [self.executable, *self.global_args, "run", "--rm", "--name", name,
-                "--network", "host" if network else "none",
+        argv = [self.executable, *self.global_args, "run", "--rm", "--name", job.name,
+                "--network", "host" if job.network else "none",
                 # lower than the machine's hard limits: runtimes that set rlimits fail otherwise (machine notes)
-                "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--workdir", cwd]
-        if constraints.get("ram"):
-            argv += ["--memory", str(int(constraints["ram"]))]
-        if constraints.get("vcpus"):
-            argv += ["--cpus", str(constraints["vcpus"])]
-        for key, value in env.items():
+                "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--workdir", job.cwd,
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        if not self.image_user:  # the sandbox uid, unless the site lets images run as their own user
+            argv += ["--user", f"{job.user.uid}:{job.user.gid}"]
+        if job.constraints.get("ram"):
+            argv += ["--memory", str(int(job.constraints["ram"]))]
+        if job.constraints.get("vcpus"):
+            argv += ["--cpus", str(job.constraints["vcpus"])]
+        for key, value in job.env.items():
             argv += ["--env", f"{key}={value}"]
-        for bind in sorted(binds, key=lambda b: b.target.count("/")):
+        for bind in sorted(job.binds, key=lambda b: b.target.count("/")):
             argv += ["--volume", f"{bind.source}:{bind.target}{'' if bind.writable else ':ro'}"]
-        argv += [image, *command]
+        argv += [job.image, *job.command]
+        who = "the image's own user" if self.image_user else f"uid {job.user.uid}"
         return Launch(argv, self.env, f"docker ({self.executable}, host {self.env.get('DOCKER_HOST', 'default')}), "
-                                      f"image {image}")
+                                      f"image {job.image}, as {who}, no capabilities")
 
 
 class Podman(Docker):
@@ -180,7 +177,8 @@ class Podman(Docker):
     name = "podman"
     GLOBAL = ("--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc")
 
-    def __init__(self, executable: str | None = None, storage: str | None = None):
+    def __init__(self, executable: str | None = None, storage: str | None = None, image_user: bool = False):
+        self.image_user = image_user
         found = executable or shutil.which("podman")
         if found is None:
             raise RuntimeUnavailable("this cluster runs containers with Podman, but podman is not installed")
@@ -190,18 +188,18 @@ class Podman(Docker):
         if storage:
             self.global_args += ["--root", f"{storage}/root", "--runroot", f"{storage}/run"]
 
-    def launch(self, command: list[str], cwd: str, env: dict[str, str], binds: list[Bind], network: bool,
-                image: str | None, name: str, constraints: dict[str, Any]) -> Launch:
-        launch = super().launch(command, cwd, env, binds, network, image, name, constraints)
+    def launch(self, job: Job) -> Launch:
+        launch = super().launch(job)
         return Launch(launch.argv, launch.env, launch.description.replace("docker (", "podman (", 1))
 
 
-def runtime_for(name: str, docker_host: str | None = None, podman_storage: str | None = None) -> Runtime:
+def runtime_for(name: str, docker_host: str | None = None, podman_storage: str | None = None,
+                image_user: bool = False) -> Runtime:
     if name == "bubblewrap":
         return Bubblewrap()
     if name == "docker":
-        return Docker(host=docker_host)
+        return Docker(host=docker_host, image_user=image_user)
     if name == "podman":
-        return Podman(storage=podman_storage)
+        return Podman(storage=podman_storage, image_user=image_user)
     raise RuntimeUnavailable(f"unknown container runtime {name!r} (this cluster supports: bubblewrap, docker, "
                              "podman)")

@@ -3,7 +3,7 @@ keepstore, so collections held by other clusters arrive block by block through t
 tmp directories, json/text files, and the output directory. Each mount becomes a host path bound
 at the container path by the runtime.
 
-Collections are mounted with FUSE where the machine allows it (compute/fusefs.py: read lazily,
+Collections are mounted with FUSE where the machine allows it (fusefs.py: read lazily,
 only the blocks the command reads are fetched), else staged: the files the mount names (its `path`,
 or the whole collection) are fetched and verified before the command starts. Collections copied
 into the output directory and stdin are always staged.
@@ -28,6 +28,9 @@ from ..formats.locator import Locator
 from ..formats.manifest import parse
 from ..sdk.client import ApiClient
 from ..sdk.transfer import get_collection
+from .beneath import create_beneath, parts_below
+from .outputs import MountedCollection
+from .sandbox import SandboxUser, own_directory
 
 SPECIAL = ("stdin", "stdout", "stderr")
 
@@ -78,8 +81,8 @@ class Staged:
     lazy: list[LazyMount] = field(default_factory=list)
     output_dir: Path | None = None
     stdin: Path | None = None
-    stdout: Path | None = None
-    stderr: Path | None = None
+    stdout: int | None = None  # descriptors open for writing, made beneath the output directory
+    stderr: int | None = None
     bytes_by_cluster: Counter[str] = field(default_factory=Counter)
     elsewhere: ApiClient | None = None
     workdir: Path = Path(".")
@@ -87,6 +90,10 @@ class Staged:
     fuse_failed: bool = False
     fuse_process: subprocess.Popen[bytes] | None = None  # the FUSE filesystem's, once started
     looked_up: dict[str, tuple[ApiClient, dict[str, Any]]] = field(default_factory=dict)  # readable(), ahead
+    collections: list[MountedCollection] = field(default_factory=list)  # what output symlinks may point into
+    keep_target: str | None = None  # the keep mount's path, if any
+    user: SandboxUser | None = None  # who the command runs as: it owns the output and tmp directories
+    output_path: str = ""
 
 
 def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
@@ -108,11 +115,13 @@ def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tupl
 
 
 def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, secret_mounts: dict[str, Any],
-                 log: Any, lazy: bool = False, elsewhere: ApiClient | None = None) -> Staged:
+                 log: Any, lazy: bool = False, elsewhere: ApiClient | None = None,
+                 user: SandboxUser | None = None) -> Staged:
     """`client` acts with the container's own token (for what is here); `elsewhere`, if given, with
-    the runtime token the requester's home issued (for what only other clusters hold)."""
-    staged = Staged(elsewhere=elsewhere, workdir=workdir)
+    the runtime token the requester's home issued (for what only other clusters hold). `user`
+    owns what the command may write: the output directory and tmp mounts."""
     output_path = container.get("output_path") or ""
+    staged = Staged(elsewhere=elsewhere, workdir=workdir, user=user, output_path=output_path)
     mounts = {**(container.get("mounts") or {}), **(secret_mounts or {})}
     staged.output_dir = workdir / "output"
     staged.output_dir.mkdir(parents=True)
@@ -123,6 +132,8 @@ def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, se
     _look_up_ahead(mounts, client, staged)
     try:
         _stage_each(mounts, output_path, client, staged, log, lazy)
+        if user is not None:
+            _give(staged.output_dir, user)
     except BaseException:
         if staged.fuse_process is not None and staged.keep_root is None:  # started, never handed over
             LazyMount(staged.fuse_process, workdir / "keep", workdir / "keep.stats.json").stop()
@@ -185,8 +196,7 @@ def _stage_each(mounts: dict[str, Any], output_path: str, client: ApiClient, sta
                 continue
         host = _make(mount, target, client, workdir / f"mount{n}", staged, log)
         if inside_output:  # copied into the output directory: it is part of the output
-            relative = target[len(output_path.rstrip("/")) + 1:]
-            destination = output_dir / relative
+            destination = output_dir.joinpath(*parts_below(target, output_path))
             destination.parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if host.is_dir() else shutil.copy2)(host, destination)
         else:
@@ -200,7 +210,10 @@ def _make(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
     kind = mount.get("kind")
     if kind == "tmp":
         where.mkdir(parents=True)
-        where.chmod(0o1777)
+        if staged.user is not None:
+            own_directory(where, staged.user)
+        else:
+            where.chmod(0o1777)
         return where
     if kind in ("json", "text"):
         where.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +236,7 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
         keep = _keep_filesystem(client, staged, log)
         if keep is None:
             raise MountError(f"mount {target}: a keep mount needs FUSE, which failed here")
+        staged.keep_target = target
         return keep
     ident = mount.get("portable_data_hash") or mount.get("uuid")
     if not ident:
@@ -235,6 +249,7 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
     if keep is None:
         return None
     log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} (FUSE, read on demand)")
+    staged.collections.append(MountedCollection(target, record["manifest_text"], subpath))
     found = keep / record["portable_data_hash"]
     return found / subpath if subpath else found
 
@@ -250,7 +265,8 @@ def _start_keep_filesystem(client: ApiClient, staged: Staged) -> None:
            "ARCHI_API_HOST_INSECURE": "1" if client.insecure else "0",
            **({"ARCHI_ELSEWHERE_TOKEN": staged.elsewhere.token} if staged.elsewhere else {})}
     staged.fuse_process = subprocess.Popen(
-        [sys.executable, "-m", "archipelago.compute.fusefs", "keep", str(where), str(where.with_suffix(".stats.json"))],
+        [sys.executable, "-m", "archipelago.executor.fusefs", "keep", str(where),
+         str(where.with_suffix(".stats.json"))],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -290,6 +306,8 @@ def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Pa
         raise MountError(f"mount {target}: {subpath!r} is not in collection {ident}") from None
     _count_by_cluster(record["manifest_text"], subpath, staged.bytes_by_cluster)
     log(f"mount {target}: collection {ident}{'/' + subpath if subpath else ''} ({fetched} bytes)")
+    if target not in SPECIAL and not _inside(target, staged.output_path):
+        staged.collections.append(MountedCollection(target, record["manifest_text"], subpath))
     return where / Path(subpath).name if _is_file(record["manifest_text"], subpath) else where
 
 
@@ -311,7 +329,7 @@ def _count_by_cluster(manifest_text: str, subpath: str, counts: Counter[str]) ->
 
 
 def _special(name: str, mount: dict[str, Any], output_path: str, staged: Staged, client: ApiClient,
-             workdir: Path, log: Any) -> Path:
+             workdir: Path, log: Any) -> Path | int:
     if name == "stdin":
         if mount.get("kind") == "collection":
             host = _collection(mount, "stdin", client, workdir / "stdin", staged, log)
@@ -326,7 +344,13 @@ def _special(name: str, mount: dict[str, Any], output_path: str, staged: Staged,
     if mount.get("kind") != "file" or not output_path or not path.startswith(output_path.rstrip("/") + "/"):
         raise Unprocessable(f"{name} must be a file mount under the output path {output_path!r}")
     assert staged.output_dir is not None
-    host = staged.output_dir / path[len(output_path.rstrip("/")) + 1:]
-    host.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(host, os.O_CREAT | os.O_WRONLY, 0o644))
-    return host
+    return create_beneath(staged.output_dir, parts_below(path, output_path))  # never a host file through '..'
+
+
+def _give(directory: Path, user: SandboxUser) -> None:
+    """The output directory and what was staged in it, owned by the sandbox user (who may change
+    its own output); nothing in it is a link yet, and none is followed."""
+    for root, dirnames, filenames in os.walk(directory):
+        for name in [*dirnames, *filenames]:
+            os.chown(os.path.join(root, name), user.uid, user.gid, follow_symlinks=False)
+    own_directory(directory, user)

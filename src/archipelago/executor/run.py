@@ -1,15 +1,16 @@
 """`archi crunch-run CONTAINER_UUID`: run one locked container, as Arvados' crunch-run does
-(reference arvados-compute.md §3.5): stage its mounts, mark it Running, run the command in the
-cluster's runtime with its environment, working directory and time limit, then save the output
-directory and the logs as collections and mark it Complete (the program ran and exited) or
-Cancelled (the system failed: a mount, the runtime, a signal from the dispatcher).
+(reference arvados-compute.md §3.5): claim a sandbox user, stage its mounts, mark it Running, run
+the command in the cluster's runtime with its environment, working directory and time limit,
+then save the output directory and the logs as collections and mark it Complete (the program ran
+and exited) or Cancelled (the system failed: a mount, the runtime, a signal from the dispatcher).
 
-Log lines carry RFC 3339 timestamps: crunch-run.txt, stdout.txt, stderr.txt, node.json.
+This process is the trust boundary: it runs with the host's rights for a tenant's command. What
+the request says and what the container leaves behind are read as a stranger's words (mounts.py,
+beneath.py, outputs.py); the command itself runs as an unprivileged uid of its own (sandbox.py).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import platform
@@ -18,76 +19,36 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .cgroups import Limits
 from .fusefs import unavailable as fuse_unavailable
+from .logs import Logs, stamp
 from .mounts import Bind, Staged, stage_mounts
-from .runtimes import NOT_BOUND, Runtime, runtime_for
+from .outputs import OutputSaver
+from .runtimes import Job, Runtime, runtime_for
+from .sandbox import SandboxUser, claim_user, identity_files, parse_uid_range
 
 LIVE_LOG_SECONDS = 3.0  # how often a running container's logs are published
 # this Archipelago's own commands, last on host-runtime containers' PATH (a submitted `archi run` needs them)
 ARCHI_BIN = Path(sys.executable).parent
 
 
-def hidden_site_binds(host_path: list[str]) -> list[Bind]:
-    """Read-only binds for this site's software where a host-runtime container would not see it (an
-    install under /tmp, which containers get fresh): the configured host_path, this Archipelago's
-    environment and its source (an editable install)."""
-    wanted = [Path(p) for p in host_path] + [Path(sys.prefix), Path(__file__).resolve().parents[2]]
-    hidden = {p.resolve() for p in wanted if p.exists() and p.resolve().parts[1:2] and
-              p.resolve().parts[1] in NOT_BOUND}
-    outermost = sorted(p for p in hidden if not any(q != p and q in p.parents for q in hidden))
-    return [Bind(path, str(path), writable=False) for path in outermost]
-
-
-def stamp() -> str:
-    """RFC 3339 with nanoseconds, as crunch-run writes them."""
-    now = time.time_ns()
-    return datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
-        f".{now % 1_000_000_000:09d}Z"
-
-
-class Logs:
-    """The container's log files, every line timestamped."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-
-    def write(self, name: str, line: str) -> None:
-        with self._lock, open(self.directory / name, "a", encoding="utf-8") as handle:
-            handle.write(f"{stamp()} {line.rstrip(chr(10))}\n")
-
-    def crunch_run(self, message: str) -> None:
-        self.write("crunch-run.txt", message)
-
-    def follow(self, stream: IO[bytes], name: str) -> threading.Thread:
-        def pump() -> None:
-            for raw in iter(stream.readline, b""):
-                self.write(name, raw.decode("utf-8", "replace"))
-            stream.close()
-
-        thread = threading.Thread(target=pump, daemon=True)
-        thread.start()
-        return thread
-
-
 class Executor:
     def __init__(self, api: ApiClient, container_uuid: str, runtime: Runtime | None = None,
-                 work_root: Path | None = None):
+                 work_root: Path | None = None, sandbox_uids: tuple[int, int] | None = None):
         self.api, self.uuid = api, container_uuid
         self.runtime_name = runtime.name if runtime else None
         self._runtime = runtime
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"crunch-{container_uuid}-", dir=work_root))
+        root = work_root or Path(tempfile.gettempdir())
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"crunch-{container_uuid}-", dir=root))  # 0700: ours alone
+        self._user_locks = root / "archipelago-sandbox-users"
+        self._uids = sandbox_uids or parse_uid_range(os.environ.get("ARCHI_SANDBOX_UIDS"))
         self.logs = Logs(self.workdir / "log")
         self._process: subprocess.Popen[bytes] | None = None
         self._cancelled = False
@@ -112,8 +73,10 @@ class Executor:
         runtime = auth.get("runtime_token")  # a remote request's: the requester's home issued it
         self.elsewhere = ApiClient(self.api.base, runtime, self.api.insecure) if runtime else None
         state, updates = "Cancelled", {}
+        user: SandboxUser | None = None
         try:
-            updates = self._run(container, as_container)
+            user = claim_user(self._user_locks, *self._uids)
+            updates = self._run(container, as_container, user)
             state = "Complete"
         except Exception as exc:  # a failure of the system, not of the program: the log says which
             self.logs.crunch_run(f"error: {exc}")
@@ -125,9 +88,11 @@ class Executor:
                 as_container.request("POST", f"collections/{self._live_log}/trash")
             self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": state, **updates}})
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if user is not None:
+                user.release()  # after its files are gone: the next container to get this uid finds none
         return state
 
-    def _run(self, container: dict[str, Any], client: ApiClient) -> dict[str, Any]:
+    def _run(self, container: dict[str, Any], client: ApiClient, user: SandboxUser) -> dict[str, Any]:
         log = self.logs.crunch_run
         log(f"executing container {self.uuid} on {platform.node()}")
         runtime = self._runtime or runtime_for("bubblewrap")
@@ -135,9 +100,10 @@ class Executor:
         lazy = fuse_unavailable() is None
         if not lazy:
             log(f"collections are staged: FUSE is not available here ({fuse_unavailable()})")
-        staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log, lazy, self.elsewhere)
+        staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log, lazy, self.elsewhere,
+                              user)
         try:
-            return self._run_staged(container, client, runtime, staged)
+            return self._run_staged(container, client, runtime, staged, user)
         finally:
             for mount in staged.lazy:
                 staged.bytes_by_cluster.update(mount.stop())
@@ -145,8 +111,8 @@ class Executor:
                 where = "here" if cluster == "local" else f"by cluster {cluster}"
                 log(f"read {size} bytes of mounted data held {where}")
 
-    def _run_staged(self, container: dict[str, Any], client: ApiClient, runtime: Runtime,
-                    staged: Staged) -> dict[str, Any]:
+    def _run_staged(self, container: dict[str, Any], client: ApiClient, runtime: Runtime, staged: Staged,
+                    user: SandboxUser) -> dict[str, Any]:
         log = self.logs.crunch_run
         constraints = container.get("runtime_constraints") or {}
         env = {"HOME": container.get("output_path") or "/tmp", "TMPDIR": "/tmp",
@@ -158,9 +124,13 @@ class Executor:
         image = self._image(runtime, container.get("container_image"), client)
         self._name = f"archi-{self.uuid}"
         self._stop_runtime = lambda: runtime.stop(self._name)
-        binds = staged.binds if runtime.uses_images else [*staged.binds, *hidden_site_binds(self.host_path)]
-        launch = runtime.launch(container["command"], container.get("cwd") or ".", env, binds,
-                                bool(constraints.get("API")), image, self._name, constraints)
+        home = container.get("output_path") or "/tmp"
+        binds = staged.binds if runtime.uses_images else \
+            [*staged.binds, *(Bind(path, target, False) for target, path in
+                              identity_files(self.workdir / "etc", user, home).items())]
+        launch = runtime.launch(Job(container["command"], container.get("cwd") or ".", env, binds,
+                                    bool(constraints.get("API")), image, self._name, user, constraints,
+                                    self.host_path))
         log(f"runtime: {launch.description}")
         self._write_node_json(runtime.name, constraints)
         self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": "Running"}})
@@ -200,8 +170,8 @@ class Executor:
                  limits: Limits | None, client: ApiClient) -> int:
         limit = (container.get("scheduling_parameters") or {}).get("max_run_time") or None
         stdin = open(staged.stdin, "rb") if staged.stdin else subprocess.DEVNULL  # noqa: SIM115
-        stdout = open(staged.stdout, "wb") if staged.stdout else subprocess.PIPE  # noqa: SIM115
-        stderr = open(staged.stderr, "wb") if staged.stderr else subprocess.PIPE  # noqa: SIM115
+        stdout = open(staged.stdout, "wb") if staged.stdout is not None else subprocess.PIPE  # noqa: SIM115
+        stderr = open(staged.stderr, "wb") if staged.stderr is not None else subprocess.PIPE  # noqa: SIM115
         started = time.monotonic()
         self.logs.crunch_run(f"running {json.dumps(container['command'])}")
         try:
@@ -275,17 +245,19 @@ class Executor:
     def _save_output(self, client: ApiClient, staged: Staged, globs: list[str]) -> str:
         assert staged.output_dir is not None
         collection = Collection(client)
-        for path in sorted(staged.output_dir.rglob("*")):
-            relative = str(path.relative_to(staged.output_dir))
-            if globs and not any(fnmatch.fnmatch(relative, g) or relative.startswith(g.rstrip("*/") + "/")
-                                 for g in globs):
-                continue
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    collection.write(relative, handle)
-            elif path.is_dir() and not any(path.iterdir()):
-                collection.mkdir(relative)  # an empty directory is an output too (a tool's mkdir)
+        OutputSaver(staged.output_dir, staged.output_path, staged.collections, staged.keep_target,
+                    lambda pdh: self._manifest(client, pdh), self.logs.crunch_run, globs).save(collection)
         return self._saved(client, collection, f"output for {self.uuid}")
+
+    def _manifest(self, client: ApiClient, pdh: str) -> str | None:
+        """A collection the container could read through its keep mount (its token, then the requester's)."""
+        for reader in (client, self.elsewhere):
+            if reader is not None:
+                try:
+                    return str(reader.collections.get(pdh)["manifest_text"])
+                except ArchipelagoError:
+                    continue
+        return None
 
     def _save_logs(self, client: ApiClient) -> str | None:
         try:
@@ -311,11 +283,9 @@ class Executor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m archipelago.compute.executor UUID`: what the dispatcher starts. Lighter than the
-    CLI (half the import time), with the same environment: ARCHI_API_*, ARCHI_CONTAINER_RUNTIME,
-    ARCHI_WORK_DIR."""
-    import sys
-
+    """`python -m archipelago.executor UUID`: what the dispatcher starts. Lighter than the CLI (half
+    the import time), with the same environment: ARCHI_API_*, ARCHI_CONTAINER_RUNTIME, ARCHI_WORK_DIR,
+    ARCHI_HOST_PATH, ARCHI_SANDBOX_UIDS, ARCHI_IMAGE_USER."""
     uuid = (argv if argv is not None else sys.argv[1:])[0]
     if uuid == "--warm":  # started ahead, imports done: the dispatcher hands over a container's UUID
         uuid = sys.stdin.readline().strip()
@@ -323,13 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     work = os.environ.get("ARCHI_WORK_DIR")
     runtime = runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap"), os.environ.get("DOCKER_HOST"),
-                          os.environ.get("ARCHI_PODMAN_STORAGE"))
+                          os.environ.get("ARCHI_PODMAN_STORAGE"), os.environ.get("ARCHI_IMAGE_USER") == "1")
     executor = Executor(ApiClient.from_env(), uuid, runtime, Path(work) if work else None)
     os.chdir(executor.workdir)  # /proc/<pid>/cwd names the container (a warm executor's command line does not)
     state = executor.run()
     print(f"{uuid} {state}", flush=True)
     return 0 if state == "Complete" else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
