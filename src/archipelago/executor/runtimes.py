@@ -153,7 +153,8 @@ class Docker:
                 "--network", "host" if job.network else "none",
                 # lower than the machine's hard limits: runtimes that set rlimits fail otherwise (machine notes)
                 "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--workdir", job.cwd,
-                "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                "--tmpfs", "/tmp:exec,mode=1777"]  # TMPDIR, writable whatever the image's /tmp (or lack of one)
         if not self.image_user:  # the sandbox uid, unless the site lets images run as their own user
             argv += ["--user", f"{job.user.uid}:{job.user.gid}"]
         if job.constraints.get("ram"):
