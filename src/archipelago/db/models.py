@@ -43,6 +43,9 @@ class ApiClientAuthorization(Common, Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refreshes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     scopes: Mapped[list[Any]] = mapped_column(default=lambda: ["all"])
+    # the token that made this one through the API: it lives only while that one does (a container's
+    # token, a visitor's token validated by its home); null for tokens the cluster or an admin issued
+    parent_uuid: Mapped[str | None] = mapped_column(String(27))
 
 
 class Group(Common, Base):

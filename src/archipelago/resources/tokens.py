@@ -1,5 +1,6 @@
 """API tokens (`api_client_authorizations`): a user sees and revokes their own; admins any. The
-secret is made here, never by the client."""
+secret is made here, never by the client. A token made through the API is bound to the token that
+made it (auth/identity.py `issuing_parent`): it never expires later, and dies with it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
+from ..auth.identity import bound_expiry, expired, issuing_parent
 from ..auth.permissions import Permissions
 from ..backend.interface import Caller, Record
 from ..db.models import ApiClientAuthorization
@@ -37,11 +39,21 @@ class Tokens(Resource):
         expires = attrs.get("expires_at")
         if row is None and expires is not None and aware(expires) <= now():
             raise Unprocessable(f"a new token cannot expire in the past ({timestamp(aware(expires))})")
+        revived = expires is None or aware(expires) > now()
+        if row is not None and "expires_at" in attrs and expired(row) and revived:
+            # a finished container's token (and what it made) must stay dead: revoked is revoked
+            raise Unprocessable(f"token {row.uuid} has expired and stays so; make a new one")
 
     def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
         if row is not None:
+            if "expires_at" in attrs and row.parent_uuid is not None:
+                parent = ctx.session.get(ApiClientAuthorization, row.parent_uuid)
+                return {"expires_at": bound_expiry(attrs["expires_at"], parent)}
             return {}
-        return {"user_uuid": owner, "api_token": new_secret(), "scopes": attrs.pop("scopes", None) or ["all"]}
+        parent = issuing_parent(ctx.session, ctx.caller, owner)
+        return {"user_uuid": owner, "api_token": new_secret(), "scopes": attrs.pop("scopes", None) or ["all"],
+                "parent_uuid": parent.uuid if parent is not None else None,
+                "expires_at": bound_expiry(attrs.get("expires_at"), parent)}
 
     def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
                      listing: bool) -> None:
