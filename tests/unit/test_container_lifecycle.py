@@ -33,7 +33,8 @@ def finish(site, container_uuid: str, exit_code: int = 0) -> None:
     backend, admin = site.backend, site.admin
     backend.act(admin, "containers", container_uuid, "lock", "POST", {})
     backend.update(admin, "containers", container_uuid, {"state": "Running"})
-    pdh = backend.create(admin, "collections", {"name": f"output for {container_uuid}",
+    runner = backend.get(admin, "containers", container_uuid)["runtime_user_uuid"]  # saved as it, as the executor does
+    pdh = backend.create(admin, "collections", {"name": f"output for {container_uuid}", "owner_uuid": runner,
                                                 "manifest_text": OUTPUT})["portable_data_hash"]
     backend.update(admin, "containers", container_uuid,
                    {"state": "Complete", "exit_code": exit_code, "output": pdh, "log": pdh})

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from ..auth.permissions import READ
 from ..config import ClusterConfig
 from ..db.models import (
     ApiClientAuthorization,
@@ -32,7 +33,9 @@ from ..errors import Unprocessable
 from ..formats.tokens import new_secret
 from ..ids import INFIX, PDH_RE, UUID_RE, new_uuid
 from ..times import now
+from .access import Access, Verdict
 from .reuse import resolve_constraints, reuse_key
+from .validation import EMPTY_PDH
 
 REQUEST_TRANSITIONS = {"Uncommitted": {"Committed"}, "Committed": {"Final"}, "Final": set()}
 CONTAINER_TRANSITIONS = {
@@ -54,9 +57,9 @@ PRIORITY_SCALE = 1 << 50
 
 
 class Lifecycle:
-    def __init__(self, config: ClusterConfig, session: Session, can_read_pdh: Any):
+    def __init__(self, config: ClusterConfig, session: Session, access: Access):
         self.config, self.session = config, session
-        self._can_read_pdh = can_read_pdh  # (pdh) -> bool: the caller can read a collection with it
+        self.access = access  # what the caller (who commits, or the container that updates itself) may read
 
     # ---------------------------------------------------------------- requests
     def check_request_update(self, row: ContainerRequest, attrs: dict[str, Any]) -> None:
@@ -72,15 +75,17 @@ class Lifecycle:
             raise Unprocessable(f"a {row.state} container request cannot change {', '.join(refused)}")
 
     def commit(self, request: ContainerRequest, caller_container: Container | None) -> None:
-        """Find or queue the container for a request that has just been committed."""
-        self._check_committable(request)
+        """Find or queue the container for a request that has just been committed (its fields
+        checked by compute/validation.py; what it reads is judged here, as whoever commits it)."""
         if caller_container is not None and request.requesting_container_uuid is None:
             request.requesting_container_uuid = caller_container.uuid
+        # Arvados' rule: the container runs as the user who commits, whose permissions judged its inputs
+        request.runtime_user_uuid = self.access.user_uuid
+        attrs = self._container_attrs(request)  # refuses what this user may not read, even for a preview
         if request.priority == 0:
             return  # a preview: committed, but nothing will run until it gets a priority
-        attrs = self._container_attrs(request)
         key = reuse_key(attrs)
-        container = self._reusable(key) if request.use_existing else None
+        container = self._reusable(key, self._own_only(attrs)) if request.use_existing else None
         if container is None:
             container = self._new_container(request, attrs, key)
         request.container_uuid = container.uuid
@@ -91,67 +96,102 @@ class Lifecycle:
         else:
             self.update_priority(container)
 
-    def _check_committable(self, request: ContainerRequest) -> None:
-        missing = [f for f in ("command", "output_path") if not getattr(request, f)]
-        if missing:
-            raise Unprocessable(f"a committed container request needs {', '.join(missing)}")
-        if not isinstance(request.command, list) or not all(isinstance(a, str) for a in request.command):
-            raise Unprocessable("command must be a list of strings")
-        if not 0 <= request.priority <= 1000:
-            raise Unprocessable("priority must be between 0 and 1000")
-
     def _container_attrs(self, request: ContainerRequest) -> dict[str, Any]:
         attrs: dict[str, Any] = {field: getattr(request, field) for field in CONTAINER_FIELDS}
         attrs["container_image"] = self._resolve_image(request.container_image)
-        attrs["mounts"] = {path: self._resolve_mount(path, mount) for path, mount in (request.mounts or {}).items()}
+        attrs["mounts"] = {target: self._resolve_mount(target, mount)
+                           for target, mount in (request.mounts or {}).items()}
         attrs["secret_mounts"] = request.secret_mounts or {}
         attrs["runtime_constraints"] = resolve_constraints(request.runtime_constraints or {})
         return attrs
 
     def _resolve_image(self, image: str | None) -> str | None:
-        """A PDH as it is (it may be held by another cluster); a collection UUID or `repo:tag`
-        (arv-keepdocker's links) to the PDH of the collection that holds the image. On a cluster
-        whose runtime runs no images (bubblewrap) a name stays as it is: the executor's log says
-        it is not used."""
-        if not image or PDH_RE.fullmatch(image):
+        """A PDH as it is, if the requester may read it (or it is left to the federation); a
+        collection UUID or `repo:tag` (arv-keepdocker's links) to the PDH of the collection that
+        holds the image, among those the requester can read (another user's link of the same name
+        neither shadows theirs nor lends them an image they cannot read). On a cluster whose
+        runtime runs no images (bubblewrap) a name stays as it is: the executor's log says it is
+        not used."""
+        if not image:
             return image
-        if self.config.containers.runtime == "bubblewrap" and not UUID_RE.fullmatch(image):
-            found = self.session.scalar(select(Link.head_uuid).where(
-                Link.link_class == "docker_image_repo+tag", Link.name == image).limit(1))
-            if found is None:
-                return image
+        refused = Unprocessable(f"container image {image!r} is not in Keep on this cluster "
+                                "(store it with arv-keepdocker, or name it by PDH)")
+        if PDH_RE.fullmatch(image):
+            if self.access.pdh(image) is Verdict.HIDDEN:
+                raise refused
+            return image
         if UUID_RE.fullmatch(image):
-            pdh = self.session.scalar(select(Collection.portable_data_hash).where(Collection.uuid == image))
+            pdh = self.access.collection_pdh(image)
         else:
             repo, _, tag = image.partition(":")
-            head = self.session.scalar(select(Link.head_uuid).where(
-                Link.link_class == "docker_image_repo+tag", Link.name == f"{repo}:{tag or 'latest'}")
-                .order_by(Link.created_at.desc()).limit(1))
-            pdh = head and self.session.scalar(select(Collection.portable_data_hash).where(Collection.uuid == head))
+            pdh = self._tagged_image(f"{repo}:{tag or 'latest'}")
+            if pdh is None and self.config.containers.runtime == "bubblewrap":
+                return image
         if not pdh:
-            raise Unprocessable(f"container image {image!r} is not in Keep on this cluster "
-                                "(store it with arv-keepdocker, or name it by PDH)")
+            raise refused
         return pdh
 
-    def _resolve_mount(self, path: str, mount: Any) -> Any:
-        """Collections named by UUID are pinned to their current content (PDH)."""
-        if not isinstance(mount, dict) or "kind" not in mount:
-            raise Unprocessable(f"mount {path!r} must be an object with a 'kind'")
-        if mount["kind"] != "collection" or not mount.get("uuid"):
-            return mount
-        uuid = mount["uuid"]
-        if uuid[:5] != self.config.cluster_id:
-            return mount  # held by another cluster: read through the federation when the container runs
-        pdh = self.session.scalar(select(Collection.portable_data_hash).where(Collection.uuid == uuid,
-                                                                            Collection.is_trashed.is_(False)))
-        if pdh is None:
-            raise Unprocessable(f"mount {path!r}: collection {uuid} not found")
-        return {k: v for k, v in mount.items() if k != "uuid"} | {"portable_data_hash": pdh}
+    def _tagged_image(self, name: str) -> str | None:
+        """The newest image collection the requester can read that a link they can read names."""
+        links = self.session.execute(select(Link.uuid, Link.owner_uuid, Link.head_uuid).where(
+            Link.link_class == "docker_image_repo+tag", Link.name == name).order_by(Link.created_at.desc()))
+        for uuid, owner, head in links:
+            if head and self.access.perms.can(READ, uuid, owner) and (pdh := self.access.collection_pdh(head)):
+                return pdh
+        return None
 
-    def _reusable(self, key: str) -> Container | None:
-        candidates = list(self.session.scalars(select(Container).where(Container.reuse_key == key)))
+    def _resolve_mount(self, target: str, mount: dict[str, Any]) -> dict[str, Any]:
+        """A collection mount pinned to the content (PDH) it has now, if the requester may read it.
+        The same refusal whether a collection does not exist or is not theirs to read."""
+        if mount["kind"] != "collection":
+            return mount
+        pdh, uuid = mount.get("portable_data_hash"), mount.get("uuid")
+        if pdh:
+            if self.access.pdh(pdh) is Verdict.HIDDEN:
+                raise Unprocessable(f"mount {target}: collection {pdh} not found")
+            return {k: v for k, v in mount.items() if k != "uuid"}  # as Arvados: a PDH is what is read
+        if not uuid:
+            return mount  # writable, without content: a new, empty collection
+        if uuid[:5] != self.config.cluster_id:
+            if uuid[:5] not in self.access.peers:
+                raise Unprocessable(f"mount {target}: collection {uuid} is held by {uuid[:5]}, a cluster this one "
+                                    "does not federate with")
+            # held by a peer: the executor reads it through the federation with the requester's
+            # identity (the container's token, or their home's runtime token), so the peer judges it
+            return mount
+        found = self.access.collection_pdh(uuid)
+        if found is None:
+            raise Unprocessable(f"mount {target}: collection {uuid} not found")
+        return {k: v for k, v in mount.items() if k != "uuid"} | {"portable_data_hash": found}
+
+    def _own_only(self, attrs: dict[str, Any]) -> bool:
+        """May this request only join containers running as its own requester? Yes when what the
+        container reads is not all judged here: a collection or image left to the federation, a keep
+        mount (all of Keep, read with the runtime user's token), or API access (the runtime user's
+        token in the container). Then a result depends on who runs it, and another user's container
+        would hand over what its user could read and this requester perhaps cannot."""
+        if attrs["runtime_constraints"].get("API"):
+            return True
+        wanted = [attrs["container_image"]] if attrs["container_image"] and PDH_RE.fullmatch(
+            attrs["container_image"]) else []
+        for mount in attrs["mounts"].values():
+            if mount.get("kind") == "keep":
+                return True
+            if mount.get("kind") == "collection" and (mount.get("portable_data_hash") or mount.get("uuid")):
+                if not mount.get("portable_data_hash"):
+                    return True  # a peer's collection by UUID
+                wanted.append(mount["portable_data_hash"])
+        return any(self.access.pdh(pdh) is not Verdict.READABLE for pdh in wanted)
+
+    def _reusable(self, key: str, own_only: bool) -> Container | None:
+        """An equal container to share. Equal means the same inputs, which the requester was allowed
+        to read when committing; a container whose inputs could not all be judged here is shared
+        only with its own runtime user (own_only)."""
+        candidates = [c for c in self.session.scalars(select(Container).where(Container.reuse_key == key))
+                      if not own_only or c.runtime_user_uuid == self.access.user_uuid]
+        readable = self.access.can_read_pdh
         finished = sorted((c for c in candidates if c.state == "Complete" and c.exit_code == 0
-                           and c.output and c.log and self._can_read_pdh(c.output) and self._can_read_pdh(c.log)),
+                           and c.output and c.log and readable(c.output) and readable(c.log)),
                           key=lambda c: c.finished_at or now())
         if finished:
             return finished[0]
@@ -185,6 +225,23 @@ class Lifecycle:
         self.session.add(container)
         self.session.flush()
         return container
+
+    def _source(self, container: Container, pdh: str) -> Collection | None:
+        runner = self.access.for_user(container.runtime_user_uuid) if container.runtime_user_uuid else None
+        if runner is None:
+            return None
+        for source in self.session.scalars(select(Collection).where(Collection.portable_data_hash == pdh)):
+            if runner.perms.can(READ, source.uuid, source.owner_uuid):
+                return source
+        return None
+
+    def check_output(self, pdh: Any) -> None:
+        """What a container may claim as its output (Arvados' validate_output): content its own
+        token can read, so that it cannot claim a collection its user could not read."""
+        if not isinstance(pdh, str) or not PDH_RE.fullmatch(pdh):
+            raise Unprocessable(f"output must be a portable data hash, not {pdh!r}"[:200])
+        if not self.access.can_read_pdh(pdh):
+            raise Unprocessable(f"output {pdh}: no collection you can read has this content")
 
     # ---------------------------------------------------------------- priority
     def request_priority(self, request: ContainerRequest) -> int:
@@ -270,21 +327,27 @@ class Lifecycle:
         parent = "intermediate" if request.requesting_container_uuid else "output"
         if container.state == "Complete" and container.output:
             request.output_uuid = self._collection_for(
-                request, container.output, request.output_name or f"Container output for request {request.uuid}",
+                request, container, container.output,
+                request.output_name or f"Container output for request {request.uuid}",
                 {"type": parent, "container_request": request.uuid, **(request.output_properties or {})},
                 request.output_ttl)
         if container.log:
             request.log_uuid = self._collection_for(
-                request, container.log, f"Container log for request {request.uuid}",
+                request, container, container.log, f"Container log for request {request.uuid}",
                 {"type": "log", "container_request": request.uuid}, 0)
         request.state = "Final"
         request.secret_mounts = {}
         request.runtime_token = None
         request.modified_at = now()
 
-    def _collection_for(self, request: ContainerRequest, pdh: str, name: str, properties: dict[str, Any],
-                        ttl: int) -> str | None:
-        source = self.session.scalar(select(Collection).where(Collection.portable_data_hash == pdh).limit(1))
+    def _collection_for(self, request: ContainerRequest, container: Container, pdh: str, name: str,
+                        properties: dict[str, Any], ttl: int) -> str | None:
+        """The request's own copy of a container's output or log. Copied only from a collection the
+        container's runtime user can read (its executor saved it as that user): a PDH that reached
+        `output` some other way never turns another user's collection into the requester's."""
+        source = self._source(container, pdh)
+        if source is None and pdh == EMPTY_PDH:  # nothing to copy: an empty collection needs no source
+            source = Collection(manifest_text="", file_count=0, file_size_total=0)
         if source is None:
             return None
         stamp = now()

@@ -7,23 +7,23 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
-from ..auth.permissions import READ
 from ..backend.interface import Caller, Record
+from ..compute.access import Access
 from ..compute.lifecycle import Lifecycle
-from ..db.models import Collection, Container, ContainerRequest
+from ..compute.validation import check_committable, check_fields
+from ..db.models import Container, ContainerRequest
 from ..errors import Unprocessable
 from .base import Context, Resource
 
 WRITE_ONLY = ("secret_mounts", "runtime_token")
+# what a committed request is judged on as a whole (compute/validation.py check_committable)
+SPEC_FIELDS = ("command", "output_path", "mounts", "secret_mounts")
 
 
 def lifecycle(ctx: Context) -> Lifecycle:
-    def can_read(pdh: str) -> bool:
-        rows = ctx.session.execute(select(Collection.uuid, Collection.owner_uuid)
-                                   .where(Collection.portable_data_hash == pdh))
-        return any(ctx.perms.can(READ, uuid, owner) for uuid, owner in rows)
-
-    return Lifecycle(ctx.config, ctx.session, can_read)
+    """The lifecycle acting for this caller: what they commit is judged with their permissions."""
+    peers = frozenset(ctx.config.remote_clusters)
+    return Lifecycle(ctx.config, ctx.session, Access(ctx.session, ctx.perms, ctx.config.cluster_id, peers))
 
 
 def calling_container(ctx: Context) -> Container | None:
@@ -50,24 +50,23 @@ class ContainerRequests(Resource):
     object_actions: ClassVar[dict[str, str]] = {"container_status": "GET"}
 
     def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
-        for key in ("command", "output_glob"):
-            if key in attrs and not isinstance(attrs[key], list):
-                raise Unprocessable(f"{key} must be a list")
-        for key in ("mounts", "secret_mounts", "environment", "runtime_constraints", "scheduling_parameters"):
-            if key in attrs and attrs[key] is not None and not isinstance(attrs[key], dict):
-                raise Unprocessable(f"{key} must be an object")
+        for key in [k for k, v in attrs.items() if v is None and not self.value_types.get(k, ((), True))[1]]:
+            del attrs[key]  # null where a value is needed: the default on create, unchanged on update
+        attrs.pop("requesting_container_uuid", None)
         if row is None:
             if attrs.get("state", "Uncommitted") not in ("Uncommitted", "Committed"):
                 raise Unprocessable("a container request is created Uncommitted or Committed")
             attrs.pop("container_uuid", None)
-            attrs.pop("requesting_container_uuid", None)
             if (parent := calling_container(ctx)) is not None:
                 attrs["requesting_container_uuid"] = parent.uuid
-            return
-        attrs.pop("requesting_container_uuid", None)
-        if attrs.get("container_uuid") not in (None, row.container_uuid) and not ctx.caller.is_admin:
-            raise Unprocessable("container_uuid can only be reset to null")
-        lifecycle(ctx).check_request_update(row, attrs)
+        else:
+            if attrs.get("container_uuid") not in (None, row.container_uuid) and not ctx.caller.is_admin:
+                raise Unprocessable("container_uuid can only be reset to null")
+            lifecycle(ctx).check_request_update(row, attrs)
+        # a value sent back unchanged (the official runner re-sends the whole body) was judged when it was set
+        check_fields({k: v for k, v in attrs.items() if row is None or getattr(row, k, None) != v})
+        if attrs.get("state") == "Committed" and (row is None or row.state == "Uncommitted"):
+            check_committable({k: attrs[k] if k in attrs else getattr(row, k, None) for k in SPEC_FIELDS})
 
     def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
         was = "Uncommitted" if before is None else before.get("state", row.state)

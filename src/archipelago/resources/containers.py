@@ -59,6 +59,8 @@ class Containers(Resource):
                             f"not {', '.join(refused)}")
         if "state" in attrs:
             lifecycle(ctx).check_container_update(row, attrs["state"])
+        if attrs.get("output") not in (None, row.output):
+            lifecycle(ctx).check_output(attrs["output"])  # judged with the caller's (its own token's) permissions
         if attrs.get("state") == "Complete" and attrs.get("exit_code", row.exit_code) is None:
             raise Unprocessable("a Complete container needs its exit_code")
 
