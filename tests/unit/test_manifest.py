@@ -210,3 +210,147 @@ def test_replace_locators_touches_locators_only() -> None:
     text = ". acbd18db4cc2f85cedef654fccc4a4d8+3 0:3:acbd18db4cc2f85cedef654fccc4a4d8+3\n"
     moved = replace_locators(text, {"acbd18db4cc2f85cedef654fccc4a4d8+3": "acbd18db4cc2f85cedef654fccc4a4d8+3+K@x"})
     assert moved == ". acbd18db4cc2f85cedef654fccc4a4d8+3+K@x 0:3:acbd18db4cc2f85cedef654fccc4a4d8+3\n"
+
+
+# ----------------------------------------------------------------- as the official Arvados SDK reads it
+A15, C105 = b"a" * 15, b"c" * 105
+LA, LC = (f"{hashlib.md5(data).hexdigest()}+{len(data)}" for data in (A15, C105))
+
+
+class OfficialSdk:
+    """The official Arvados Python SDK, offline: collections over a local block store (machine-notes §1)."""
+
+    def __init__(self, store: str):
+        import arvados.collection
+        import arvados.keep
+
+        self.collections = arvados.collection
+        self.keep = arvados.keep.KeepClient(local_store=store)
+
+    def put(self, data: bytes) -> str:
+        return str(self.keep.put(data))
+
+    def collection(self, text: str):
+        return self.collections.Collection(text, keep_client=self.keep, replication_desired=1)
+
+    def files(self, text: str) -> dict[str, bytes]:
+        """Every file the SDK sees, "./dir/name" -> its bytes as the SDK reads them."""
+        found: dict[str, bytes] = {}
+
+        def walk(directory, prefix: str) -> None:
+            for name in directory:  # the SDK iterates over names, as keys()
+                item = directory[name]
+                if isinstance(item, self.collections.RichCollectionBase):
+                    walk(item, f"{prefix}/{name}")
+                    continue
+                with directory.open(name, "rb") as handle:
+                    data = handle.read(item.size())
+                assert len(data) == item.size()
+                found[f"{prefix}/{name}"] = data
+
+        walk(self.collection(text), ".")
+        return found
+
+    def normalized(self, text: str) -> str:
+        return self.collection(text).manifest_text(strip=True, normalize=True)
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory) -> OfficialSdk:
+    pytest.importorskip("arvados.collection")
+    sdk = OfficialSdk(str(tmp_path_factory.mktemp("local-keep")))
+    assert [sdk.put(A15), sdk.put(C105)] == [LA, LC]
+    return sdk
+
+
+@pytest.mark.parametrize("empty", [[], [(EMPTY, 0, 0)]], ids=["no segments", "a zero-length segment"])
+def test_an_empty_file_among_others_renders_as_arvados_does_and_the_official_sdk_reads_every_file(official, empty):
+    """Issue 17, defect 10: `archi register` wrote `<a> d41d8…+0 <c> 0:15:a.txt 15:0:b.txt 15:105:c.txt`,
+    which the official SDK reads with c.txt empty."""
+    text = manifest.render({".": {"a.txt": [(LA, 0, 15)], "b.txt": empty, "c.txt": [(LC, 0, 105)]}})
+    assert text == f". {LA} {LC} 0:15:a.txt 0:0:b.txt 15:105:c.txt\n"
+    assert official.files(text) == {"./a.txt": A15, "./b.txt": b"", "./c.txt": C105}
+    assert official.normalized(text) == text
+
+
+@pytest.mark.parametrize(("locators", "files", "refused"), [
+    ([LA, EMPTY, LC], "0:15:a.txt 15:0:b.txt 15:105:c.txt", True),  # the defect: c.txt reads as empty
+    ([EMPTY, EMPTY, LA], "0:15:a.txt", True),  # two in front: the search stops on the second
+    ([LA, EMPTY, LC], "0:120:ac.txt", True),  # no file starts there, but a read at offset 15 would
+    ([EMPTY, LA, LC], "0:0:b.txt 0:15:a.txt 15:105:c.txt", False),  # first in the stream: never searched
+    ([LA, LC, EMPTY, EMPTY], "0:15:a.txt 120:0:b.txt 15:105:c.txt", False),  # after all the data
+    ([EMPTY, EMPTY], "0:0:b.txt 0:0:d.txt", False),  # a stream without data
+])
+def test_a_zero_length_block_between_blocks_with_data_is_refused(official, locators, files, refused):
+    text = f". {' '.join(locators)} {files}\n"
+    expected = _read_tree(parse(text).tree(), {LA: A15, LC: C105})  # as we read it
+    if not refused:
+        manifest.check_interop(parse(text))
+        assert official.files(text) == expected
+        return
+    with pytest.raises(ManifestError, match="zero-length block between blocks with data") as info:
+        manifest.check_interop(parse(text))
+    assert (info.value.line, info.value.token) == (1, 3)  # the stream's line, the locator at fault
+    if files != "0:120:ac.txt":  # why the rule (the SDK 3.2 reads these files wrong, silently)
+        assert official.files(text) != expected
+
+
+@pytest.mark.parametrize("text", [
+    f". {EMPTY} 0:0:a\n./a {EMPTY} 0:0:b\n",
+    f"./a/b {EMPTY} 0:0:c\n. {EMPTY} 0:0:a\n",  # a directory only implied by a deeper one
+    f". {EMPTY} 0:0:a 0:0:a/b\n",
+    f"./a {EMPTY} 0:0:\\056\n. {EMPTY} 0:0:a\n",
+])
+def test_a_path_both_a_file_and_a_directory_is_refused(official, text):
+    with pytest.raises(ManifestError, match="both a file and a directory"):
+        manifest.check_interop(parse(text))
+    with pytest.raises(Exception, match="conflicts with"):  # the SDK refuses it too
+        official.collection(text)
+
+
+def test_streams_are_rendered_depth_first_as_the_official_sdk_writes_them(official):
+    """"./a/b" before "./a b" and "./a-c" (both sort before "/" as strings): the same files get the PDH
+    arv-put gives them."""
+    tree = {d: {"f": [(LA, 0, 15)]} for d in (".", "./a", "./a/b", "./a b", "./a-c", "./a.d/e")}
+    text = manifest.render(tree)
+    assert [line.split(" ")[0] for line in text.splitlines()] == [".", "./a", "./a/b", "./a\\040b", "./a-c",
+                                                                 "./a.d/e"]
+    assert official.normalized(text) == text
+    assert manifest.render({".": {}}) == "" == official.normalized(f". {EMPTY} 0:0:\\056\n")
+
+
+# names the official SDK splits apart: its reader splits tokens on any whitespace, Unicode's included
+sdk_names = names.filter(lambda name: not any(c.isspace() and c > " " for c in name))
+sdk_trees = st.dictionaries(st.lists(sdk_names, min_size=1, max_size=3).map("/".join),
+                            st.binary(max_size=40) | st.just(b""), min_size=1, max_size=10).filter(
+    lambda files: not any(other.startswith(path + "/") for path in files for other in files))
+
+
+@settings(max_examples=150, deadline=None)
+@given(files=sdk_trees, block_size=st.integers(1, 48), empty_dirs=st.lists(sdk_names, max_size=2),
+       zero_segments=st.lists(st.integers(0, 1000), max_size=4))
+def test_the_official_sdk_reads_what_render_writes(official, files, block_size, empty_dirs, zero_segments):
+    """Random trees, empty files among non-empty ones (some written as register wrote them, with a
+    zero-length segment of the empty block): the official SDK reads every file's bytes as written,
+    and its own normalization of our manifest is our manifest."""
+    blocks: dict[str, bytes] = {}
+    writer = ManifestWriter(_store(blocks), block_size=block_size)
+    for path in sorted(files):
+        writer.write_file(path, files[path])
+    for name in empty_dirs:
+        if not any(path == name or path.startswith(name + "/") for path in files):
+            writer.add_directory(f"empty/{name}")
+    tree = writer.finish_tree()
+    every = [segments for directory in tree.values() for segments in directory.values()]
+    for n in zero_segments:  # zero-length segments anywhere in a file (how writers might spell "nothing")
+        if every:
+            segments = every[n % len(every)]
+            segments.insert(n % (len(segments) + 1), (EMPTY, 0, 0))
+    text = manifest.render(tree)
+    for stream in parse(text).streams:  # the empty block: a stream's only locator, or none of them
+        assert EMPTY not in stream.locators or stream.locators == [EMPTY]
+    manifest.check_interop(parse(text))
+    for locator, data in blocks.items():
+        assert official.put(data) == locator
+    assert official.files(text) == {f"./{path}": data for path, data in files.items()}
+    assert official.normalized(text) == text

@@ -285,6 +285,52 @@ def replace_locators(text: str, replacements: dict[str, str]) -> str:
     return LOCATOR_TOKEN_RE.sub(lambda match: replacements.get(match[0], match[0]), text)
 
 
+def check_interop(manifest: Manifest, dirs: dict[str, dict[str, list[Segment]]] | None = None) -> None:
+    """Raise ManifestError for a valid manifest the official Arvados Python SDK reads otherwise than we do.
+
+    Found by reading the SDK (`arvados/_internal/streams.py`, `collection.py`) and checked against it:
+    - a zero-length locator after a stream's first one with data after it: the SDK's binary search
+      for a file's first block stops on it and gives up, so the files it should find beyond it read
+      as empty (`arv-get` writes them so and exits 0). First in a stream, or after all of its data,
+      one is harmless: the search never stops there.
+    - a path that is both a file and a directory: the SDK refuses the whole manifest.
+    `dirs` is `manifest.tree()` when the caller has it already.
+    """
+    for lineno, stream in enumerate(manifest.streams, 1):
+        if len(stream.locators) < 3:  # a middle needs a first and a last
+            continue
+        sizes = stream.block_sizes
+        last_data = max((i for i, size in enumerate(sizes) if size), default=0)
+        for i in range(1, last_data):
+            if not sizes[i]:
+                raise ManifestError(
+                    f"stream {escape(stream.name)}: a zero-length block between blocks with data (the official "
+                    "Arvados SDK then reads the files after it as empty; an empty file is `<pos>:0:<name>` with no "
+                    "block of its own, and the empty block belongs only in a stream without data)",
+                    lineno, i + 2, stream.locators[i])
+    check_paths(manifest.tree() if dirs is None else dirs)
+
+
+def check_paths(dirs: dict[str, dict[str, list[Segment]]]) -> None:
+    """Raise ManifestError if a path of the tree is both a file and a directory, which the official
+    Arvados SDK refuses (and a file system cannot hold)."""
+    for path in _directories(dirs):
+        parent, _, name = path.rpartition("/")
+        if name in dirs.get(parent, ()):
+            raise ManifestError(f"{escape(path)} is both a file and a directory (the official Arvados SDK "
+                                "refuses such a manifest)")
+
+
+def _directories(dirs: dict[str, dict[str, list[Segment]]]) -> set[str]:
+    """Every directory a tree names or implies (the ancestors of those it names), "." excepted."""
+    found: set[str] = set()
+    for path in dirs:
+        while path != "." and path not in found:
+            found.add(path)
+            path = path.rpartition("/")[0]
+    return found
+
+
 def strip_hints(text: str) -> str:
     """The portable form: every locator reduced to `md5+size`; names and tokens left byte for byte."""
     if "+" not in text or re.search(r"\+[A-Z]", text) is None:
@@ -305,16 +351,20 @@ def _block_size(locator: str) -> int:
 def render(dirs: dict[str, dict[str, list[Segment]]]) -> str:
     """Normalized manifest text for a directory tree.
 
-    Streams sorted, files sorted, each block listed once per stream in order of first use,
+    Streams in depth-first order, files sorted, each block listed once per stream in order of first use,
     adjacent segments merged; a directory with nothing in or below it becomes `0:0:\\056`.
+    Zero-length segments are dropped, so an empty file is `0:0:name` and the empty block appears
+    only in a stream with no data at all (Arvados' `normalize_stream`): the official SDK misreads
+    the files after a zero-length block in the middle of a stream (see `check_interop`).
     """
     out: list[str] = []
-    names = sorted(dirs)
+    # depth first, as both SDKs write: "./a", "./a/b", then "./a-c" ("-" sorts before "/" in a string)
+    names = sorted(dirs, key=lambda name: name.split("/"))
     for n, dirname in enumerate(names):
         files = dirs[dirname]
         if not files:
             has_child = n + 1 < len(names) and names[n + 1].startswith(dirname + "/")
-            if not has_child:
+            if not has_child and dirname != ".":  # the top is no empty directory: an empty collection is ""
                 out.append(f"{escape(dirname)} {EMPTY_LOCATOR} 0:0:\\056\n")
             continue
         block_pos: dict[str, int] = {}
@@ -325,7 +375,7 @@ def render(dirs: dict[str, dict[str, list[Segment]]]) -> str:
         # file names hold no "/", so one translate call escapes them all
         for fname, escaped in zip(fnames, escape("/".join(fnames)).split("/"), strict=True):
             segments = files[fname]
-            if len(segments) == 1:  # the common case, without the merging loop
+            if len(segments) == 1 and segments[0][2]:  # the common case, without the merging loop
                 locator, offset, size = segments[0]
                 base = block_pos.get(locator)
                 if base is None:
@@ -334,8 +384,10 @@ def render(dirs: dict[str, dict[str, list[Segment]]]) -> str:
                     stream_size += _block_size(locator)
                 tokens.append(f"{base + offset}:{size}:{escaped}")
                 continue
-            start = length = 0
+            start = length = 0  # a file with no data is `0:0:name`, as Arvados writes it
             for locator, offset, size in segments:
+                if not size:  # reads nothing; listing its block could put a zero-length locator mid-stream
+                    continue
                 base = block_pos.get(locator)
                 if base is None:
                     base = block_pos[locator] = stream_size

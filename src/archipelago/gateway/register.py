@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..formats.locator import BLOCK_SIZE, EMPTY_LOCATOR
-from ..formats.manifest import Segment, render
+from ..errors import BadRequest
+from ..formats.locator import BLOCK_SIZE
+from ..formats.manifest import ManifestError, Segment, check_paths, render
 from ..keepstore.volumes.base import fast_hasher
 from .stores import ObjectStore, StoredObject
 
@@ -38,9 +39,21 @@ def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Calla
     each one's blocks handed to `mapped` as soon as it is read; one already mapped at the same
     version is not read again — so a registration cut short resumes where it stopped."""
     result = Registered()
-    tree: dict[str, dict[str, list[Segment]]] = {".": {}}
     base = prefix.strip("/")
     objects = list(store.objects(prefix)) if objects is None else objects  # the caller may have listed them
+    tree: dict[str, dict[str, list[Segment]]] = {".": {}}
+    files: list[tuple[StoredObject, str, str]] = []  # (object, directory, file name), in listing order
+    for stored in objects:
+        directory, filename = _place(stored, base)
+        if filename is None:
+            tree.setdefault(directory, {})  # a folder marker: an empty directory unless files go below it
+        else:
+            tree.setdefault(directory, {})[filename] = []  # no segments: an empty file is `0:0:name`
+            files.append((stored, directory, filename))
+    try:
+        check_paths(tree)  # before reading anything: S3 may hold both `a` and `a/b`
+    except ManifestError as exc:
+        raise BadRequest(f"cannot register {prefix!r}: {exc.reason}") from None
 
     def blocks_of(stored: StoredObject) -> list[dict[str, Any]]:
         earlier = known(stored) if known else None
@@ -54,17 +67,37 @@ def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Calla
         return blocks
 
     with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
-        results = pool.map(blocks_of, objects)
-        for stored, blocks in zip(objects, results, strict=True):
-            inside = stored.name[len(base):].lstrip("/") if base and stored.name != base \
-                else stored.name.rsplit("/", 1)[-1]
-            directory, _, filename = f"./{inside}".rpartition("/")
-            segments: list[Segment] = [(f"{b['locator']}+K@{gateway_uuid}", 0, int(b["length"])) for b in blocks]
-            tree.setdefault(directory, {})[filename] = segments or [(EMPTY_LOCATOR, 0, 0)]  # an empty file
-            result.objects += 1
-            result.bytes += stored.size
+        results = pool.map(blocks_of, [stored for stored, _, _ in files])
+        for (_, directory, filename), blocks in zip(files, results, strict=True):
+            tree[directory][filename] = [(f"{b['locator']}+K@{gateway_uuid}", 0, int(b["length"])) for b in blocks]
+    result.objects = len(objects)
+    result.bytes = sum(stored.size for stored in objects)
     result.manifest_text = render(tree)
     return result
+
+
+def _place(stored: StoredObject, base: str) -> tuple[str, str | None]:
+    """Where an object goes in the collection: (directory, file name), named relative to the prefix
+    registered (a single object keeps its own name); a name ending in "/" (an S3 console's folder)
+    is a directory, with no file name. A name that is no path in a collection is refused rather than
+    renamed or dropped: either would register other data than the store holds."""
+    name = stored.name
+    if not base:
+        inside = name  # the whole store: every name as it is (not only its last component)
+    elif name == base:
+        inside = name.rsplit("/", 1)[-1]
+    else:
+        inside = name[len(base):].lstrip("/")
+    folder = inside == "" or inside.endswith("/")  # "" is the folder marker of the prefix itself
+    parts = inside.rstrip("/").split("/") if inside.rstrip("/") else []
+    if folder and stored.size:
+        raise BadRequest(f"object {name!r} ends with '/' but holds {stored.size} bytes: no file in a collection can "
+                         f"have its name")
+    if any(part in ("", ".", "..") for part in parts):
+        raise BadRequest(f"object {name!r} has no path in a collection (an empty, '.' or '..' path component)")
+    if folder:
+        return "/".join([".", *parts]), None
+    return "/".join([".", *parts[:-1]]), parts[-1]
 
 
 def _map_object(store: ObjectStore, gateway_uuid: str, stored: StoredObject,

@@ -56,11 +56,21 @@ class Collections(Resource):
             ctx.session.merge(ReleasedCopy(locator=locator, place=place, since=time.time()))
 
     def _manifest_fields(self, ctx: Context, attrs: dict[str, Any]) -> dict[str, Any]:
-        """Validate the manifest, check its signatures for this caller, store it stripped."""
+        """Validate the manifest, check its signatures for this caller, store it stripped.
+
+        A manifest the official Arvados SDK would read otherwise than we do (a zero-length block
+        between blocks with data: the files after it read as empty; a path both a file and a
+        directory) is refused with 422 naming the stream and the rule, never normalized: Arvados
+        stores what the client sent and computes the PDH over it, and clients rely on that — arv-put
+        prints the PDH of what it wrote, arv-copy sends the PDH it expects, a federation finds a
+        collection by it. Rewriting the text would give the data a PDH no other cluster gives it
+        and hide the writer's bug; a loud 422 leaves the client to fix its manifest. Arvados' own
+        writers produce neither (from input that has neither)."""
         text = attrs.pop("manifest_text", "") or ""
         try:
             parsed = manifests.parse(text)
             tree = parsed.tree()
+            manifests.check_interop(parsed, tree)
         except manifests.ManifestError as exc:
             raise Unprocessable(f"invalid manifest_text: {exc}") from None
         signing = self.config.collections
