@@ -103,10 +103,10 @@ def test_no_network_unless_the_container_asks_for_api_access(site):
     host, port = site.process.config.keepstore.listen.rsplit(":", 1)
     probe = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc {host} {port} > net.txt 2>&1; echo done >> net.txt"
     _, closed, _ = run(site, tenant(site, "offline"), probe)
-    assert b"HTTP/1.1" not in closed["net.txt"] and b"done" in closed["net.txt"], closed["net.txt"]
+    assert b"HTTP/1." not in closed["net.txt"] and b"done" in closed["net.txt"], closed["net.txt"]
     _, opened, _ = run(site, tenant(site, "online"), probe, runtime_constraints={"API": True, "ram": 64 << 20,
                                                                                    "vcpus": 1})
-    assert b"HTTP/1.1" in opened["net.txt"], opened["net.txt"]  # the same probe works where it may
+    assert b"HTTP/1." in opened["net.txt"], opened["net.txt"]  # the same probe works where it may
 
 
 def test_another_containers_files_and_processes_are_out_of_reach(site):
