@@ -5,6 +5,7 @@ container whose executor died without finishing it (the lifecycle then retries i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -60,20 +61,51 @@ class DispatchLoop:
     def tick(self) -> None:
         mine = self._list([["locked_by_uuid", "=", self.me], ["state", "in", ["Locked", "Running"]]])
         for container in mine:
-            self._watch(container)
+            try:
+                self._watch(container)
+            except Exception:  # one container's trouble is logged; the others are still watched
+                log.exception("dispatch: watching %s failed", container["uuid"])
         for uuid in self.backend.tracked() - {c["uuid"] for c in mine}:
             self.backend.forget(uuid)  # finished (its executor reported it): its cores and RAM are free
         self._adopted = True
         for container in self._list([["state", "=", "Queued"], ["priority", ">", 0]]):
-            if not self.backend.fits(container):
+            try:
+                fits = self.backend.fits(container)
+            except Exception as exc:  # a container no backend can size must not hold up everyone behind it
+                self._refuse(container, f"the dispatcher cannot judge what it needs: {exc}")
+                continue
+            if not fits:
                 break  # highest priority first: nothing lower jumps the queue
             try:
                 self.api.request("POST", f"containers/{container['uuid']}/lock")
             except ArchipelagoError as exc:  # another dispatcher took it, or it was cancelled
                 log.info("dispatch: could not lock %s: %s", container["uuid"], exc)
                 continue
+            self._start(container)
+
+    def _start(self, container: dict[str, Any]) -> None:
+        try:
             self.backend.start(container)
-            log.info("dispatch: started %s", container["uuid"])
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self.backend.forget(container["uuid"])  # whatever it had reserved is free again
+            self._refuse(container, f"the dispatcher could not start it: {exc}")
+            return
+        log.info("dispatch: started %s", container["uuid"])
+
+    def _refuse(self, container: dict[str, Any], reason: str) -> None:
+        """Cancel a container the dispatcher cannot run, saying why (runtime_status.error). The
+        lifecycle retries it while its requests have tries left (a passing failure heals, a
+        permanent one ends in a few passes), then its requests are Final."""
+        uuid = container["uuid"]
+        reason = reason if len(reason) <= 500 else reason[:497] + "..."
+        log.warning("dispatch: cancelling %s: %s", uuid, reason)
+        status = {**(container.get("runtime_status") or {}), "error": reason}
+        try:
+            self.api.request("PUT", f"containers/{uuid}",
+                             body={"container": {"state": "Cancelled", "runtime_status": status}})
+        except ArchipelagoError as exc:  # cancelled meanwhile, say; the next pass sees it again if not
+            log.warning("dispatch: could not cancel %s: %s", uuid, exc)
 
     def _watch(self, container: dict[str, Any]) -> None:
         uuid = container["uuid"]
