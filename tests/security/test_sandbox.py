@@ -102,7 +102,8 @@ def test_nothing_outside_its_output_and_tmp_is_writable(site):
 def test_no_network_unless_the_container_asks_for_api_access(site):
     host, port = site.process.config.keepstore.listen.rsplit(":", 1)
     # stdin stays open a while: busybox nc stops reading the answer when its input ends
-    probe = f"(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 2) | busybox nc {host} {port} > net.txt 2>&1; echo done >> net.txt"
+    probe = (f"(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 2) | busybox nc {host} {port} > net.txt 2>&1; "
+             "echo done >> net.txt")
     _, closed, _ = run(site, tenant(site, "offline"), probe)
     assert b"HTTP/1." not in closed["net.txt"] and b"done" in closed["net.txt"], closed["net.txt"]
     _, opened, _ = run(site, tenant(site, "online"), probe, runtime_constraints={"API": True, "ram": 64 << 20,

@@ -137,7 +137,7 @@ class OutputSaver:
     def _inside_output(self, collection: Any, where: str, path: str, hops: int, shown: str) -> None:
         relative = where[len(self.output_path):].strip("/")
         if not relative or path == relative or path.startswith(relative + "/"):
-            self.log(f"error: output symlink {shown} points at a directory holding it: not saved")
+            self.log(f"error: output symlink {shown} leads back to itself or a directory holding it: not saved")
             return
         *parents, name = relative.split("/")
         try:
