@@ -37,8 +37,11 @@ class Access:
         """The same judgement for another user (a container's runtime user)."""
         if user_uuid == self.user_uuid:
             return self
-        is_admin = bool(self.session.scalar(select(User.is_admin).where(User.uuid == user_uuid)))
-        return Access(self.session, Permissions(self.session, user_uuid, is_admin), self.cluster_id, self.peers)
+        return Access(self.session, Permissions(self.session, user_uuid, self.is_admin(user_uuid)), self.cluster_id,
+                      self.peers)
+
+    def is_admin(self, user_uuid: str) -> bool:
+        return bool(self.session.scalar(select(User.is_admin).where(User.uuid == user_uuid)))
 
     def collection_pdh(self, uuid: str) -> str | None:
         """The content of a collection of this cluster the user can read, by UUID; None whether it

@@ -132,11 +132,15 @@ class Lifecycle:
         return pdh
 
     def _tagged_image(self, name: str) -> str | None:
-        """The newest image collection the requester can read that a link they can read names."""
+        """The newest image collection the requester can read that a trusted link names: one the
+        requester can read as an object (theirs, or in a project they read), or one an admin made
+        (a site's published images). Another tenant's link of the same name is not trusted, even
+        to an image anyone may read: it would let them choose what others run."""
         links = self.session.execute(select(Link.uuid, Link.owner_uuid, Link.head_uuid).where(
             Link.link_class == "docker_image_repo+tag", Link.name == name).order_by(Link.created_at.desc()))
         for uuid, owner, head in links:
-            if head and self.access.perms.can(READ, uuid, owner) and (pdh := self.access.collection_pdh(head)):
+            trusted = self.access.perms.can(READ, uuid, owner) or self.access.is_admin(owner)
+            if head and trusted and (pdh := self.access.collection_pdh(head)):
                 return pdh
         return None
 
