@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from types import TracebackType
 from typing import Any, Protocol
 
 from ..config import GatewayConfig
 from ..errors import ArchipelagoError, BadGateway, BadRequest, NotFound
+from .urls import BaseUrl
 
 MOVED_PREFIX = "archipelago-blocks/"  # objects a gateway writes itself (blocks moved to it)
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 
 
 class ObjectChanged(Exception):
@@ -63,16 +69,45 @@ class ObjectStore(Protocol):
 
 
 class PathStore:
-    """Files under a directory (local or NFS). Names never leave the root."""
+    """Files under a directory (local or NFS). Names never leave the root: a name is resolved (its
+    symlinks followed) and checked against the root, then opened one component at a time from the
+    root's descriptor without following any symlink, so a link swapped in after the check makes the
+    open fail instead of leading out. A symlink in the root that leads out of it is refused when
+    listed; one leading elsewhere in the root is followed."""
 
     def __init__(self, root: Path):
         self.root = root.resolve()
 
     def _path(self, name: str) -> Path:
+        if "\0" in name:
+            raise BadRequest(f"{name!r} holds a NUL")
         path = (self.root / name).resolve()
         if path != self.root and not path.is_relative_to(self.root):
             raise BadRequest(f"{name!r} is outside this gateway's root")
         return path
+
+    def _parts(self, name: str) -> tuple[list[str], str]:
+        """The directories and the file name of `name`'s real path below the root."""
+        parts = self._path(name).relative_to(self.root).parts
+        if not parts:
+            raise BadRequest(f"{name!r} is this gateway's root, not a file in it")
+        return list(parts[:-1]), parts[-1]
+
+    def _directory(self, name: str, parts: list[str], create: bool = False) -> int:
+        """A descriptor of the directory `parts` below the root, reached without following a symlink."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=fd)
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+        except OSError as exc:
+            os.close(fd)
+            raise _refusal(name, exc) from None
+        return fd
 
     def objects(self, prefix: str) -> Iterator[StoredObject]:
         start = self._path(prefix)
@@ -85,6 +120,9 @@ class PathStore:
             dirnames.sort()
             for filename in sorted(filenames):
                 path = Path(directory) / filename
+                if path.is_symlink() and not path.resolve().is_relative_to(self.root):
+                    raise BadRequest(f"{path.relative_to(self.root).as_posix()!r} is a symlink leading out of "
+                                     f"this gateway's root: it cannot be registered")
                 if path.is_file():
                     yield self._object(path)
 
@@ -93,11 +131,19 @@ class PathStore:
         return StoredObject(path.relative_to(self.root).as_posix(), stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")
 
     def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> Source:
-        try:
-            handle = open(self._path(name), "rb")  # noqa: SIM115 (the caller closes it)
-        except FileNotFoundError:
-            raise NotFound(f"{name!r} is gone from {self.root}") from None
-        stat = os.fstat(handle.fileno())  # of the file opened, not of whatever is at the path later
+        parents, filename = self._parts(name)
+        directory = self._directory(name, parents)
+        try:  # O_NONBLOCK: a FIFO swapped in does not hang the open (it is refused below)
+            fd = os.open(filename, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+        except OSError as exc:
+            raise _refusal(name, exc) from None
+        finally:
+            os.close(directory)
+        handle = os.fdopen(fd, "rb")
+        stat = os.fstat(fd)  # of the file opened, not of whatever is at the path later
+        if not S_ISREG(stat.st_mode):
+            handle.close()
+            raise BadRequest(f"{name!r} is not a regular file")
         if f"{stat.st_mtime_ns}-{stat.st_size}" != version:
             handle.close()
             raise ObjectChanged(f"{name!r} was modified")
@@ -105,18 +151,41 @@ class PathStore:
         return handle
 
     def write(self, name: str, data: bytes) -> str:
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)  # whole or not at all
-        return self._object(path).version
+        parents, filename = self._parts(name)
+        directory = self._directory(name, parents, create=True)
+        temp = f".{filename}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666, dir_fd=directory)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, filename, src_dir_fd=directory, dst_dir_fd=directory)  # whole or not at all
+            stat = os.stat(filename, dir_fd=directory, follow_symlinks=False)
+        finally:
+            os.close(directory)
+        return f"{stat.st_mtime_ns}-{stat.st_size}"
 
     def delete(self, name: str) -> None:
-        self._path(name).unlink(missing_ok=True)
+        parents, filename = self._parts(name)
+        try:
+            directory = self._directory(name, parents)
+        except NotFound:
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(filename, dir_fd=directory)
+        finally:
+            os.close(directory)
+
+
+def _refusal(name: str, exc: OSError) -> ArchipelagoError:
+    """An open below the root that failed: gone, or a symlink met where the checked name had none."""
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"{name!r} is gone from this gateway's root")
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return BadRequest(f"{name!r} changed into a symlink since it was checked: refused")
+    return ArchipelagoError(f"{name!r} cannot be opened: {exc.strerror}", 502)
 
 
 class S3Store:
@@ -171,21 +240,38 @@ class S3Store:
 
 class HttpStore:
     """Objects behind a web server that answers byte ranges; names are paths below `base_url`.
-    A web server cannot be listed: a name is registered as one object."""
+    A web server cannot be listed: a name is registered as one object. Names are judged decoded,
+    as the server reads them, and the URL fetched is rebuilt from what was judged (urls.py);
+    redirects are followed here, each one only if it stays below `base_url`."""
 
     def __init__(self, base_url: str):
         import urllib3
 
-        self.base_url = base_url.rstrip("/")
-        self._http = urllib3.PoolManager(retries=urllib3.Retry(3, redirect=5))
+        self.base = BaseUrl(base_url)
+        self.base_url = self.base.text
+        self._http = urllib3.PoolManager(retries=urllib3.Retry(3, redirect=False))
 
     def _url(self, name: str) -> str:
-        if ".." in name.split("/"):
-            raise BadRequest(f"{name!r} is outside this gateway's base URL")
-        return f"{self.base_url}/{name.lstrip('/')}"
+        return self.base.url_for(name)
+
+    def _request(self, method: str, name: str, headers: dict[str, str], preload: bool = True) -> Any:
+        """The answer for `name`, redirects followed only below the base URL (urllib3 would follow
+        them anywhere: to the cluster's keepstore on loopback, say)."""
+        url = self._url(name)
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = self._http.request(method, url, headers=headers, preload_content=preload, redirect=False)
+            if answer.status not in REDIRECTS:
+                return answer
+            location = answer.headers.get("Location")
+            answer.drain_conn()
+            answer.release_conn()
+            if not location:
+                raise BadGateway(f"{url} answered HTTP {answer.status} without a Location")
+            url = self.base.follow(url, location)
+        raise BadGateway(f"{self._url(name)} redirects more than {MAX_REDIRECTS} times")
 
     def objects(self, prefix: str) -> Iterator[StoredObject]:
-        answer = self._http.request("HEAD", self._url(prefix))
+        answer = self._request("HEAD", prefix, {})
         if answer.status != 200:
             raise NotFound(f"{self._url(prefix)} answered HTTP {answer.status}")
         if "Content-Length" not in answer.headers:  # registering it as empty would be silently wrong
@@ -197,7 +283,7 @@ class HttpStore:
     def open(self, name: str, version: str, offset: int = 0, length: int | None = None) -> Source:
         headers = {"Range": _range(offset, length)} if offset or length is not None else {}
         headers.update(_unchanged_since(version))
-        answer: Any = self._http.request("GET", self._url(name), headers=headers, preload_content=False)
+        answer = self._request("GET", name, headers, preload=False)
         if answer.status == 412:
             answer.release_conn()
             raise ObjectChanged(f"{self._url(name)} is no longer version {version}")
@@ -206,7 +292,8 @@ class HttpStore:
         elif answer.status not in (200, 206):
             answer.release_conn()
             raise NotFound(f"{self._url(name)} answered HTTP {answer.status}")
-        return answer
+        source: Source = answer
+        return source
 
     def write(self, name: str, data: bytes) -> str:
         raise ArchipelagoError("an HTTP gateway is read-only: data cannot be moved to it", 405)
