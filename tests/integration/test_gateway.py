@@ -54,6 +54,12 @@ def site(tmp_path_factory, s3_server):
             yield cluster, data, web, s3_server
 
 
+def grant_registering(admin: ApiClient, user: ApiClient, gateway_uuid: str) -> None:
+    """Gateways have owners: a plain user registers through one only with can_write on it (auth/gateways.py)."""
+    admin.links.create({"link_class": "permission", "name": "can_write", "tail_uuid": user.users.current()["uuid"],
+                        "head_uuid": gateway_uuid})
+
+
 def archi(cluster, token: str, *args: str, code: int = 0) -> dict:
     env = {**os.environ, "ARCHI_API_HOST": cluster.api_url, "ARCHI_API_TOKEN": token, "ARCHI_API_HOST_INSECURE": "1"}
     result = subprocess.run([str(BIN / "archi"), *args, "--json"], env=env, capture_output=True, text=True, timeout=120)
@@ -70,6 +76,12 @@ def test_registered_data_is_read_in_place_by_archi_the_sdk_and_arv_get(site, tmp
     (data / "run1" / "big.bin").write_bytes(big)
     (data / "run1" / "sub" / "small.txt").write_text("small\n")
     (data / "run1" / "sub" / "empty").write_bytes(b"")
+    # gateways have owners: without can_write on the gateway, alice neither sees where its data lies
+    # nor registers through it (the cluster's gateway asks the cluster's identity code)
+    assert not [s for s in alice.request("GET", "keep_services/accessible")["items"] if "gateway_source" in s]
+    refused = archi(cluster, alice.token, "register", "run1", "--gateway", PATH_GW, code=1)
+    assert PATH_GW in refused["error"] and "can_write" in refused["error"]
+    grant_registering(admin, alice, PATH_GW)
     blocks_before = sum(1 for p in (cluster.directory / "keep").rglob("*") if p.is_file())
     made = archi(cluster, alice.token, "register", "run1", "--gateway", PATH_GW, "--name", "in place")
     assert made["objects"] == 3 and made["bytes"] == len(big) + 6
@@ -319,6 +331,7 @@ def test_another_cluster_reads_gateway_data_through_the_federation(tmp_path):
     with ClusterProcess(members[0].directory) as z1111, ClusterProcess(members[1].directory) as z2222:
         admin1 = ApiClient(z1111.api_url, z1111.admin_token, insecure=True)
         alice = new_user(admin1, "alice")
+        grant_registering(admin1, alice, PATH_GW)
         made = archi(z1111, alice.token, "register", "shared.txt")
         # alice, at z2222 with her z1111 token: the collection is found at z1111, its blocks read through
         # z2222's keepstore, which fetches them from z1111 (+R), where the gateway serves them

@@ -26,7 +26,8 @@ def served(tmp_path: Path):
     site = single_cluster(tmp_path)
     (tmp_path / "data").mkdir()
     gateway = GatewayConfig(driver="path", root=tmp_path / "data", listen="127.0.0.1:1", uuid=GW)
-    app = Gateway(site.local.config, gateway, site.local.db.session, site.local.restricted_blocks).app()
+    app = Gateway(site.local.config, gateway, site.local.db.session, site.local.restricted_blocks,
+                  registrant=site.local.gateway_registrant).app()
     with ServerThread(app) as server:
         yield site, tmp_path / "data", server.url
 
@@ -145,7 +146,8 @@ def test_a_web_object_changed_since_registration_is_refused_before_any_byte(tmp_
     (tmp_path / "web" / "ref.fa").write_bytes(b">chr1\nACGT\n" * 400_000)  # several chunks
     with range_server(tmp_path / "web") as web_url:
         gateway = GatewayConfig(driver="http", base_url=web_url, listen="127.0.0.1:1", uuid=GW)
-        service = Gateway(site.local.config, gateway, site.local.db.session, site.local.restricted_blocks)
+        service = Gateway(site.local.config, gateway, site.local.db.session, site.local.restricted_blocks,
+                          registrant=site.local.gateway_registrant)
         with ServerThread(service.app()) as server:
             locator = register(server.url, site.admin.token, "ref.fa")["manifest_text"].split()[1]
             assert len(get(server.url, locator, site.admin.token).data) == 4_400_000
@@ -203,7 +205,8 @@ def test_a_registration_cut_short_resumes_where_it_stopped(tmp_path: Path) -> No
     for name in ("a.txt", "b.txt", "bad.txt", "c.txt"):
         (tmp_path / "data" / "run" / name).write_text(f"{name}\n")
     service = Gateway(site.local.config, GatewayConfig(driver="path", root=tmp_path / "data", listen="127.0.0.1:1",
-                                                       uuid=GW), site.local.db.session, site.local.restricted_blocks)
+                                                       uuid=GW), site.local.db.session, site.local.restricted_blocks,
+                      registrant=site.local.gateway_registrant)
     opened: list[str] = []
     failing = {"run/bad.txt"}
     store = service.store

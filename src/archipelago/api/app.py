@@ -7,6 +7,7 @@ wins here (block bytes never pass through the API server; they go to keepstore).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -274,7 +275,17 @@ class ApiApp:
         return JSON(exported_config(self.config))
 
     async def keep_services(self, request: Request) -> Response:
-        return JSON(await self._call(self.backend.keep_services))
+        """Answered without a valid token too, as Arvados does (a peer's keepstore asks anonymously);
+        the caller, when known, decides which gateways show where their data lies."""
+        try:
+            params: dict[str, Any] = dict(request.query_params)
+            caller = None
+            if self._token(request, params):
+                with contextlib.suppress(Unauthorized):
+                    caller = await self._caller(request, params)
+            return JSON(await self._call(self.backend.keep_services, caller))
+        except ArchipelagoError as exc:
+            return error(exc.status, str(exc))
 
     async def event_stream(self, request: Request) -> Response:
         try:

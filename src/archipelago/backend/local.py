@@ -8,7 +8,7 @@ identity module (auth/identity.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..auth.gateways import may_register, refusal
 from ..auth.identity import Identity
 from ..auth.permissions import MANAGE, READ, WRITE, PermissionCache, Permissions
 from ..auth.remote import RemoteTokenValidator
@@ -25,7 +26,7 @@ from ..db.changes import ChangeSignal, signal_path
 from ..db.filters import apply_filters, apply_order
 from ..db.models import PropertyIndex, property_rows
 from ..db.unit import Database
-from ..errors import BadRequest, Forbidden, NotFound, Unprocessable
+from ..errors import BadRequest, Forbidden, NotFound, Unauthorized, Unprocessable
 from ..ids import UUID_RE, new_uuid
 from ..resources.base import SERVER_FIELDS, Context, Resource, now, parse_time, timestamp
 from ..resources.names import ISSUED_BY_LOGIN_CLUSTER
@@ -324,9 +325,10 @@ class LocalBackend:
             raise NotFound(f"{resource_name} have no trash")
         return resource
 
-    # ------------------------------------------------------------ keep services
-    def keep_services(self) -> Record:
-        """Synthesized from the configuration, as Arvados does when its table is empty."""
+    # ------------------------------------------------------------ keep services and gateways
+    def keep_services(self, caller: Caller | None = None) -> Record:
+        """Synthesized from the configuration, as Arvados does when its table is empty. Where a
+        gateway's data lies (`gateway_source`) is shown only to those who may register through it."""
         items = []
         for url in self.config.keep_service_urls:
             scheme, _, rest = url.partition("://")
@@ -338,12 +340,34 @@ class LocalBackend:
                 "service_host": host, "service_port": int(port), "service_ssl_flag": scheme == "https",
                 "service_type": "disk", "read_only": False,
             })
+        registrable = self._registrable(caller, [str(g.uuid) for g in self.config.gateways])
         for gateway in self.config.gateways:  # found by the +K@<uuid> hints of the blocks they serve
             items.append({
                 "kind": "arvados#keepService", "uuid": gateway.uuid, "owner_uuid": self.config.system_user_uuid,
                 "service_host": gateway.host, "service_port": gateway.port, "service_ssl_flag": False,
-                "service_type": gateway.service_type, "read_only": True, "gateway_source": gateway.source,
+                "service_type": gateway.service_type, "read_only": True,
+                **({"gateway_source": gateway.source} if gateway.uuid in registrable else {}),
             })
         return {"kind": "arvados#keepServiceList", "items": items, "items_available": len(items),
                 "offset": 0, "limit": len(items)}
 
+    def _registrable(self, caller: Caller | None, gateway_uuids: Sequence[str]) -> set[str]:
+        """Those of the gateways `caller` may register through (none for an anonymous caller)."""
+        if caller is None or not gateway_uuids:
+            return set()
+        with self.db.session() as session:
+            perms = self._permissions(session, caller)
+            return {uuid for uuid in gateway_uuids if may_register(perms, uuid, self.config.system_user_uuid)}
+
+    def gateway_registrant(self, token: str | None, gateway_uuid: str) -> Caller:
+        """Who registers data through (or moves blocks to) one of this cluster's gateways: a token
+        this cluster validates (visitors' too, as for the API), with full scope, of an admin or of
+        someone granted on the gateway (auth/gateways.py). 401 or 403 otherwise."""
+        if not token:
+            raise Unauthorized(f"registering data through gateway {gateway_uuid} needs a token of this cluster")
+        caller = self.authenticate(token)
+        if "all" not in caller.scopes:
+            raise Forbidden(f"this token's scopes do not allow registering data through gateway {gateway_uuid}")
+        if not self._registrable(caller, [gateway_uuid]):
+            raise refusal(gateway_uuid, caller.user_uuid)
+        return caller

@@ -53,8 +53,8 @@ class FederatedBackend:
     def token_current(self, caller: Caller) -> Record:
         return self.local.token_current(caller)
 
-    def keep_services(self) -> Record:
-        return self.local.keep_services()
+    def keep_services(self, caller: Caller | None = None) -> Record:
+        return self.local.keep_services(caller)
 
     # routing
     def _owner(self, uuid: str) -> Backend | RemoteBackend:

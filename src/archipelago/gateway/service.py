@@ -19,9 +19,10 @@ from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ..backend.interface import Caller
 from ..config import ClusterConfig, GatewayConfig
 from ..db.models import Collection, GatewayBlock
-from ..errors import ArchipelagoError, BadGateway, NotFound, Unauthorized
+from ..errors import ArchipelagoError, BadGateway, NotFound
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..formats.signing import sign_manifest
 from ..keep.cache import BlockCache
@@ -35,17 +36,23 @@ from .stores import MOVED_PREFIX, ObjectChanged, StoredObject, store_for
 
 log = logging.getLogger("archipelago.gateway")
 Sessions = Callable[[], AbstractContextManager[Session]]
+Registrant = Callable[[str | None, str], Caller]
 
 
 class Gateway:
+    """`registrant(token, gateway uuid)` is the cluster's decision (LocalBackend.gateway_registrant):
+    the caller who may register data through this gateway and store blocks moved to it, or 401/403."""
+
     def __init__(self, config: ClusterConfig, gateway: GatewayConfig, sessions: Sessions,
-                 restricted_blocks: Callable[[], set[str]] = set):
+                 restricted_blocks: Callable[[], set[str]] = set, *, registrant: Registrant):
         self.config, self.gateway, self.sessions = config, gateway, sessions
         self._restricted_blocks = restricted_blocks
+        self._registrant = registrant
         self.cache = BlockCache(gateway.cache_mib << 20)  # verified blocks: read twice, fetched once
         self.uuid = str(gateway.uuid)
         self.store = store_for(gateway)
-        self.access = BlockAccess(config)  # keepstore's rules: signatures, residency, signing
+        # keepstore's rules: signatures, residency (all of this gateway's blocks, under a policy), signing
+        self.access = BlockAccess(config, all_stay=gateway.residency is not None)
 
     # ---------------------------------------------------------------- reads
     async def get(self, request: web.Request) -> web.StreamResponse:
@@ -132,9 +139,7 @@ class Gateway:
         """`PUT /<md5>`: a block moved to this gateway's store (`archi keep move --to`), kept as an
         object of its own (`archipelago-blocks/<md5>`); answers the locator, signed, with this
         gateway's hint, like a keepstore does."""
-        token = request_token(request)
-        if token is None:
-            raise Unauthorized("storing a block needs a token (the locator is signed for it)")
+        token = (await run(self._registrant, request_token(request), self.uuid)).token  # before the body is read
         md5 = request.match_info["locator"][:32]
         data = await request.read()
         name = f"{MOVED_PREFIX}{md5}"
@@ -150,9 +155,7 @@ class Gateway:
     async def register(self, request: web.Request) -> web.StreamResponse:
         """Streams its progress as JSON lines (`{"total"}`, then `{"done": bytes}` as objects are
         read), then `{"manifest_text", "objects", "bytes"}`, the manifest signed for the caller."""
-        token = request_token(request)
-        if token is None:
-            raise Unauthorized("registering data needs a token (the manifest is signed for it)")
+        token = (await run(self._registrant, request_token(request), self.uuid)).token  # the manifest is signed for it
         try:
             body: Any = await request.json()
         except ValueError:

@@ -24,12 +24,13 @@ class BlockAccess:
     """Who may read a block and what leaves the cluster: the rules keepstore and the gateways
     (gateway/) share, so a block is guarded the same wherever its bytes lie."""
 
-    def __init__(self, config: ClusterConfig):
+    def __init__(self, config: ClusterConfig, all_stay: bool = False):
         self.config = config
         self.key = config.collections.blob_signing_key.encode()
         self.ttl = config.collections.blob_signing_ttl
         # blocks under a residency policy, refreshed from the cluster database when there is one
         self.restricted: set[str] = set()
+        self.all_stay = all_stay  # every block served here stays (a gateway with a residency policy)
 
     def check_signature(self, locator: Locator, token: str | None) -> None:
         if not self.config.collections.blob_signing:
@@ -52,7 +53,7 @@ class BlockAccess:
         return from_another_cluster(token, self.config.cluster_id)
 
     def guard_residency(self, md5: str, reader_cluster: str | None, token: str | None) -> None:
-        if md5 in self.restricted and self.from_outside(reader_cluster, token):
+        if (self.all_stay or md5 in self.restricted) and self.from_outside(reader_cluster, token):
             log.warning("residency: refused block %s to %s", md5, reader_cluster or "a client of another cluster")
             raise Forbidden(f"block {md5} belongs to data that stays on cluster {self.config.cluster_id} "
                             "(residency policy 'cluster'): it cannot be read from outside that cluster")

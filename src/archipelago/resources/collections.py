@@ -16,7 +16,7 @@ from ..backend.interface import Caller, Record
 from ..db.models import Collection, ReleasedCopy
 from ..errors import Forbidden, NotFound, Unprocessable
 from ..formats import manifest as manifests
-from ..formats.locator import EMPTY_LOCATOR
+from ..formats.locator import EMPTY_LOCATOR, Locator
 from ..formats.signing import SignatureError, sign_manifest, strip_signatures, verify_locator
 from ..ids import PDH_RE
 from .base import Context, Resource, aware, now
@@ -40,10 +40,22 @@ class Collections(Resource):
 
     def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
         if row is None:
-            return self._manifest_fields(ctx, attrs)
+            return self._gateway_residency(self._manifest_fields(ctx, attrs))
         if "manifest_text" in attrs:
-            return {**self._manifest_fields(ctx, attrs), "version": row.version + 1}
+            return {**self._gateway_residency(self._manifest_fields(ctx, attrs)), "version": row.version + 1}
         return {}
+
+    def _gateway_residency(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Data served by a gateway under a residency policy carries that policy: set here, by the
+        server, whoever writes the manifest (clients may not set residency; it stays once set, even
+        when the data moves on, until an admin clears it)."""
+        policies = {str(g.uuid): g.residency for g in self.config.gateways if g.residency}
+        if policies:
+            for stream in manifests.parse(fields["manifest_text"]).streams:
+                for token in stream.locators:
+                    if hinted := [policies[h] for h in Locator.parse(token).service_hints if h in policies]:
+                        return {**fields, "residency": hinted[0]}
+        return fields
 
     def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
         """Data moved (same PDH, other copies read): the copies left behind are nominated for

@@ -243,8 +243,9 @@ async def _start_gateway(config: ClusterConfig, gateway: Any, local: Any) -> Any
 
     from ..gateway.service import Gateway
 
-    runner = web.AppRunner(Gateway(config, gateway, local.db.session, local.restricted_blocks).app(), access_log=None,
-                           shutdown_timeout=SHUTDOWN_SECONDS)
+    service = Gateway(config, gateway, local.db.session, local.restricted_blocks,
+                      registrant=local.gateway_registrant)  # who may register: the cluster's own identity code
+    runner = web.AppRunner(service.app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     await web.TCPSite(runner, gateway.host, gateway.port).start()
     return runner

@@ -36,9 +36,13 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
     if by_source and gateway_uuid is None:  # `s3://bucket/prefix`, `https://host/base/file`, `/mnt/data/run1`
         gateway_uuid, path = by_source[0]["uuid"], path[len(by_source[0]["gateway_source"]):].strip("/")
     elif gateway_uuid is None and found and ("://" in path or path.startswith("/")):
-        served = "; ".join(f"{g['uuid']} serves {g.get('gateway_source') or '?'}" for g in found)
-        raise BadRequest(f"no gateway of this cluster serves {path} ({served}); register data below one of "
-                         f"those, or a path below a gateway's root with --gateway")
+        served = "; ".join(f"{g['uuid']} serves {g['gateway_source']}" for g in found if g.get("gateway_source"))
+        # where a gateway's data lies is shown only to those who may register through it
+        hidden = [g["uuid"] for g in found if not g.get("gateway_source")]
+        closed = (f"; you may not register through {', '.join(hidden)} (an admin grants can_write on a "
+                  f"gateway's UUID)") if hidden else ""
+        raise BadRequest(f"no gateway of this cluster serves {path} ({served or 'none that you may use'}{closed}); "
+                         f"register data below one of those, or a path below a gateway's root with --gateway")
     chosen = [g for g in found if gateway_uuid in (None, g["uuid"])]
     if not chosen:
         raise NotFound(f"no gateway {gateway_uuid}" if gateway_uuid else "this cluster has no gateway")
