@@ -437,3 +437,22 @@ def test_keep_services_shows_where_a_gateways_data_lies_only_to_who_may_register
         assert not [i for i in listed["items"] if "gateway_source" in i]
     listed = cluster.client(frank).request("GET", "keep_services/accessible")
     assert [i["uuid"] for i in listed["items"] if "gateway_source" in i] == [WEB_GW]
+
+
+def test_a_redirect_is_judged_segment_by_segment_after_the_servers_own_resolution() -> None:
+    from archipelago.errors import BadGateway
+    from archipelago.gateway.urls import BaseUrl
+
+    base = BaseUrl("http://data.example.org/public/")
+    here = "http://data.example.org/public/a/b.txt"
+    assert base.url_for("a/two words.txt") == "http://data.example.org/public/a/two%20words.txt"
+    assert base.url_for("a//b;c") == "http://data.example.org/public/a/b%3Bc"  # one slash; ';' encoded
+    assert base.follow(here, "c.txt") == "http://data.example.org/public/a/c.txt"
+    assert base.follow(here, "../c.txt") == "http://data.example.org/public/c.txt"
+    assert base.follow(here, "HTTP://Data.Example.org:80/public/x") == "http://data.example.org/public/x"
+    for away in ("/publicity/x", "/public/%2e%2e/private", "/public/a/..%2f..%2fprivate", "../../private",
+                 "https://data.example.org/public/x", "http://data.example.org:8080/public/x",
+                 "http://other.example.org/public/x", "//127.0.0.1:25107/", "/public/x?file=../../private",
+                 "/public/%00", "/public/a%5c..%5c..%5cprivate"):
+        with pytest.raises(BadGateway, match="not followed"):
+            base.follow(here, away)
