@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..formats.locator import Locator
-from ..formats.manifest import parse, render
+from ..formats.manifest import parse, replace_locators
 from ..formats.tokens import salt_token
 from ..ids import INFIX, PDH_RE, UUID_RE
 from .client import ApiClient, ApiRequestError
@@ -224,11 +224,12 @@ class FederationCopy:
         return manifest_text
 
     def _send_blocks(self, manifest_text: str, project: str) -> str:
-        """The manifest with every block stored at the destination, sending only what is not there."""
+        """The manifest with every block stored at the destination, sending only what is not there.
+        The source's own text with the destination's locators, as arv-copy does: re-rendering it would
+        change the PDH of a manifest not in today's normal form (another writer's, or an older one's)."""
         self._scan(project)
-        tree = parse(manifest_text).tree()
-        wanted = {Locator.parse(seg[0]).md5: seg[0] for files in tree.values() for segs in files.values()
-                  for seg in segs}
+        locators = {token: Locator.parse(token) for stream in parse(manifest_text).streams for token in stream.locators}
+        wanted = {loc.md5: token for token, loc in locators.items() if loc.size}  # a zero-length block: nothing to send
         missing = [loc for md5, loc in wanted.items() if md5 not in self._known]
         self.report.blocks_reused += len(wanted) - len(missing)
         source_keep, dest_keep = self.source.keep(cache=None), self.dest.keep(cache=None)
@@ -244,11 +245,8 @@ class FederationCopy:
 
         with ThreadPoolExecutor(PARALLEL_BLOCKS) as pool:
             list(pool.map(send, missing))  # list(): re-raises the first failure
-        for files in tree.values():
-            for segments in files.values():
-                for n, (locator, offset, size) in enumerate(segments):
-                    segments[n] = (self._known[Locator.parse(locator).md5], offset, size)
-        return render(tree)
+        return replace_locators(manifest_text, {token: self._known[loc.md5] if loc.size else loc.stripped
+                                                for token, loc in locators.items()})
 
     def _scan(self, project: str) -> None:
         """Learn the blocks of the collections the caller can read in a destination project."""
