@@ -103,6 +103,10 @@ def test_registered_data_is_read_in_place_by_archi_the_sdk_and_arv_get(site, tmp
     subprocess.run([arv_get, f"{made['uuid']}/big.bin", str(tmp_path / "arv.bin")], env=env, check=True,
                    capture_output=True, timeout=120)
     assert (tmp_path / "arv.bin").read_bytes() == big
+    # alice may register through the path gateway, not move blocks into the S3 one
+    refused = archi(cluster, alice.token, "keep", "move", made["uuid"], "--to", S3_GW, code=1)
+    assert S3_GW in refused["error"] and "can_write" in refused["error"]
+    assert alice.collections.get(made["uuid"])["manifest_text"].count(f"+K@{PATH_GW}") == 3
 
 
 def test_the_pdh_is_the_one_keep_gives_the_same_blocks(site, tmp_path):

@@ -168,8 +168,12 @@ class _Gateway:
         answer = urllib3.request("PUT", f"{self.base}/{md5}+{len(data)}", body=data, timeout=None,
                                  headers={"Authorization": f"Bearer {self.client.token}"})
         if answer.status != 200:
-            raise ArchipelagoError(f"gateway {self.uuid} did not store block {md5}: HTTP {answer.status} "
-                                   f"{answer.data[:300].decode(errors='replace')}", 502)
+            try:  # the gateway's own words (a refusal says which grant to ask for), whole
+                detail = "; ".join(json.loads(answer.data).get("errors", []))
+            except (ValueError, AttributeError):
+                detail = answer.data[:300].decode(errors="replace")
+            raise ArchipelagoError(f"gateway {self.uuid} did not store block {md5}: HTTP {answer.status} {detail}",
+                                   answer.status if answer.status in (401, 403) else 502)
         return answer.data.decode().strip()
 
 
