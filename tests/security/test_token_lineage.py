@@ -16,6 +16,7 @@ from archipelago.backend.interface import Caller
 from archipelago.db.models import ApiClientAuthorization
 from archipelago.errors import ArchipelagoError, Unauthorized, Unavailable
 from archipelago.formats.tokens import parse_v2, salt_token
+from archipelago.resources.names import DEFAULT_RUN_SECONDS, RUNTIME_TOKEN_SCOPES
 from archipelago.times import now, parse_time
 from tests.support.backends import Site, cluster_config, local_backend, single_cluster
 
@@ -107,6 +108,21 @@ def test_a_container_token_and_what_it_made_die_when_the_container_ends(site):
     site.backend.update(admin, "containers", uuid, {"state": "Complete", "exit_code": 0})
     assert refused(site, inside.token) == 401
     assert refused(site, escaped) == 401
+
+
+def test_a_runtime_token_a_container_has_issued_for_work_elsewhere_dies_with_it(site):
+    alice = site.new_user("alice")
+    request = site.backend.create(alice, "container_requests", {**REQUEST, "command": ["echo", "runtime"],
+                                                                "use_existing": False})
+    uuid = request["container_uuid"]
+    site.backend.act(site.admin, "containers", uuid, "lock", "POST", {})
+    inside = site.backend.authenticate(token_of(site.backend.act(site.admin, "containers", uuid, "auth", "GET", {})))
+    # what the router asks for when the container submits a request to another cluster
+    runtime = site.backend.delegate(inside, RUNTIME_TOKEN_SCOPES, DEFAULT_RUN_SECONDS)
+    assert site.backend.authenticate(runtime).user_uuid == alice.user_uuid
+    site.backend.update(site.admin, "containers", uuid, {"state": "Cancelled"})
+    site.local.identity._callers.clear()  # the callers cache's bound (AUTH_CACHE_SECONDS), passed
+    assert refused(site, runtime) == 401
 
 
 def test_an_admins_container_cannot_mint_a_free_token_for_someone_else(site):

@@ -156,7 +156,8 @@ class LocalBackend:
         if caller.user_uuid[:5] != self.config.cluster_id:
             raise Unprocessable(f"only {caller.user_uuid[:5]}, the home of {caller.user_uuid}, can issue tokens "
                                 "for work on their behalf")
-        return self.identity.create_token(caller.user_uuid, scopes, now() + timedelta(seconds=seconds))
+        # bound to the caller's token: made with a container's, it must not outlive the container
+        return self.identity.create_token(caller.user_uuid, scopes, now() + timedelta(seconds=seconds), made_by=caller)
 
     def user_current(self, caller: Caller) -> Record:
         return self.identity.user_record(caller, lambda row: self._render(self.registry["users"], row))
