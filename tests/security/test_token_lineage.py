@@ -149,6 +149,23 @@ def test_an_admins_grant_to_another_user_outlives_the_admins_session(site):
     assert site.backend.authenticate(token_of(granted)).user_uuid == bob.user_uuid
 
 
+def test_a_restricted_token_cannot_make_or_turn_itself_into_a_wider_one(site):
+    alice = site.new_user("alice")
+    scopes = ["GET /arvados/v1/collections/", "POST /arvados/v1/api_client_authorizations",
+              "PUT /arvados/v1/api_client_authorizations/"]
+    narrow = site.backend.authenticate(make_token(site, alice, scopes=scopes))
+    for wider in (["all"], ["GET /arvados/v1/"], ["DELETE /arvados/v1/collections/"]):
+        with pytest.raises(ArchipelagoError) as made:
+            make_token(site, narrow, scopes=wider)
+        with pytest.raises(ArchipelagoError) as widened:
+            site.backend.update(narrow, "api_client_authorizations", narrow.authorization_uuid, {"scopes": wider})
+        assert made.value.status == widened.value.status == 403
+    by_default = site.backend.create(narrow, "api_client_authorizations", {})
+    assert by_default["scopes"] == scopes  # what the maker has, not "all"
+    narrower = ["GET /arvados/v1/collections/z1111-4zz18-000000000000000"]
+    assert site.backend.create(narrow, "api_client_authorizations", {"scopes": narrower})["scopes"] == narrower
+
+
 def test_chains_of_tokens_are_kept_short(site):
     caller = site.new_user("alice")
     for _ in range(MAX_TOKEN_DEPTH - 1):

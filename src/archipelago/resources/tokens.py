@@ -1,6 +1,7 @@
 """API tokens (`api_client_authorizations`): a user sees and revokes their own; admins any. The
 secret is made here, never by the client. A token made through the API is bound to the token that
-made it (auth/identity.py `issuing_parent`): it never expires later, and dies with it."""
+made it (auth/identity.py `issuing_parent`): it never expires later, and dies with it; and no token
+is given scopes wider than those of the token that makes or changes it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from ..auth.identity import bound_expiry, expired, issuing_parent
 from ..auth.permissions import Permissions
 from ..backend.interface import Caller, Record
 from ..db.models import ApiClientAuthorization
-from ..errors import Unprocessable
+from ..errors import Forbidden, Unprocessable
 from ..formats.tokens import new_secret
 from .base import Context, Resource, aware, now, timestamp
+
+
+def covered(scope: Any, by: tuple[str, ...]) -> bool:
+    """Does a token with scopes `by` already allow what `scope` would (api/app.py `scope_allows`)?"""
+    if "all" in by:
+        return True
+    return isinstance(scope, str) and any(scope == mine or (mine.endswith("/") and scope.startswith(mine))
+                                          for mine in by)
 
 
 class Tokens(Resource):
@@ -43,6 +52,9 @@ class Tokens(Resource):
         if row is not None and "expires_at" in attrs and expired(row) and revived:
             # a finished container's token (and what it made) must stay dead: revoked is revoked
             raise Unprocessable(f"token {row.uuid} has expired and stays so; make a new one")
+        wider = [scope for scope in attrs.get("scopes") or () if not covered(scope, ctx.caller.scopes)]
+        if wider:  # a restricted token (a runtime token, a read-only one) cannot mint its way out
+            raise Forbidden(f"this token's scopes do not allow {', '.join(map(str, wider))}")
 
     def derived_fields(self, ctx: Context, attrs: dict[str, Any], owner: str, row: Any | None = None) -> dict[str, Any]:
         if row is not None:
@@ -51,7 +63,8 @@ class Tokens(Resource):
                 return {"expires_at": bound_expiry(attrs["expires_at"], parent)}
             return {}
         parent = issuing_parent(ctx.session, ctx.caller, owner)
-        return {"user_uuid": owner, "api_token": new_secret(), "scopes": attrs.pop("scopes", None) or ["all"],
+        return {"user_uuid": owner, "api_token": new_secret(),
+                "scopes": attrs.pop("scopes", None) or list(ctx.caller.scopes),  # by default, the maker's
                 "parent_uuid": parent.uuid if parent is not None else None,
                 "expires_at": bound_expiry(attrs.get("expires_at"), parent)}
 
