@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..backend.interface import Caller, Record
@@ -228,9 +228,10 @@ class Identity:
                 # revoked at home: forget our cached copy (only if it is the secret refused: a wrong
                 # secret sent under a known uuid must not make us drop a visitor's valid token)
                 with self.db.session() as session:
-                    session.execute(delete(ApiClientAuthorization).where(
-                        ApiClientAuthorization.uuid == salted.uuid, ApiClientAuthorization.api_token == salted.secret))
-                    Database.changed(session, "api_client_authorizations")  # and callers cached from it
+                    cached = session.get(ApiClientAuthorization, salted.uuid)
+                    if cached is not None and cached.api_token == salted.secret:
+                        session.delete(cached)
+                        Database.changed(session, "api_client_authorizations")  # and callers cached from it
             raise
         with self.db.session() as session:
             user = self._mirror_user(session, home, identity.user)
