@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from archipelago.backend.interface import Caller
+from archipelago.db.models import ContainerRequest
 from archipelago.errors import ArchipelagoError
 from archipelago.ids import new_uuid
 from tests.support.backends import Site, federation, single_cluster
@@ -238,3 +240,13 @@ def test_an_output_that_reached_a_container_some_other_way_is_not_copied_for_the
     site.backend.update(site.admin, "containers", uuid, {"state": "Complete", "exit_code": 0, "output": stolen})
     final = site.backend.get(attacker, "container_requests", request["uuid"])
     assert final["state"] == "Final" and final["output_uuid"] is None
+
+
+def test_a_request_stored_before_the_rules_is_judged_whole_when_committed(site):
+    tenant = site.new_user("tenant")
+    draft = site.backend.create(tenant, "container_requests", {**REQUEST, "state": "Uncommitted"})
+    with site.local.db.session() as session:  # as an older version let it in
+        session.execute(update(ContainerRequest).where(ContainerRequest.uuid == draft["uuid"])
+                        .values(mounts={"/out": {"kind": "tmp"}, "/in": {"kind": "collection", "uuid": 5}}))
+    told = refusal(site.backend.update, tenant, "container_requests", draft["uuid"], {"state": "Committed"})
+    assert "mounts./in.uuid" in told

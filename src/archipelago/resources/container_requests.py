@@ -10,14 +10,12 @@ from sqlalchemy import select
 from ..backend.interface import Caller, Record
 from ..compute.access import Access
 from ..compute.lifecycle import Lifecycle
-from ..compute.validation import check_committable, check_fields
+from ..compute.validation import FIELD_CHECKS, check_committable, check_fields
 from ..db.models import Container, ContainerRequest
 from ..errors import Unprocessable
 from .base import Context, Resource
 
 WRITE_ONLY = ("secret_mounts", "runtime_token")
-# what a committed request is judged on as a whole (compute/validation.py check_committable)
-SPEC_FIELDS = ("command", "output_path", "mounts", "secret_mounts")
 
 
 def lifecycle(ctx: Context) -> Lifecycle:
@@ -63,10 +61,13 @@ class ContainerRequests(Resource):
             if attrs.get("container_uuid") not in (None, row.container_uuid) and not ctx.caller.is_admin:
                 raise Unprocessable("container_uuid can only be reset to null")
             lifecycle(ctx).check_request_update(row, attrs)
-        # a value sent back unchanged (the official runner re-sends the whole body) was judged when it was set
-        check_fields({k: v for k, v in attrs.items() if row is None or getattr(row, k, None) != v})
         if attrs.get("state") == "Committed" and (row is None or row.state == "Uncommitted"):
-            check_committable({k: attrs[k] if k in attrs else getattr(row, k, None) for k in SPEC_FIELDS})
+            # committing: the whole request as it will run (also what an older version let in)
+            spec = {k: attrs[k] if k in attrs else getattr(row, k, None) for k in FIELD_CHECKS}
+            check_fields(spec)
+            check_committable(spec)
+        else:  # a value sent back unchanged (the official runner re-sends the whole body) was judged when set
+            check_fields({k: v for k, v in attrs.items() if row is None or getattr(row, k, None) != v})
 
     def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
         was = "Uncommitted" if before is None else before.get("state", row.state)
