@@ -124,6 +124,8 @@ MALFORMED: dict[str, dict[str, Any]] = {
     "output-path-unmounted": {"output_path": "/elsewhere"},
     "stdout-kind-tmp": {"mounts": {**OUT, "stdout": {"kind": "tmp"}}},
     "stdout-outside-output": {"mounts": {**OUT, "stdout": {"kind": "file", "path": "/etc/motd"}}},
+    "name-nul": {"name": "a\0b"},  # PostgreSQL cannot store it: it was a 500 there
+    "image-nul": {"container_image": "busybox\0:latest"},
 }
 
 

@@ -177,3 +177,8 @@ def test_a_request_that_cannot_run_is_refused_at_commit(body, named):
 
 def test_an_output_path_inside_a_mount_is_mounted():
     check_committable({"command": ["true"], "output_path": "/work/out", "mounts": {"/work": {"kind": "tmp"}}})
+
+
+@pytest.mark.parametrize("field", ["name", "description", "container_image", "output_name", "cwd", "runtime_token"])
+def test_a_nul_in_a_text_field_is_refused(field):
+    assert field in refused({field: "a\0b"})

@@ -265,9 +265,15 @@ def check_scheduling_parameters(value: Any) -> None:
             check_bool(f"scheduling_parameters.{key}", parameters[key])
 
 
+def text_field(field: str) -> Callable[[Any], None]:
+    """A plain string field: never NUL, which PostgreSQL cannot store (it answered 500)."""
+    return lambda value: check_string(field, value)
+
+
 FIELD_CHECKS: dict[str, Callable[[Any], None]] = {
+    **{field: text_field(field) for field in ("name", "description", "container_image", "output_name", "cwd",
+                                              "runtime_token")},
     "command": check_command,
-    "cwd": lambda value: check_string("cwd", value),
     "environment": check_environment,
     "output_path": check_output_path,
     "output_glob": lambda value: check_strings("output_glob", value),
