@@ -50,7 +50,9 @@ def legit_requests() -> list[dict[str, Any]]:
               "scheduling_parameters": {"partitions": ["fast"], "preemptible": False, "supervisor": True},
               "container_count_max": 1, "output_glob": ["*.txt"], "output_storage_classes": ["default"]}
     go_style = {**support, "mounts": {"/out": {"kind": "tmp", "capacity": 0, "uuid": "", "portable_data_hash": "",
-                                               "writable": False, "path": "", "content": None}}}
+                                               "writable": False, "path": "", "content": None},
+                                      "/in": {"kind": "collection", "uuid": UUID, "portable_data_hash": "",
+                                              "capacity": 0, "path": "", "writable": False, "content": None}}}
     return [support, cwl_step, runner, go_style]
 
 

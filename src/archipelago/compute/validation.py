@@ -170,10 +170,10 @@ def check_stream(field: str, target: str, kind: str, spec: dict[str, Any]) -> No
 
 
 def check_collection_mount(field: str, spec: dict[str, Any]) -> None:
-    pdh, uuid = spec.get("portable_data_hash"), spec.get("uuid")
-    if pdh is not None and not (isinstance(pdh, str) and PDH_RE.fullmatch(pdh)):
+    pdh, uuid = spec.get("portable_data_hash"), spec.get("uuid")  # "" is unset, as Go clients send it
+    if pdh not in (None, "") and not (isinstance(pdh, str) and PDH_RE.fullmatch(pdh)):
         raise refuse(f"{field}.portable_data_hash", "a portable data hash (md5+size)", pdh)
-    if uuid is not None and not (isinstance(uuid, str) and COLLECTION_UUID_RE.fullmatch(uuid)):
+    if uuid not in (None, "") and not (isinstance(uuid, str) and COLLECTION_UUID_RE.fullmatch(uuid)):
         raise refuse(f"{field}.uuid", "a collection UUID", uuid)
     if not pdh and not uuid and not spec.get("writable"):
         raise Unprocessable(f"{field}: a collection mount needs a portable_data_hash or a uuid "
