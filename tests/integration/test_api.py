@@ -179,3 +179,14 @@ def test_workflows_are_stored_listed_and_private_to_their_owner(cluster, admin):
     alice.workflows.delete(created["uuid"])
     with pytest.raises(ApiRequestError):
         alice.workflows.get(created["uuid"])
+
+
+@pytest.mark.parametrize("attrs", [{"name": "a\0b"}, {"properties": {"k\0": "v"}}, {"properties": {"k": ["\0"]}},
+                                   {"description": "\0"}])
+def test_a_nul_character_is_refused_with_422_on_every_database(cluster, admin, attrs):
+    with pytest.raises(ApiRequestError) as refused:
+        admin.collections.create({"manifest_text": "", **attrs})
+    assert refused.value.status == 422 and "NUL" in str(refused.value)
+    with pytest.raises(ApiRequestError) as refused:
+        admin.groups.create({"group_class": "project", "name": "ok", **attrs})
+    assert refused.value.status == 422

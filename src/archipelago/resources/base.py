@@ -72,6 +72,16 @@ class Context:
         return restricted_projects(self.session)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "an object",
               list: "an array", datetime: "a time"}
 
@@ -125,6 +135,8 @@ class Resource:
         object): a wrong one is refused with the field named, never stored or left to the database.
         (null is left to the resource's rules and defaults, as Arvados clients send it freely.)"""
         for key, value in attrs.items():
+            if _has_nul(value):  # PostgreSQL stores no NUL in text or JSON: refused here, not a 500 there
+                raise Unprocessable(f"{self.name[:-1].replace('_', ' ')} {key} must not contain a NUL character")
             allowed, nullable = self.value_types.get(key, ((object,), True))
             if value is None or (isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))):
                 continue
