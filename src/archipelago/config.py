@@ -166,6 +166,11 @@ class ContainersConfig(_Strict):
     sandbox_uids: str = Field(default="200000-200999", pattern=r"^[1-9][0-9]*-[1-9][0-9]*$",
                               description="the unprivileged uids containers run as, FIRST-LAST: one per "
                               "container running at once on a node; no account needs to exist")
+    max_disk: int = Field(default=0, ge=0, description="bytes a container may write to its output and tmp "
+                          "mounts before it is stopped; 0: no cap")
+    min_free_disk: int = Field(default=256 << 20, ge=0, description="a container is stopped if the work "
+                               "directory's filesystem gets less free than this (keep work_dir on a "
+                               "filesystem of its own where tenants are not trusted)")
     image_user: bool = Field(default=False, description="docker/podman: run the command as the image's own "
                              "user (its USER, often root in the container) instead of the sandbox uid")
 

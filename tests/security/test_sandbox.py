@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import glob
 import re
+import secrets
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,13 @@ from tests.support.compute import submit, wait_container, wait_final
 from tests.support.runtimes import RUNTIMES, RuntimeCluster, runtime_cluster
 
 pytestmark = pytest.mark.integration
+MAX_DISK = 32 << 20  # what a container of these clusters may write
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
 def site(request, tmp_path_factory) -> RuntimeCluster:
-    with runtime_cluster(request.param, tmp_path_factory.mktemp(f"sandbox-{request.param}")) as cluster:
+    with runtime_cluster(request.param, tmp_path_factory.mktemp(f"sandbox-{request.param}"),
+                         max_disk=MAX_DISK) as cluster:
         yield cluster
 
 
@@ -162,3 +166,49 @@ def test_output_links_never_make_the_executor_read_a_host_file(site):
     if site.runtime == "bubblewrap":  # the same blocks, by reference: nothing was read through the link
         manifest = Collection(user, done["output_uuid"]).record["manifest_text"]
         assert manifest.count(data.record["manifest_text"].split()[1].split("+")[0]) >= 1
+
+
+def test_environment_values_are_on_no_command_line_of_this_host(site):
+    user = tenant(site, "env")
+    marker = f"hunter2-{secrets.token_hex(8)}"
+    request = submit(user, ["sh", "-c", "sleep 4; echo $SECRET > seen.txt"], container_image=site.image,
+                     environment={"SECRET": marker, "LD_PRELOAD": "/nonexistent/spy.so"})
+    seen_running = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not seen_running:
+        seen_running = user.containers.get(_container(user, request["uuid"]))["state"] == "Running"
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                assert marker.encode() not in cmdline.read_bytes(), f"{cmdline}: the secret is on a command line"
+            except OSError:
+                continue
+    done = wait_final(user, request["uuid"], timeout=180)
+    assert Collection(user, done["output_uuid"]).read("seen.txt") == marker.encode() + b"\n"
+
+
+def test_a_hostile_image_file_name_is_no_engine_option(site):
+    """The image's ID is what the engine computes from its config: a tar named `--pid=host.tar` is
+    just a tar, and the container does not share the host's processes."""
+    if site.image is None:
+        pytest.skip("bubblewrap runs no images")
+    user = tenant(site, "imager")
+    [image] = site.admin.collections.list([["name", "=", f"Docker image {site.image}"]])["items"]
+    source = Collection(site.admin, image["uuid"])
+    [(name, _)] = list(source.files())
+    hostile = Collection(user)
+    hostile.write("--pid=host.tar", source.read(name))
+    held = hostile.save_new("an image with a hostile name")
+    _, out, log = run(site, user, "cat /proc/1/cmdline > pid1.txt; ls /proc | grep -c '^[0-9]' > pids.txt",
+                      container_image=held["portable_data_hash"])
+    assert b"sh" in out["pid1.txt"] and int(out["pids.txt"]) < 10, out  # its own processes only
+    assert "--pid=host" not in log.split("runtime:")[1].splitlines()[0]
+
+
+def test_a_container_writing_past_the_disk_cap_is_stopped(site):
+    user = tenant(site, "filler")
+    request = submit(user, ["sh", "-c", f"head -c {2 * MAX_DISK} /dev/zero > big; sleep 30"],
+                     container_image=site.image, container_count_max=1)
+    done = wait_final(user, request["uuid"], timeout=120)
+    container = user.containers.get(done["container_uuid"])
+    assert container["state"] == "Cancelled"
+    assert "wrote" in container["runtime_status"]["error"] and str(MAX_DISK) in container["runtime_status"]["error"]

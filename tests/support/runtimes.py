@@ -51,8 +51,9 @@ def unavailable(runtime: str) -> str | None:
 
 
 @contextmanager
-def runtime_cluster(runtime: str, directory: Path) -> Iterator[RuntimeCluster]:
-    """A running cluster whose dispatcher uses `runtime`; skips the test where it cannot run."""
+def runtime_cluster(runtime: str, directory: Path, **containers: object) -> Iterator[RuntimeCluster]:
+    """A running cluster whose dispatcher uses `runtime` (and other `containers` settings); skips the
+    test where it cannot run."""
     if (reason := unavailable(runtime)) is not None:
         pytest.skip(reason)
     with ExitStack() as stack:
@@ -61,6 +62,8 @@ def runtime_cluster(runtime: str, directory: Path) -> Iterator[RuntimeCluster]:
         init_cluster(directory, "z1111")
         config = load_config(directory / CONFIG_NAME)
         config.containers.runtime = runtime  # type: ignore[assignment]
+        for key, value in containers.items():
+            setattr(config.containers, key, value)
         engine: list[str] = []
         if runtime == "docker":
             try:

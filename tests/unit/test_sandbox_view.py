@@ -72,10 +72,49 @@ def test_a_tool_of_the_site_runs_as_the_sandbox_user_and_the_host_stays_hidden(t
     secret.write_text("cluster secret")
     user = claim_user(tmp_path / "locks", 300_100, 5)
     job = Job(["sh", "-c", f"hello-site; cat {secret} 2>&1; ls /root 2>&1"], "/", {"PATH": f"{tools}:/usr/bin:/bin"},
-              [], False, None, "t", user, host_path=[str(tools)])
-    run = subprocess.run(Bubblewrap().launch(job).argv, capture_output=True, text=True, timeout=60)
+              [], False, None, "t", user, tmp_path / "scratch", host_path=[str(tools)])
+    run = launched(Bubblewrap().launch(job))
     assert run.stdout.splitlines()[:2] == ["hello from the site", str(user.uid)], run.stderr
     assert "cluster secret" not in run.stdout and "No such file" in run.stdout
     hidden = Job(["hello-site"], "/", {"PATH": f"{tools}:/usr/bin:/bin"}, [Bind(tmp_path / "x", "/x", False)],
-                 False, None, "t", user)
-    assert subprocess.run(Bubblewrap().launch(hidden).argv, capture_output=True, timeout=60).returncode != 0
+                 False, None, "t", user, tmp_path / "scratch")
+    assert launched(Bubblewrap().launch(hidden)).returncode != 0
+
+
+def launched(launch) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(launch.argv, env=launch.env, pass_fds=launch.pass_fds, capture_output=True, text=True,
+                              timeout=60)
+    finally:
+        launch.close()
+
+
+@needs_bwrap
+@needs_root
+def test_the_environment_is_set_only_once_the_command_is_the_sandbox_user(tmp_path):
+    """LD_PRELOAD and its kin reach the command, never the root stage that drops privileges; and the
+    values are on no command line another host user could read."""
+    spy = tmp_path / "spy.so"
+    source = tmp_path / "spy.c"
+    source.write_text('#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void spy(void)'
+                      '{ FILE *f = fopen("/out/uids", "a"); if (f) { fprintf(f, "%d\\n", (int) getuid()); '
+                      'fclose(f); } }\n')
+    if shutil.which("gcc") is None or subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(spy), str(source)],
+                                                     capture_output=True).returncode != 0:
+        pytest.skip("no C compiler to build the preloaded library")
+    out = tmp_path / "out"
+    out.mkdir()
+    user = claim_user(tmp_path / "locks", 300_200, 5)
+    os.chown(out, user.uid, user.gid)
+    spy.chmod(0o644)
+    tmp_path.chmod(0o755)  # the library is readable by the sandbox user
+    env = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": "/lib-in/spy.so", "SECRET": "hunter2-in-the-environment"}
+    job = Job(["sh", "-c", "echo $SECRET > /out/seen; cat /proc/1/cmdline > /out/cmdline"], "/out", env,
+              [Bind(out, "/out", True), Bind(tmp_path, "/lib-in", False)], False, None, "t", user, tmp_path / "s")
+    launch = Bubblewrap().launch(job)
+    assert not any("hunter2" in arg or "spy.so" in arg for arg in launch.argv)
+    assert launched(launch).returncode == 0
+    assert (out / "seen").read_text() == "hunter2-in-the-environment\n"
+    uids = {int(line) for line in (out / "uids").read_text().split()}
+    assert uids == {user.uid}, uids  # the preloaded library ran, as the sandbox user only
+    assert b"hunter2" not in (out / "cmdline").read_bytes()

@@ -27,14 +27,16 @@ from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .cgroups import Limits
+from .disk import DiskGuard
 from .fusefs import unavailable as fuse_unavailable
 from .logs import Logs, stamp
 from .mounts import Bind, Staged, stage_mounts
 from .outputs import OutputSaver
-from .runtimes import Job, Runtime, runtime_for
+from .runtimes import Job, Launch, Runtime, runtime_for
 from .sandbox import SandboxUser, claim_user, identity_files, parse_uid_range
 
-LIVE_LOG_SECONDS = 3.0  # how often a running container's logs are published
+LIVE_LOG_SECONDS = 3.0  # how often a running container's logs are published (and its disk use measured)
+DEFAULT_MIN_FREE_DISK = 256 << 20
 # this Archipelago's own commands, last on host-runtime containers' PATH (a submitted `archi run` needs them)
 ARCHI_BIN = Path(sys.executable).parent
 
@@ -45,10 +47,12 @@ class Executor:
         self.api, self.uuid = api, container_uuid
         self.runtime_name = runtime.name if runtime else None
         self._runtime = runtime
-        root = work_root or Path(tempfile.gettempdir())
+        root = self._root = work_root or Path(tempfile.gettempdir())
         self.workdir = Path(tempfile.mkdtemp(prefix=f"crunch-{container_uuid}-", dir=root))  # 0700: ours alone
         self._user_locks = root / "archipelago-sandbox-users"
         self._uids = sandbox_uids or parse_uid_range(os.environ.get("ARCHI_SANDBOX_UIDS"))
+        self.max_disk = int(os.environ.get("ARCHI_MAX_DISK") or 0)
+        self.min_free_disk = int(os.environ.get("ARCHI_MIN_FREE_DISK") or DEFAULT_MIN_FREE_DISK)
         self.logs = Logs(self.workdir / "log")
         self._process: subprocess.Popen[bytes] | None = None
         self._cancelled = False
@@ -129,8 +133,8 @@ class Executor:
             [*staged.binds, *(Bind(path, target, False) for target, path in
                               identity_files(self.workdir / "etc", user, home).items())]
         launch = runtime.launch(Job(container["command"], container.get("cwd") or ".", env, binds,
-                                    bool(constraints.get("API")), image, self._name, user, constraints,
-                                    self.host_path))
+                                    bool(constraints.get("API")), image, self._name, user, self.workdir / "runtime",
+                                    constraints, self.host_path))
         log(f"runtime: {launch.description}")
         self._write_node_json(runtime.name, constraints)
         self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": "Running"}})
@@ -138,8 +142,10 @@ class Executor:
             else None  # an engine applies its own (docker --memory, --cpus)
         if limits is not None:
             log(limits.describe())
+        disk = DiskGuard([b.source for b in staged.binds if b.writable], self.max_disk, self.min_free_disk)
+        log(disk.describe())
         try:
-            exit_code = self._execute(launch.argv, launch.env or None, staged, container, limits, client)
+            exit_code = self._execute(launch, staged, container, limits, disk, client)
         finally:
             if limits is not None:
                 limits.remove()
@@ -164,10 +170,10 @@ class Executor:
         where = self.workdir / "image"
         stage_mounts({"mounts": {"/image": {"kind": "collection", "portable_data_hash": image}}, "output_path": ""},
                      client, where, {}, self.logs.crunch_run)
-        return runtime.load_image(where)
+        return runtime.load_image(where, image, self._root / "archipelago-images")  # the lifecycle made it a PDH
 
-    def _execute(self, argv: list[str], env: dict[str, str] | None, staged: Staged, container: dict[str, Any],
-                 limits: Limits | None, client: ApiClient) -> int:
+    def _execute(self, launch: Launch, staged: Staged, container: dict[str, Any], limits: Limits | None,
+                 disk: DiskGuard, client: ApiClient) -> int:
         limit = (container.get("scheduling_parameters") or {}).get("max_run_time") or None
         stdin = open(staged.stdin, "rb") if staged.stdin else subprocess.DEVNULL  # noqa: SIM115
         stdout = open(staged.stdout, "wb") if staged.stdout is not None else subprocess.PIPE  # noqa: SIM115
@@ -175,11 +181,15 @@ class Executor:
         started = time.monotonic()
         self.logs.crunch_run(f"running {json.dumps(container['command'])}")
         try:
-            self._process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
-                                             start_new_session=True, preexec_fn=limits.enter if limits else None)
+            try:  # the runtime program's own environment, never this executor's (it holds the cluster's token)
+                self._process = subprocess.Popen(launch.argv, stdin=stdin, stdout=stdout, stderr=stderr,
+                                                 env=launch.env, pass_fds=launch.pass_fds, start_new_session=True,
+                                                 preexec_fn=limits.enter if limits else None)
+            finally:
+                launch.close()
             pumps = [self.logs.follow(stream, name) for stream, name in
                      ((self._process.stdout, "stdout.txt"), (self._process.stderr, "stderr.txt")) if stream]
-            code = self._wait(started, limit, client)
+            code = self._wait(started, limit, disk, client)
             for pump in pumps:
                 pump.join(5)
         finally:
@@ -198,8 +208,9 @@ class Executor:
             self.logs.crunch_run(f"command exited with status code {code} after {seconds:.3f} s")
         return code
 
-    def _wait(self, started: float, limit: float | None, client: ApiClient) -> int:
-        """Wait for the command, publishing the logs every LIVE_LOG_SECONDS so they can be followed."""
+    def _wait(self, started: float, limit: float | None, disk: DiskGuard, client: ApiClient) -> int:
+        """Wait for the command, publishing the logs every LIVE_LOG_SECONDS so they can be followed, and
+        stopping it if it overstays its time or fills the disk."""
         assert self._process is not None
         while True:
             remaining = None if limit is None else limit - (time.monotonic() - started)
@@ -209,6 +220,9 @@ class Executor:
             try:
                 return self._process.wait(timeout=min(LIVE_LOG_SECONDS, remaining or LIVE_LOG_SECONDS))
             except subprocess.TimeoutExpired:
+                if (problem := disk.problem()) is not None:
+                    self._stop()
+                    raise ArchipelagoError(f"stopped: {problem}") from None
                 self._publish_logs(client)
 
     def _publish_logs(self, client: ApiClient) -> None:
@@ -291,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         uuid = sys.stdin.readline().strip()
         if not uuid:  # the dispatcher went away first
             return 0
+    os.umask(0o022)  # what it stages is read by the sandbox user; its directories are 0700 themselves
     work = os.environ.get("ARCHI_WORK_DIR")
     runtime = runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap"), os.environ.get("DOCKER_HOST"),
                           os.environ.get("ARCHI_PODMAN_STORAGE"), os.environ.get("ARCHI_IMAGE_USER") == "1")

@@ -18,16 +18,30 @@ A runtime is a small class: Singularity would be one more.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ArchipelagoError
+from ..files import write_private
 from .mounts import Bind
-from .sandbox import SandboxUser, drop_privileges, parent_directories, view_arguments, visible_host_paths
+from .sandbox import (
+    DROPPING,
+    SandboxUser,
+    drop_privileges,
+    environment_fd,
+    parent_directories,
+    view_arguments,
+    visible_host_paths,
+    with_environment,
+)
 
 
 class RuntimeUnavailable(ArchipelagoError):
@@ -46,6 +60,7 @@ class Job:
     image: str | None
     name: str
     user: SandboxUser
+    scratch: Path  # the executor's own directory for this job's runtime files (never shown to it)
     constraints: dict[str, Any] = field(default_factory=dict)
     host_path: list[str] = field(default_factory=list)  # the site's tools, shown to host-program runtimes
 
@@ -53,16 +68,22 @@ class Job:
 @dataclass
 class Launch:
     argv: list[str]
-    env: dict[str, str]
+    env: dict[str, str]  # the runtime program's own environment (never the container's)
     description: str
+    pass_fds: tuple[int, ...] = ()  # descriptors the runtime program inherits (closed here once it started)
+
+    def close(self) -> None:
+        for fd in self.pass_fds:
+            os.close(fd)
 
 
 class Runtime(Protocol):
     name: str
     uses_images: bool
 
-    def load_image(self, image_dir: Path) -> str:
-        """The engine's reference for the image staged (from Keep) in `image_dir`."""
+    def load_image(self, image_dir: Path, pdh: str, verified: Path) -> str:
+        """The engine's reference for the image staged (from Keep, collection `pdh`) in `image_dir`;
+        `verified` remembers which collections this host's engine has loaded."""
         ...
 
     def launch(self, job: Job) -> Launch: ...
@@ -83,7 +104,7 @@ class Bubblewrap:
                                      "(apt-get install bubblewrap)")
         self.executable = found
 
-    def load_image(self, image_dir: Path) -> str:
+    def load_image(self, image_dir: Path, pdh: str, verified: Path) -> str:
         raise RuntimeUnavailable("bubblewrap runs no images")
 
     def stop(self, name: str) -> None:
@@ -95,20 +116,25 @@ class Bubblewrap:
         if not job.network:
             argv.append("--unshare-net")
         privileged = os.geteuid() == 0
-        if not privileged:  # bubblewrap makes a user namespace; the command keeps the executor's own uid
+        if privileged:  # what the first process in the sandbox (setpriv, root) needs to drop to the uid, no more
+            argv += ["--cap-drop", "ALL", *(arg for cap in DROPPING for arg in ("--cap-add", cap))]
+        else:  # bubblewrap makes a user namespace; the command keeps the executor's own uid
             argv += ["--unshare-user", "--uid", str(job.user.uid), "--gid", str(job.user.gid), "--cap-drop", "ALL"]
-        argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp", "--clearenv"]
+        argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp",
+                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
         argv += view_arguments(visible_host_paths(job.host_path), [b.target for b in job.binds])
         made: set[str] = set()
         for bind in sorted(job.binds, key=lambda b: b.target.count("/")):  # parents before what is mounted in them
             argv += parent_directories(bind.target, made)
             argv += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
-        for key, value in job.env.items():
-            argv += ["--setenv", key, value]
-        argv += ["--chdir", job.cwd, "--", *(drop_privileges(job.user) if privileged else []), *job.command]
+        # the container's environment is set only once it is the sandbox user (an LD_PRELOAD given to the
+        # root stage would run as root), and it travels in a descriptor, never on a command line others can read
+        environment = environment_fd(job.env)
+        argv += ["--chdir", job.cwd, "--", *(drop_privileges(job.user) if privileged else []),
+                 *with_environment(environment), *job.command]
         note = f"; container image {job.image} not used: this cluster has no container engine" if job.image else ""
         return Launch(argv, {}, f"bubblewrap {self.executable} as uid {job.user.uid}, on a read-only view of this "
-                                f"host's system programs{note}")
+                                f"host's system programs{note}", (environment,))
 
 
 class Docker:
@@ -122,7 +148,7 @@ class Docker:
         if found is None:
             raise RuntimeUnavailable("this cluster runs containers with Docker, but the docker client is not installed")
         self.executable = found
-        self.env = {**os.environ, **({"DOCKER_HOST": host} if host else {})}
+        self.env = {**engine_environment(), **({"DOCKER_HOST": host} if host else {})}
 
     def _docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([self.executable, *self.global_args, *args], env=self.env, capture_output=True,
@@ -131,17 +157,32 @@ class Docker:
             raise RuntimeUnavailable(f"{self.name} {args[0]} failed: {result.stderr.strip()[-500:]}")
         return result
 
-    def load_image(self, image_dir: Path) -> str:
+    def load_image(self, image_dir: Path, pdh: str, verified: Path) -> str:
+        """The image's ID, as the engine computes it (the sha256 of its config, read from the tar —
+        never the tar's file name, which the tenant chose). The tar is loaded unless this engine
+        loaded this very collection (PDH) before: an image already in the engine is only used by
+        someone who holds its content, not by whoever names its ID."""
         tars = sorted(image_dir.rglob("sha256:*.tar")) or sorted(image_dir.rglob("*.tar"))
         if not tars:
             raise RuntimeUnavailable(f"the image collection has no image tar (sha256:<id>.tar): {image_dir}")
-        image_id = tars[0].name.removesuffix(".tar")
-        if self._docker("image", "inspect", image_id, check=False).returncode != 0:
+        image_id = image_id_of(tars[0])
+        record = verified / self.engine_key() / pdh
+        known = record.read_text() if record.exists() else None
+        if known != image_id or self._docker("image", "inspect", image_id, check=False).returncode != 0:
             plain = tars[0].with_name("image.tar")  # podman reads a colon in a path as a transport
             if not plain.exists():
                 plain.symlink_to(tars[0].name)
             self._docker("load", "-i", str(plain))
+            if self._docker("image", "inspect", image_id, check=False).returncode != 0:
+                raise RuntimeUnavailable(f"the image tar did not load as {image_id}")
+            record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            record.write_text(image_id)
         return image_id
+
+    def engine_key(self) -> str:
+        """Which engine (and image store) a loaded image lives in."""
+        return hashlib.md5(json.dumps([self.executable, self.global_args, self.env.get("DOCKER_HOST")])
+                           .encode()).hexdigest()
 
     def stop(self, name: str) -> None:
         self._docker("rm", "-f", name, check=False)
@@ -161,11 +202,15 @@ class Docker:
             argv += ["--memory", str(int(job.constraints["ram"]))]
         if job.constraints.get("vcpus"):
             argv += ["--cpus", str(job.constraints["vcpus"])]
-        for key, value in job.env.items():
-            argv += ["--env", f"{key}={value}"]
+        argv += ["--env-file", str(env_file(job.scratch / "environment", job.env))]  # not on the command line
         for bind in sorted(job.binds, key=lambda b: b.target.count("/")):
+            if any(c in f"{bind.source}{bind.target}" for c in ":,"):  # the engine would read them as options
+                raise RuntimeUnavailable(f"mount target {bind.target!r} cannot be given to {self.name} "
+                                         "(':' and ',' are its option separators)")
             argv += ["--volume", f"{bind.source}:{bind.target}{'' if bind.writable else ':ro'}"]
-        argv += [job.image, *job.command]
+        if not IMAGE_ID.fullmatch(job.image):
+            raise RuntimeUnavailable(f"not an image ID: {job.image!r}")
+        argv += ["--", job.image, *job.command]
         who = "the image's own user" if self.image_user else f"uid {job.user.uid}"
         return Launch(argv, self.env, f"docker ({self.executable}, host {self.env.get('DOCKER_HOST', 'default')}), "
                                       f"image {job.image}, as {who}, no capabilities")
@@ -192,6 +237,37 @@ class Podman(Docker):
     def launch(self, job: Job) -> Launch:
         launch = super().launch(job)
         return Launch(launch.argv, launch.env, launch.description.replace("docker (", "podman (", 1))
+
+
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def image_id_of(tar: Path) -> str:
+    """The ID an engine gives the image in a `docker save` tar: the sha256 of its config."""
+    try:
+        with tarfile.open(tar) as archive:
+            manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+            config = archive.extractfile(manifest[0]["Config"])
+            digest = hashlib.sha256(config.read()).hexdigest()  # type: ignore[union-attr]
+    except (tarfile.TarError, KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise RuntimeUnavailable(f"the image tar {tar.name!r} is not a `docker save` archive ({exc})") from None
+    return f"sha256:{digest}"
+
+
+def env_file(path: Path, env: dict[str, str]) -> Path:
+    """The container's environment for `--env-file` (owner-only, in the executor's directory)."""
+    for key, value in env.items():
+        if "\n" in value or "\n" in key or "=" in key:
+            raise RuntimeUnavailable(f"environment variable {key!r}: a name with '=' or a value with a newline "
+                                     "cannot be given to a container engine")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, "".join(f"{key}={value}\n" for key, value in env.items()))
+    return path
+
+
+def engine_environment() -> dict[str, str]:
+    """The engine's client runs with this executor's environment, less its credentials."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("ARCHI_", "ARVADOS_"))}
 
 
 def runtime_for(name: str, docker_host: str | None = None, podman_storage: str | None = None,

@@ -26,7 +26,8 @@ def executor_env(config: ClusterConfig) -> dict[str, str]:
             **({"ARCHI_PODMAN_STORAGE": config.containers.podman_storage} if config.containers.podman_storage else {}),
             **({"ARCHI_WORK_DIR": str(config.containers.work_dir)} if config.containers.work_dir else {}),
             **({"ARCHI_HOST_PATH": ":".join(config.containers.host_path)} if config.containers.host_path else {}),
-            "ARCHI_SANDBOX_UIDS": config.containers.sandbox_uids,
+            "ARCHI_SANDBOX_UIDS": config.containers.sandbox_uids, "ARCHI_MAX_DISK": str(config.containers.max_disk),
+            "ARCHI_MIN_FREE_DISK": str(config.containers.min_free_disk),
             "ARCHI_IMAGE_USER": "1" if config.containers.image_user else "0"}
 
 
