@@ -50,7 +50,7 @@ def tenant(site: RuntimeCluster, name: str) -> ApiClient:
 
 def run(site: RuntimeCluster, user: ApiClient, script: str, **overrides) -> tuple[dict, dict[str, bytes], str]:
     """The Final request, its output files and its crunch-run log."""
-    request = submit(user, ["sh", "-c", script], container_image=site.image, **overrides)
+    request = submit(user, ["sh", "-c", script], **{"container_image": site.image, **overrides})
     done = wait_final(user, request["uuid"], timeout=180)
     log = Collection(user, done["log_uuid"]).read("crunch-run.txt").decode()
     container = user.containers.get(done["container_uuid"])
