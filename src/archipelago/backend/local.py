@@ -156,6 +156,9 @@ class LocalBackend:
         if caller.user_uuid[:5] != self.config.cluster_id:
             raise Unprocessable(f"only {caller.user_uuid[:5]}, the home of {caller.user_uuid}, can issue tokens "
                                 "for work on their behalf")
+        if "all" not in caller.scopes:  # else a narrow token would mint itself a wider one for use elsewhere
+            raise Forbidden("a token for work on other clusters is only issued to a token with scope 'all' "
+                            f"(this one's scopes: {', '.join(caller.scopes)})")
         # bound to the caller's token: made with a container's, it must not outlive the container
         return self.identity.create_token(caller.user_uuid, scopes, now() + timedelta(seconds=seconds), made_by=caller)
 

@@ -12,7 +12,7 @@ from ..compute.access import Access
 from ..compute.lifecycle import Lifecycle
 from ..compute.validation import FIELD_CHECKS, check_committable, check_fields
 from ..db.models import Container, ContainerRequest
-from ..errors import Unprocessable
+from ..errors import Forbidden, Unprocessable
 from .base import Context, Resource
 
 WRITE_ONLY = ("secret_mounts", "runtime_token")
@@ -31,6 +31,15 @@ def calling_container(ctx: Context) -> Container | None:
     found: Container | None = ctx.session.scalar(select(Container).where(
         Container.auth_uuid == ctx.caller.authorization_uuid, Container.state.in_(("Locked", "Running"))))
     return found
+
+
+def require_full_scope(caller: Caller) -> None:
+    """A committed request gets a container that acts as its committer with a token of scope "all"
+    (it must read its inputs and save its output, whatever they are). A narrower token committing
+    one would widen itself through that container, so it may not: 403, saying why."""
+    if "all" not in caller.scopes:
+        raise Forbidden("committing a container request needs a token with scope 'all': its container acts "
+                        f"as you with full access, more than this token's scopes allow ({', '.join(caller.scopes)})")
 
 
 class ContainerRequests(Resource):
@@ -62,6 +71,7 @@ class ContainerRequests(Resource):
                 raise Unprocessable("container_uuid can only be reset to null")
             lifecycle(ctx).check_request_update(row, attrs)
         if attrs.get("state") == "Committed" and (row is None or row.state == "Uncommitted"):
+            require_full_scope(ctx.caller)
             # committing: the whole request as it will run (also what an older version let in)
             spec = {k: attrs[k] if k in attrs else getattr(row, k, None) for k in FIELD_CHECKS}
             check_fields(spec)
