@@ -195,14 +195,15 @@ class LocalBackend:
                 query = query.where(resource.readable_clause(ctx.perms))
             if hasattr(model, "is_trashed") and not params.include_trash:
                 query = query.where(model.is_trashed.is_(False))
-            query = apply_filters(query, model, params.filters)
+            unfilterable = resource.unfilterable_for(ctx)
+            query = apply_filters(query, model, params.filters, unfilterable)
             available = None
             if params.count != "none":  # a plain count with the same WHERE: SQLite can answer from an index
                 counting = select(func.count()).select_from(model)
                 if query.whereclause is not None:
                     counting = counting.where(query.whereclause)
                 available = ctx.session.scalar(counting)
-            query = apply_order(query, model, params.order).offset(params.offset).limit(limit)
+            query = apply_order(query, model, params.order, unfilterable).offset(params.offset).limit(limit)
             # plain rows, not ORM objects: a page of 1000 renders several times faster
             rows = list(ctx.session.execute(query.with_only_columns(*model.__table__.columns)))
             items = [self._render(resource, row, caller, params.select, listing=True) for row in rows]

@@ -296,6 +296,9 @@ class Lifecycle:
             container.locked_by_uuid = None
             self._revoke_token(container)
             self._completed(container)
+            # after _completed, which copies them into a retry: nothing reads them once it ends, and
+            # reuse compares their md5, kept in reuse_key (as a Final request's are scrubbed)
+            container.secret_mounts = {}
 
     def _revoke_token(self, container: Container) -> None:
         container.runtime_token = None  # the requester's home decides its life; we forget it

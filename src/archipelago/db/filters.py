@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, Text, cast, not_, or_, select
 
 from ..db.models import PropertyIndex
-from ..errors import BadRequest
+from ..errors import BadRequest, Unprocessable
 from ..ids import INFIX
 
 _KIND_INFIX = {
@@ -29,6 +29,14 @@ OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not like", "not 
 def _scalar(value: Any) -> bool:
     """A value a column can be compared with (integers within the databases' 64 bits)."""
     return isinstance(value, SCALARS) and not (isinstance(value, int) and abs(value) >= 1 << 63)
+
+
+def _refuse_unfilterable(attr: str, unfilterable: frozenset[str], use: str) -> None:
+    """A write-only or secret column is never compared or sorted, whatever the operator: hiding it
+    from the output is not enough when `like '%"content":"A%'` or an order answers which rows match a
+    guess, one character at a time. Refused with the same answer whatever the row holds."""
+    if attr.split(".", 1)[0] in unfilterable:
+        raise Unprocessable(f"Invalid attribute {attr!r} for {use}: it is never filtered or ordered by")
 
 
 def _column(model: Any, attr: str) -> Any:
@@ -108,34 +116,44 @@ def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
             ">": column.__gt__, ">=": column.__ge__}[op](operand)
 
 
-def apply_filters(query: Select[Any], model: Any, filters: list[list[Any]]) -> Select[Any]:
+def apply_filters(query: Select[Any], model: Any, filters: list[list[Any]],
+                  unfilterable: frozenset[str] = frozenset()) -> Select[Any]:
+    """`unfilterable`: the resource's columns no filter may name (a 422, checked before anything else)."""
     for item in filters:
         if not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str | list):
             raise BadRequest(f"a filter is [attribute, operator, operand], got {item!r}")
         attr, op, operand = item
         op = str(op).lower()
         if attr == "any" or isinstance(attr, list):  # several attributes: any one may match
-            names = _searchable(model) if attr == "any" else attr
+            names = _searchable(model, unfilterable) if attr == "any" else attr
             if op not in ("like", "ilike", "=", "in") or not names or not all(isinstance(n, str) for n in names):
                 raise BadRequest(f"a filter on several attributes takes like, ilike, = or in, got {item!r}")
+            for name in names:
+                _refuse_unfilterable(name, unfilterable, "filter")
             query = query.where(or_(*[_condition(model, name, op, operand) for name in names]))
             continue
+        _refuse_unfilterable(attr, unfilterable, "filter")
         query = query.where(_condition(model, attr, op, operand))
     return query
 
 
-def _searchable(model: Any) -> list[str]:
-    """What `["any", "ilike", ...]` searches, as in Arvados: the text columns (not manifests)."""
-    return [c.key for c in model.__table__.columns
-            if isinstance(c.type, String | Text) and c.key not in ("manifest_text", "api_token", "runtime_token")]
+def _searchable(model: Any, unfilterable: frozenset[str]) -> list[str]:
+    """What `["any", "ilike", ...]` searches, as in Arvados: the text columns (not manifests, nor
+    what no filter may name)."""
+    return [c.key for c in model.__table__.columns if isinstance(c.type, String | Text)
+            and c.key not in ("manifest_text", "api_token", "runtime_token") and c.key not in unfilterable]
 
 
-def apply_order(query: Select[Any], model: Any, order: list[str]) -> Select[Any]:
+def apply_order(query: Select[Any], model: Any, order: list[str],
+                unfilterable: frozenset[str] = frozenset()) -> Select[Any]:
+    """`unfilterable`: the resource's columns no order may name (sorting by one is an oracle too)."""
     clauses = []
     direction = "desc"
     for item in order or ["modified_at desc"]:
         attr, _, direction = item.strip().partition(" ")
+        _refuse_unfilterable(attr, unfilterable, "order")  # `secret_mounts.key` before it reads as table.column
         attr = attr.split(".")[-1] if attr.count(".") == 1 and not attr.startswith("properties") else attr
+        _refuse_unfilterable(attr, unfilterable, "order")
         column = _column(model, attr)
         direction = direction.strip().lower() or "asc"
         if direction not in ("asc", "desc"):

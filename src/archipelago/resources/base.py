@@ -113,6 +113,9 @@ class Resource:
     writable: ClassVar[frozenset[str]] = frozenset({"owner_uuid"})
     admin_only: ClassVar[frozenset[str]] = frozenset()
     hidden_in_lists: ClassVar[frozenset[str]] = frozenset()  # fields plain listings leave out
+    # columns no list filter or order may name (422): write-only secrets and what is derived from
+    # them; not rendering a field does not stop `like` or an order from answering guesses about it
+    unfilterable: ClassVar[frozenset[str]] = frozenset()
     unique_names: ClassVar[bool] = False  # names unique per owner (ensure_unique_name applies)
     trashable: ClassVar[bool] = False  # delete moves to the trash; trash/untrash actions
     can_own: ClassVar[bool] = False  # its objects may own others or be shared
@@ -191,6 +194,11 @@ class Resource:
 
     def guard_read(self, ctx: Context, row: Any) -> None:
         """Raise if this caller may see the row's metadata but not read it whole (residency)."""
+
+    def unfilterable_for(self, ctx: Context) -> frozenset[str]:
+        """The columns this caller's filters and orders may not name: `unfilterable`, and whatever
+        `redact_listing` may hide from them (a filter would read it back)."""
+        return self.unfilterable
 
     def redact_listing(self, ctx: Context, rows: list[Any], items: list[Record]) -> None:
         """Remove from listed items what this caller may not read (judged on the rows)."""

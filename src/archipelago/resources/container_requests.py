@@ -54,6 +54,7 @@ class ContainerRequests(Resource):
     echoed = frozenset({"container_count", "log_uuid", "output_uuid", "filters", "runtime_user_uuid",
                         "runtime_auth_scopes", "service", "published_ports", "href"})
     can_own = True
+    unfilterable = frozenset(WRITE_ONLY)
     object_actions: ClassVar[dict[str, str]] = {"container_status": "GET"}
 
     def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:

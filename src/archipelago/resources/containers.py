@@ -32,6 +32,8 @@ class Containers(Resource):
                           "output_properties"})
     echoed = frozenset({"gateway_address", "interactive_session_started", "subrequests_cost"})
     actions = ("current",)
+    # reuse_key holds the md5 of the secret mounts; auth_uuid names the container's own token
+    unfilterable = frozenset({*WRITE_ONLY, "auth_uuid", "reuse_key"})
     object_actions: ClassVar[dict[str, str]] = {"lock": "POST", "unlock": "POST", "auth": "GET", "secret_mounts": "GET",
                       "update_priority": "POST"}
 

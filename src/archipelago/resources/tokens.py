@@ -30,6 +30,7 @@ class Tokens(Resource):
     name = "api_client_authorizations"
     model = ApiClientAuthorization
     writable = frozenset({"expires_at", "scopes", "owner_uuid"})
+    unfilterable = frozenset({"api_token"})  # the secret: shown to its user, never searched for
     actions = ("current",)
 
     def visible(self, perms: Permissions, row: Any) -> bool:
