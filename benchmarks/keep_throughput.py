@@ -57,7 +57,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="keep-bench-", dir=os.environ.get("BENCH_DIR")) as scratch:
         work = Path(scratch)
         config = parse_config({"cluster_id": "zbenc", "volumes": [{"driver": "directory", "root": str(work / "vol")}]})
-        token = "v2/zbenc-gj3su-000000000000000/benchmarktoken"
+        # a keepstore on its own stores blocks for tokens its cluster's API accepts; there is no API
+        # here, so its root token (validated in memory, as a cached user's token is after one round trip)
+        token = config.system_root_token
         rates: dict[str, list[float]] = {"md5": [], "put": [], "get": [], "disk": []}
         with KeepstoreProcess(config, work) as keepstore:
             client = KeepClient.from_urls([keepstore.url], token, cache=None)

@@ -33,12 +33,14 @@ class Transport(Protocol):
 
 
 class Urllib3Transport:
-    """Pooled HTTP(S) connections; `insecure` accepts self-signed certificates (loopback clusters)."""
+    """Pooled HTTP(S) connections; `insecure` accepts self-signed certificates (loopback clusters),
+    `ca_certs` trusts the certificates in that file instead of the system's (a cluster's own)."""
 
     def __init__(self, insecure: bool = False, timeout: float = 60.0, connect_timeout: float = 10.0,
-                 pool_size: int = 16):
+                 pool_size: int = 16, ca_certs: str | None = None):
         self._http = urllib3.PoolManager(
             cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED", retries=False, maxsize=pool_size,
+            ca_certs=None if insecure else ca_certs,
             timeout=urllib3.Timeout(connect=min(connect_timeout, timeout), read=timeout),
         )
         if insecure:

@@ -14,12 +14,13 @@ from archipelago.run.ports import free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
 ARCHI = [sys.executable, "-m", "archipelago"]
+CLI_TOKEN = "v2/zzzzz-gj3su-000000000000001/clitoken"  # the one token a --data-dir keepstore stores blocks for
 
 
 @pytest.fixture
 def keepstore_cli(tmp_path):
     port = free_port()
-    process = subprocess.Popen([*ARCHI, "keepstore", "--data-dir", str(tmp_path / "vol"),
+    process = subprocess.Popen([*ARCHI, "keepstore", "--data-dir", str(tmp_path / "vol"), "--token", CLI_TOKEN,
                                 "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(url, process=process)
@@ -38,7 +39,7 @@ def test_put_then_get_round_trips_a_directory(keepstore_cli, tmp_path):
     (src / "a.txt").write_text("hello\n")
     (src / "sub dir" / "b:c.bin").write_bytes(os.urandom(300_000))
     (src / "empty").mkdir()
-    env = {"ARVADOS_API_TOKEN": "v2/zzzzz-gj3su-000000000000001/clitoken"}
+    env = {"ARVADOS_API_TOKEN": CLI_TOKEN}
     put = archi("keep", "put", str(src), "--keep", keepstore_cli, "--json", "--manifest-out",
                 str(tmp_path / "m.txt"), env=env)
     assert put.returncode == 0, put.stderr
@@ -56,7 +57,9 @@ def test_put_then_get_round_trips_a_directory(keepstore_cli, tmp_path):
 
 def test_get_with_the_wrong_token_fails_with_exit_1(keepstore_cli, tmp_path):
     (tmp_path / "f").write_text("x")
-    put = archi("keep", "put", str(tmp_path / "f"), "--keep", keepstore_cli, "--token", "v2/a/b",
+    refused = archi("keep", "put", str(tmp_path / "f"), "--keep", keepstore_cli, "--token", "v2/a/b")
+    assert refused.returncode != 0  # a token this keepstore does not know stores nothing
+    put = archi("keep", "put", str(tmp_path / "f"), "--keep", keepstore_cli, "--token", CLI_TOKEN,
                 "--manifest-out", str(tmp_path / "m.txt"))
     assert put.returncode == 0
     got = archi("keep", "get", str(tmp_path / "m.txt"), str(tmp_path / "out"), "--keep", keepstore_cli,
@@ -77,7 +80,7 @@ def test_resumed_upload_sends_nothing_already_stored(tmp_path):
     from archipelago.keep.client import KeepClient, KeepWriteError
     from archipelago.keep.transfer import ResumeCache, plan_upload, upload
     from archipelago.run.processes import KeepstoreProcess
-    from tests.support.clusters import USER_TOKEN, cluster_config
+    from tests.support.clusters import ROOT_TOKEN, cluster_config
 
     src = tmp_path / "src"
     src.mkdir()
@@ -86,9 +89,9 @@ def test_resumed_upload_sends_nothing_already_stored(tmp_path):
     cache = ResumeCache(tmp_path / "resume.json")
     with KeepstoreProcess(cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}]),
                           tmp_path) as ks:
-        first = upload(KeepClient.from_urls([ks.url], USER_TOKEN, cache=None), plan_upload([src]), resume=cache)
+        first = upload(KeepClient.from_urls([ks.url], ROOT_TOKEN, cache=None), plan_upload([src]), resume=cache)
     # the keepstore is gone: a resumed run must not need it for unchanged files
-    dead = KeepClient.from_urls(["http://127.0.0.1:9"], USER_TOKEN, cache=None, retries=0)
+    dead = KeepClient.from_urls(["http://127.0.0.1:9"], ROOT_TOKEN, cache=None, retries=0)
     again = upload(dead, plan_upload([src]), resume=ResumeCache(tmp_path / "resume.json"))
     assert again == first
     # a changed file is sent again (and here fails, since nothing listens)

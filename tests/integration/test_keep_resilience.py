@@ -14,7 +14,7 @@ from archipelago.keep.client import KeepClient, KeepReadError, KeepService, Keep
 from archipelago.keep.errors import BlockNotFound
 from archipelago.keep.rendezvous import rendezvous_order
 from archipelago.run.processes import KeepstoreProcess
-from tests.support.clusters import USER_TOKEN, cluster_config
+from tests.support.clusters import ROOT_TOKEN, cluster_config
 from tests.support.keep_http import get, index, put
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def client_for(stores: list[KeepstoreProcess], **kwargs) -> KeepClient:
     services = [KeepService(f"zzzzz-bi6l4-{n:015d}", ks.url) for n, ks in enumerate(stores)]
     kwargs.setdefault("cache", None)
-    return KeepClient(services, USER_TOKEN, backoff=0.01, **kwargs)
+    return KeepClient(services, ROOT_TOKEN, backoff=0.01, **kwargs)
 
 
 def ordered(client: KeepClient, stores: list[KeepstoreProcess], md5: str) -> list[KeepstoreProcess]:
@@ -53,7 +53,7 @@ def test_put_fails_clearly_when_too_few_services(start_keepstore):
 def test_unreachable_services_are_skipped(start_keepstore):
     live = start_keepstore()
     dead = KeepService("zzzzz-bi6l4-000000000000009", "http://127.0.0.1:9")  # nothing listens there
-    client = KeepClient([dead, KeepService("zzzzz-bi6l4-000000000000001", live.url)], USER_TOKEN,
+    client = KeepClient([dead, KeepService("zzzzz-bi6l4-000000000000001", live.url)], ROOT_TOKEN,
                         backoff=0.01, retries=1, cache=None)
     locator = client.put(b"hello")
     assert client.get(locator) == b"hello"

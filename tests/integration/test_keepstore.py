@@ -11,7 +11,7 @@ import time
 import pytest
 
 from archipelago.formats.signing import sign_locator
-from tests.support.clusters import ROOT_TOKEN, USER_TOKEN
+from tests.support.clusters import ROOT_TOKEN
 from tests.support.keep_http import errors, get, http, index, put
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def test_signature_enforcement(start_keepstore):
     resp = get(ks.url, locator, token="v2/zzzzz-gj3su-000000000000002/someoneelse")
     assert resp.status == 400 and "invalid signature" in errors(resp)
     assert get(ks.url, "acbd18db4cc2f85cedef654fccc4a4d8+3").status == 400
-    expired = sign_locator("acbd18db4cc2f85cedef654fccc4a4d8+3", USER_TOKEN, int(time.time()) - 60,
+    expired = sign_locator("acbd18db4cc2f85cedef654fccc4a4d8+3", ROOT_TOKEN, int(time.time()) - 60,
                            ks.config.collections.blob_signing_ttl, ks.config.collections.blob_signing_key.encode())
     resp = get(ks.url, expired)
     assert resp.status == 401 and "expired" in errors(resp)
@@ -189,7 +189,7 @@ def test_s3_volume(start_keepstore, s3_bucket):
     assert get(ks.url, locator).data == data
 
 
-def _stalled_put(url: str, md5: str, token: str | None = USER_TOKEN) -> socket.socket:
+def _stalled_put(url: str, md5: str, token: str | None = ROOT_TOKEN) -> socket.socket:
     """A PUT that sends its headers and then nothing (a slow or hostile client)."""
     host, port = url.removeprefix("http://").split(":")
     conn = socket.create_connection((host, int(port)))

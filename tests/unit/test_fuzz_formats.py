@@ -15,7 +15,7 @@ from archipelago.formats.manifest import ManifestError, parse, portable_data_has
 from archipelago.keepstore.app import Keepstore, ServerThread
 from archipelago.keepstore.store import BlockStore
 from tests.support.clusters import ROOT_TOKEN, USER_TOKEN, cluster_config
-from tests.support.keep_http import http
+from tests.support.keep_http import http, stub_validator
 
 VALID = (". 37b51d194a7513e45b56f6524f2d51f2+3+Afoo@12345678 0:3:a\\040b.txt\n"
          "./sub d41d8cd98f00b204e9800998ecf8427e+0 0:0:empty 0:0:\\056\n")
@@ -43,7 +43,8 @@ def test_the_manifest_parser_refuses_clearly_or_parses(text: str) -> None:
 def keepstore_url(tmp_path_factory: pytest.TempPathFactory):
     root = Path(tmp_path_factory.mktemp("fuzz-keep"))
     config = cluster_config([{"driver": "directory", "root": str(root / "vol")}])
-    with ServerThread(Keepstore(config, BlockStore.from_config(config)).app()) as server:
+    keepstore = Keepstore(config, BlockStore.from_config(config), authenticate=stub_validator(USER_TOKEN))
+    with ServerThread(keepstore.app()) as server:
         yield server.url, root
 
 

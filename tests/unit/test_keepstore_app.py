@@ -13,7 +13,7 @@ from archipelago.formats.signing import sign_locator
 from archipelago.keepstore.app import Keepstore, ServerThread
 from archipelago.keepstore.store import BlockStore
 from tests.support.clusters import ROOT_TOKEN, USER_TOKEN, cluster_config
-from tests.support.keep_http import errors, get, http, put
+from tests.support.keep_http import errors, get, http, put, stub_validator
 
 VISITOR_TOKEN = "v2/z2222-gj3su-0000000000visit/visitorsecret0123456789abcdefghijklmnopq"
 
@@ -21,7 +21,7 @@ VISITOR_TOKEN = "v2/z2222-gj3su-0000000000visit/visitorsecret0123456789abcdefghi
 @pytest.fixture
 def keepstore(tmp_path: Path):
     config = cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}])
-    keepstore = Keepstore(config, BlockStore.from_config(config))
+    keepstore = Keepstore(config, BlockStore.from_config(config), authenticate=stub_validator(USER_TOKEN))
     with ServerThread(keepstore.app()) as server:
         yield keepstore, server.url
 
@@ -44,6 +44,17 @@ def test_a_stored_block_is_served_to_its_signature_only(keepstore):
     assert get(url, locator.split("+A")[0]).status == 400  # unsigned
 
 
+def test_a_block_is_stored_only_for_a_token_the_cluster_accepts(keepstore):
+    store, url = keepstore
+    md5 = hashlib.md5(b"free storage?").hexdigest()
+    assert put(url, b"free storage?", token="v2/zzzzz-gj3su-000000000000009/madeup").status == 401
+    assert put(url, b"free storage?", token=None).status == 401
+    assert not store.service.store.stored(md5)
+    resp = put(url, b"free storage?", token=USER_TOKEN)
+    assert resp.status == 200
+    assert get(url, resp.data.decode().strip(), token=USER_TOKEN).data == b"free storage?"
+
+
 def test_a_body_that_does_not_hash_to_its_name_is_refused_and_not_stored(keepstore):
     store, url = keepstore
     md5 = hashlib.md5(b"honest").hexdigest()
@@ -54,14 +65,14 @@ def test_a_body_that_does_not_hash_to_its_name_is_refused_and_not_stored(keepsto
 
 def test_residency_refuses_a_restricted_block_to_other_clusters_only(keepstore):
     store, url = keepstore
-    locator = put(url, b"stays here").data.decode().strip()
+    locator = put(url, b"stays here", token=USER_TOKEN).data.decode().strip()
     md5 = locator[:32]
     store.service.restricted = {md5}
     assert get(url, signed(f"{md5}+10", VISITOR_TOKEN), token=VISITOR_TOKEN).status == 403
     resp = http.request("GET", f"{url}/{locator}", headers={"Authorization": f"Bearer {USER_TOKEN}",
                                                              "X-Archipelago-Cluster": "z9999"})
     assert resp.status == 403 and "residency" in errors(resp)
-    assert get(url, locator).data == b"stays here"  # a reader of this cluster
+    assert get(url, locator, token=USER_TOKEN).data == b"stays here"  # a reader of this cluster
 
 
 def test_admin_endpoints_need_the_root_token(keepstore):

@@ -55,15 +55,22 @@ def keepstore(
     data_dir: Annotated[Path | None, typer.Option(help="Serve one directory volume (no config file needed).")] = None,
     listen: Annotated[str | None, typer.Option(help="host:port to listen on.")] = None,
     cluster_id: Annotated[str, typer.Option(help="Cluster ID with --data-dir.")] = "zzzzz",
+    token: Annotated[str | None, typer.Option("--token", envvar="ARVADOS_API_TOKEN",
+                                              help="With --data-dir: the one token that may store blocks.")] = None,
 ) -> None:
-    """Run a keepstore server in the foreground."""
+    """Run a keepstore server in the foreground. With --config it serves that cluster: blocks are
+    stored for tokens the cluster's API accepts. With --data-dir it serves no cluster: only --token."""
     from ..keepstore.app import serve
+    from ..keepstore.tokens import no_cluster
 
     try:
         if config is not None:
             cfg = load_config(config)
         elif data_dir is not None:
-            cfg = parse_config({"cluster_id": cluster_id, "volumes": [{"driver": "directory", "root": str(data_dir)}]})
+            if not token:
+                fail("--data-dir needs --token (or ARVADOS_API_TOKEN): the token that may store blocks here", BAD_INPUT)
+            cfg = parse_config({"cluster_id": cluster_id, "system_root_token": token,
+                                "volumes": [{"driver": "directory", "root": str(data_dir)}]})
         else:
             fail("give --config FILE or --data-dir DIR", BAD_INPUT)
         if listen:
@@ -72,7 +79,8 @@ def keepstore(
         fail(str(exc), BAD_INPUT)
     if not cfg.volumes:
         fail("the configuration has no volumes", BAD_INPUT)
-    serve(cfg, on_ready=lambda url: print(f"keepstore listening on {url}", flush=True))
+    serve(cfg, on_ready=lambda url: print(f"keepstore listening on {url}", flush=True),
+          authenticate=no_cluster if config is None else None)
 
 
 def _client(keep: list[str] | None, token: str | None, as_json: bool, **kwargs: Any) -> KeepClient:

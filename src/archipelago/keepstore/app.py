@@ -22,6 +22,7 @@ from .reads import LocalReads
 from .relay import RemoteRelay
 from .service import KeepService
 from .store import BlockStore
+from .tokens import TOKEN_CACHE_SECONDS, Authenticate, TokenCheck, api_authenticator
 from .workers import Workers
 from .writes import put_block
 
@@ -29,9 +30,14 @@ BLOCK_PATH = r"/{locator:/?[0-9a-f]{32}[^/]*}"
 
 
 class Keepstore:
+    """`authenticate`: the cluster's own token validation when keepstore runs in its process (it
+    caches, so nothing is cached here); without it, the cluster's API is asked (keepstore/tokens.py)."""
+
     def __init__(self, config: ClusterConfig, store: BlockStore,
-                 restricted_blocks: Callable[[], set[str]] | None = None):
-        self.service = KeepService(config, store)
+                 restricted_blocks: Callable[[], set[str]] | None = None, authenticate: Authenticate | None = None):
+        tokens = TokenCheck(config.system_root_token, authenticate) if authenticate is not None else \
+            TokenCheck(config.system_root_token, api_authenticator(config), TOKEN_CACHE_SECONDS)
+        self.service = KeepService(config, store, tokens)
         self.reads = LocalReads(self.service)
         self.relay = RemoteRelay(self.service)
         self.workers = Workers(self.service, restricted_blocks)
@@ -71,9 +77,9 @@ class Keepstore:
         return app
 
 
-def create_app(config: ClusterConfig, store: BlockStore,
-               restricted_blocks: Callable[[], set[str]] | None = None) -> web.Application:
-    return Keepstore(config, store, restricted_blocks).app()
+def create_app(config: ClusterConfig, store: BlockStore, restricted_blocks: Callable[[], set[str]] | None = None,
+               authenticate: Authenticate | None = None) -> web.Application:
+    return Keepstore(config, store, restricted_blocks, authenticate).app()
 
 
 class ServerThread:
@@ -119,9 +125,9 @@ class ServerThread:
 
 
 def serve(config: ClusterConfig, host: str | None = None, port: int | None = None,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, authenticate: Authenticate | None = None) -> None:
     """Run keepstore in the foreground until interrupted."""
-    app = create_app(config, BlockStore.from_config(config))
+    app = create_app(config, BlockStore.from_config(config), authenticate=authenticate)
     host = host or config.keepstore.host
     port = config.keepstore.port if port is None else port
 

@@ -16,6 +16,7 @@ from ..formats.signing import sign_locator, verify_locator
 from ..formats.tokens import from_another_cluster
 from .remote_blocks import RemoteBlocks
 from .store import BlockStore
+from .tokens import TokenCheck
 
 log = logging.getLogger("archipelago.keepstore")
 
@@ -60,9 +61,10 @@ class BlockAccess:
 
 
 class KeepService(BlockAccess):
-    def __init__(self, config: ClusterConfig, store: BlockStore):
+    def __init__(self, config: ClusterConfig, store: BlockStore, tokens: TokenCheck):
         super().__init__(config)
         self.store = store
+        self.tokens = tokens  # who may store blocks
         self.remote = RemoteBlocks(config)
         self.served: Counter[str] = Counter()  # bytes served to each other cluster's keepstore
         self.pull_queue: list[dict[str, Any]] = []

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..errors import Unauthorized, Unavailable
+from ..errors import Unavailable
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..keep.errors import BlockTooLarge, HashMismatch, KeepError
 from .http import CHUNK, CORS_HEADERS, fork, request_token, run
@@ -47,8 +47,7 @@ async def put_block(service: KeepService, request: web.Request) -> web.Response:
     """Checks first (token, size, a free slot), then the body; nothing is held for a request refused."""
     locator = Locator.parse(request.match_info["locator"], require_size=False)
     token = request_token(request)
-    if token is None and service.config.collections.blob_signing:
-        raise Unauthorized("a token is needed to store blocks (they are signed with it)")
+    await service.tokens.require(token)  # a valid token, even unsigned: else anyone could fill the disk
     limit = service.config.keepstore.max_concurrent_puts
     if service.puts_in_progress >= limit:
         raise Unavailable(f"keepstore is busy: {limit} blocks are being written; retry shortly")

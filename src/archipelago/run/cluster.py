@@ -185,8 +185,10 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         loop.add_signal_handler(sig, stop.set)
     local = await asyncio.to_thread(backend_for, config)  # migrates the database first
     backend = api_backend(config, local)
-    keep_runner = web.AppRunner(create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks),
-                                access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+    # who may store blocks: whoever the cluster's own identity code accepts (visitors included)
+    keepstore = create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks,
+                                 authenticate=local.authenticate)
+    keep_runner = web.AppRunner(keepstore, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await keep_runner.setup()
     await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
     gateway_runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways
