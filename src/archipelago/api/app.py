@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..backend.contents import group_contents, shared_with
-from ..backend.interface import Backend, Caller, ListParams
+from ..backend.interface import Backend, Caller, ListParams, Record
 from ..config import ClusterConfig
 from ..db.events import EventHub
 from ..errors import (
@@ -291,13 +291,23 @@ class ApiApp:
         try:
             params = dict(request.query_params)
             caller = await self._caller(request, params)
+            if not scope_allows(caller.scopes, "GET", request.url.path):
+                raise Forbidden(f"this token's scopes do not allow GET {request.url.path}")
             if self.events is None:
                 raise NotFound("this API process has no event stream")
             kinds = {k for k in params.get("kinds", "").split(",") if k} or None
             after = request.headers.get("last-event-id") or params.get("after")
-            return events_stream(self.events, caller, kinds, int(after) if after and after.isdigit() else None)
+            judge = partial(self._readable_changes, request, params)
+            return events_stream(self.events, judge, kinds, int(after) if after and after.isdigit() else None)
         except ArchipelagoError as exc:
             return error(exc.status, str(exc))
+
+    async def _readable_changes(self, request: Request, params: dict[str, Any], changes: list[Record]) -> list[Record]:
+        """What this subscriber may hear of: its token checked again (a stream outlives no revocation
+        or expiry), each object as its scopes would let it GET the object, then the Backend's rule."""
+        caller = await self._caller(request, params)
+        scoped = [c for c in changes if scope_allows(caller.scopes, "GET", f"/arvados/v1/{c['kind']}/{c['uuid']}")]
+        return await self._call(self.backend.this_cluster().readable_changes, caller, scoped) if scoped else []
 
     async def ping(self, request: Request) -> Response:
         return JSON({"health": "OK"})

@@ -2,33 +2,32 @@
 and requests without polling. One event per object written:
 `id: <seq>` and `data: {"kind", "uuid", "owner_uuid", "event_type", "seq"}`. `?kinds=a,b` narrows
 the stream; `Last-Event-ID` (or `?after=`) replays what was missed, as far as the history goes.
-A non-admin hears of objects they own, and of containers (whose records they may or may not read)."""
+Each subscriber hears only of the objects it may read: `judge` (the Backend's `readable_changes`,
+after the token is checked again) decides, batch by batch, in order."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.responses import StreamingResponse
 
-from ..backend.interface import Caller
+from ..backend.interface import Record
 from ..db.events import Event, EventHub
+from ..errors import ArchipelagoError
 
 KEEPALIVE_SECONDS = 15.0
-PUBLIC_KINDS = frozenset({"containers"})  # owned by the system user; their UUIDs are all a client sees
+BATCH = 500  # changes judged together: one decision (and at most a query or two) for a burst
+Judge = Callable[[list[Record]], Awaitable[list[Record]]]
 
 
-def visible(event: Event, caller: Caller) -> bool:
-    return caller.is_admin or event.owner_uuid == caller.user_uuid or event.kind in PUBLIC_KINDS
-
-
-def stream(hub: EventHub, caller: Caller, kinds: set[str] | None, after: int | None) -> StreamingResponse:
+def stream(hub: EventHub, judge: Judge, kinds: set[str] | None, after: int | None) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
-    def deliver(event: Event) -> None:  # called from whichever thread committed
-        if (kinds is None or event.kind in kinds) and visible(event, caller):
+    def deliver(event: Event) -> None:  # called from whichever thread committed: judged later, not here
+        if kinds is None or event.kind in kinds:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
     unsubscribe = hub.subscribe(deliver, after)
@@ -42,7 +41,16 @@ def stream(hub: EventHub, caller: Caller, kinds: set[str] | None, after: int | N
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                yield f"id: {event.seq}\ndata: {json.dumps(event.as_dict())}\n\n".encode()
+                batch = [event.as_dict()]
+                while not queue.empty() and len(batch) < BATCH:
+                    batch.append(queue.get_nowait().as_dict())
+                try:
+                    heard = await judge(batch)
+                except ArchipelagoError as exc:  # the token was revoked or has expired: the stream ends
+                    yield f": {exc}\n\n".encode()
+                    return
+                for change in heard:
+                    yield f"id: {change['seq']}\ndata: {json.dumps(change)}\n\n".encode()
         finally:
             unsubscribe()
 

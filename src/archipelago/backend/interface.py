@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 Record = dict[str, Any]  # an API record, as rendered: what the REST API sends
 Scopes = list[str]  # Arvados token scopes ("all", or "METHOD /path"); an alias: `list` is a method below
+Changes = list[Record]  # changes of the stream (`kind`, `uuid`, `owner_uuid`, `event_type`, `seq`); an alias too
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ class Backend(Protocol):
     def user_current(self, caller: Caller) -> Record: ...
 
     def token_current(self, caller: Caller) -> Record: ...
+
+    def readable_changes(self, caller: Caller, changes: Changes) -> Changes:
+        """Of changes committed on this cluster (the change stream: `kind`, `uuid`, `owner_uuid`,
+        `event_type`, `seq`), those the caller may hear of: about objects they may read, as GET
+        judges them. In the order given."""
+        ...
 
     def keep_services(self, caller: Caller | None = None) -> Record:
         """This cluster's Keep services and gateways; a gateway's `gateway_source` only for a caller

@@ -12,7 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from ..backend.interface import Backend, Caller, ListParams, Record, Scopes
+from ..backend.interface import Backend, Caller, Changes, ListParams, Record, Scopes
 from ..errors import ArchipelagoError, NotFound, Unprocessable
 from ..formats.manifest import portable_data_hash
 from ..formats.signing import local_to_remote
@@ -55,6 +55,9 @@ class FederatedBackend:
 
     def keep_services(self, caller: Caller | None = None) -> Record:
         return self.local.keep_services(caller)
+
+    def readable_changes(self, caller: Caller, changes: Changes) -> Changes:
+        return self.local.readable_changes(caller, changes)  # the stream is of this cluster's own changes
 
     # routing
     def _owner(self, uuid: str) -> Backend | RemoteBackend:

@@ -163,6 +163,22 @@ class Resource:
             parts.append(model.uuid.in_(shared))
         return parts[0] if len(parts) == 1 else or_(*parts)
 
+    def readable_changes(self, perms: Permissions, changes: list[Record]) -> list[Record]:
+        """Of changes to this resource's objects (the change stream: `uuid`, `owner_uuid` as
+        committed, `event_type`), those `perms` may hear of, by GET's rule (`visible`). The owner's
+        rule needs no query: the change carries the owner, deleted or not. Any other rule is judged
+        on the rows as they are now, one query a batch; a deleted row, gone, is then heard of by
+        admins only (who could read it before cannot be told)."""
+        if perms.is_admin:
+            return changes
+        if type(self).visible is Resource.visible:
+            return [c for c in changes if perms.can(READ, c["uuid"], c["owner_uuid"])]
+        model: Any = self.model
+        live = {c["uuid"] for c in changes if c["event_type"] != "delete"}
+        rows = {row.uuid: row for row in perms.session.scalars(select(model).where(model.uuid.in_(live)))}
+        return [c for c in changes if c["event_type"] != "delete" and c["uuid"] in rows
+                and self.visible(perms, rows[c["uuid"]])]
+
     def owner_for_create(self, ctx: Context, requested: str | None) -> str:
         owner = requested or ctx.caller.user_uuid
         if not ctx.can_write_into(owner):
