@@ -1,9 +1,31 @@
-"""Writing files that hold secrets (tokens, keys, configuration with both)."""
+"""Writing files that hold secrets (tokens, keys, configuration with both), and keeping a cluster's
+files (its database, blocks, caches, logs) away from the host's other users."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+OWNER_ONLY_UMASK = 0o077
+
+
+def owner_only() -> None:
+    """Everything this process creates from now on is readable by its owner alone. Called first by
+    the cluster's long-running services (`cluster up`, `api`, `keepstore`, `gateway`): the database
+    holds every token and the blocks every tenant's data. Processes they start for other purposes
+    set their own (the executor, which makes files for a container's sandbox user)."""
+    os.umask(OWNER_ONLY_UMASK)
+
+
+def private_directory(path: Path) -> bool:
+    """`path` (made with its parents if missing) is its owner's alone; True if it was open to others
+    before (an older `cluster init`, or a directory that already existed), so the caller can say so."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    was_open = stat.S_IMODE(path.stat().st_mode) & 0o077 != 0
+    if was_open:
+        path.chmod(0o700)
+    return was_open
 
 
 def write_private(path: Path, data: str | bytes) -> None:

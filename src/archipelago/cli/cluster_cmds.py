@@ -35,8 +35,10 @@ def cluster_init(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a working cluster configuration with fresh secrets, and an admin token."""
+    from ..files import owner_only
     from ..run.cluster import init_cluster
 
+    owner_only()  # the database it creates holds the admin token
     try:
         result = init_cluster(directory, cluster_id, database_url)
     except (ConfigError, FileExistsError) as exc:
@@ -52,8 +54,10 @@ def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made 
     """Run the cluster's API server and keepstore in this process until interrupted."""
     import asyncio
 
+    from ..files import owner_only
     from ..run.cluster import CONFIG_NAME, load_cluster, serve_cluster
 
+    owner_only()  # its database (and -wal, -shm), blocks, caches and logs: none for the host's other users
     try:
         config, token = load_cluster(directory)
     except ConfigError as exc:
@@ -79,8 +83,10 @@ def api(
     worker: Annotated[bool, typer.Option(hidden=True, help="An extra API process of `cluster up`.")] = False,
 ) -> None:
     """Run the API server alone, in the foreground."""
+    from ..files import owner_only
     from ..run.cluster import serve_api
 
+    owner_only()  # what it writes (a SQLite database's -wal and -shm among them) is its owner's alone
     try:
         cfg = load_config(config)
     except ConfigError as exc:

@@ -35,8 +35,10 @@ def gateway(config: Annotated[Path, typer.Option(help="Cluster configuration YAM
     the cluster's database, as `database_url` says, and their stores)."""
     import asyncio
 
+    from ..files import owner_only
     from ..run.cluster import serve_gateways
 
+    owner_only()  # blocks it stores for moves, like keepstore's
     try:
         cfg = load_config(config)
     except ConfigError as exc:
@@ -60,9 +62,11 @@ def keepstore(
 ) -> None:
     """Run a keepstore server in the foreground. With --config it serves that cluster: blocks are
     stored for tokens the cluster's API accepts. With --data-dir it serves no cluster: only --token."""
+    from ..files import owner_only
     from ..keepstore.app import serve
     from ..keepstore.tokens import no_cluster
 
+    owner_only()  # the blocks and the remote block cache it writes: tenants' data
     try:
         if config is not None:
             cfg = load_config(config)

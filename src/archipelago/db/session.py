@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import orjson
@@ -13,8 +15,26 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _owner_only_sqlite(url: str) -> None:
+    """A SQLite database holds every token: its file is made, or kept, readable by its owner alone,
+    whatever the umask of the process that opens it first. SQLite gives the -wal and -shm files it
+    makes the database file's mode; ones an older version left open are closed too."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return
+    path = Path(url[len("sqlite:///"):])
+    if not path.parent.is_dir():
+        return  # SQLite will say what is wrong
+    with contextlib.suppress(FileExistsError, PermissionError):  # SQLite takes an empty file as an empty database
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # another owner's: theirs to decide
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _owner_only_sqlite(url)
         # a pool as large as the API's worker threads: a connection opened per request costs more
         # than the query (the pragmas run on each)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 from ..backend.local import LocalBackend
 from ..config import ClusterConfig, dump_config, load_config, parse_config
 from ..db.session import make_engine, migrate, refresh_statistics, session_factory
-from ..files import write_private
+from ..files import private_directory, write_private
 from .ports import free_port
 
 if TYPE_CHECKING:
     from ..federation.router import FederatedBackend
 
 CONFIG_NAME = "cluster.yml"
+log = logging.getLogger("archipelago.cluster")
 SHUTDOWN_SECONDS = 0.3  # how long requests in flight may finish after SIGTERM
 ADMIN_TOKEN_NAME = "admin-token"
 
@@ -103,7 +104,7 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
         "api": {"listen": f"127.0.0.1:{api_port or free_port()}", "tls_cert": "tls.crt", "tls_key": "tls.key"},
         "keepstore": {"listen": f"127.0.0.1:{keep_port or free_port()}", "remote_cache_dir": "remote-cache"},
     })
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)  # its database, blocks and logs are the cluster's alone, not the host's users'
     write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")
     write_private(config_path, dump_config(config))  # it holds the root token and the signing key
     config = load_config(config_path)
@@ -179,6 +180,9 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
     from ..keepstore.app import create_app as create_keepstore
     from ..keepstore.store import BlockStore
 
+    if private_directory(config_path.parent):
+        log.warning("%s was readable by other users of this host (made by an older `archi cluster init`); "
+                    "it is now its owner's alone (0700)", config_path.parent)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

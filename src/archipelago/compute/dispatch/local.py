@@ -55,7 +55,8 @@ class LocalProcesses:
         log = open(self.state_dir / f"{argument.lstrip('-')}.log", "ab")  # noqa: SIM115 - the child owns it
         child = subprocess.Popen([sys.executable, "-m", "archipelago.executor", argument], env=self.env,
                                  stdin=subprocess.PIPE if argument == "--warm" else subprocess.DEVNULL,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                 umask=0o022)  # not the cluster's 077: it makes files for the sandbox user
         log.close()
         return child
 

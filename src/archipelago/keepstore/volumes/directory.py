@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import secrets
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ...files import private_directory
 from ...keep.errors import BlockNotFound, ReadOnly, VolumeFull, VolumeUnavailable
 from .base import BlockReader, BlockWriter, IndexEntry, Volume, fast_hasher
 
+log = logging.getLogger("archipelago.keepstore")
 CHECKSUM_XATTR = "user.archipelago.xxh3_128"
 _BLOCK_NAME_RE = re.compile(r"[0-9a-f]{32}")
 _TRASH_NAME_RE = re.compile(r"([0-9a-f]{32})\.trash\.([0-9]+)")
@@ -64,7 +67,7 @@ class _FileWriter(BlockWriter):
         self._checksum = fast_hasher()
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # tenants' data
         except OSError as exc:
             raise _oserror(exc, "creating a block file") from exc
 
@@ -105,8 +108,18 @@ class DirectoryVolume(Volume):
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._keep_private()
         self._remove_stale_temp_files()
+
+    def _keep_private(self) -> None:
+        """The root is keepstore's alone (0700), blocks 0600: other users of the host must not read
+        every tenant's blocks by their path. A root an older version left open is closed, and said so."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            if private_directory(self.root):
+                log.warning("volume %s: %s was readable by other users of this host; now 0700", self.uuid, self.root)
+        except PermissionError:  # e.g. a mount point owned by root: the site decides who reads it
+            log.warning("volume %s: cannot make %s owner-only (not its owner)", self.uuid, self.root)
 
     @property
     def device_id(self) -> str:
