@@ -3,9 +3,12 @@ files (its database, blocks, caches, logs) away from the host's other users."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
+
+from .errors import ArchipelagoError
 
 OWNER_ONLY_UMASK = 0o077
 
@@ -26,6 +29,22 @@ def private_directory(path: Path) -> bool:
     if was_open:
         path.chmod(0o700)
     return was_open
+
+
+def exclusive_directory(path: Path) -> Path:
+    """`path`, a directory of this process's user alone, made if missing. One with a name anyone can
+    guess (under /tmp) may have been made first by another user of the host, to plant files in it
+    or read ours: one that is not ours, or is a link, is refused."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise ArchipelagoError(f"{path} exists but is not a directory of this user (uid {os.geteuid()}): another "
+                               "user of this host may have made it; remove it or choose another work_dir", 500)
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 def write_private(path: Path, data: str | bytes) -> None:

@@ -119,3 +119,23 @@ def test_init_makes_a_directory_that_already_existed_private(host):
     assert mode(existing) == 0o700
     for path in existing.iterdir():
         assert mode(path) & 0o077 == 0, f"{path} is {oct(mode(path))}"
+
+
+def test_a_directory_another_user_made_first_under_a_guessable_name_is_refused(tmp_path):
+    """The dispatcher's pid files, the sandbox uid locks and the record of loaded images live under
+    names anyone can guess: another host user who makes them first must not get them used."""
+    from archipelago.errors import ArchipelagoError
+    from archipelago.files import exclusive_directory
+
+    tmp_path.chmod(0o755)
+    planted = tmp_path / "archipelago-dispatch-z1111"
+    planted.mkdir()
+    os.chown(planted, 65534, 65534)
+    with pytest.raises(ArchipelagoError, match="not a directory of this user"):
+        exclusive_directory(planted)
+    link = tmp_path / "archipelago-images"
+    link.symlink_to(tmp_path)
+    with pytest.raises(ArchipelagoError):
+        exclusive_directory(link)
+    mine = exclusive_directory(tmp_path / "archipelago-sandbox-users")
+    assert oct(mine.stat().st_mode & 0o777) == "0o700"

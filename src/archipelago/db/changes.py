@@ -17,13 +17,16 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..files import exclusive_directory
+
 
 def signal_path(database_url: str, cluster_id: str) -> Path:
     """Beside a SQLite file; for a server database, one file per database on this host."""
     if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
         return Path(database_url[len("sqlite:///"):] + ".changes")
     digest = hashlib.md5(database_url.encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"archipelago-{cluster_id}-{digest}.changes"
+    return exclusive_directory(Path(tempfile.gettempdir()) / f"archipelago-{os.geteuid()}") / \
+        f"{cluster_id}-{digest}.changes"
 
 
 class ChangeSignal:

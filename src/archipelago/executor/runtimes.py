@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ArchipelagoError
-from ..files import write_private
+from ..files import exclusive_directory, write_private
 from .mounts import Bind
 from .sandbox import (
     DROPPING,
@@ -166,7 +166,7 @@ class Docker:
         if not tars:
             raise RuntimeUnavailable(f"the image collection has no image tar (sha256:<id>.tar): {image_dir}")
         image_id = image_id_of(tars[0])
-        record = verified / self.engine_key() / pdh
+        record = exclusive_directory(verified) / self.engine_key() / pdh  # a planted record would lend an image
         known = record.read_text() if record.exists() else None
         if known != image_id or self._docker("image", "inspect", image_id, check=False).returncode != 0:
             plain = tars[0].with_name("image.tar")  # podman reads a colon in a path as a transport

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ArchipelagoError
+from ..files import exclusive_directory
 
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # what programs read from /etc; secrets (shadow, ssh, munge, slurm, ssl/private keys) are never here
@@ -67,7 +68,7 @@ def claim_user(lock_dir: Path, first: int, count: int) -> SandboxUser:
     An executor that is not root cannot switch users: its containers run as itself."""
     if os.geteuid() != 0:
         return SandboxUser(os.getuid(), os.getgid())
-    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    exclusive_directory(lock_dir)  # another user's locks would starve us of uids
     start = random.randrange(count)  # spreading claims, not a secret
     for n in range(count):
         uid = first + (start + n) % count

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ...files import exclusive_directory
 from ..reuse import resolve_constraints
 
 
@@ -23,8 +24,7 @@ class LocalProcesses:
     name = "local"
 
     def __init__(self, state_dir: Path, env: dict[str, str], cores: int, ram: int):
-        self.state_dir = state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = exclusive_directory(state_dir)  # pid files it signals: nobody else's to plant
         self.env, self.cores, self.ram = env, cores, ram
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._reserved: dict[str, tuple[int, int]] = {}

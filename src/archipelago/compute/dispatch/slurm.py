@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ArchipelagoError
+from ...files import exclusive_directory
 from ..reuse import resolve_constraints
 
 RESERVE_EXTRA_RAM = 550 << 20  # Arvados' ReserveExtraRAM: the executor's own needs
@@ -41,8 +42,7 @@ class SlurmJobs:
     name = "slurm"
 
     def __init__(self, state_dir: Path, env: dict[str, str], partition: str | None = None):
-        self.state_dir, self.env, self.partition = state_dir, env, partition
-        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir, self.env, self.partition = exclusive_directory(state_dir), env, partition
         self._tracked: set[str] = set()
 
     def _run(self, *argv: str) -> str:
