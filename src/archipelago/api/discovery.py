@@ -54,7 +54,9 @@ def _methods(kind: type[Resource]) -> dict[str, Any]:
     body = {"request": {"required": True, "properties": {singular: {"$ref": name}}}, "response": {"$ref": name}}
     methods: dict[str, dict[str, Any]] = {
         "get": {"path": f"{resource}/{{uuid}}", "httpMethod": "GET",
-                "parameters": {**uuid, "select": _param("array", "query")}, "response": {"$ref": name}},
+                "parameters": {**uuid, "select": _param("array", "query"),
+                               **({"include_trash": _param("boolean", "query")} if kind.trashable else {})},
+                "response": {"$ref": name}},
         "list": {"path": resource, "httpMethod": "GET", "parameters": LIST_PARAMS,
                  "response": {"$ref": f"{name}List"}},
         "create": {"path": resource, "httpMethod": "POST", **body,

@@ -71,6 +71,8 @@ def _indexed_property(model: Any, key: str, op: str, operand: Any) -> Any | None
 def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
     if op not in OPERATORS:
         raise BadRequest(f"unknown filter operator {op!r}")
+    if attr == "properties" and op == "exists" and isinstance(operand, str):
+        attr, operand = f"properties.{operand}", True  # Arvados' older form: ["properties", "exists", "key"]
     if attr.startswith("properties.") and (
         indexed := _indexed_property(model, attr.split(".", 1)[1], op, operand)
     ) is not None:

@@ -28,6 +28,7 @@ from .names import CLASS_NAMES, kind
 
 __all__ = ["Context", "Resource", "aware", "now", "parse_time", "timestamp"]
 
+MAX_NAME = 255  # Arvados' limit on a name
 # fields every record may carry back from a client (they are the server's, and ignored)
 SERVER_FIELDS = frozenset({"uuid", "kind", "etag", "created_at", "modified_at", "modified_by_user_uuid"})
 
@@ -140,6 +141,9 @@ class Resource:
         for key, value in attrs.items():
             if _has_nul(value):  # PostgreSQL stores no NUL in text or JSON: refused here, not a 500 there
                 raise Unprocessable(f"{self.name[:-1].replace('_', ' ')} {key} must not contain a NUL character")
+            if key == "name" and isinstance(value, str) and len(value) > MAX_NAME:
+                raise Unprocessable(f"{self.name[:-1].replace('_', ' ')} name is {len(value)} characters long; "
+                                    f"at most {MAX_NAME} (as in Arvados)")
             allowed, nullable = self.value_types.get(key, ((object,), True))
             if value is None or (isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))):
                 continue
