@@ -67,12 +67,13 @@ def test_a_name_longer_than_255_characters_is_refused(cluster, resource):
     assert len(accepted["name"]) == 255
 
 
-def test_a_permission_link_to_a_user_that_does_not_exist_is_refused(cluster):
+@pytest.mark.parametrize("who", ["owner", "admin"])
+def test_a_permission_link_to_a_user_that_does_not_exist_is_refused(cluster, who):
     admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
     alice = new_user(admin, "alice")
     mine = alice.collections.create({"name": "mine"})
     ghost = "z1111-tpzed-" + "0" * 14 + "9"
     with pytest.raises(ApiRequestError) as refused:
-        alice.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": ghost,
-                            "head_uuid": mine["uuid"]})
+        (alice if who == "owner" else admin).links.create({"link_class": "permission", "name": "can_read",
+                                                           "tail_uuid": ghost, "head_uuid": mine["uuid"]})
     assert refused.value.status == 422 and ghost in str(refused.value)
