@@ -99,6 +99,9 @@ class KeepstoreConfig(_Listening):
                                           "fresh temporary directory per process")
     max_concurrent_puts: int = Field(default=32, ge=1, description="blocks being written at once; more get "
                                      "503 (clients retry), as Arvados' MaxKeepBlobBuffers")
+    max_concurrent_puts_per_user: int = Field(default=8, ge=1, description="of those, how many one user may "
+                                              "hold (the root token excepted): stalled uploads of one user "
+                                              "cannot take every slot")
     body_read_timeout: float = Field(default=60.0, gt=0, description="seconds a block upload may stall "
                                      "between pieces before it is dropped")
 

@@ -92,3 +92,40 @@ def test_a_corrupt_block_is_cut_off_quarantined_and_then_missing(keepstore, tmp_
     path.write_bytes(b"y" + data[1:])
     assert get(url, locator).status == 502
     assert get(url, locator).status == 404
+
+
+def test_one_users_stalled_uploads_cannot_take_every_put_slot(tmp_path: Path):
+    """32 stalled uploads of one user used to hold every slot, so everyone else got 503: a user holds
+    at most `max_concurrent_puts_per_user`, and others still store (two tokens of one user count once)."""
+    import socket
+    import time
+    from types import SimpleNamespace
+
+    alice_tokens = {"v2/z1111-gj3su-0000000000alic1/a1secret", "v2/z1111-gj3su-0000000000alic2/a2secret"}
+    bob = "v2/z1111-gj3su-00000000000bob1/bobsecret"
+
+    def authenticate(token: str) -> SimpleNamespace:  # stands in for the cluster's identity: who holds a token
+        if token in alice_tokens:
+            return SimpleNamespace(user_uuid="z1111-tpzed-000000000alice00")
+        if token == bob:
+            return SimpleNamespace(user_uuid="z1111-tpzed-00000000000bob00")
+        raise AssertionError(f"unexpected token {token}")
+
+    config = cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}],
+                            keepstore={"max_concurrent_puts": 4, "max_concurrent_puts_per_user": 2,
+                                       "body_read_timeout": 5})
+    with ServerThread(Keepstore(config, BlockStore.from_config(config), authenticate=authenticate).app()) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        stalled = []
+        for token in sorted(alice_tokens):  # one stalled upload with each of alice's two tokens
+            conn = socket.create_connection((host, int(port)))
+            conn.sendall(f"PUT /acbd18db4cc2f85cedef654fccc4a4d8 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\n"
+                         f"Authorization: Bearer {token}\r\n\r\nf".encode())
+            stalled.append(conn)
+        deadline = time.monotonic() + 10
+        while (third := put(server.url, b"foo", token=sorted(alice_tokens)[0])).status == 200:
+            assert time.monotonic() < deadline, "alice's stalled uploads never took their slots"
+        assert third.status == 503 and "writing 2 blocks" in errors(third)
+        assert put(server.url, b"bar", token=bob).status == 200  # bob is not starved
+        for conn in stalled:
+            conn.close()

@@ -69,6 +69,7 @@ class KeepService(BlockAccess):
         self.served: Counter[str] = Counter()  # bytes served to each other cluster's keepstore
         self.pull_queue: list[dict[str, Any]] = []
         self.puts_in_progress = 0  # on the event loop's thread only
+        self.puts_by_holder: Counter[str] = Counter()  # the same, by the user whose token PUTs
 
     def require_root(self, token: str | None) -> None:
         if token is None:

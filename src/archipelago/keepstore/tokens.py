@@ -39,21 +39,34 @@ class TokenCheck:
         self._root = root_token.encode()
         self._authenticate = authenticate
         self._cache_seconds = cache_seconds
-        self._valid_until: dict[str, float] = {}  # token -> monotonic time its validation ends
+        self._valid_until: dict[str, tuple[float, str]] = {}  # token -> (when its validation ends, its holder)
 
-    async def require(self, token: str | None) -> None:
-        """Return if `token` may store blocks here; Unauthorized (or Unavailable) otherwise."""
+    async def require(self, token: str | None) -> str:
+        """Who holds `token` (a user UUID; SYSTEM for the root token; the token itself where the
+        validator does not say), if it may store blocks here; Unauthorized (or Unavailable) otherwise."""
         if token is None:
             raise Unauthorized("a token is needed to store blocks")
         if hmac.compare_digest(token.encode(), self._root):
-            return
-        if self._valid_until.get(token, 0.0) > time.monotonic():
-            return
-        await run(self._authenticate, token)
+            return SYSTEM
+        cached = self._valid_until.get(token)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        holder = holder_of(await run(self._authenticate, token), token)
         if self._cache_seconds > 0:
             if len(self._valid_until) >= MAX_CACHED:
                 self._valid_until.clear()
-            self._valid_until[token] = time.monotonic() + self._cache_seconds
+            self._valid_until[token] = (time.monotonic() + self._cache_seconds, holder)
+        return holder
+
+
+SYSTEM = ""  # the cluster itself (its root token): never held to a user's share of the PUT slots
+
+
+def holder_of(validated: object, token: str) -> str:
+    """The user a validator's answer names (a Caller, or the API's token record)."""
+    user = getattr(validated, "user_uuid", None) or (validated.get("user_uuid") if isinstance(validated, dict)
+                                                     else None)
+    return str(user) if user else token
 
 
 def api_authenticator(config: ClusterConfig, transport: Transport | None = None) -> Authenticate:
@@ -64,9 +77,9 @@ def api_authenticator(config: ClusterConfig, transport: Transport | None = None)
         transport = Urllib3Transport(timeout=10.0, ca_certs=str(own_cert) if own_cert else None)
     connection = ApiConnection(config.api.url, transport=transport)
 
-    def authenticate(token: str) -> None:
+    def authenticate(token: str) -> dict[str, object]:
         try:
-            connection.request("GET", "api_client_authorizations/current", token=token)
+            return connection.request("GET", "api_client_authorizations/current", token=token)
         except Unreachable as exc:
             raise Unavailable(f"cannot check the token: the cluster's API ({connection.host}) is unreachable: "
                               f"{exc.cause}") from None

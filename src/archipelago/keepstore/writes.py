@@ -13,6 +13,7 @@ from ..formats.locator import BLOCK_SIZE, Locator
 from ..keep.errors import BlockTooLarge, HashMismatch, KeepError
 from .http import CHUNK, CORS_HEADERS, fork, request_token, run
 from .service import KeepService
+from .tokens import SYSTEM
 
 
 class ClientGone(KeepError):
@@ -47,15 +48,21 @@ async def put_block(service: KeepService, request: web.Request) -> web.Response:
     """Checks first (token, size, a free slot), then the body; nothing is held for a request refused."""
     locator = Locator.parse(request.match_info["locator"], require_size=False)
     token = request_token(request)
-    await service.tokens.require(token)  # a valid token, even unsigned: else anyone could fill the disk
-    limit = service.config.keepstore.max_concurrent_puts
+    holder = await service.tokens.require(token)  # a valid token, even unsigned: else anyone could fill the disk
+    limit, share = service.config.keepstore.max_concurrent_puts, service.config.keepstore.max_concurrent_puts_per_user
     if service.puts_in_progress >= limit:
         raise Unavailable(f"keepstore is busy: {limit} blocks are being written; retry shortly")
+    if holder != SYSTEM and service.puts_by_holder[holder] >= share:  # one user's stalled uploads starve nobody
+        raise Unavailable(f"you are writing {share} blocks here already; retry when one has finished")
     service.puts_in_progress += 1
+    service.puts_by_holder[holder] += 1
     try:
         return await _store(service, request, locator, token)
     finally:
         service.puts_in_progress -= 1
+        service.puts_by_holder[holder] -= 1
+        if not service.puts_by_holder[holder]:
+            del service.puts_by_holder[holder]
 
 
 async def _store(service: KeepService, request: web.Request, locator: Locator, token: str | None) -> web.Response:
