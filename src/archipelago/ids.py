@@ -38,6 +38,7 @@ INFIX = {
     "Workflow": "7fd4e",
     "KeepService": "bi6l4",
     "Volume": "nyw5e",
+    "Identifier": "df4ad",  # ours (type_infix("Identifier")); Arvados has no such objects
 }
 
 

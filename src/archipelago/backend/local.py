@@ -300,6 +300,7 @@ class LocalBackend:
             row.is_trashed, row.trash_at = True, stamp
             row.delete_at = stamp + timedelta(seconds=self.config.collections.blob_trash_lifetime)
             row.modified_at = stamp
+            resource.after_write(ctx, row, {"is_trashed": False})
             return self._render(resource, row, caller)
 
     def untrash(self, caller: Caller, resource_name: str, uuid: str) -> Record:
@@ -310,6 +311,7 @@ class LocalBackend:
                 raise NotFound(f"{uuid} not found")
             row.is_trashed, row.trash_at, row.delete_at = False, None, None
             row.modified_at = now()
+            resource.after_write(ctx, row, {"is_trashed": True})
             return self._render(resource, row, caller)
 
     def act(self, caller: Caller, resource_name: str, uuid: str, action: str, method: str,

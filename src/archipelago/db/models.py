@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -218,3 +218,41 @@ class ReleasedCopy(Base):
     locator: Mapped[str] = mapped_column(String(64), primary_key=True)  # md5+size
     place: Mapped[str] = mapped_column(String(40), primary_key=True)  # "keep" or a gateway's uuid
     since: Mapped[float] = mapped_column(Float)  # epoch seconds
+
+
+class Identifier(Common, Base):
+    """A dataset identifier (DOI, ARK, URN, URL, compact id, drs://, keep:) a collection or a project
+    carries, in its normal form (resolver/identifiers.py). Readable by whoever may read the object it
+    names; `published` ones are also told to the federation's resolvers (resolver/registrations.py)."""
+
+    __tablename__ = "identifiers"
+    head_uuid: Mapped[str] = mapped_column(String(27), index=True)  # the collection or project
+    identifier: Mapped[str] = mapped_column(String(2048), index=True)
+    scheme: Mapped[str] = mapped_column(String(16))
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("head_uuid", "identifier", name="uq_identifiers_head_identifier"),)
+
+
+class RegistryChange(Base):
+    """The change cursor of what this cluster tells resolvers: every write that may change a published
+    identifier (`id:<identifier>`) or the set of PDHs held here (`pdh:<pdh>`) appends its key, in the
+    writer's transaction. A resolver acknowledges the last `seq` it applied; the next push carries
+    the current state of the keys noted after it."""
+
+    __tablename__ = "registry_changes"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(2100))
+
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - sequence numbers are never reused
+
+
+class FileChecksum(Base):
+    """A file's checksum (DRS `checksums`), computed once by reading it and kept: content-addressed
+    (PDH + path), so it never goes stale and says nothing to a reader who could not read the file."""
+
+    __tablename__ = "file_checksums"
+    pdh: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16), primary_key=True)  # md5, sha-256
+    path: Mapped[str] = mapped_column(Text, primary_key=True)  # "" for the whole collection
+    checksum: Mapped[str] = mapped_column(String(128))

@@ -14,6 +14,7 @@ from ..auth.permissions import READ
 from ..auth.residency import check_policy, refuse
 from ..backend.interface import Caller, Record
 from ..db.models import Collection, ReleasedCopy
+from ..db.outbox import content_key, note_head
 from ..errors import Forbidden, NotFound, Unprocessable
 from ..formats import manifest as manifests
 from ..formats.locator import EMPTY_LOCATOR, Locator
@@ -59,7 +60,10 @@ class Collections(Resource):
 
     def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
         """Data moved (same PDH, other copies read): the copies left behind are nominated for
-        release (gateway/release.py decides, later, whether nothing else reads them)."""
+        release (gateway/release.py decides, later, whether nothing else reads them). Resolvers hear
+        of the content held here and of the identifiers this collection carries (db/outbox.py)."""
+        old_pdh = before.get("portable_data_hash") if before else None
+        note_head(ctx.session, row.uuid, content_key(row.portable_data_hash), old_pdh and content_key(old_pdh))
         if not before or before.get("portable_data_hash") != row.portable_data_hash \
                 or before.get("manifest_text") in (None, row.manifest_text):
             return

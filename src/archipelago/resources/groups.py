@@ -7,6 +7,7 @@ from typing import Any
 
 from ..auth.residency import check_policy
 from ..db.models import Group
+from ..db.outbox import note_head
 from ..errors import Unprocessable
 from .base import Context, Resource
 
@@ -29,3 +30,7 @@ class Groups(Resource):
                 raise Unprocessable("group_class must be project, role or filter")
             if not attrs.get("name"):
                 raise Unprocessable("a group needs a name")
+
+    def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
+        if before is not None:  # renamed, moved, trashed, its residency changed: what resolvers know of it
+            note_head(ctx.session, row.uuid)

@@ -15,6 +15,7 @@ CLASS_NAMES: dict[str, str] = {
     "workflows": "Workflow",
     "container_requests": "ContainerRequest",
     "containers": "Container",
+    "identifiers": "Identifier",
 }
 
 

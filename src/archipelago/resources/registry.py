@@ -14,13 +14,14 @@ from .collections import Collections
 from .container_requests import ContainerRequests
 from .containers import Containers
 from .groups import Groups
+from .identifiers import Identifiers
 from .links import Links
 from .tokens import Tokens
 from .users import Users
 from .workflows import Workflows
 
 RESOURCE_TYPES: tuple[type[Resource], ...] = (Users, Tokens, Groups, Links, Collections, Workflows,
-                                              ContainerRequests, Containers)
+                                              ContainerRequests, Containers, Identifiers)
 
 
 class Registry:
