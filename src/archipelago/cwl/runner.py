@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -32,6 +33,7 @@ from ..sdk.copy import client_for_cluster
 from .fsaccess import PREFIX, KeepFsAccess, keep_location, split
 from .job import OUTDIR
 from .joborder import RunError, find_objects, local_path, read_job_order, upload_local_inputs, write_tree
+from .tags import RUN, RUN_ID_ENV, STEP, WORKFLOW, new_run_id
 from .tool import CLUSTER_TARGET, tool_factory
 
 log = logging.getLogger("archipelago.cwl")
@@ -60,6 +62,8 @@ class Runner:
         config = home.config()
         self.home_id: str = config["ClusterID"]
         self.clusters = {self.home_id, *config.get("RemoteClusters", {})}
+        self.run_id = os.environ.get(RUN_ID_ENV) or new_run_id(self.home_id)  # on every step's request
+        self.workflow_name = ""
         self.steps: dict[str, StepReport] = {}
         self.inputs_pdh: str | None = None  # the collection local inputs were uploaded into
         self.failures: list[str] = []  # what went wrong, naming the step, its cluster and its log
@@ -119,6 +123,8 @@ class Runner:
     # ---------------------------------------------------------------- containers
     def submit(self, attrs: dict[str, Any], cluster: str, name: str) -> dict[str, Any]:
         params = {"cluster_id": cluster} if cluster != self.home_id else None
+        tags = {RUN: self.run_id, STEP: name, WORKFLOW: self.workflow_name}
+        attrs = {**attrs, "properties": {**(attrs.get("properties") or {}), **tags}}
         self.follow_changes(cluster)
         try:
             request = self.home.request("POST", "container_requests", params, {"container_request": attrs})
@@ -301,6 +307,7 @@ class Runner:
         loading = LoadingContext({"construct_tool_object": tool_factory(self), "relax_path_checks": True})
         tool = load_tool(document_uri(workflow), loading)
         self.check_static_targets(tool)
+        self.workflow_name = self.workflow_name or workflow.name.partition("#")[0]
         job_order, basedir = self.prepare_inputs(tool, job)
         runtime = RuntimeContext()
         settings = {

@@ -21,6 +21,7 @@ from cwltool.main import find_deps
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .runner import Runner, document_uri
+from .tags import RUN, RUN_ID_ENV, WORKFLOW
 from .tool import tool_factory
 
 MOUNT = "/var/lib/archi-run"
@@ -52,7 +53,10 @@ def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = Tr
              "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 30},
                         MOUNT: {"kind": "collection", "portable_data_hash": saved["portable_data_hash"]}},
              "runtime_constraints": {"ram": 1 << 30, "vcpus": 1, "API": True},
-             "properties": {"type": "archi-run", "workflow": workflow.name}, "use_existing": False}
+             "environment": {RUN_ID_ENV: runner.run_id},  # its steps carry the same run id as this request
+             "properties": {"type": "archi-run", "workflow": workflow.name, RUN: runner.run_id,
+                            WORKFLOW: workflow.name},
+             "use_existing": False}
     return client.container_requests.create(attrs)
 
 
