@@ -41,6 +41,7 @@ from ..formats.tokens import from_authorization_header
 from ..resources.names import CLASS_NAMES, body_key
 from .discovery import discovery_document, exported_config
 from .events import stream as events_stream
+from .ga4gh import Ga4ghHttp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -321,6 +322,7 @@ class ApiApp:
             Route("/arvados/v1/keep_services", self.keep_services),
             Route("/_health/ping", self.ping),
             Route("/arvados/v1/events", self.event_stream),
+            *Ga4ghHttp(self).routes(),  # DRS, WES and the file-download endpoint (api/ga4gh.py)
             Route("/arvados/v1/{resource}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}/{action}", self.dispatch, methods=methods),

@@ -60,8 +60,10 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, json_deserializer=orjson.loads)
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (idempotent)."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to `revision` (idempotent). "heads": every branch of the history (features
+    developed side by side number their migrations in ranges of their own, each branching from the
+    revision it was written against)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
