@@ -17,6 +17,7 @@ from typing import Any
 
 from ..backend.interface import Backend, Caller, Record
 from ..cwl.submit import MOUNT, REPORT
+from ..cwl.tags import RUN, RUN_ID_ENV, WORKFLOW, new_run_id
 from ..errors import BadRequest
 from ..formats.manifest import render
 from ..keep.client import KeepClient
@@ -133,10 +134,12 @@ def submit_run(backend: Backend, caller: Caller, keep: KeepClient, run: RunReque
     options = ("" if parameters["reuse"] else "--no-reuse ") + ("--prestage " if parameters["prestage"] else "")
     command = ["sh", "-c", f"archi run --json {options}{shlex.quote(main)} {MOUNT}/job.json > {REPORT}"]
     name = run.workflow_url.rsplit("/", 1)[-1]
+    run_id = new_run_id(str(bundle["uuid"])[:5])  # the cluster the run starts from
     attrs = {"name": f"WES run {name}", "command": command, "container_image": None, "output_path": "/out",
              "cwd": "/out", "state": "Committed", "priority": 500, "mounts": mounts,
              "runtime_constraints": {"ram": 1 << 30, "vcpus": 1, "API": True}, "use_existing": False,
-             "properties": {"type": RUN_TYPE, "workflow": name,
+             "environment": {RUN_ID_ENV: run_id},  # its steps carry the run's id, as with `archi run --submit`
+             "properties": {"type": RUN_TYPE, "workflow": name, RUN: run_id, WORKFLOW: name,
                             "wes": {"workflow_url": run.workflow_url,
                                     "workflow_type_version": run.workflow_type_version, "tags": run.tags,
                                     "workflow_engine_parameters": run.engine_parameters}}}
