@@ -218,6 +218,19 @@ class GatewayConfig(_Listening):
         return str(self.base_url if self.driver == "http" else self.root).rstrip("/")
 
 
+class ResolverLinkConfig(_Strict):
+    """This site's resolvers (resolver/): it pushes its published identifiers, the PDHs it holds and
+    a heartbeat to each; its clients and its federation router ask them in turn."""
+
+    urls: list[str] = Field(default=[], description="resolver URLs (http://host:port), asked in this order")
+    key: str | None = Field(default=None, min_length=16, description="the secret this site shares with its "
+                            "resolvers (HMAC-SHA256): signs its pushes and PDH lookups, checks their polls")
+    push: bool = Field(default=True, description="false: this site cannot reach its resolvers (firewalled); "
+                       "they poll it")
+    heartbeat_seconds: float = Field(default=10.0, gt=0, description="seconds between pushes when nothing "
+                                     "changed (a change is pushed at once)")
+
+
 class ClusterConfig(_Strict):
     cluster_id: str
     system_root_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
@@ -232,6 +245,7 @@ class ClusterConfig(_Strict):
     login: LoginConfig = LoginConfig()
     containers: ContainersConfig = ContainersConfig()
     gateways: list[GatewayConfig] = []
+    resolver: ResolverLinkConfig = ResolverLinkConfig()
 
     @field_validator("cluster_id")
     @classmethod

@@ -42,6 +42,7 @@ from ..resources.names import CLASS_NAMES, body_key
 from .discovery import discovery_document, exported_config
 from .events import stream as events_stream
 from .ga4gh import Ga4ghHttp
+from .resolver_feed import ResolverFeedHttp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -322,6 +323,7 @@ class ApiApp:
             Route("/arvados/v1/keep_services", self.keep_services),
             Route("/_health/ping", self.ping),
             Route("/arvados/v1/events", self.event_stream),
+            *ResolverFeedHttp(self).routes(),  # a resolver's poll of this site (api/resolver_feed.py)
             *Ga4ghHttp(self).routes(),  # DRS, WES and the file-download endpoint (api/ga4gh.py)
             Route("/arvados/v1/{resource}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}", self.dispatch, methods=methods),

@@ -157,4 +157,5 @@ def exported_config(config: ClusterConfig) -> dict[str, Any]:
         "API": {"MaxItemsPerResponse": config.api.max_items_per_response, "MaxRequestSize": 128 << 20},
         "Containers": {"DefaultKeepCacheRAM": 268435456, "RuntimeEngine": config.containers.runtime},
         "Users": {"AnonymousUserToken": ""},
+        "Resolvers": list(config.resolver.urls),  # ours: the dataset resolvers clients ask, in turn
     }

@@ -112,19 +112,24 @@ def federation_up(
     from ..run.cluster import CONFIG_NAME, load_cluster
     from ..run.federation import cluster_ids, init_federation
     from ..run.processes import ClusterProcess
+    from ..run.resolver import local_resolver
 
     directory = directory.resolve()
     if not all((directory / cid / CONFIG_NAME).exists() for cid in cluster_ids(clusters)):
         init_federation(directory, clusters, login_cluster)
     processes = [ClusterProcess(directory / cid) for cid in cluster_ids(clusters)]
+    resolver = local_resolver(directory)  # the federation's resolver (run/resolver.py), started first
     signal.signal(signal.SIGTERM, _interrupt)  # stopping the federation stops its clusters
     try:
+        if resolver is not None:
+            resolver.start()
         for process in processes:
             process.start()
         info = [{"cluster_id": p.config.cluster_id, "api_url": p.api_url, "keepstore_url": p.keep_url,
-                 "admin_token": load_cluster(p.directory)[1]} for p in processes]
+                 "admin_token": load_cluster(p.directory)[1], "resolver_url": resolver and resolver.url}
+                for p in processes]
         emit(info, as_json, "\n".join(f"{i['cluster_id']}  {i['api_url']}  admin token {i['admin_token']}"
-                                      for i in info))
+                                      for i in info) + (f"\nresolver {resolver.url}" if resolver else ""))
         sys.stdout.flush()
         reported: set[str] = set()
         # a member that dies is reported, and the others keep serving (as a real federation would)
@@ -141,6 +146,8 @@ def federation_up(
     finally:
         for process in processes:
             process.stop()
+        if resolver is not None:
+            resolver.stop()
 
 
 def demo(

@@ -10,6 +10,7 @@ from . import (
     data_cmds,
     keep_cmds,
     project_cmds,
+    resolver_cmds,
     run_cmds,
     token_cmds,
     user_cmds,
@@ -30,6 +31,7 @@ app.add_typer(user_cmds.app, name="user")
 keep_cmds.register(app)
 compute_cmds.register(app)
 run_cmds.register(app)
+resolver_cmds.register(app)
 
 
 @app.command()

@@ -2,15 +2,17 @@
 
 The rules (reference §7): a UUID belongs to the cluster named by its first five characters;
 create goes to `cluster_id`; lists filtered only by UUIDs are split per cluster and merged; a
-collection asked for by PDH is looked up here first, then on every peer at once, and the first
-answer whose manifest really hashes to that PDH wins. Manifests from peers come back with
+collection asked for by PDH is looked up here first, then on the peers that hold it — which the
+federation's resolver says in one query, whatever the number of sites (resolver/), or, when no
+resolver answers, every peer at once — and the first answer whose manifest really hashes to that PDH
+wins. Manifests from peers come back with
 `+R<cluster>-` signatures, which this cluster's keepstore knows to fetch from that peer.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from typing import Any, Protocol
 
 from ..backend.interface import Backend, Caller, Changes, ListParams, Record, Scopes
 from ..errors import ArchipelagoError, NotFound, Unprocessable
@@ -29,10 +31,17 @@ from ..resources.names import (
 from .remote import RemoteBackend
 
 
+class ContentIndex(Protocol):
+    """Who holds a PDH (resolver/client.py's ResolverClient): None when no resolver answers."""
+
+    def holders(self, pdh: str) -> Any: ...
+
+
 class FederatedBackend:
     def __init__(self, local: Backend, remotes: dict[str, RemoteBackend], cluster_id: str,
-                 login_cluster: str | None = None):
+                 login_cluster: str | None = None, content_index: ContentIndex | None = None):
         self.local, self.remotes = local, remotes
+        self.content_index = content_index
         self.cluster_id = cluster_id
         self.login_cluster = login_cluster if login_cluster != cluster_id else None
         self._pool = ThreadPoolExecutor(max(4, len(remotes)), thread_name_prefix="federation")
@@ -86,8 +95,9 @@ class FederatedBackend:
         except NotFound:
             pass
         wanted = None if select is None else sorted({*select, "manifest_text"})
-        futures = {self._pool.submit(remote.get, caller, resource, pdh, wanted): cluster_id
-                   for cluster_id, remote in self.remotes.items()}
+        peers, how = self._peers_holding(pdh)
+        futures = {self._pool.submit(self.remotes[cluster_id].get, caller, resource, pdh, wanted): cluster_id
+                   for cluster_id in peers}
         misses: list[str] = []
         refusals: list[str] = []
         for future in as_completed(futures):
@@ -102,7 +112,17 @@ class FederatedBackend:
             misses.append(f"{cluster_id}: answered with a manifest that does not hash to {pdh}")
         if refusals:  # it exists, and its cluster said no: say that rather than "not found"
             raise ArchipelagoError("; ".join(refusals), 403)
-        raise NotFound(f"collection {pdh} not found here or on any federated cluster ({'; '.join(misses)})")
+        raise NotFound(f"collection {pdh} not found here or on {how} ({'; '.join(misses) or 'none holds it'})")
+
+    def _peers_holding(self, pdh: str) -> tuple[list[str], str]:
+        """The peers to ask for a PDH, and how they were chosen: those a resolver says hold it (live
+        ones first) plus any peer it does not cover; every peer when no resolver answers."""
+        answer = self.content_index.holders(pdh) if self.content_index is not None else None
+        if answer is None:
+            return list(self.remotes), "any federated cluster"
+        covered = set(answer.data.get("covers", []))
+        holders = [h["site"] for h in answer.data.get("holders", []) if h.get("site") in self.remotes]
+        return holders + [p for p in self.remotes if p not in covered], f"the clusters resolver {answer.url} named"
 
     def list(self, caller: Caller, resource: str, params: ListParams) -> Record:
         by_cluster = _uuids_by_cluster(params.filters)

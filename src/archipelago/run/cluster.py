@@ -22,6 +22,7 @@ from ..backend.local import LocalBackend
 from ..config import ClusterConfig, dump_config, load_config, parse_config
 from ..db.session import make_engine, migrate, refresh_statistics, session_factory
 from ..files import private_directory, write_private
+from ..resolver.pusher import start_pushers
 from .ports import free_port
 
 if TYPE_CHECKING:
@@ -85,7 +86,16 @@ def api_backend(config: ClusterConfig, local: LocalBackend) -> LocalBackend | Fe
         return local
     remotes = {cid: RemoteBackend(cid, remote.url, config.cluster_id, remote.insecure)
                for cid, remote in config.remote_clusters.items()}
-    return FederatedBackend(local, remotes, config.cluster_id, config.login.login_cluster)
+    return FederatedBackend(local, remotes, config.cluster_id, config.login.login_cluster, content_index(config))
+
+
+def content_index(config: ClusterConfig) -> Any:
+    """Who holds a PDH, asked of this site's resolvers (signed with its key); None without them."""
+    if not (config.resolver.urls and config.resolver.key):
+        return None
+    from ..resolver.client import ResolverClient
+
+    return ResolverClient(config.resolver.urls, config.cluster_id, config.resolver.key)
 
 
 def init_cluster(directory: Path, cluster_id: str, database_url: str | None = None,
@@ -198,6 +208,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
     gateway_runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways
                        if not gateway.standalone]
     releasing = asyncio.create_task(_release_moved_copies(config, local))
+    pushing = start_pushers(config, local)  # this site's pushes to its resolvers (resolver/pusher.py)
     server = api_server(config, backend, local, own_signals=False)
     workers: list[subprocess.Popen] = []
     dispatcher = None
@@ -223,6 +234,8 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
             server.force_exit = True
             await serving
     finally:
+        for task in pushing:
+            task.cancel()
         releasing.cancel()
         if dispatcher is not None:
             dispatcher.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..config import RemoteClusterConfig, dump_config, load_config
 from ..files import write_private
 from .cluster import CONFIG_NAME, init_cluster
+from .resolver import RESOLVER_DIR, init_resolver
 
 
 @dataclass
@@ -43,4 +44,6 @@ def init_federation(directory: Path, count: int, login_cluster: bool = False) ->
         if login_cluster:
             config.login.login_cluster = members[0].cluster_id
         write_private(path, dump_config(config))
+    # and a resolver every cluster pushes to (`archi federation up` runs it: run/resolver.py)
+    init_resolver(directory / RESOLVER_DIR, [(m.cluster_id, m.directory, m.api_url) for m in members])
     return members

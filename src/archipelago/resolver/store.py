@@ -1,0 +1,146 @@
+"""The resolver's database: what each site registered (published identifiers, the PDHs it holds)
+and the acknowledged position in each site's change cursor. Its own schema in the cluster database
+engine: SQLite embedded, PostgreSQL by URL. Liveness timestamps live in memory (service.py) and are
+saved here every second; what sites registered is saved with each push, before it is acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import BigInteger, Float, Integer, String, Text, delete, insert, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ..db.session import make_engine, session_factory
+from ..errors import ArchipelagoError, Unauthorized
+from .liveness import Heard
+
+CHUNK = 500  # keys per IN (...) clause
+
+
+class OutOfStep(ArchipelagoError):
+    """A push that starts after what this resolver has: the site must send from `last_seq`."""
+
+    status = 409
+
+    def __init__(self, site: str, last_seq: int, after: int):
+        super().__init__(f"site {site}: this resolver has its changes up to {last_seq}, the push starts after {after}")
+        self.last_seq = last_seq
+
+
+class ResolverBase(DeclarativeBase):
+    pass
+
+
+class SiteRow(ResolverBase):
+    __tablename__ = "resolver_sites"
+    cluster_id: Mapped[str] = mapped_column(String(5), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # of the site's change cursor, applied here
+    last_signed_at: Mapped[float] = mapped_column(Float, default=0.0)  # of the last push accepted (replays refused)
+    push_ok: Mapped[float | None] = mapped_column(Float)
+    poll_ok: Mapped[float | None] = mapped_column(Float)
+    poll_failed: Mapped[float | None] = mapped_column(Float)
+    poll_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Registration(ResolverBase):
+    """A published identifier a site holds, with what the site published of the object it names."""
+
+    __tablename__ = "resolver_registrations"
+    identifier: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    site: Mapped[str] = mapped_column(String(5), primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(27), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(Text)
+    pdh: Mapped[str | None] = mapped_column(String(64), index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    residency: Mapped[str | None] = mapped_column(String(32))
+
+
+class Content(ResolverBase):
+    """A PDH a site holds (for the federation's own PDH lookups; told only to member sites)."""
+
+    __tablename__ = "resolver_contents"
+    pdh: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(5), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+FIELDS = ("uuid", "kind", "name", "pdh", "size", "residency")
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+class Store:
+    def __init__(self, url: str):
+        self.engine = make_engine(url)
+        ResolverBase.metadata.create_all(self.engine)
+        self.sessions = session_factory(self.engine)
+
+    def sites(self) -> dict[str, SiteRow]:
+        with self.sessions() as session:
+            return {row.cluster_id: row for row in session.scalars(select(SiteRow))}
+
+    def apply(self, site: str, after: int | None, to_seq: int, identifiers: dict[str, list[dict[str, Any]]],
+              contents: dict[str, bool], signed_at: float | None = None) -> int:
+        """One push or poll answer, whole or not at all; returns the site's acknowledged sequence.
+        `after` None: a first contact, which only asks where this resolver stands."""
+        with self.sessions.begin() as session:
+            row = session.get(SiteRow, site, with_for_update=True)
+            if row is None:
+                row = SiteRow(cluster_id=site, last_seq=0, last_signed_at=0.0)
+                session.add(row)
+                session.flush()
+            if signed_at is not None:
+                if signed_at <= row.last_signed_at:
+                    raise Unauthorized(f"replayed push of site {site}: signed at {signed_at:.6f}, not after the "
+                                       f"last one accepted ({row.last_signed_at:.6f})")
+                row.last_signed_at = signed_at
+            if after is None:
+                return row.last_seq
+            if after > row.last_seq:
+                raise OutOfStep(site, row.last_seq, after)
+            for part in _chunks(list(identifiers)):
+                session.execute(delete(Registration).where(Registration.site == site,
+                                                           Registration.identifier.in_(part)))
+            rows = [{"identifier": ident, "site": site, **{f: record.get(f) for f in FIELDS}}
+                    for ident, records in identifiers.items() for record in records]
+            if rows:
+                session.execute(insert(Registration), rows)
+            pdhs = list(contents)
+            for part in _chunks(pdhs):
+                session.execute(delete(Content).where(Content.site == site, Content.pdh.in_(part)))
+            held = [{"pdh": pdh, "site": site, "seq": to_seq} for pdh, present in contents.items() if present]
+            if held:
+                session.execute(insert(Content), held)
+            row.last_seq = max(row.last_seq, to_seq)
+            return row.last_seq
+
+    def registrations(self, identifier: str) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            found = session.execute(select(Registration).where(Registration.identifier == identifier)).scalars()
+            return [{"site": r.site, **{f: getattr(r, f) for f in FIELDS}} for r in found]
+
+    def published_content(self, pdh: str) -> list[dict[str, Any]]:
+        """Published objects with this content (what a `keep:PDH` identifier resolves to for anyone)."""
+        with self.sessions() as session:
+            found = session.execute(select(Registration).where(Registration.pdh == pdh)).scalars()
+            return [{"site": r.site, **{f: getattr(r, f) for f in FIELDS}} for r in found]
+
+    def holders(self, pdh: str) -> list[str]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Content.site).where(Content.pdh == pdh)))
+
+    def save_heard(self, heard: dict[str, Heard]) -> None:
+        with self.sessions.begin() as session:
+            for site, h in heard.items():
+                row = session.get(SiteRow, site)
+                if row is None:
+                    row = SiteRow(cluster_id=site, last_seq=0, last_signed_at=0.0)
+                    session.add(row)
+                row.push_ok, row.poll_ok, row.poll_failed, row.poll_error = (h.push_ok, h.poll_ok, h.poll_failed,
+                                                                             h.poll_error)
