@@ -8,7 +8,9 @@ an API application in-process, which makes whole federations testable in millise
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +26,15 @@ class RawResponse:
     status: int
     data: bytes
     reason: str = ""
+
+
+class TransportError(ConnectionError):
+    """No answer from a server, with what kind of failure it was: "certificate" (TLS could not
+    verify it), "closed" (it hung up without answering), "refused", or "" (anything else)."""
+
+    def __init__(self, cause: str, kind: str = ""):
+        super().__init__(cause)
+        self.kind = kind
 
 
 class Transport(Protocol):
@@ -50,7 +61,7 @@ class Urllib3Transport:
         try:
             resp = self._http.request(method, url, body=body, headers=dict(headers))
         except urllib3.exceptions.HTTPError as exc:
-            raise ConnectionError(_cause(exc)) from None
+            raise _failed(exc) from None
         return RawResponse(resp.status, resp.data, resp.reason or "")
 
 
@@ -60,13 +71,13 @@ class Urllib3Transport:
             resp = self._http.request("GET", url, headers=dict(headers), preload_content=False,
                                       timeout=urllib3.Timeout(connect=10, read=None))
         except urllib3.exceptions.HTTPError as exc:
-            raise ConnectionError(_cause(exc)) from None
+            raise _failed(exc) from None
         try:
             if resp.status != 200:
                 raise ApiRequestError(resp.status, resp.read()[:200].decode("utf-8", "replace"), url)
             yield from split_lines(resp.stream(4096, decode_content=False))
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ConnectionError(_cause(exc)) from None
+            raise _failed(exc) from None
         finally:
             resp.release_conn()
 
@@ -81,11 +92,35 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield from complete
 
 
-def _cause(exc: Exception) -> str:
-    """The innermost reason urllib3 gives ("Connection refused"), not its whole repr."""
-    reason = getattr(exc, "reason", None)
-    text = str(reason or exc)
-    return text.rsplit(": ", 1)[-1].strip("')\"") or exc.__class__.__name__
+def _failed(exc: BaseException) -> TransportError:
+    """The innermost reason urllib3 was given ("Connection refused", a certificate not trusted and
+    why), in words, never its nested repr."""
+    inner = _innermost(exc)
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        return TransportError(f"its TLS certificate is not trusted ({inner.verify_message or inner.reason})",
+                              "certificate")
+    if isinstance(inner, ssl.SSLError):
+        return TransportError(f"TLS failed ({inner.reason or inner.__class__.__name__})")
+    if isinstance(inner, http.client.RemoteDisconnected | ConnectionResetError | ConnectionAbortedError):
+        return TransportError("the server closed the connection without answering", "closed")
+    if isinstance(inner, ConnectionRefusedError):
+        return TransportError(inner.strerror or "Connection refused", "refused")
+    if isinstance(inner, OSError) and inner.strerror:
+        return TransportError(inner.strerror)
+    text = str(getattr(inner, "reason", None) or inner)
+    return TransportError(text.rsplit(": ", 1)[-1] if text else inner.__class__.__name__)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """Follow urllib3's wrapping (a `reason`, an exception among the args, the context) to its end."""
+    seen = {id(exc)}
+    while True:
+        nested = [getattr(exc, "reason", None), *getattr(exc, "args", ()), exc.__cause__, exc.__context__]
+        inner = next((e for e in nested if isinstance(e, BaseException) and id(e) not in seen), None)
+        if inner is None:
+            return exc
+        seen.add(id(inner))
+        exc = inner
 
 
 class ApiRequestError(ArchipelagoError):
@@ -99,10 +134,10 @@ class ApiRequestError(ArchipelagoError):
 class Unreachable(ApiRequestError):
     """No answer at all (refused, timed out, bad certificate): named as such, not as an HTTP status."""
 
-    def __init__(self, host: str, cause: str):
-        super().__init__(503, f"cannot reach {host}: {cause}", host)
+    def __init__(self, host: str, cause: str, kind: str = "", url: str = ""):
+        super().__init__(503, f"cannot reach {host}: {cause}", url or host)
         self.args = (self.message,)  # str(): "cannot reach HOST: CAUSE"
-        self.host, self.cause = host, cause
+        self.host, self.cause, self.kind = host, cause, kind  # kind: as TransportError's
 
 
 class ApiConnection:
@@ -131,7 +166,7 @@ class ApiConnection:
         try:
             resp = self.transport.request(method, url, encoded, headers)
         except ConnectionError as exc:
-            raise Unreachable(self.host, str(exc)) from None
+            raise Unreachable(self.host, str(exc), getattr(exc, "kind", ""), self.base) from None
         try:
             data = json.loads(resp.data) if resp.data else {}
         except (json.JSONDecodeError, UnicodeDecodeError):

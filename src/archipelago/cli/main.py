@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from .. import __version__
 from . import (
     cluster_cmds,
@@ -38,6 +42,20 @@ resolver_cmds.register(app)
 def version(as_json: JsonOpt = False) -> None:
     """Print the version."""
     emit({"version": __version__}, as_json, f"archipelago {__version__}")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        emit({"version": __version__}, False, f"archipelago {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def archi(
+    show_version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                               help="Print the version and exit.")] = False,
+) -> None:
+    """Archipelago: federated data and analysis."""
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,5 +1,9 @@
 """How every `archi` command talks: JSON for scripts, rich text and progress bars for people.
 
+Text that comes from elsewhere (an error, a path, a server's message) is never read as rich markup:
+`fail` and `note` escape it, and `emit` prints it plain. The consoles soft-wrap: a line piped to a
+file or another program is written whole, not broken at 80 columns.
+
 Exit codes: 0 ok, 1 the operation failed, 2 bad input.
 """
 
@@ -13,19 +17,25 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = FAILED, as_json: bool = False) -> NoReturn:
     if as_json:
         print(json.dumps({"error": message, "exit_code": code}))
     else:
-        errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
+
+
+def note(message: str, style: str = "") -> None:
+    """One line for people on stderr (what is happening, a hint), the message taken literally."""
+    errors.print(f"[{style}]{escape(message)}[/]" if style else escape(message), highlight=False, markup=True)
 
 
 def emit(data: Any, as_json: bool, human: str | None = None) -> None:
@@ -33,6 +43,20 @@ def emit(data: Any, as_json: bool, human: str | None = None) -> None:
         print(json.dumps(data, indent=2, sort_keys=True))
     elif human is not None:
         console.print(human, highlight=False, markup=False, soft_wrap=True)
+
+
+@contextmanager
+def spinner(description: str, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr while something without a measure of progress happens (a cluster
+    starting or stopping); one plain line instead when stderr is not a terminal."""
+    if not enabled:
+        yield
+    elif not sys.stderr.isatty():
+        note(description)
+        yield
+    else:
+        with errors.status(escape(description)):
+            yield
 
 
 @contextmanager

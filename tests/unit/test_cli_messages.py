@@ -1,0 +1,110 @@
+"""What `archi` prints when something is wrong: the message as written (never read as rich markup),
+one line however long when piped, exit 2 for bad input, and connection failures in words with
+what to do about them."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archipelago import __version__
+from archipelago.cli.main import app
+from archipelago.run.cluster import write_self_signed_certificate
+
+ARCHI = [sys.executable, "-m", "archipelago"]
+
+
+def archi(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real command, its output piped (not a terminal)."""
+    return subprocess.run([*ARCHI, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "80", **(env or {})})
+
+
+def test_a_rule_in_brackets_is_printed_as_written(tmp_path: Path) -> None:
+    result = archi("cluster", "init", str(tmp_path / "c"), "--cluster-id", "Z_1")
+    assert result.returncode == 2
+    assert "must be 5 characters from [a-z0-9]" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["nope[red]", "nope[/x]", "nope[bold]x[/bold]", "trailing\\"])
+def test_a_path_that_looks_like_markup_is_named_as_it_is(tmp_path: Path, name: str) -> None:
+    result = archi("put", f"./{name}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert name in result.stderr
+
+
+def test_a_long_message_is_one_line_when_piped(tmp_path: Path) -> None:
+    name = "a-directory-name-that-is-much-longer-than-eighty-columns-" * 3
+    result = archi("put", f"./{name}", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0], result.stderr
+
+
+def test_version_flag_and_command() -> None:
+    for args in (["--version"], ["version"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0 and result.stdout.strip() == f"archipelago {__version__}", result.output
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """An HTTPS server with a self-signed certificate, as `archi cluster init` makes one."""
+    folder = tmp_path_factory.mktemp("tls")
+    write_self_signed_certificate(folder / "tls.crt", folder / "tls.key")
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "tls.crt", folder / "tls.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def _list(host: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return archi("collection", "list", env={"ARCHI_API_HOST": host, "ARCHI_API_TOKEN": "v2/x/y", "HOME": str(tmp_path),
+                                            **env})
+
+
+def test_a_self_signed_certificate_is_named_with_the_way_to_accept_it(tls_server: int, tmp_path: Path) -> None:
+    result = _list(f"https://127.0.0.1:{tls_server}", tmp_path)
+    assert result.returncode == 1
+    assert "(self-signed certificate)" in result.stderr  # the parenthesis closed, the reason whole
+    assert "ARCHI_API_HOST_INSECURE=1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_http_against_the_tls_port_says_so_in_words(tls_server: int, tmp_path: Path) -> None:
+    result = _list(f"http://127.0.0.1:{tls_server}", tmp_path)
+    assert result.returncode == 1
+    assert "closed the connection without answering" in result.stderr
+    assert f"https://127.0.0.1:{tls_server}" in result.stderr
+    assert "RemoteDisconnected" not in result.stderr and "ConnectionResetError" not in result.stderr
+    assert "('" not in result.stderr
+
+
+def test_the_insecure_flag_gets_past_the_certificate(tls_server: int, tmp_path: Path) -> None:
+    result = _list(f"https://127.0.0.1:{tls_server}", tmp_path, ARCHI_API_HOST_INSECURE="1")
+    assert "certificate" not in result.stderr  # it got an (unhelpful) answer from this stub server instead
+
+
+def test_skipped_tests_say_why_in_the_summary(tmp_path: Path) -> None:
+    """`make test` runs `pytest -q`; the project's pytest options make it list each skip's reason."""
+    (tmp_path / "test_skips.py").write_text(
+        "import pytest\n\ndef test_needs_a_thing():\n    pytest.skip('no frobnicator on this machine')\n")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+                             str(root / "pyproject.toml"), "--rootdir", str(tmp_path), str(tmp_path / "test_skips.py")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "1 skipped" in result.stdout, result.stdout
+    assert "no frobnicator on this machine" in result.stdout
