@@ -14,12 +14,13 @@ from typing import Any
 
 from .. import __version__
 from ..backend.interface import Backend, Caller, ListParams, Record
-from ..cwl.submit import MOUNT, REPORT
 from ..errors import ArchipelagoError, BadRequest, NotFound
 from ..ids import UUID_RE
 from ..keep.client import KeepClient
 from .files import entry, read_all, tree_of
 
+MOUNT = "/var/lib/archi-run"  # the run's collection (attachments, job.json) in the runner's container
+REPORT = "report.json"  # what `archi run --json` prints, saved as the runner's output
 RUN_TYPE = "archi-run"  # properties.type of a runner's container request (archi run --submit, WES)
 CWL_VERSIONS = ["v1.0", "v1.1", "v1.2"]
 ENGINE = "archi-cwl-runner"

@@ -1,6 +1,6 @@
 """WES `POST /runs`: the attachments and `workflow_params` are saved in a collection (the caller's,
 through the Backend), and a runner container request is committed that runs `archi run` on them —
-cwl/submit.py's shape, so the run outlives the HTTP call and the runner is the one `archi run`
+the shape `archi run --submit` gives its runner, so the run outlives the HTTP call and the runner is the one `archi run`
 uses. Nothing of the workflow is loaded in the API server: a workflow's `$include: /etc/…` or an
 input `file:///…` is read inside the runner's sandbox, which shows none of the cluster's files.
 
@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend.interface import Backend, Caller, Record
-from ..cwl.submit import MOUNT, REPORT
 from ..cwl.tags import RUN, RUN_ID_ENV, WORKFLOW, new_run_id
 from ..errors import BadRequest
 from ..formats.manifest import render
 from ..keep.client import KeepClient
 from ..keep.writer import ManifestWriter
 from .paths import file_path, object_id
-from .wes import CWL_VERSIONS, ENGINE, RUN_TYPE
+from .wes import CWL_VERSIONS, ENGINE, MOUNT, REPORT, RUN_TYPE
 
 WORKFLOW_MOUNT = "/var/lib/archi-workflow"  # a keep: workflow_url's collection
 FIELDS = frozenset({"workflow_params", "workflow_type", "workflow_type_version", "tags", "workflow_engine",
