@@ -1,8 +1,8 @@
-"""`archi cluster init|up`, `archi api`, `archi federation up`, `archi demo`: running clusters."""
+"""`archi cluster init|up|status|stop`, `archi api`, `archi federation up`, `archi demo`: running clusters."""
 
 from __future__ import annotations
 
-import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import ConfigError, load_config
+from ..config import ClusterConfig, ConfigError, load_config
 from .common import JsonOpt
 from .errors import Typer
-from .output import BAD_INPUT, emit, fail
+from .output import BAD_INPUT, FAILED, emit, fail, note, spinner
 
 cluster_app = Typer(help="Create and run a cluster.", no_args_is_help=True)
 federation_app = Typer(help="Run a local federation of clusters.", no_args_is_help=True)
@@ -49,33 +50,129 @@ def cluster_init(
 
 
 @cluster_app.command("up")
-def cluster_up(directory: Annotated[Path, typer.Argument(help="A directory made by `archi cluster init`.")],
-               as_json: JsonOpt = False) -> None:
-    """Run the cluster's API server and keepstore in this process until interrupted."""
+def cluster_up(
+    directory: Annotated[Path, typer.Argument(help="A directory made by `archi cluster init`.")],
+    detach: Annotated[bool, typer.Option(help="Run it in the background (its log: DIR/cluster.log) and return "
+                                              "once it serves; `archi cluster stop DIR` stops it.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the cluster's API server, keepstore and dispatcher in this process until Ctrl-C, SIGTERM or
+    `archi cluster stop DIR`; prints its URLs, its admin token and the `export` line to use it."""
     import asyncio
 
     from ..files import owner_only
-    from ..run.cluster import CONFIG_NAME, load_cluster, serve_cluster
+    from ..run.cluster import CONFIG_NAME, serve_cluster
+    from ..run.control import check_ports, cluster_ports, hold, start_detached
 
     owner_only()  # its database (and -wal, -shm), blocks, caches and logs: none for the host's other users
-    try:
-        config, token = load_cluster(directory)
-    except ConfigError as exc:
-        fail(str(exc), BAD_INPUT, as_json)
+    config, token = _load(directory, as_json)
+    directory = directory.resolve()
+    if detach:
+        with spinner(f"starting cluster {config.cluster_id} in the background (log: {directory / 'cluster.log'})",
+                     not as_json):
+            pid = start_detached(directory, config)
+        _report_up(config, token, pid, directory, as_json, detached=True)
+        return
+    hold(directory, config.cluster_id)  # held until this process ends: a second `up` stops here, naming it
+    check_ports(cluster_ports(config), directory / CONFIG_NAME)  # and so does a port someone else holds
+    progress = None if as_json else (lambda step: note(f"{config.cluster_id}  {step}", "dim"))
+    if progress:
+        progress(f"starting from {directory}")
 
     async def run() -> None:
         ready = asyncio.Event()
-        task = asyncio.create_task(serve_cluster(config, Path(directory) / CONFIG_NAME, ready))
-        await ready.wait()
-        info = {"cluster_id": config.cluster_id, "api_url": config.api.url,
-                "keepstore_url": f"http://{config.keepstore.listen}", "admin_token": token}
-        emit(info, as_json, f"cluster {config.cluster_id} up\nAPI        {config.api.url}\nkeepstore  "
-                            f"http://{config.keepstore.listen}\nadmin token {token}")
-        sys.stdout.flush()
-        await task
+        task = asyncio.create_task(serve_cluster(config, directory / CONFIG_NAME, ready, progress))
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if ready.is_set():
+            _report_up(config, token, os.getpid(), directory, as_json)
+        await task  # until a signal; or what ended the start (it stops at once on SIGTERM or SIGINT too)
 
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except (OSError, SQLAlchemyError) as exc:
+        fail(f"cluster {config.cluster_id} could not start: {_reason(exc)}", FAILED, as_json)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def _load(directory: Path, as_json: bool) -> tuple[ClusterConfig, str | None]:
+    from ..run.cluster import CONFIG_NAME, load_cluster
+
+    if not (directory / CONFIG_NAME).is_file():
+        fail(f"{directory} is not a cluster directory (it has no {CONFIG_NAME}): make one with "
+             f"`archi cluster init {directory}`", BAD_INPUT, as_json)
+    try:
+        return load_cluster(directory)
+    except ConfigError as exc:
+        fail(str(exc), BAD_INPUT, as_json)
+
+
+def export_line(config: ClusterConfig, token: str | None) -> str:
+    """What a shell needs to use the cluster with `archi` (and the SDK): ready to paste."""
+    insecure = " ARCHI_API_HOST_INSECURE=1" if config.api.tls_cert else ""  # our own self-signed certificate
+    return f"export ARCHI_API_HOST={config.api.url} ARCHI_API_TOKEN={token or '<a token>'}{insecure}"
+
+
+def _report_up(config: ClusterConfig, token: str | None, pid: int, directory: Path, as_json: bool,
+               detached: bool = False) -> None:
+    how = f"`archi cluster stop {directory}`" if detached else f"Ctrl-C here or `archi cluster stop {directory}`"
+    info = {"cluster_id": config.cluster_id, "pid": pid, "api_url": config.api.url,
+            "keepstore_url": f"http://{config.keepstore.listen}", "admin_token": token,
+            "export": export_line(config, token)}
+    emit(info, as_json, f"cluster {config.cluster_id} up (pid {pid}); stop it with {how}\n"
+                        f"API          {info['api_url']}\nkeepstore    {info['keepstore_url']}\n"
+                        f"admin token  {token}\nto use it from a shell:\n{info['export']}")
+    sys.stdout.flush()
+
+
+@cluster_app.command("status")
+def cluster_status(
+    directory: Annotated[Path, typer.Argument(help="A directory made by `archi cluster init`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Whether the cluster is up: the process running it, whether its API and keepstore answer, and
+    the `export` line to use it. Exit status 0 if it is up and answers, 1 otherwise."""
+    from ..run.control import answers, running_pid
+
+    config, token = _load(directory, as_json)
+    pid = running_pid(directory)
+    keep_url = f"http://{config.keepstore.listen}"
+    health = {"api": answers(config.api.url + "/_health/ping"), "keepstore": answers(keep_url)} if pid else {}
+    healthy = bool(health) and all(health.values())
+    info = {"cluster_id": config.cluster_id, "directory": str(directory.resolve()), "up": pid is not None,
+            "pid": pid, "healthy": healthy, "answers": health, "api_url": config.api.url, "keepstore_url": keep_url,
+            "admin_token": token, "export": export_line(config, token)}
+    if pid is None:
+        human = f"cluster {config.cluster_id} is not running (`archi cluster up {directory}` starts it)"
+    else:
+        state = "answering" if healthy else "not answering: " + ", ".join(k for k, v in health.items() if not v)
+        human = (f"cluster {config.cluster_id} up (pid {pid}), {state}\nAPI          {config.api.url}\n"
+                 f"keepstore    {keep_url}\n{info['export']}")
+    emit(info, as_json, human)
+    if not healthy:
+        raise typer.Exit(FAILED)
+
+
+@cluster_app.command("stop")
+def cluster_stop(
+    directory: Annotated[Path, typer.Argument(help="A directory made by `archi cluster init`.")],
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for it to exit.")] = 30,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop the cluster `archi cluster up DIR` runs (SIGTERM, as Ctrl-C would), waiting until it has exited."""
+    from ..run.control import stop
+
+    config, _ = _load(directory, as_json)
+    with spinner(f"stopping cluster {config.cluster_id}", not as_json):
+        pid = stop(directory, timeout)
+    emit({"cluster_id": config.cluster_id, "stopped": pid is not None, "pid": pid}, as_json,
+         f"cluster {config.cluster_id} stopped (pid {pid})" if pid else f"cluster {config.cluster_id} was not running")
 
 
 def api(
@@ -87,10 +184,14 @@ def api(
     from ..run.cluster import serve_api
 
     owner_only()  # what it writes (a SQLite database's -wal and -shm among them) is its owner's alone
+    from ..run.control import Port, check_ports
+
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         fail(str(exc), BAD_INPUT)
+    if not worker:  # the extra processes of `cluster up` share the port on purpose (SO_REUSEPORT)
+        check_ports([Port("the API", "api.listen", cfg.api.host, cfg.api.port)], config)
     print(f"API server listening on {cfg.api.url}", flush=True)
     serve_api(cfg, prepare=not worker)  # the first process has migrated the database
 

@@ -88,16 +88,22 @@ def register_data(
 def get(
     target: Annotated[str, typer.Argument(help="COLLECTION (UUID or PDH), optionally /path inside it.")],
     dest: Annotated[Path, typer.Argument(help="Destination directory.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite files that already exist in DEST.")] = False,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Download a collection (or part of it); every block is verified against its md5."""
+    """Download a collection (or part of it); every block is verified against its md5. Files already
+    in DEST are not overwritten without -f (a finished download of the same file is left as it is)."""
+    from ..keep.transfer import would_overwrite
     from ..sdk.transfer import collection_size, get_collection
 
     ident, subpath = split_target(target)
     client = api_client(profile, as_json)
     started = time.perf_counter()
     record = client.collections.get(ident)
+    if not force and (existing := would_overwrite(record["manifest_text"], dest, subpath)):
+        more = f" (and {len(existing) - 1} more of its files)" if len(existing) > 1 else ""
+        fail(f"{existing[0]} already exists{more}; -f/--force overwrites", BAD_INPUT, as_json)
     try:
         with transfer_progress("downloading", collection_size(record, subpath), not as_json) as advance:
             written = get_collection(client, record, dest, subpath, advance)

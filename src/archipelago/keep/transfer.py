@@ -148,7 +148,7 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
     size with the wrong bytes; the partial files are removed. A file already at its place whose
     whole blocks match their md5 (a finished file of an earlier run) is not fetched again."""
     tree = parse(manifest_text).tree()
-    prefix = "./" + subpath.strip("/") if subpath.strip("/") else "."
+    prefix = _prefix(subpath)
     # locator -> [(partial file, file offset, block offset, length)]
     uses: dict[str, list[tuple[Path, int, int, int]]] = {}
     remaining: dict[Path, tuple[Path, int]] = {}  # partial file -> (its final name, bytes still to write)
@@ -157,12 +157,10 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
     written = 0
     for dirname, files in tree.items():
         for name, segments in files.items():
-            full = f"{dirname}/{name}"
-            if prefix != "." and not (full == prefix or full.startswith(prefix + "/") or dirname == prefix):
+            target = _target(dest, prefix, dirname, name)
+            if target is None:
                 continue
             matched = True
-            rel = full[len(prefix) + 1 :] if full != prefix else name
-            target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             size = sum(length for _, _, length in segments)
             if _already_there(target, segments, size):
@@ -205,6 +203,31 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
             if left > 0:
                 partial.unlink(missing_ok=True)
     return written
+
+
+def _prefix(subpath: str) -> str:
+    return "./" + subpath.strip("/") if subpath.strip("/") else "."
+
+
+def _target(dest: Path, prefix: str, dirname: str, name: str) -> Path | None:
+    """Where a file of the manifest goes below `dest`, or None if it is not under `prefix`."""
+    full = f"{dirname}/{name}"
+    if prefix != "." and not (full == prefix or full.startswith(prefix + "/") or dirname == prefix):
+        return None
+    return dest / (full[len(prefix) + 1 :] if full != prefix else name)
+
+
+def would_overwrite(manifest_text: str, dest: Path, subpath: str = "") -> list[Path]:
+    """The files a download into `dest` would replace: those already there, except a finished
+    download of the same file (whole blocks whose md5s match, which `download` leaves as they are)."""
+    found = []
+    for dirname, files in parse(manifest_text).tree().items():
+        for name, segments in files.items():
+            target = _target(Path(dest), _prefix(subpath), dirname, name)
+            if (target is not None and (target.exists() or target.is_symlink())
+                    and not _already_there(target, segments, sum(length for _, _, length in segments))):
+                found.append(target)
+    return found
 
 
 def _already_there(target: Path, segments: list[Segment], size: int) -> bool:

@@ -13,10 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..backend.local import LocalBackend
 from ..config import ClusterConfig, dump_config, load_config, parse_config
@@ -32,6 +33,7 @@ CONFIG_NAME = "cluster.yml"
 log = logging.getLogger("archipelago.cluster")
 SHUTDOWN_SECONDS = 0.3  # how long requests in flight may finish after SIGTERM
 ADMIN_TOKEN_NAME = "admin-token"
+T = TypeVar("T")
 
 
 def write_self_signed_certificate(cert_path: Path, key_path: Path) -> None:
@@ -98,6 +100,14 @@ def content_index(config: ClusterConfig) -> Any:
     return ResolverClient(config.resolver.urls, config.cluster_id, config.resolver.key)
 
 
+def site_tools() -> list[str]:
+    """What a new cluster's bubblewrap containers find first on their PATH: the virtualenv this
+    Archipelago runs from (its python3 has what Archipelago installed, matplotlib among it: the
+    example meta-analysis draws its forest plot with it), or nothing outside a virtualenv."""
+    prefix = Path(sys.prefix)
+    return [str(prefix / "bin")] if (prefix / "pyvenv.cfg").exists() and (prefix / "bin").is_dir() else []
+
+
 def init_cluster(directory: Path, cluster_id: str, database_url: str | None = None,
                  api_port: int | None = None, keep_port: int | None = None) -> InitResult:
     """Write a working configuration with fresh secrets, create the schema and an admin user."""
@@ -113,6 +123,7 @@ def init_cluster(directory: Path, cluster_id: str, database_url: str | None = No
         "collections": {"default_replication": 1},
         "api": {"listen": f"127.0.0.1:{api_port or free_port()}", "tls_cert": "tls.crt", "tls_key": "tls.key"},
         "keepstore": {"listen": f"127.0.0.1:{keep_port or free_port()}", "remote_cache_dir": "remote-cache"},
+        "containers": {"host_path": site_tools()},
     })
     private_directory(directory)  # its database, blocks and logs are the cluster's alone, not the host's users'
     write_self_signed_certificate(directory / "tls.crt", directory / "tls.key")
@@ -182,50 +193,71 @@ def start_api_workers(config: ClusterConfig, config_path: Path) -> list[subproce
             for _ in range(config.api.workers - 1)]
 
 
-async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio.Event | None = None) -> None:
+async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio.Event | None = None,
+                        progress: Callable[[str], None] | None = None) -> None:
     """All of a cluster's services in this process until SIGTERM or SIGINT, then a quick, clean exit:
-    requests in flight get SHUTDOWN_SECONDS, idle keep-alive connections none."""
+    requests in flight get SHUTDOWN_SECONDS, idle keep-alive connections none. A signal while it is
+    still starting (a database that does not answer) ends the start at once. `progress` hears each step."""
     from aiohttp import web
 
     from ..keepstore.app import create_app as create_keepstore
     from ..keepstore.store import BlockStore
 
+    say = progress or (lambda step: None)
     if private_directory(config_path.parent):
         log.warning("%s was readable by other users of this host (made by an older `archi cluster init`); "
                     "it is now its owner's alone (0700)", config_path.parent)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    starting, this = True, asyncio.current_task()
+
+    def on_signal() -> None:
+        stop.set()
+        if starting and this is not None:
+            this.cancel()  # whatever step it waits for (the database, a port), the start ends here
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    local = await asyncio.to_thread(backend_for, config)  # migrates the database first
-    backend = api_backend(config, local)
-    # who may store blocks: whoever the cluster's own identity code accepts (visitors included)
-    keepstore = create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks,
-                                 authenticate=local.authenticate)
-    keep_runner = web.AppRunner(keepstore, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
-    await keep_runner.setup()
-    await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
-    gateway_runners = [await _start_gateway(config, gateway, local) for gateway in config.gateways
-                       if not gateway.standalone]
-    releasing = asyncio.create_task(_release_moved_copies(config, local))
-    pushing = start_pushers(config, local)  # this site's pushes to its resolvers (resolver/pusher.py)
-    server = api_server(config, backend, local, own_signals=False)
+        loop.add_signal_handler(sig, on_signal)
+    keep_runner, gateway_runners, releasing = None, [], None
+    pushing: list[asyncio.Task[None]] = []
     workers: list[subprocess.Popen] = []
     dispatcher = None
     try:
+        say(f"opening the database ({_database_name(config)}) and bringing its schema up to date")
+        local = await in_daemon_thread(backend_for, config)  # migrates the database first
+        backend = api_backend(config, local)
+        # who may store blocks: whoever the cluster's own identity code accepts (visitors included)
+        keepstore = create_keepstore(config, BlockStore.from_config(config), local.restricted_blocks,
+                                     authenticate=local.authenticate)
+        keep_runner = web.AppRunner(keepstore, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+        await keep_runner.setup()
+        await web.TCPSite(keep_runner, config.keepstore.host, config.keepstore.port).start()
+        say(f"keepstore listening on http://{config.keepstore.listen}")
+        for gateway in config.gateways:
+            if not gateway.standalone:
+                gateway_runners.append(await _start_gateway(config, gateway, local))
+                say(f"gateway {gateway.uuid} listening on http://{gateway.listen}")
+        releasing = asyncio.create_task(_release_moved_copies(config, local))
+        pushing = start_pushers(config, local)  # this site's pushes to its resolvers (resolver/pusher.py)
+        server = api_server(config, backend, local, own_signals=False)
         serving = asyncio.create_task(server.serve(sockets=[api_socket(config)]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
+        say(f"API listening on {config.api.url}")
         workers = start_api_workers(config, config_path)
         if config.containers.dispatcher != "none":
             from ..compute.dispatch.service import start_in_thread
 
-            dispatcher = await asyncio.to_thread(start_in_thread, config)
+            dispatcher = await in_daemon_thread(start_in_thread, config)
+            say(f"{config.containers.dispatcher} dispatcher started")
+        starting = False
         if ready is not None:
             ready.set()
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
+        if dispatcher is not None:
+            dispatcher.stop()  # before the API goes: it would log the API as unreachable
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # idle keep-alives cut: expected
         server.should_exit = True
         try:  # requests in flight may finish; idle keep-alive TLS connections are not waited for
@@ -233,19 +265,57 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         except TimeoutError:
             server.force_exit = True
             await serving
+    except asyncio.CancelledError:
+        if not (starting and stop.is_set()):
+            raise
+        say("stopped before it was up")
     finally:
         for task in pushing:
             task.cancel()
-        releasing.cancel()
+        if releasing is not None:
+            releasing.cancel()
         if dispatcher is not None:
             dispatcher.stop()
         for worker in workers:
             worker.terminate()
-        await keep_runner.cleanup()
+        if keep_runner is not None:
+            await keep_runner.cleanup()
         for runner in gateway_runners:
             await runner.cleanup()
         for worker in workers:
             worker.wait(SHUTDOWN_SECONDS * 4)
+
+
+def _database_name(config: ClusterConfig) -> str:
+    """The database, without a password the URL may carry."""
+    url = config.database_url
+    return url.split("://", 1)[0] + "://…@" + url.rsplit("@", 1)[1] if "@" in url else url
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a daemon thread. Unlike asyncio.to_thread, a call that never returns (a
+    database that accepts the connection and never answers) keeps neither the caller nor the
+    process's exit waiting once the caller stops waiting."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name=getattr(function, "__name__", "work"), daemon=True).start()
+    return await future
 
 
 async def _release_moved_copies(config: ClusterConfig, local: Any) -> None:

@@ -1,11 +1,13 @@
-"""Loopback ports for services, and waiting until a service answers."""
+"""Loopback ports for services, waiting until a service answers, and who holds a port."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import urllib3
 
@@ -44,3 +46,41 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
         except urllib3.exceptions.HTTPError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether something listens on host:port now (a port in TIME_WAIT after a stop is not taken)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """The process listening on TCP `port` (any address) and its command line, as Linux's /proc tells
+    this user; None if it cannot be seen (another user's process, or no /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")  # 0A: LISTEN
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                argv = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+                return int(proc.name), " ".join(a.decode(errors="replace") for a in argv)
+        except OSError:
+            continue
+    return None
