@@ -14,16 +14,11 @@ import time
 
 import pytest
 
-from archipelago.config import dump_config, load_config
-from archipelago.files import write_private
 from archipelago.resolver.client import ResolverClient
 from archipelago.rpc import ApiRequestError
-from archipelago.run.cluster import CONFIG_NAME
-from archipelago.run.federation import init_federation
-from archipelago.run.processes import ClusterProcess
-from archipelago.run.resolver import RESOLVER_DIR, ResolverProcess, init_resolver
 from archipelago.sdk.client import ApiClient
 from archipelago.sdk.collection import Collection
+from tests.support.resolver import resolver_federation
 
 pytestmark = pytest.mark.integration
 MODES = {"z1111": "both", "z2222": "push", "z3333": "poll"}
@@ -43,23 +38,8 @@ def wait_until(what, check, deadline: float = 30):
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resolver-fed")
-    members = init_federation(root, 3)
-    config_path = init_resolver(root / RESOLVER_DIR, [(m.cluster_id, m.directory, m.api_url) for m in members],
-                                modes=MODES, windows=WINDOWS)
-    for m in members:  # pushes every second, so the test need not wait for the default 10 s heartbeat
-        path = m.directory / CONFIG_NAME
-        config = load_config(path)
-        config.resolver.heartbeat_seconds = 1
-        write_private(path, dump_config(config))
-    resolver = ResolverProcess(config_path).start()
-    clusters = {m.cluster_id: ClusterProcess(m.directory).start() for m in members}
-    admins = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
-    try:
-        yield {"resolver": resolver, "clusters": clusters, "admins": admins, "root": root}
-    finally:
-        for process in [*clusters.values(), resolver]:
-            process.stop()
+    with resolver_federation(tmp_path_factory.mktemp("resolver-fed"), MODES, WINDOWS) as federation:
+        yield federation
 
 
 def dataset(admin: ApiClient, name: str, identifier: str, publish: bool = True, **extra) -> dict:

@@ -13,6 +13,7 @@ from . import (
     compute_cmds,
     data_cmds,
     keep_cmds,
+    launch_cmds,
     project_cmds,
     resolver_cmds,
     run_cmds,
@@ -36,6 +37,7 @@ keep_cmds.register(app)
 compute_cmds.register(app)
 run_cmds.register(app)
 resolver_cmds.register(app)
+launch_cmds.register(app)
 
 
 @app.command()
