@@ -3,41 +3,54 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean system-deps conformance
+.PHONY: demo test lint bench clean system-deps demo-deps test-deps conformance
 
-$(STAMP): pyproject.toml
+# Each step says what it is doing: a first `make demo` creates the environment and installs
+# Archipelago (about a minute, pip lists each package), then the two system packages the demo needs.
+$(BIN)/python:
+	@echo "==> creating $(VENV), the Python environment Archipelago runs in"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip in $(VENV)"
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> installing Archipelago and its dependencies into $(VENV) (API server, keepstore, CWL runner, matplotlib for the forest plot)"
+	$(BIN)/pip install -e .
 	touch $(STAMP)
 
-# what containers run in (bubblewrap; fuse3 for collection mounts read on demand; Docker and Podman and busybox-static for the Docker runtime's test; Slurm
-# and munge for the Slurm dispatcher's), from Debian's packages when missing (we run as root;
-# services are started by the tests themselves, never by apt)
-SYSTEM_PACKAGES := bubblewrap fuse3 docker.io podman runc busybox-static slurm-wlm munge
-system-deps:
-	@command -v bwrap >/dev/null && command -v fusermount3 >/dev/null && command -v podman >/dev/null && command -v dockerd >/dev/null && test -x /bin/busybox && \
-	  command -v slurmctld >/dev/null && command -v munged >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
+$(TEST_STAMP): pyproject.toml $(STAMP)
+	@echo "==> installing the test tools into $(VENV) (pytest, hypothesis, moto, ruff, mypy, the official Arvados tools, cwltest)"
+	$(BIN)/pip install -e '.[test]'
+	touch $(TEST_STAMP)
 
-demo: $(STAMP) system-deps
+# Debian packages, installed when missing (we run as root; the tests start the services themselves,
+# never apt): scripts/system-deps lists each with the reason it is needed
+demo-deps:
+	@scripts/system-deps demo
+
+test-deps system-deps:
+	@scripts/system-deps test
+
+demo: $(STAMP) demo-deps
+	@echo "==> archi demo: three clusters on loopback, then the scenario (about a minute)"
 	$(BIN)/archi demo
 
-test: $(STAMP) system-deps
+test: $(TEST_STAMP) test-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
 # the CWL v1.2 conformance suite against archi-cwl-runner and cwltool, side by side per tag
-conformance: $(STAMP) system-deps
+conformance: $(TEST_STAMP) test-deps
 	$(BIN)/python benchmarks/conformance.py
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/keep_throughput.py
 	$(BIN)/python benchmarks/manifest.py
 

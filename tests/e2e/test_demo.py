@@ -12,8 +12,9 @@ def test_demo_stores_and_reads_back_byte_identical(tmp_path):
     (src / "d").mkdir(parents=True)
     (src / "d" / "x.txt").write_text("x" * 5000)
     (src / "y.bin").write_bytes(bytes(range(256)) * 1000)
-    result = subprocess.run([sys.executable, "-m", "archipelago", "demo", "--source", str(src), "--json"],
-                            capture_output=True, text=True, timeout=300)
+    results = tmp_path / "results"
+    result = subprocess.run([sys.executable, "-m", "archipelago", "demo", "--source", str(src), "--json",
+                             "--results", str(results)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["verified"] is True and report["files"] == 2 and report["bytes"] == 261_000
@@ -35,4 +36,10 @@ def test_demo_stores_and_reads_back_byte_identical(tmp_path):
     assert all(n < meta["cohort_bytes"] for n in meta["crossed"].values())  # no edge carried a cohort
     assert set(meta["crossed"]) == {"z1111→z2222", "z1111→z3333", "z2222→z1111", "z3333→z1111"}
     assert meta["pooled"]["ci_low"] < meta["pooled"]["effect"] < meta["pooled"]["ci_high"] < 0
-    assert meta["plot_bytes"] > 100 and meta["table"].startswith("site\tn\teffect")
+    assert meta["plot_bytes"] > 20_000 and meta["table"].startswith("site\tn\teffect")
+    # the forest plot, drawn with matplotlib inside the merge step's container, is on this disk where it says
+    plot = results / "forest-plot.png"
+    assert meta["plot_path"] == str(plot.resolve()) and plot.stat().st_size == meta["plot_bytes"]
+    assert b"Matplotlib" in plot.read_bytes()[:4096]
+    assert (results / "meta-analysis.tsv").read_text() == meta["table"]
+    assert "demo  starting 3 cluster(s)" in result.stderr  # it says what it is doing while it works

@@ -254,14 +254,18 @@ def federation_up(
 def demo(
     source: Annotated[Path | None, typer.Option(help="Directory to store (default: a generated one).")] = None,
     federated: Annotated[bool, typer.Option(help="Three clusters and the federated scenario.")] = True,
+    results: Annotated[Path, typer.Option(help="Where the meta-analysis's forest plot (forest-plot.png), table "
+                                               "and JSON are written.")] = Path("demo-results"),
     as_json: JsonOpt = False,
 ) -> None:
     """Boot a federation on loopback: a directory into a collection and back, then private cohorts
-    that stay home, a panel read across clusters, a copy, and the bytes that crossed."""
+    that stay home, a panel read across clusters, a copy, and the bytes that crossed; then one CWL
+    workflow next to three cohorts, whose forest plot is written to RESULTS."""
     from ..run.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="archi-demo-") as scratch:
-        report = run_demo(Path(scratch), source, federated)
+        report = run_demo(Path(scratch), source, federated, results,
+                          progress=lambda step: note(f"demo  {step}", "dim"))
     emit(report.as_dict(), as_json, report.text())
     if not report.ok:
         raise typer.Exit(1)

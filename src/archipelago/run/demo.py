@@ -12,6 +12,7 @@ import filecmp
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -90,12 +91,20 @@ def make_sample_tree(root: Path, seed: int = 7) -> Path:
     return root
 
 
-def run_demo(scratch: Path, source: Path | None = None, federated: bool = True) -> DemoReport:
-    """Boot a federation (or one cluster), put a directory at z1111, get it back, then the rest."""
+def run_demo(scratch: Path, source: Path | None = None, federated: bool = True,
+             results: Path | None = None, progress: Callable[[str], None] | None = None) -> DemoReport:
+    """Boot a federation (or one cluster), put a directory at z1111, get it back, then the rest (the
+    meta-analysis's forest plot, table and JSON written to `results`, if given); `progress` hears
+    each step as it begins."""
+    say = progress or (lambda step: None)
+    say("making a sample directory to store" if source is None else f"storing {source}")
     source = source or make_sample_tree(scratch / "input")
     members = init_federation(scratch / "federation", 3 if federated else 1)
+    say(f"starting {len(members)} cluster(s) on loopback: " + ", ".join(m.cluster_id for m in members)
+        + " (each an API server, a keepstore and a dispatcher)")
     with contextlib.ExitStack() as stack:
         clusters = [stack.enter_context(ClusterProcess(m.directory)) for m in members]
+        say("putting the directory into a collection at z1111, and getting it back")
         cluster = clusters[0]
         client = ApiClient(cluster.api_url, cluster.admin_token or "", insecure=True)
         plan = plan_upload([source])
@@ -107,8 +116,12 @@ def run_demo(scratch: Path, source: Path | None = None, federated: bool = True) 
         get_collection(client, client.collections.get(record["uuid"]), out)
         get_seconds = time.perf_counter() - started
         keep_urls = {c.config.cluster_id: c.keep_url for c in clusters}
+        if federated:
+            say("private cohorts, a panel read across clusters, a copy to z3333")
         federation = run_federation(members, keep_urls) if federated else None
-        meta = run_meta_analysis(members, keep_urls, scratch) if federated else None
+        if federated:
+            say("the meta-analysis: one CWL workflow, each extract next to its cohort, the merge at z1111")
+        meta = run_meta_analysis(members, keep_urls, scratch, results) if federated else None
     mismatches = [name for _, name in plan.files if not filecmp.cmp(source / name, out / name, shallow=False)]
     mismatches += [d for d in plan.directories if not (out / d).is_dir()]
     manifest_text = record["unsigned_manifest_text"]

@@ -39,6 +39,7 @@ class MetaReport:
     expected_bytes: int  # what had to cross: the scripts going out, the summaries coming home
     plot_bytes: int
     seconds: float
+    plot_path: str | None = None  # where the forest plot was written on this machine
 
     @property
     def cohort_bytes_crossed(self) -> int:
@@ -54,9 +55,11 @@ class MetaReport:
         return (
             f"meta-analysis  one workflow (archi run): {where} ({self.seconds:.1f} s, {self.status})\n"
             + "\n".join(f"               {line}" for line in self.table.strip().splitlines()) + "\n"
-            f"pooled effect  {pooled['effect']:.2f} mmHg (95% CI {pooled['ci_low']:.2f} to {pooled['ci_high']:.2f}), "
-            f"forest plot {self.plot_bytes} bytes (PNG)\n"
-            f"crossed        {crossed} (scripts out, summaries and logs home: {self.expected_bytes / 1e3:.1f} kB "
+            f"pooled effect  {pooled['effect']:.2f} mmHg (95% CI {pooled['ci_low']:.2f} to {pooled['ci_high']:.2f})\n"
+            + (f"forest plot    {self.plot_path} ({self.plot_bytes / 1e3:.0f} kB PNG: open it to see each site's "
+               "estimate and the pooled one)\n" if self.plot_path
+               else f"forest plot    {self.plot_bytes / 1e3:.0f} kB (PNG)\n")
+            + f"crossed        {crossed} (scripts out, summaries and logs home: {self.expected_bytes / 1e3:.1f} kB "
             "expected; "
             f"each cohort is {self.cohort_bytes / 1e6:.1f} MB)\n"
             f"cohort bytes that left their cluster: {self.cohort_bytes_crossed}"
@@ -80,7 +83,9 @@ def _blocks(client: ApiClient, pdh: str) -> int:
     return sum(sizes.values())
 
 
-def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str], scratch: Path) -> MetaReport:
+def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str], scratch: Path,
+                      results: Path | None = None) -> MetaReport:
+    """The workflow across the federation; with `results`, its plot, table and JSON are written there."""
     import time
 
     admins = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
@@ -117,12 +122,19 @@ def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str]
                if n - before[cid].get(source, 0)}
     steps = {name: step.cluster for name, step in runner.steps.items()}
     expected = _expected_crossings(analyst, runner, home_id)
-    table, pooled, plot = "", {"effect": 0.0, "ci_low": 0.0, "ci_high": 0.0}, 0
+    table, pooled, plot, plot_path = "", {"effect": 0.0, "ci_low": 0.0, "ci_high": 0.0}, 0, None
     if status == "success":
         table = _read(analyst, outputs["table"]).decode()
         pooled = json.loads(_read(analyst, outputs["result"]))["pooled"]
-        plot = len(_read(analyst, outputs["plot"]))
-    return MetaReport(status, table, pooled, steps, crossed, min(sizes), expected, plot, seconds)
+        picture = _read(analyst, outputs["plot"])
+        plot = len(picture)
+        if results is not None:
+            results.mkdir(parents=True, exist_ok=True)
+            (results / "forest-plot.png").write_bytes(picture)
+            (results / "meta-analysis.tsv").write_text(table)
+            (results / "meta-analysis.json").write_bytes(_read(analyst, outputs["result"]))
+            plot_path = str((results / "forest-plot.png").resolve())
+    return MetaReport(status, table, pooled, steps, crossed, min(sizes), expected, plot, seconds, plot_path)
 
 
 def _expected_crossings(client: ApiClient, runner: Runner, home: str) -> int:
