@@ -42,6 +42,7 @@ from ..resources.names import CLASS_NAMES, body_key
 from .discovery import discovery_document, exported_config
 from .events import stream as events_stream
 from .ga4gh import Ga4ghHttp
+from .notebook import PublishedHttp
 from .resolver_feed import ResolverFeedHttp
 
 log = logging.getLogger(__name__)
@@ -325,6 +326,7 @@ class ApiApp:
             Route("/arvados/v1/events", self.event_stream),
             *ResolverFeedHttp(self).routes(),  # a resolver's poll of this site (api/resolver_feed.py)
             *Ga4ghHttp(self).routes(),  # DRS, WES and the file-download endpoint (api/ga4gh.py)
+            *PublishedHttp(self).routes(),  # what containers serve (notebooks), for their user (api/notebook.py)
             Route("/arvados/v1/{resource}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}/{action}", self.dispatch, methods=methods),

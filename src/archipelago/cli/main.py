@@ -14,6 +14,7 @@ from . import (
     data_cmds,
     keep_cmds,
     launch_cmds,
+    notebook_cmds,
     project_cmds,
     resolver_cmds,
     run_cmds,
@@ -38,6 +39,7 @@ compute_cmds.register(app)
 run_cmds.register(app)
 resolver_cmds.register(app)
 launch_cmds.register(app)
+notebook_cmds.register(app)
 
 
 @app.command()

@@ -32,6 +32,7 @@ from .fusefs import unavailable as fuse_unavailable
 from .logs import Logs, stamp
 from .mounts import Bind, Staged, stage_mounts
 from .outputs import OutputSaver
+from .published import PUBLISHED_TARGET, publish, unpublish
 from .runtimes import Job, Launch, Runtime, runtime_for
 from .sandbox import SandboxUser, claim_user, identity_files, parse_uid_range
 
@@ -59,6 +60,7 @@ class Executor:
         self._name = ""
         self._stop_runtime: Any = lambda: None
         self._live_log: str | None = None  # the log collection published while the command runs
+        self._published: Path | None = None  # the link to a service it publishes (executor/published.py)
         self.elsewhere: ApiClient | None = None
         # where this cluster installs programs its host-runtime containers may run (containers.host_path)
         self.host_path = [p for p in os.environ.get("ARCHI_HOST_PATH", "").split(":") if p]
@@ -91,6 +93,7 @@ class Executor:
             if self._live_log is not None:
                 as_container.request("POST", f"collections/{self._live_log}/trash")
             self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": state, **updates}})
+            unpublish(self._published)
             shutil.rmtree(self.workdir, ignore_errors=True)
             if user is not None:
                 user.release()  # after its files are gone: the next container to get this uid finds none
@@ -132,6 +135,8 @@ class Executor:
         binds = staged.binds if runtime.uses_images else \
             [*staged.binds, *(Bind(path, target, False) for target, path in
                               identity_files(self.workdir / "etc", user, home).items())]
+        self._published = next((publish(self._root, self.uuid, b.source) for b in staged.binds
+                                 if b.target == PUBLISHED_TARGET and b.writable), None)  # executor/published.py
         launch = runtime.launch(Job(container["command"], container.get("cwd") or ".", env, binds,
                                     bool(constraints.get("API")), image, self._name, user, self.workdir / "runtime",
                                     constraints, self.host_path))
