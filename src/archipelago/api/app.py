@@ -39,6 +39,7 @@ from ..errors import (
 from ..federation.remote import FORWARDED_FOR
 from ..formats.tokens import from_authorization_header
 from ..resources.names import CLASS_NAMES, body_key
+from ..web.app import web_routes
 from .discovery import discovery_document, exported_config
 from .events import stream as events_stream
 from .ga4gh import Ga4ghHttp
@@ -330,6 +331,7 @@ class ApiApp:
             Route("/arvados/v1/{resource}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}/{action}", self.dispatch, methods=methods),
+            *web_routes(self.config, self.backend, self.events, self._call),  # the web UI at / (web/)
         ])
 
 
