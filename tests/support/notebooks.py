@@ -6,7 +6,6 @@ import importlib.util
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +39,3 @@ def wait_final(client: ApiClient, request_uuid: str, limit: float = 120) -> dict
 
 def proxy_base(session: Any) -> str:
     return session.url.removesuffix("lab")
-
-
-def host_path(path: str) -> Path:
-    return Path(path)

@@ -1,0 +1,133 @@
+"""The notebook proxy attacked on a real cluster with a real JupyterLab: no token, a made-up token,
+another tenant's token (in the header, the ?token= handoff, a cookie, a WebSocket), the admin (who
+may read the request but is not the user the container runs as), a token scoped away from the
+request, paths with `..`, and a notebook that has stopped. The owner's success is checked first."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import pytest
+import urllib3
+
+from archipelago.notebook import start, stop
+from archipelago.notebook.session import wait_ready
+from archipelago.sdk import ApiClient
+from tests.support.clusters import new_user
+from tests.support.notebooks import available, proxy_base, sqlite_cluster, wait_final
+
+pytestmark = [pytest.mark.integration, available]
+MADE_UP = "v2/z1111-gj3su-000000000000000/madeupsecret0123456789abcdefghijklmnopqrstuvw"
+http = urllib3.PoolManager(cert_reqs="CERT_NONE", retries=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    yield from sqlite_cluster(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: Any) -> ApiClient:
+    return ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+
+
+@pytest.fixture(scope="module")
+def alice(admin: ApiClient) -> ApiClient:
+    return new_user(admin, "alice")
+
+
+@pytest.fixture(scope="module")
+def bob(admin: ApiClient) -> ApiClient:
+    return new_user(admin, "bob")
+
+
+@pytest.fixture(scope="module")
+def notebook(alice: ApiClient) -> Any:
+    session = start(alice, None, {}, idle_minutes=30)
+    wait_ready(alice, session, alice.token)
+    yield session
+    stop(alice, session.request_uuid)
+
+
+def get(url: str, token: str | None = None, **headers: str) -> urllib3.BaseHTTPResponse:
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return http.request("GET", url, headers=headers, redirect=False)
+
+
+def test_the_owner_reaches_the_lab(notebook: Any, alice: ApiClient) -> None:
+    assert get(proxy_base(notebook) + "api/status", alice.token).status == 200
+    assert websocket(proxy_base(notebook), alice.token) == "accepted"
+
+
+def test_no_token_or_a_made_up_one_is_401(notebook: Any) -> None:
+    for url in (proxy_base(notebook) + "api/status", notebook.url, proxy_base(notebook) + "api/contents"):
+        assert get(url).status == 401
+        assert get(url, MADE_UP).status == 401
+        assert get(url, Cookie=f"archi_proxy_token={MADE_UP}").status == 401
+    assert http.request("GET", notebook.login_url(MADE_UP), redirect=False).status == 401
+
+
+def test_another_tenant_is_refused_every_way(notebook: Any, bob: ApiClient) -> None:
+    base = proxy_base(notebook)
+    assert get(base + "api/status", bob.token).status == 404
+    assert get(base + "api/status", Cookie=f"archi_proxy_token={bob.token}").status == 404
+    handoff = http.request("GET", notebook.login_url(bob.token), redirect=False)
+    assert handoff.status == 404 and "Set-Cookie" not in handoff.headers
+    put = http.request("PUT", base + "api/contents/x.ipynb", body=b'{"type": "notebook"}',
+                       headers={"Authorization": f"Bearer {bob.token}", "Content-Type": "application/json"})
+    assert put.status == 404
+    assert websocket(base, bob.token) == "refused"
+
+
+def test_a_user_who_may_read_the_request_but_did_not_start_it_is_403(notebook: Any, admin: ApiClient) -> None:
+    answer = get(proxy_base(notebook) + "api/status", admin.token)
+    assert answer.status == 403 and b"only the user" in answer.data
+    assert websocket(proxy_base(notebook), admin.token) == "refused"
+
+
+def test_a_token_scoped_away_from_the_request_is_403(notebook: Any, alice: ApiClient) -> None:
+    row = alice.api_client_authorizations.create({"scopes": ["GET /arvados/v1/collections/"]})
+    answer = get(proxy_base(notebook) + "api/status", f"v2/{row['uuid']}/{row['api_token']}")
+    assert answer.status == 403 and b"scopes" in answer.data
+
+
+@pytest.mark.parametrize("path", ["../../users/current", "api/../../../collections", "%2e%2e/%2e%2e/x", "./api/status"])
+def test_a_path_with_dot_segments_is_400(notebook: Any, alice: ApiClient, path: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(notebook.url)
+    connection = http.client.HTTPSConnection(where.hostname or "", where.port, context=ssl._create_unverified_context())
+    connection.request("GET", urlsplit(proxy_base(notebook)).path + path,
+                       headers={"Authorization": f"Bearer {alice.token}"})
+    assert connection.getresponse().status == 400
+
+
+def test_a_stopped_notebook_is_unavailable(alice: ApiClient) -> None:
+    session = start(alice, None, {}, idle_minutes=30)
+    wait_ready(alice, session, alice.token)
+    stop(alice, session.request_uuid)
+    assert wait_final(alice, session.request_uuid)["state"] == "Final"
+    answer = get(proxy_base(session) + "api/status", alice.token)
+    assert answer.status == 503 and b"not Running" in answer.data
+
+
+def websocket(base: str, token: str) -> str:
+    """Whether the proxy lets a WebSocket through to the lab ("accepted") or refuses the handshake."""
+    import aiohttp
+
+    async def attempt() -> str:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        url = base.replace("https://", "wss://") + "api/events/subscribe"
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}, ssl=context):
+                    return "accepted"
+            except aiohttp.WSServerHandshakeError:
+                return "refused"
+
+    return asyncio.run(asyncio.wait_for(attempt(), 30))
