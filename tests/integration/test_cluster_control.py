@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shlex
 import signal
 import socket
@@ -73,10 +74,8 @@ def test_a_signal_stops_a_cluster_that_is_still_starting(tmp_path: Path, sig: si
         process = subprocess.Popen([*ARCHI, "cluster", "up", str(tmp_path)], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         try:
-            assert process.stderr is not None
-            for line in process.stderr:  # it says what it is doing; the database is the step that hangs
-                if "opening the database" in line:
-                    break
+            said = _wait_for_line(process, "opening the database", 60)  # the step that cannot finish
+            assert said, "cluster up did not say it was opening the database"
             time.sleep(0.5)
             assert process.poll() is None
             process.send_signal(sig)
@@ -85,7 +84,25 @@ def test_a_signal_stops_a_cluster_that_is_still_starting(tmp_path: Path, sig: si
             process.kill()
             process.wait()
     assert code == 0
-    assert "stopped before it was up" in process.stderr.read()
+    assert "stopped before it was up" in os.read(process.stderr.fileno(), 65536).decode()
+
+
+def _wait_for_line(process: subprocess.Popen, text: str, seconds: float) -> bool:
+    """Whether the process says `text` on stderr within `seconds` (a bound: it fails, not hangs)."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(process.stderr.fileno(), 4096).decode(errors="replace")
+        if not chunk:
+            break
+        seen += chunk
+        if text in seen:
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:
