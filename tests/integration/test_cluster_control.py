@@ -61,6 +61,17 @@ def test_a_port_someone_holds_is_named_with_its_holder(tmp_path: Path, which: st
     assert f"{which}.listen" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_keepstore_of_its_own_names_the_holder_of_its_port(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        result = archi("keepstore", "--data-dir", str(tmp_path), "--token", "t" * 32, "--listen", f"127.0.0.1:{port}",
+                       timeout=BOUND)
+    assert result.returncode == 1 and f"port {port}" in result.stderr and f"pid {os.getpid()}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_a_cluster_that_is_still_starting(tmp_path: Path, sig: signal.Signals) -> None:
     """Its database accepts the connection and never answers: the start cannot finish by itself."""

@@ -47,6 +47,9 @@ def gateway(config: Annotated[Path, typer.Option(help="Cluster configuration YAM
     if not mine:
         fail("the configuration has no gateways marked `standalone: true` (the others run in `cluster up`)",
              BAD_INPUT)
+    from ..run.control import Port, check_ports
+
+    check_ports([Port(f"gateway {g.uuid}", "gateways[].listen", g.host, g.port) for g in mine], config)
     asyncio.run(serve_gateways(cfg, on_ready=lambda: print(
         "\n".join(f"gateway {g.uuid} ({g.service_type}) listening on http://{g.listen}" for g in mine),
         flush=True)))
@@ -83,6 +86,10 @@ def keepstore(
         fail(str(exc), BAD_INPUT)
     if not cfg.volumes:
         fail("the configuration has no volumes", BAD_INPUT)
+    from ..run.control import Port, check_ports
+
+    check_ports([Port("the keepstore", "--listen" if config is None else "keepstore.listen", cfg.keepstore.host,
+                      cfg.keepstore.port)], config or Path("the command line"))
     serve(cfg, on_ready=lambda url: print(f"keepstore listening on {url}", flush=True),
           authenticate=no_cluster if config is None else None)
 

@@ -58,6 +58,7 @@ def check_ports(ports: list[Port], config_path: Path) -> None:
 
 
 def _short(command: str, limit: int = 120) -> str:
+    command = " ".join(command.split())
     return command if len(command) <= limit else command[: limit - 1] + "…"
 
 
