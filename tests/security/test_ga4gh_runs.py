@@ -130,6 +130,7 @@ def test_a_keep_workflow_the_caller_cannot_read_is_refused(alice: ApiClient, bob
     answer = submit(bob.base, bob.token, body)
     assert answer.status in (404, 422) and "wc.cwl" not in answer.data.decode().replace(f"{pdh}/wc.cwl", ""), \
         answer.data
+    assert not [c for c in bob.collections.list(limit=1000)["items"] if c["name"].startswith("workflow and inputs")]
     assert submit(alice.base, alice.token, body).status == 200
 
 

@@ -9,6 +9,7 @@ of a collection the caller may read (mounted beside the attachments)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 from ..backend.interface import Backend, Caller, Record
 from ..cwl.tags import RUN, RUN_ID_ENV, WORKFLOW, new_run_id
-from ..errors import BadRequest
+from ..errors import ArchipelagoError, BadRequest
 from ..formats.manifest import render
 from ..keep.client import KeepClient
 from ..keep.writer import ManifestWriter
@@ -142,4 +143,9 @@ def submit_run(backend: Backend, caller: Caller, keep: KeepClient, run: RunReque
                             "wes": {"workflow_url": run.workflow_url,
                                     "workflow_type_version": run.workflow_type_version, "tags": run.tags,
                                     "workflow_engine_parameters": run.engine_parameters}}}
-    return str(backend.create(caller, "container_requests", attrs)["uuid"])
+    try:
+        return str(backend.create(caller, "container_requests", attrs)["uuid"])
+    except ArchipelagoError:  # refused (a mount the caller may not read, a quota): no run, no leftovers
+        with contextlib.suppress(ArchipelagoError):
+            backend.trash(caller, "collections", bundle["uuid"])
+        raise
