@@ -19,6 +19,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import Unprocessable
@@ -55,6 +56,11 @@ def parse_identifier(text: object) -> DatasetId:
     """The identifier `text` names, in its normal form; Unprocessable naming the broken rule."""
     if not isinstance(text, str):
         raise Unprocessable(f"an identifier must be a string, not {type(text).__name__}")
+    return _parse(text)
+
+
+@lru_cache(maxsize=1 << 16)  # a resolver parses the same popular identifiers again and again
+def _parse(text: str) -> DatasetId:
     text = text.strip()
     if not text:
         raise Unprocessable(f"an identifier must not be empty: {WHAT_IS_AN_IDENTIFIER}")

@@ -37,7 +37,9 @@ class Poller:
     async def run(self, stop: asyncio.Event) -> None:
         polled = [site for site in self.config.sites if self.config.windows(site).polled]
         now = time.monotonic()
-        due = [(now + random.uniform(0, min(1.0, self.config.windows(s).poll_interval)), s) for s in polled]
+        # spread over a whole interval from the start: a thousand sites polled in the same second would
+        # come due together every interval after
+        due = [(now + random.uniform(0, self.config.windows(s).poll_interval), s) for s in polled]
         heapq.heapify(due)
         gate = asyncio.Semaphore(self.config.poll_concurrency)
         timeout = aiohttp.ClientTimeout(total=self.config.poll_timeout)

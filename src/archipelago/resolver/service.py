@@ -62,10 +62,13 @@ class ResolverService:
         for site, row in self.store.sites().items():
             self.heard[site] = Heard(row.push_ok, row.poll_ok, row.poll_failed, row.poll_error)
             self.last_seq[site] = row.last_seq
+        self.store.ensure_sites(self.config.sites)
+        self.windows = {site: self.config.windows(site) for site in self.config.sites}
         for site in self.config.sites:
             self.heard.setdefault(site, Heard())
             self.last_seq.setdefault(site, 0)
         self._pushing = threading.BoundedSemaphore(self.config.max_concurrent_pushes)
+        self.dirty: set[str] = set()
 
     # ------------------------------------------------------------ sites telling us
     def push(self, signed: Signed, body: Any) -> dict[str, Any]:
@@ -79,26 +82,33 @@ class ResolverService:
             self._pushing.release()
         self.last_seq[signed.site] = last
         self.heard.setdefault(signed.site, Heard()).push_ok = time.time()
+        self.dirty.add(signed.site)
         return {"last_seq": last}
 
     def polled(self, site: str, body: Any) -> None:
         """What a poll of the site's feed brought: its changes, and that it answered."""
         after, to, identifiers, contents = _batch(body, site)
-        self.last_seq[site] = self.store.apply(site, after, to, identifiers, contents)
+        if identifiers or contents or after is None or to != self.last_seq.get(site):  # a quiet site costs no write
+            self.last_seq[site] = self.store.apply(site, after, to, identifiers, contents)
         self.heard.setdefault(site, Heard()).poll_ok = time.time()
+        self.dirty.add(site)
 
     def poll_failed(self, site: str, error: str) -> None:
         heard = self.heard.setdefault(site, Heard())
         heard.poll_failed, heard.poll_error = time.time(), error[:300]
+        self.dirty.add(site)
 
     def save(self) -> None:
-        self.store.save_heard({site: Heard(**vars(h)) for site, h in self.heard.items()})
+        """What was heard since the last save (only the sites heard from: a second's worth)."""
+        sites, self.dirty = self.dirty, set()
+        if sites:
+            self.store.save_heard({site: Heard(**vars(self.heard[site])) for site in sites if site in self.heard})
 
     # ------------------------------------------------------------ answers
     def verdict(self, site: str, now: float | None = None) -> Verdict:
         if site not in self.config.sites:
             return Verdict("dropped", None, None, "no longer a site of this resolver")
-        return judge(self.config.windows(site), self.heard.get(site, Heard()), time.time() if now is None else now)
+        return judge(self.windows[site], self.heard.get(site, Heard()), time.time() if now is None else now)
 
     def _routes(self, site: str, identifier: str, record: dict[str, Any]) -> dict[str, str]:
         base = self.config.sites[site].url
@@ -118,15 +128,14 @@ class ResolverService:
             records += [r for r in self.store.published_content(ident.content)
                         if (r["site"], r["uuid"]) not in {(s["site"], s["uuid"]) for s in records}]
         now = time.time()
-        holders = []
+        ranked = []
         for record in records:
             verdict = self.verdict(record["site"], now)
-            if verdict.status == "dropped":
-                continue
-            holders.append({**record, "liveness": verdict.status, "last_seen": verdict.last_seen,
-                            "seen_by": verdict.by, "why": verdict.reason,
-                            "routes": self._routes(record["site"], ident.text, record)})
-        holders.sort(key=lambda h: (self.verdict(h["site"], now).rank, -(h["last_seen"] or 0), h["site"]))
+            if verdict.status != "dropped":
+                ranked.append((verdict.rank, -(verdict.last_seen or 0), record["site"], {
+                    **record, "liveness": verdict.status, "last_seen": verdict.last_seen, "seen_by": verdict.by,
+                    "why": verdict.reason, "routes": self._routes(record["site"], ident.text, record)}))
+        holders = [entry[3] for entry in sorted(ranked, key=lambda e: e[:3])]
         return {"identifier": ident.text, "scheme": ident.scheme, "holders": holders,
                 "all_down": bool(holders) and all(h["liveness"] == "down" for h in holders)}
 

@@ -6,10 +6,12 @@ saved here every second; what sites registered is saved with each push, before i
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, String, Text, delete, insert, select
+from sqlalchemy import BigInteger, Float, Integer, String, Text, bindparam, delete, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..db.session import make_engine, session_factory
@@ -68,6 +70,8 @@ class Content(ResolverBase):
 
 
 FIELDS = ("uuid", "kind", "name", "pdh", "size", "residency")
+HOLDERS_SQL = "SELECT site FROM resolver_contents WHERE pdh = ?"
+REGISTRATIONS_SQL = f"SELECT site, {', '.join(FIELDS)} FROM resolver_registrations WHERE identifier = ?"
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -80,6 +84,28 @@ class Store:
         self.engine = make_engine(url)
         ResolverBase.metadata.create_all(self.engine)
         self.sessions = session_factory(self.engine)
+        # SQLite: answers read through the sqlite3 module directly, one connection per thread (WAL: readers
+        # never wait for the writer), cheap enough to run on the event loop itself
+        self.sqlite_path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else None
+        self._local = threading.local()
+
+    @property
+    def inline_reads(self) -> bool:
+        """Whether reads are cheap enough to run on the event loop (SQLite, no network hop)."""
+        return self.sqlite_path is not None
+
+    def _sqlite(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.connection = connection
+        return connection
+
+    def ensure_sites(self, sites: Iterable[str]) -> None:
+        """A row for every configured site, made once at start (pushes and polls then only update it)."""
+        with self.sessions.begin() as session:
+            known = set(session.scalars(select(SiteRow.cluster_id)))
+            session.add_all(SiteRow(cluster_id=s, last_seq=0, last_signed_at=0.0) for s in sites if s not in known)
 
     def sites(self) -> dict[str, SiteRow]:
         with self.sessions() as session:
@@ -92,9 +118,7 @@ class Store:
         with self.sessions.begin() as session:
             row = session.get(SiteRow, site, with_for_update=True)
             if row is None:
-                row = SiteRow(cluster_id=site, last_seq=0, last_signed_at=0.0)
-                session.add(row)
-                session.flush()
+                raise Unauthorized(f"unknown site {site}")
             if signed_at is not None:
                 if signed_at <= row.last_signed_at:
                     raise Unauthorized(f"replayed push of site {site}: signed at {signed_at:.6f}, not after the "
@@ -121,9 +145,15 @@ class Store:
             return row.last_seq
 
     def registrations(self, identifier: str) -> list[dict[str, Any]]:
-        with self.sessions() as session:
-            found = session.execute(select(Registration).where(Registration.identifier == identifier)).scalars()
-            return [{"site": r.site, **{f: getattr(r, f) for f in FIELDS}} for r in found]
+        """The hot path of every answer: plain rows, no ORM objects."""
+        if self.sqlite_path is not None:
+            rows = self._sqlite().execute(REGISTRATIONS_SQL, (identifier,)).fetchall()
+            return [dict(zip(("site", *FIELDS), row, strict=True)) for row in rows]
+        table = Registration.__table__
+        with self.engine.connect() as connection:
+            found = connection.execute(select(table.c.site, *(table.c[f] for f in FIELDS))
+                                       .where(table.c.identifier == identifier))
+            return [dict(row._mapping) for row in found]
 
     def published_content(self, pdh: str) -> list[dict[str, Any]]:
         """Published objects with this content (what a `keep:PDH` identifier resolves to for anyone)."""
@@ -132,15 +162,16 @@ class Store:
             return [{"site": r.site, **{f: getattr(r, f) for f in FIELDS}} for r in found]
 
     def holders(self, pdh: str) -> list[str]:
+        if self.sqlite_path is not None:
+            return [row[0] for row in self._sqlite().execute(HOLDERS_SQL, (pdh,))]
         with self.sessions() as session:
             return list(session.scalars(select(Content.site).where(Content.pdh == pdh)))
 
     def save_heard(self, heard: dict[str, Heard]) -> None:
-        with self.sessions.begin() as session:
-            for site, h in heard.items():
-                row = session.get(SiteRow, site)
-                if row is None:
-                    row = SiteRow(cluster_id=site, last_seq=0, last_signed_at=0.0)
-                    session.add(row)
-                row.push_ok, row.poll_ok, row.poll_failed, row.poll_error = (h.push_ok, h.poll_ok, h.poll_failed,
-                                                                             h.poll_error)
+        table: Any = SiteRow.__table__
+        rows = [{"site": site, "push_ok": h.push_ok, "poll_ok": h.poll_ok, "poll_failed": h.poll_failed,
+                 "poll_error": h.poll_error} for site, h in heard.items()]
+        with self.engine.begin() as connection:
+            connection.execute(update(table).where(table.c.cluster_id == bindparam("site")).values(
+                push_ok=bindparam("push_ok"), poll_ok=bindparam("poll_ok"), poll_failed=bindparam("poll_failed"),
+                poll_error=bindparam("poll_error")), rows)
