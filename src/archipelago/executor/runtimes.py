@@ -38,6 +38,7 @@ from .sandbox import (
     drop_privileges,
     environment_fd,
     parent_directories,
+    shown_over_mounts,
     view_arguments,
     visible_host_paths,
     with_environment,
@@ -122,11 +123,13 @@ class Bubblewrap:
             argv += ["--unshare-user", "--uid", str(job.user.uid), "--gid", str(job.user.gid), "--cap-drop", "ALL"]
         argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp",
                  "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
-        argv += view_arguments(visible_host_paths(job.host_path), [b.target for b in job.binds])
+        visible = visible_host_paths(job.host_path)
+        argv += view_arguments(visible, [b.target for b in job.binds])
         made: set[str] = set()
         for bind in sorted(job.binds, key=lambda b: b.target.count("/")):  # parents before what is mounted in them
             argv += parent_directories(bind.target, made)
             argv += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
+        argv += shown_over_mounts(visible, [b.target for b in job.binds])
         # the container's environment is set only once it is the sandbox user (an LD_PRELOAD given to the
         # root stage would run as root), and it travels in a descriptor, never on a command line others can read
         environment = environment_fd(job.env)

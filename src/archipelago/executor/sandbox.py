@@ -191,6 +191,24 @@ def view_arguments(visible: list[Path], targets: list[str]) -> list[str]:
     return args
 
 
+def shown_over_mounts(visible: list[Path], targets: list[str]) -> list[str]:
+    """bwrap arguments, after the mounts, showing again (read-only) the visible paths a mount's target
+    covers: a site's virtualenv under /tmp, where a CWL step mounts its own /tmp, was hidden by it."""
+    covering = [t.rstrip("/") for t in targets if t.rstrip("/")]
+    args: list[str] = []
+    made: set[str] = set()
+    for path in visible:
+        below = [t for t in covering if str(path).startswith(f"{t}/")]
+        if below:
+            target = max(below, key=len)  # the innermost mount: its directories are the ones to make
+            for parent in reversed(path.parents):
+                if str(parent).startswith(f"{target}/") and str(parent) not in made:
+                    made.add(str(parent))  # open to all, whatever mode bwrap would give it
+                    args.extend(["--perms", "0755", "--dir", str(parent)])
+            args.extend(["--ro-bind", str(path), str(path)])
+    return args
+
+
 def parent_directories(path: str, made: set[str]) -> list[str]:
     """bwrap arguments making the directories above `path` in the sandbox, each once and open to
     all (bwrap would copy the host's modes: a 0700 parent would hide what is bound beneath it)."""
