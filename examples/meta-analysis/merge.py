@@ -43,7 +43,11 @@ def rows(summaries: list[dict[str, Any]], pooled: dict[str, float]) -> list[dict
 def forest_figure(table: list[dict[str, Any]], pooled: dict[str, float]) -> Any:
     """The forest plot as a matplotlib Figure (no display needed: it is only ever saved)."""
     os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="matplotlib-"))  # its font cache: not in $HOME
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError:
+        sys.exit(f"merge.py draws the forest plot with matplotlib, which {sys.executable} does not have: install it "
+                 "there, or put a Python environment that has it first on the containers' PATH (containers.host_path)")
     from matplotlib.patches import Polygon
     from matplotlib.transforms import blended_transform_factory
 

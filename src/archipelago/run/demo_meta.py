@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class MetaReport:
     plot_bytes: int
     seconds: float
     plot_path: str | None = None  # where the forest plot was written on this machine
+    failures: list[str] = field(default_factory=list)  # why it failed, if it did: the steps' own words
 
     @property
     def cohort_bytes_crossed(self) -> int:
@@ -63,7 +64,7 @@ class MetaReport:
             "expected; "
             f"each cohort is {self.cohort_bytes / 1e6:.1f} MB)\n"
             f"cohort bytes that left their cluster: {self.cohort_bytes_crossed}"
-        )
+        ) + "".join(f"\nfailed         {failure}" for failure in self.failures)
 
 
 def _generate(site: str, seed: int) -> bytes:
@@ -134,7 +135,23 @@ def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str]
             (results / "meta-analysis.tsv").write_text(table)
             (results / "meta-analysis.json").write_bytes(_read(analyst, outputs["result"]))
             plot_path = str((results / "forest-plot.png").resolve())
-    return MetaReport(status, table, pooled, steps, crossed, min(sizes), expected, plot, seconds, plot_path)
+    failures = [] if status == "success" else [*runner.failures, *_failed_at_home(analyst)]
+    return MetaReport(status, table, pooled, steps, crossed, min(sizes), expected, plot, seconds, plot_path,
+                      failures)
+
+
+def _failed_at_home(client: ApiClient) -> list[str]:
+    """The analyst's steps at home that exited non-zero, each with the end of its stderr."""
+    failed = []
+    for request in client.container_requests.list(limit=100)["items"]:
+        container = client.containers.get(request["container_uuid"]) if request.get("container_uuid") else {}
+        if container.get("exit_code") not in (None, 0) and request.get("log_uuid"):
+            names = {path for path, _ in Collection(client, request["log_uuid"]).files()}
+            text = Collection(client, request["log_uuid"]).read("stderr.txt").decode(errors="replace") \
+                if "stderr.txt" in names else ""
+            tail = " / ".join(line.split(" ", 1)[-1] for line in text.strip().splitlines()[-2:])
+            failed.append(f"{request['name']}: exit code {container['exit_code']}" + (f": {tail}" if tail else ""))
+    return failed
 
 
 def _expected_crossings(client: ApiClient, runner: Runner, home: str) -> int:
