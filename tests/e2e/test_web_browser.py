@@ -6,16 +6,25 @@ another's private project. Screenshots are kept under test-artifacts/web/."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from archipelago.cwl.tags import RUN_ID_ENV, new_run_id
+from archipelago.keepstore.metrics import fetched_from_clusters
 from archipelago.sdk import ApiClient, Collection
 from tests.support import browser as chromium
 from tests.support.clusters import new_user, running_federation
+from tests.support.web import WebClient
 
 pytestmark = pytest.mark.integration
 if (why := chromium.missing()) is not None:
@@ -177,3 +186,128 @@ def test_a_user_cannot_see_another_users_private_project(browser: Any, federatio
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     expect(page.locator("main")).not_to_contain_text("private drafts")
     chromium.shot(page, "private-project-refused")
+
+
+# ---------------------------------------------------------------------------- a workflow across 3 clusters
+EXAMPLE = chromium.ROOT / "examples" / "meta-analysis"
+
+
+def cohort(site: str, rows: int, seed: int) -> bytes:
+    """A trial cohort as examples/meta-analysis/extract.py reads it."""
+    draw = random.Random(seed)
+    lines = ["site,age,treatment,sbp_change"]
+    for _ in range(rows):
+        treated = draw.random() < 0.5
+        lines.append(f"{site},{draw.randint(30, 85)},{int(treated)},{draw.gauss(-9 if treated else -3, 6):.2f}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def job(federation: dict[str, Any], people: dict[str, ApiClient], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each cluster's admin keeps a cohort that stays on its cluster and shares it with Ana."""
+    ana = people["ana"].users.current()["uuid"]
+    cohorts, clusters = [], []
+    for n, cluster in enumerate(("z1111", "z2222", "z3333"), start=1):
+        admin = federation[cluster]
+        project = admin.groups.create({"name": f"cohort {cluster}", "group_class": "project", "residency": "cluster"})
+        collection = Collection(admin)
+        collection.write("cohort.csv", cohort(f"site-{cluster}", 900, n))
+        record = collection.save_new(f"trial cohort {cluster}", owner_uuid=project["uuid"])
+        admin.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": ana,
+                            "head_uuid": project["uuid"]})
+        cohorts.append({"class": "File", "location": f"keep:{record['portable_data_hash']}/cohort.csv"})
+        clusters.append(cluster)
+    path = tmp_path_factory.mktemp("job") / "job.json"
+    path.write_text(json.dumps({
+        "cohorts": cohorts, "clusters": clusters, "min_age": 50,
+        "extract_script": {"class": "File", "path": str(EXAMPLE / "extract.py")},
+        "merge_script": {"class": "File", "path": str(EXAMPLE / "merge.py")}}))
+    return path
+
+
+def containers_counted(client: ApiClient, steps: dict[str, Any]) -> dict[str, int]:
+    """Bytes each step's container read of data held on another cluster, from its own log."""
+    pairs: dict[str, int] = {}
+    for request, step in steps.items():
+        log = client.container_requests.get(request)["log_uuid"] if request[:5] == "z1111" else \
+            client.request("GET", f"container_requests/{request}")["log_uuid"]
+        text = Collection(client, log).read("crunch-run.txt").decode()
+        for match in re.finditer(r"read (\d+) bytes of mounted data held by cluster (\w+)", text):
+            edge = f"{match[2]}→{step['cluster']}"
+            pairs[edge] = pairs.get(edge, 0) + int(match[1])
+    return pairs
+
+
+def counters(federation: dict[str, Any]) -> dict[str, dict[str, int]]:
+    return {cluster: fetched_from_clusters(process.keep_url) for cluster, process in federation["processes"].items()}
+
+
+def test_follow_a_running_workflow_across_three_clusters_to_its_end(
+        browser: Any, federation: dict[str, Any], people: dict[str, ApiClient], job: Path) -> None:
+    ana = people["ana"]
+    base = federation["z1111"].base
+    run_id = new_run_id("z1111")
+    before = counters(federation)
+    env = {**os.environ, "ARCHI_API_HOST": base, "ARCHI_API_TOKEN": ana.token, "ARCHI_API_HOST_INSECURE": "1",
+           RUN_ID_ENV: run_id}
+    archi = Path(sys.executable).parent / "archi"
+    running = subprocess.Popen([str(archi), "run", "--json", str(EXAMPLE / "meta-analysis.cwl"), str(job)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        watcher = WebClient(base)
+        watcher.login(ana.token)
+        for _ in range(1200):  # the run page exists once the first step is submitted
+            if watcher.get(f"/runs/{run_id}").status == 200 or running.poll() is not None:
+                break
+            time.sleep(0.1)
+        page = open_page(browser, base)
+        page.add_init_script("window.__states = []; document.addEventListener('archi:run-state', "
+                             "e => window.__states.push(e.detail.state));")
+        log_in(page, ana.token)
+        page.goto(f"/runs/{run_id}")  # the page is never reloaded from here on: what it shows comes live
+        out, err = running.communicate(timeout=600)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert running.returncode == 0, err[-3000:]
+    report = json.loads(out)
+    after = counters(federation)
+    steps = {s["request"]: s for s in report["steps"]}
+    assert sorted(s["cluster"] for s in steps.values()) == ["z1111", "z1111", "z2222", "z3333"]
+    expect(page.locator("table.steps tbody tr")).to_have_count(4)
+    expect(page.locator("table.steps td.state")).to_have_text(["succeeded"] * 4)
+    expect(page.locator("#run-state")).to_have_text("succeeded")
+    seen = page.evaluate("window.__states")
+    assert seen and seen[0] != "succeeded", seen  # the page followed the run while it ran
+    for request, step in steps.items():
+        row = page.locator(f"#row-{request}")
+        expect(row.locator("td").nth(1)).to_have_text(step["cluster"])
+        expect(row.locator("td.state")).to_have_text("succeeded")
+        assert request[:5] == step["cluster"]
+        expect(page.locator(f"#node-{request}")).to_contain_text(f"{step['cluster']} · succeeded")
+        assert page.locator(f"#node-{request} rect").evaluate("r => getComputedStyle(r).fill") == \
+            page.locator(f"#row-{request} .cluster").evaluate("c => getComputedStyle(c).backgroundColor")
+    chromium.shot(page, "run", docs="ui-run.png")
+
+    shown = {row.get_attribute("data-pair"): int(row.locator("td[data-bytes]").get_attribute("data-bytes") or 0)
+             for row in page.locator("#moved tr[data-pair]").all()}
+    assert shown == containers_counted(ana, steps) and set(shown) == {  # as each container counted what it read
+        "z1111→z2222", "z1111→z3333", "z2222→z1111", "z3333→z1111"}
+    for remote in ("z2222", "z3333"):
+        out = after[remote].get("z1111", 0) - before[remote].get("z1111", 0)
+        assert shown[f"z1111→{remote}"] == out > 0, (remote, shown, out)  # the scripts, as the site's keepstore counted
+        home = after["z1111"].get(remote, 0) - before["z1111"].get(remote, 0)
+        assert 0 < shown[f"{remote}→z1111"] <= home  # the summary merge read; home also fetched the step's log
+        assert after[remote].get("z2222" if remote == "z3333" else "z3333", 0) == 0  # the sites never met
+
+    page.goto("/movement")
+    now = counters(federation)
+    for source_to_target, n in {f"{s}→{t}": v for t, c in now.items() for s, v in c.items() if v}.items():
+        expect(page.locator(f'#counters tr[data-pair="{source_to_target}"] td[data-bytes]')).to_have_attribute(
+            "data-bytes", str(n))
+    chromium.shot(page, "movement")
+
+    remote = next(r for r, s in steps.items() if s["cluster"] == "z2222")
+    page.goto(f"/runs/{run_id}/steps/{remote}")
+    expect(page.locator("pre[data-log-file='crunch-run.txt']")).to_contain_text("read")  # fetched from z2222
+    chromium.shot(page, "remote-step")

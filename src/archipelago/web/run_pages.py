@@ -27,7 +27,7 @@ POLL_SECONDS = 10.0  # the stream recomputes this often even when no change was 
 
 def structure(run: Run) -> str:
     """What, when it changes, makes the page fetch the run's body anew (new steps, new bytes moved)."""
-    shape = [sorted(s.uuid for s in run.steps), run.moved(), sorted(run.unreachable), run.finished,
+    shape = [sorted(s.uuid for s in run.steps), run.moved(), sorted(run.unreachable), run.done, run.finished,
              [s.read_from is not None for s in run.steps]]
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -96,7 +96,7 @@ class RunPages:
                     if run.finished and (counted or settled > 3):
                         yield b"event: end\ndata: {}\n\n"
                         return
-                    await changes.wait(POLL_SECONDS if not run.finished else 1.0)
+                    await changes.wait(1.0 if run.finished else POLL_SECONDS)
             finally:
                 changes.close()
 

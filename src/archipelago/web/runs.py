@@ -15,6 +15,7 @@ from ..backend.interface import Caller, ListParams, Record
 from ..cwl.tags import RUN, RUN_ID_ENV, STEP, WORKFLOW, new_run_id
 from ..errors import ArchipelagoError, BadRequest, NotFound, Unprocessable
 from ..ids import PDH_RE
+from ..times import aware, now, parse_time
 from .federation import Federation
 from .listing import file_segments, keep_client, read_tail, tree_of
 
@@ -28,6 +29,7 @@ READ_LINE = re.compile(r"read (?P<bytes>\d+) bytes of mounted data held (?P<wher
 LOG_FILES = ("crunch-run.txt", "stderr.txt", "stdout.txt")
 LOG_TAIL_BYTES = 64 << 10
 MAX_STEPS = 1000
+QUIET_SECONDS = 120  # a run from a terminal with every step done and none new for this long has ended
 
 
 def run_key(text: str) -> str:
@@ -90,14 +92,27 @@ class Run:
     unreachable: dict[str, str]  # clusters that could not be asked, and why
 
     @property
-    def finished(self) -> bool:
+    def done(self) -> bool:
+        """Every step known so far has finished (a runner may still submit more)."""
         work = [*self.steps, *([self.runner] if self.runner else [])]
         return bool(work) and all(s.final for s in work)
 
     @property
+    def finished(self) -> bool:
+        """The run has ended: its runner has (`archi run --submit`); a run from a terminal leaves no
+        mark of its end, so: every step done and none new for QUIET_SECONDS."""
+        if not self.done:
+            return False
+        if self.runner is not None:
+            return True
+        ends = [parse_time(s.finished_at) or parse_time(s.created_at) for s in self.steps]
+        last = max((e for e in ends if e is not None), default=None)
+        return last is None or (now() - aware(last)).total_seconds() > QUIET_SECONDS
+
+    @property
     def state(self) -> str:
         states = [s.state for s in self.steps]
-        if not self.finished:
+        if not self.done:
             return "running" if "running" in states else "in progress"
         if self.runner is not None and self.runner.state != "succeeded":
             return self.runner.state
@@ -119,7 +134,8 @@ class Run:
         return pairs
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run": self.id, "state": self.state, "finished": self.finished, "workflow": self.workflow,
+        return {"run": self.id, "state": self.state, "done": self.done, "finished": self.finished,
+                "workflow": self.workflow,
                 "steps": [s.as_dict() for s in self.steps], "runner": self.runner.as_dict() if self.runner else None,
                 "moved": self.moved(), "unreachable": self.unreachable}
 

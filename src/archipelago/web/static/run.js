@@ -12,6 +12,7 @@
   var note = document.getElementById("live-note");
   var structure = body ? body.getAttribute("data-structure") : null;
   var logOf = stepPage ? stepPage.getAttribute("data-log") : null;
+  var latest = null;  // the newest state heard: laid again over a body fetched meanwhile
 
   function when(ts) { return ts ? ts.slice(0, 19).replace("T", " ") + " UTC" : "\u2014"; }
 
@@ -52,6 +53,7 @@
         var keep = document.activeElement && document.activeElement.id;
         body.innerHTML = html;  // the server's page, escaped there
         body.setAttribute("data-structure", next);
+        if (latest) { applySteps(latest); }
         if (keep && document.getElementById(keep)) { document.getElementById(keep).focus(); }
       })
       .catch(function () { structure = null; });  // tried again at the next change
@@ -74,8 +76,15 @@
   }
 
   function apply(run) {
+    latest = run;
     var summary = document.getElementById("run-state");
     if (summary) { summary.textContent = run.state; setStateClass(summary, run.state); }
+    applySteps(run);
+    if (body && run.structure !== structure) { structure = run.structure; refreshBody(run.structure); }
+    document.dispatchEvent(new CustomEvent("archi:run-state", { detail: run }));
+  }
+
+  function applySteps(run) {
     var steps = run.runner ? [run.runner].concat(run.steps) : run.steps;
     steps.forEach(function (step) {
       if (body) {
@@ -87,8 +96,6 @@
         if (step.log && step.log !== logOf) { logOf = step.log; refreshLogs(); }
       }
     });
-    if (body && run.structure !== structure) { structure = run.structure; refreshBody(run.structure); }
-    document.dispatchEvent(new CustomEvent("archi:run-state", { detail: run }));
   }
 
   if (body && body.getAttribute("data-finished") === "yes") { return; }
