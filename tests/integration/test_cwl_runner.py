@@ -82,14 +82,20 @@ def test_an_unknown_cluster_is_an_error_before_anything_is_submitted(federation,
     alice = new_user(federation["z1111"], "alice")
     with pytest.raises(RunError) as info:
         Runner(alice).run(WORKFLOWS / "wf-unknown-cluster.cwl", job(tmp_path, 2))
-    assert "zzzzz" in str(info.value)
+    assert "step1: unknown or invalid cluster id 'zzzzz'" in str(info.value)
     assert alice.container_requests.list()["items"] == []
 
 
-def test_a_step_on_a_cluster_that_is_down_fails_clearly_and_the_rerun_reuses_what_finished(tmp_path):
+def test_a_cluster_that_is_down_is_refused_up_front_and_one_lost_during_a_run_ends_it(tmp_path):
+    """Down before the run: the plan says so, for the record that would run there, and nothing is
+    submitted anywhere. Lost while a step runs there: the run ends at once (non-zero), its step at
+    home cancelled, instead of waiting for it."""
     import importlib.util
     import json
+    import threading
+    import time
 
+    from archipelago.cwl.runner import Refused
     from archipelago.run.processes import ClusterProcess
 
     example = Path(__file__).parents[2] / "examples" / "meta-analysis"
@@ -106,23 +112,34 @@ def test_a_step_on_a_cluster_that_is_down_fails_clearly_and_the_rerun_reuses_wha
     job_path.write_text(json.dumps({"cohorts": cohorts, "clusters": ["z1111", "z2222"], "min_age": 40,
                                     "extract_script": {"class": "File", "path": str(example / "extract.py")},
                                     "merge_script": {"class": "File", "path": str(example / "merge.py")}}))
+    (tmp_path / "sleep.json").write_text(json.dumps({"clusters": ["z1111", "z2222"]}))
     with running_federation(tmp_path / "fed", 2) as federation:
         alice = new_user(federation["z1111"], "alice")
         down = federation["processes"]["z2222"]
         down.stop()
-        failed = Runner(alice)
-        _, status = failed.run(example / "meta-analysis.cwl", job_path)
-        assert status != "success"
-        assert any("z2222" in f and "unreachable" in f for f in failed.failures), failed.failures
-        with ClusterProcess(down.directory):  # back up
+        with pytest.raises(Refused) as refused:
+            Runner(alice).run(example / "meta-analysis.cwl", job_path)
+        assert "extract[1]: cluster z2222 cannot be reached" in str(refused.value)
+        assert alice.container_requests.list()["items"] == []  # nothing submitted
+        with ClusterProcess(down.directory) as back:
             again = Runner(alice)
             _, status = again.run(example / "meta-analysis.cwl", job_path)
-        assert status == "success", again.failures
-        home_extract = [s for s in failed.steps.values() if s.cluster == "z1111" and s.status == "success"]
-        reused = [s for s in again.steps.values() if s.cluster == "z1111" and step_name(s.name) == "extract"]
-        assert home_extract and reused
-        first = alice.container_requests.get(home_extract[0].request_uuid)["container_uuid"]
-        assert alice.container_requests.get(reused[0].request_uuid)["container_uuid"] == first
+            assert status == "success", again.failures
+
+            def lose_z2222(steps: dict) -> None:  # as soon as its step is submitted there
+                if any(s.cluster == "z2222" for s in steps.values()) and not stopping.is_set():
+                    stopping.set()
+                    threading.Thread(target=back.stop).start()
+
+            stopping = threading.Event()
+            lost = Runner(alice, reuse=False, on_change=lose_z2222)
+            started = time.monotonic()
+            _, status = lost.run(WORKFLOWS / "sleep-everywhere.cwl", tmp_path / "sleep.json")
+            assert status != "success"
+            assert time.monotonic() - started < 120  # the sleeps last 600 s: the run did not wait for them
+            assert any("z2222 cannot be reached" in f for f in lost.failures), lost.failures
+            home = next(s for s in lost.steps.values() if s.cluster == "z1111")
+            assert alice.container_requests.get(home.request_uuid)["priority"] == 0  # cancelled
 
 
 def test_the_cli_reports_where_steps_ran_and_the_bytes_that_moved(federation, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from archipelago.cwl.plan import Plan
 from archipelago.cwl.runner import Runner
 from archipelago.cwl.tags import RUN, RUN_ID_ENV, STEP, WORKFLOW
 
@@ -21,10 +22,11 @@ def fake_home(sent: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> Any:
 def test_each_step_request_names_its_run_and_step_wherever_it_goes() -> None:
     sent: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
     runner = Runner(fake_home(sent))
-    runner._followed.update({"z1111", "z2222"})  # no change streams in this test
     runner.workflow_name = "wf.cwl"
-    runner.submit({"name": "a", "properties": {"mine": "kept"}}, "z1111", "extract")
-    runner.submit({"name": "b"}, "z2222", "extract_2")
+    steps = runner.steps_service(Plan("wf.cwl", "z1111", ["z1111", "z2222"]))  # what submits a run's steps
+    steps.changes._followed.update({"z1111", "z2222"})  # no change streams in this test
+    steps.submit({"name": "a", "properties": {"mine": "kept"}}, "z1111", "extract")
+    steps.submit({"name": "b"}, "z2222", "extract_2")
     assert runner.run_id.startswith("z1111-run-")
     (home_params, home_attrs), (remote_params, remote_attrs) = sent
     assert home_params is None and remote_params == {"cluster_id": "z2222"}

@@ -7,7 +7,9 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
-from archipelago.cwl.runner import Runner, StepReport
+from archipelago.cwl.facts import Facts
+from archipelago.cwl.plan import Plan
+from archipelago.cwl.submission import StepReport, Steps
 
 
 class CountingCondition(threading.Condition):
@@ -21,19 +23,20 @@ class CountingCondition(threading.Condition):
 
 
 def test_a_change_streamed_in_while_the_step_looks_is_not_slept_through() -> None:
-    runner: Runner
+    steps: Steps
     answers = iter(["Committed", "Final"])
 
     def get_request(uuid: str) -> dict[str, Any]:
         state = next(answers)
         if state == "Committed":
-            runner.wake()  # the stream delivers the Final change just as this answer comes back
+            steps.changes.wake()  # the stream delivers the Final change just as this answer comes back
         return {"uuid": uuid, "state": state}
 
-    home = SimpleNamespace(config=lambda: {"ClusterID": "z1111"},
-                           container_requests=SimpleNamespace(get=get_request))
-    runner = Runner(home)  # type: ignore[arg-type]
-    runner._changed = CountingCondition()
-    runner.steps["step"] = StepReport("step", "z1111", "z1111-xvhdp-000000000000001")
-    assert runner.wait("z1111-xvhdp-000000000000001", "step", "z1111")["state"] == "Final"
-    assert runner._changed.sleeps == 0  # looked again at once, instead of sleeping up to a second
+    home: Any = SimpleNamespace(config=lambda: {"ClusterID": "z1111"},
+                                container_requests=SimpleNamespace(get=get_request))
+    steps = Steps(home, Facts(home), Plan("wf.cwl", "z1111", ["z1111"]))
+    steps.changes._changed = CountingCondition()
+    steps.steps["step"] = StepReport("step", "z1111", "z1111-xvhdp-000000000000001")
+    request, _ = steps._wait("z1111-xvhdp-000000000000001", "step", "step", "z1111")
+    assert request is not None and request["state"] == "Final"
+    assert steps.changes._changed.sleeps == 0  # looked again at once, instead of sleeping up to a second

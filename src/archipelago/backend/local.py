@@ -183,7 +183,8 @@ class LocalBackend:
                 raise NotFound(f"{resource.name[:-1].replace('_', ' ')} {uuid} is in the trash "
                                "(include_trash=true to see it; untrash to use it again)")
             resource.guard_read(ctx, row)
-            return self._render(resource, row, caller, select)
+            record = self._render(resource, row, caller, select)
+            return record if select else {**record, **resource.rights(ctx, row)}
 
     def list(self, caller: Caller, resource_name: str, params: ListParams) -> Record:
         resource = self.registry[resource_name]

@@ -1,6 +1,8 @@
 """`archi run WORKFLOW.cwl [JOB.yml]` (also `archi-cwl-runner`): run a CWL workflow across the
-federation (cwl/runner.py), with a live view of its steps and, at the end, where they ran and the
-bytes that moved between clusters."""
+federation (cwl/runner.py). The plan comes first — where each step and record will run and why,
+its project, the input collections, the bytes that may cross between clusters — then a live view
+of the steps, the output object, and what moved beside what the plan allowed. `--plan` prints the
+plan alone; a plan that refuses the run exits 2 with every problem, and nothing is submitted."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from .. import __version__
 from .common import JsonOpt, ProfileOpt, api_client
 from .errors import Typer
-from .output import FAILED, errors
+from .output import BAD_INPUT, FAILED, errors, fail, note
 
 
 def register(root: typer.Typer) -> None:
@@ -30,20 +33,28 @@ def standalone() -> None:  # pragma: no cover - console entry point
     app()
 
 
-def _size(n: int) -> str:
-    if n < 1000:
-        return f"{n} B"
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+def version_text() -> str:
+    from cwltool.main import versionstring
+
+    return f"archi-cwl-runner {__version__} (cwltool {versionstring().split()[-1]})"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(version_text())
+        raise typer.Exit()
 
 
 def steps_table(steps: dict[str, Any]) -> Table:
+    from ..cwl.render import size
+
     table = Table("step", "cluster", "state", "time", "read (by cluster)", box=None, pad_edge=False)
     now = time.monotonic()
-    for name, step in steps.items():
+    for step in steps.values():
         seconds = step.seconds or now - step.started
         state = f"{step.state} {step.status}".strip()
-        read = ", ".join(f"{_size(n)} {c}" for c, n in sorted(step.read_from.items()))
-        table.add_row(name, step.cluster, state, f"{seconds:.1f} s", read)
+        read = ", ".join(f"{size(n)} {c}" for c, n in sorted(step.read_from.items()))
+        table.add_row(step.key or step.name, step.cluster, state, f"{seconds:.1f} s", read)
     return table
 
 
@@ -53,26 +64,77 @@ RUN_COMMANDS = ("status", "wait", "logs")
 def run(
     workflow: Annotated[str, typer.Argument(help="The CWL workflow or tool; or status|wait|logs.")],
     job: Annotated[str | None, typer.Argument(help="Its inputs (YAML or JSON); or the RUN (a request UUID).")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Print the plan (where each step and record runs, "
+                                                      "why, the bytes that may cross) and stop; exit 2 if "
+                                                      "it refuses the run.")] = False,
     reuse: Annotated[bool, typer.Option(help="Reuse finished equal steps (a re-run resumes).")] = True,
     submit: Annotated[bool, typer.Option(help="Run the runner itself as a container on the home cluster.")] = False,
     wait: Annotated[bool, typer.Option(help="With --submit: follow it to the end.")] = True,
     prestage: Annotated[bool, typer.Option(help="Copy each step's inputs to its cluster before it runs "
                                                  "(default: read on demand).")] = False,
-    outdir: Annotated[str | None, typer.Option(help="Accepted for cwltool compatibility (cwltest passes it): "
-                                                   "outputs stay in Keep, in a collection at home.")] = None,
-    quiet: Annotated[bool, typer.Option(help="No live view (as cwltool's --quiet).")] = False,
+    outdir: Annotated[str | None, typer.Option(help="Also copy the output files into this directory (as "
+                                                   "cwltool does; they stay in their collection at home too).")]
+    = None,
+    quiet: Annotated[bool, typer.Option(help="No plan and no live view (as cwltool's --quiet).")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version and exit.")] = False,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a workflow: each step on the cluster its arv:ClusterTarget names, else at home; prints
-    the output object (its files in a collection saved at home). `--submit` runs the runner on the
-    home cluster (`--no-wait` returns at once); `archi run status|wait|logs RUN` follow such a run."""
-    from ..cwl.runner import Runner
-
+    """Run a workflow: each step on the cluster its arv:ClusterTarget names, else at home. Prints
+    the plan, then the output object (its files in a collection saved at home), then the bytes
+    moved beside the plan's bounds. `--submit` runs the runner on the home cluster (`--no-wait`
+    returns at once); `archi run status|wait|logs RUN` follow such a run."""
     if workflow in RUN_COMMANDS and job and not Path(workflow).exists():
         return follow_submitted(workflow, job, profile, as_json)
-    if submit:
-        return submit_run(Path(workflow), Path(job) if job else None, reuse, wait, profile, as_json, prestage)
+    from ..cwl.runner import Refused
+
+    try:
+        if plan:
+            return show_plan(Path(workflow), Path(job) if job else None, reuse, profile, as_json)
+        if submit:
+            return submit_run(Path(workflow), Path(job) if job else None, reuse, wait, profile, as_json, prestage)
+        return run_here(Path(workflow), Path(job) if job else None, reuse, prestage, outdir, quiet, profile, as_json)
+    except Refused as exc:
+        refused(exc, as_json)
+
+
+def refused(exc: Any, as_json: bool) -> None:
+    """The plan refuses the run: it is shown with every problem; exit 2."""
+    from ..cwl.render import plan_text
+
+    runner = exc.runner
+    if as_json:
+        print(json.dumps({"error": str(exc), "exit_code": BAD_INPUT, "plan": runner.plan_.as_dict(runner.facts)},
+                         indent=4))
+        raise typer.Exit(BAD_INPUT)
+    note(plan_text(runner.plan_, runner.facts, runner.crossings))
+    fail(str(exc).splitlines()[0], BAD_INPUT)
+
+
+def show_plan(workflow: Path, job: Path | None, reuse: bool, profile: str | None, as_json: bool) -> None:
+    from ..cwl.bounds import crossings
+    from ..cwl.render import plan_text
+    from ..cwl.runner import Runner
+
+    runner = Runner(api_client(profile, as_json), reuse=reuse)
+    plan = runner.plan(workflow, job)
+    pairs = crossings(plan, runner.facts)
+    if as_json:
+        print(json.dumps({**plan.as_dict(runner.facts), "crossings": [c.as_dict() for c in pairs.values()]},
+                         indent=4))
+    else:
+        print(plan_text(plan, runner.facts, pairs))
+    if plan.refusals():
+        raise typer.Exit(BAD_INPUT)
+
+
+def run_here(workflow: Path, job: Path | None, reuse: bool, prestage: bool, outdir: str | None, quiet: bool,
+             profile: str | None, as_json: bool) -> None:
+    from cwltool.errors import WorkflowException
+
+    from ..cwl.render import moved_text, plan_text
+    from ..cwl.runner import Runner
 
     live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not (as_json or quiet) else None
 
@@ -82,38 +144,57 @@ def run(
                 live.start()
             live.update(steps_table(steps))
 
-    runner = Runner(api_client(profile, as_json), reuse=reuse, prestage=prestage, on_change=show)
+    def planned(runner: Runner) -> None:
+        if live is not None and runner.plan_ is not None:
+            note(plan_text(runner.plan_, runner.facts, runner.crossings))
+
+    runner = Runner(api_client(profile, as_json), reuse=reuse, prestage=prestage, on_change=show, on_plan=planned)
     try:
-        outputs, status = runner.run(Path(workflow), Path(job) if job else None)
+        outputs, status = runner.run(workflow, job)
+    except WorkflowException as exc:  # a tool run alone that cwltool cannot make a job of
+        fail(" ".join(str(exc).split()), FAILED, as_json)
     finally:
         if live is not None and live.is_started:
             live.update(steps_table(runner.steps))
             live.stop()
     collection = outputs.pop("_archi_output_collection", None)
     if outdir is not None and status == "success":  # as cwltool does: the output files on this disk too
-        from ..cwl.runner import download_outputs
+        from ..cwl.outputs import download_outputs
 
         download_outputs(runner.home, outputs, Path(outdir))
-    per_cluster: dict[str, int] = {}
-    for step in runner.steps.values():
-        per_cluster[step.cluster] = per_cluster.get(step.cluster, 0) + 1
-    report = {"status": status, "outputs": outputs, "output_collection": collection, "failures": runner.failures,
-              "steps_per_cluster": per_cluster, "bytes_moved": runner.moved(),
-              "steps": [{"name": s.name, "cluster": s.cluster, "request": s.request_uuid, "state": s.state,
-                         "status": s.status, "exit_code": s.exit_code, "log": s.log_uuid,
-                         "read_from": s.read_from, "seconds": round(s.seconds, 3)} for s in runner.steps.values()]}
-    print(json.dumps(report if as_json else outputs, indent=4))
+    print(json.dumps(report(runner, outputs, status, collection) if as_json else outputs, indent=4))
     if not as_json:
-        moved = ", ".join(f"{edge} {_size(n)}" for edge, n in sorted(report["bytes_moved"].items())) or "nothing"
-        where = ", ".join(f"{n} on {c}" for c, n in sorted(per_cluster.items()))
+        per_cluster = steps_per_cluster(runner)
+        where = ", ".join(f"{n} on {c}" for c, n in sorted(per_cluster.items())) or "none"
         errors.print("")
-        errors.print(f"steps: {where}; moved between clusters: {moved}")
-        errors.print(f"final status: {status}" + (f"; output collection {collection}" if collection else ""))
+        note(f"steps: {where}")
+        if not quiet:
+            note(moved_text(runner.crossings, runner.exceeded))
+        note(f"final status: {status}" + (f"; output collection {collection}" if collection else ""))
         for failure in runner.failures:
-            errors.print(f"[red]{failure}[/]")
+            note(failure, "red")
     sys.stdout.flush()
     if status != "success":
         raise typer.Exit(FAILED)
+
+
+def steps_per_cluster(runner: Any) -> dict[str, int]:
+    per_cluster: dict[str, int] = {}
+    for step in runner.steps.values():
+        per_cluster[step.cluster] = per_cluster.get(step.cluster, 0) + 1
+    return per_cluster
+
+
+def report(runner: Any, outputs: dict[str, Any], status: str, collection: str | None) -> dict[str, Any]:
+    """What `--json` prints (and a submitted runner saves as report.json, which WES reads)."""
+    return {"status": status, "outputs": outputs, "output_collection": collection, "failures": runner.failures,
+            "steps_per_cluster": steps_per_cluster(runner), "bytes_moved": runner.moved(),
+            "steps": [{"name": s.name, "key": s.key, "cluster": s.cluster, "request": s.request_uuid,
+                       "state": s.state, "status": s.status, "exit_code": s.exit_code, "log": s.log_uuid,
+                       "read_from": s.read_from, "seconds": round(s.seconds, 3)} for s in runner.steps.values()],
+            "plan": runner.plan_.as_dict(runner.facts) if runner.plan_ else None,
+            "crossings": [c.as_dict() for c in runner.crossings.values()],
+            "more_than_planned": runner.exceeded}
 
 
 def submit_run(workflow: Path, job: Path | None, reuse: bool, wait: bool, profile: str | None, as_json: bool,
@@ -130,7 +211,8 @@ def submit_run(workflow: Path, job: Path | None, reuse: bool, wait: bool, profil
 
 def follow_submitted(command: str, run_uuid: str, profile: str | None, as_json: bool) -> None:
     """status: where the run is; wait: follow it to the end and print its outputs; logs: its log."""
-    from ..cwl.submit import children, report
+    from ..cwl.submit import children
+    from ..cwl.submit import report as saved_report
     from .compute_cmds import follow
 
     client = api_client(profile, as_json)
@@ -141,18 +223,18 @@ def follow_submitted(command: str, run_uuid: str, profile: str | None, as_json: 
         return container_logs(run_uuid, file="", profile=profile, as_json=as_json)
     if command == "wait":
         request = follow(client, run_uuid, show=not as_json)
-    result = report(client, request)
+    result = saved_report(client, request)
     steps = [{"name": c["name"], "request": c["uuid"], "state": c["state"]} for c in children(client, request)]
     status = {"run": run_uuid, "state": request["state"], "steps_here": steps, "report": result}
     if as_json:
         print(json.dumps(status, indent=4))
     else:
-        errors.print(f"run {run_uuid}: {request['state']}")
+        note(f"run {run_uuid}: {request['state']}")
         for step in steps:
-            errors.print(f"  {step['name']}: {step['state']} ({step['request']})")
+            note(f"  {step['name']}: {step['state']} ({step['request']})")
         if result is not None:
             print(json.dumps(result["outputs"], indent=4))
-            errors.print(f"final status: {result['status']}; output collection {result['output_collection']}")
+            note(f"final status: {result['status']}; output collection {result['output_collection']}")
     if request["state"] == "Final" and (result is None or result["status"] != "success"):
         raise typer.Exit(FAILED)
 

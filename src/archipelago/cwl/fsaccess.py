@@ -42,10 +42,12 @@ def glob_matches(pattern: str, path: str) -> bool:
 
 
 class KeepFsAccess(StdFsAccess):
-    def __init__(self, basedir: str, client: ApiClient):
+    def __init__(self, basedir: str, client: ApiClient, collections: dict[str, Collection] | None = None):
+        """`collections`: PDH -> collection, shared by the run (a step's output, read once by the
+        run, is what the next step's inputs and the final output read too)."""
         super().__init__(basedir)
         self.client = client
-        self._collections: dict[str, Collection] = {}
+        self._collections: dict[str, Collection] = collections if collections is not None else {}
         self._entries_of: dict[str, tuple[dict[str, int], set[str]]] = {}
         self._lock = threading.Lock()
 

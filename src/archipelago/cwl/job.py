@@ -1,10 +1,10 @@
 """One CommandLineTool invocation as a container request: command line, environment, stdin and
-stdout, input collections mounted at /keep/<PDH>, resources, time limit; submitted on the step's
-cluster, followed to the end, its outputs collected from its output collection (wherever it is)."""
+stdout, input collections mounted at /keep/<PDH>, resources, time limit. It hands the request to
+the run's StepService (cwl/service.py: where it goes, submission, waiting are the service's) and
+collects its outputs from its output collection, wherever that is."""
 
 from __future__ import annotations
 
-import logging
 import posixpath
 import threading
 from typing import Any
@@ -13,45 +13,60 @@ from cwltool.errors import WorkflowException
 from cwltool.job import JobBase
 
 from ..errors import ArchipelagoError
-from .fsaccess import split
+from .fsaccess import PREFIX, split
 from .pathmapper import KEEP_ROOT
+from .service import StepCall, StepService
+from .targets import Placement
 
-log = logging.getLogger("archipelago.cwl")
 OUTDIR = "/var/spool/cwl"
 
 
 class ContainerJob(JobBase):
-    """Bound to a runner by the tool (cwl/tool.py), which gives it `runner`."""
+    """Given by the tool (cwl/tool.py) its `service`, `placement` and plan `key` and `label`."""
 
-    runner: Any
+    service: StepService
+    placement: Placement
+    key: str = "main"
+    label: str = "main"
+    reuse: bool = True
 
     def run(self, runtimeContext: Any, tmpdir_lock: threading.Lock | None = None) -> None:
-        runner = self.runner
-        cluster = runner.cluster_for(self)
-        try:
-            if runner.prestage and cluster != runner.home_id:
-                runner.stage_ahead(cluster, self.pathmapper.collections(), self.name)  # type: ignore[attr-defined]
-            request = runner.submit(self.request_attrs(), cluster, self.name)
-            final = runner.wait(request["uuid"], self.name, cluster)
-        except WorkflowException as exc:  # the step failed (its cluster is down, ...): the run goes on failing
-            log.error("%s", exc)
-            if self.output_callback is not None:
-                self.output_callback({}, "permanentFail")
-            return
+        """Never raises: cwltool's executor holds its lock while it handles an exception, and a
+        step still running would wait for that lock forever."""
         outputs: Any = {}
         status = "permanentFail"
         try:
-            container = runner.container_of(final)
-            exit_code = container.get("exit_code") if container else None
-            if container and container["state"] == "Complete" and container.get("output"):
-                status = self.status_of(int(exit_code or 0))
-                outputs = self.collect_outputs(f"keep:{container['output']}", int(exit_code or 0))
-            runner.finished(self.name, cluster, final, container, status)
-        except (WorkflowException, ArchipelagoError) as exc:  # the step fails; the workflow must not hang
-            log.error("step %s on cluster %s: its results could not be collected: %s", self.name, cluster, exc)
-            outputs, status = {}, "permanentFail"
+            call = StepCall(self.name, self.key, self.label, self.placement, self.request_attrs(),
+                            set(self.pathmapper.collections()), self._given(), self.status_of)  # type: ignore[attr-defined]
+        except Exception as exc:  # a local file that cannot be uploaded, say
+            self.service.failed(self.key, f"step {self.key}: {exc}")
+        else:
+            outcome = self.service.run(call)
+            if outcome.status == "success" and outcome.container is not None:
+                try:
+                    outputs = self.collect_outputs(f"keep:{outcome.container['output']}",
+                                                   int(outcome.container.get("exit_code") or 0))
+                    status = outcome.status
+                except (WorkflowException, ArchipelagoError, OSError) as exc:
+                    self.service.failed(self.key, f"step {self.key} on cluster {outcome.cluster}: its results "
+                                                  f"could not be collected: {exc}")
         if self.output_callback is not None:
-            self.output_callback(outputs, status)
+            lock = runtimeContext.workflow_eval_lock
+            if lock is None:
+                self.output_callback(outputs, status)
+            else:
+                with lock:
+                    self.output_callback(outputs, status)
+
+    def _given(self) -> list[tuple[str, str]]:
+        """(PDH, path) of each keep: File among its inputs (what a tool is handed, it reads)."""
+        found = []
+        for value in self.builder.job.values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict) and item.get("class") == "File" and \
+                        str(item.get("location", "")).startswith(PREFIX):
+                    found.append(split(str(item["location"])))
+        return found
 
     def _initial(self, item: Any, directory: str, mounts: dict[str, Any]) -> None:
         """One InitialWorkDir entry as a mount at its place (cwltool gives each its `dirname`: the
@@ -62,7 +77,7 @@ class ContainerJob(JobBase):
         target = posixpath.join(str(item.get("dirname") or directory), str(item.get("basename") or ""))
         location = str(item.get("location", ""))
         if location.startswith("file://"):  # named by the tool document itself: uploaded once
-            location = self.runner.upload_local(location)
+            location = self.service.upload(location)
         for secondary in item.get("secondaryFiles") or []:  # staged beside their primary
             self._initial({**secondary, "dirname": posixpath.dirname(target)}, directory, mounts)
         if "contents" in item and item.get("class") == "File":
@@ -121,7 +136,7 @@ class ContainerJob(JobBase):
             "mounts": mounts, "container_image": docker.get("dockerPull") if docker else None,
             "runtime_constraints": constraints, "state": "Committed", "priority": 500,
             "scheduling_parameters": {"max_run_time": self.timelimit} if self.timelimit else {},
-            "use_existing": self.runner.reuse and self._reuse_allowed(),
+            "use_existing": self.reuse and self._reuse_allowed(),
         }
 
     def _reuse_allowed(self) -> bool:

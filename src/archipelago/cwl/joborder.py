@@ -78,9 +78,9 @@ def with_secondary_files(tool: Process, job_order: dict[str, Any], basedir: Path
         raise RunError(f"the job order does not fit the workflow's inputs: {exc}") from None
 
 
-def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: Path) -> str | None:
+def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: Path) -> dict[str, Any] | None:
     """Replace the job's local files, directories and literals by keep: locations in one new
-    collection at home; returns its PDH (None when there was nothing local)."""
+    collection at home; returns its record (None when there was nothing local)."""
     def is_local(value: dict[str, Any]) -> bool:
         location = value.get("location") or value.get("path")
         return is_literal(value) or bool(location and not str(location).startswith(PREFIX))
@@ -105,7 +105,8 @@ def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: P
             raise RunError(f"input {source} does not exist")
         entry["_archi_target"] = target = f"{directory}/{entry.get('basename') or source.name}"
         write_tree(collection, target, source)
-    pdh: str = collection.save_new("inputs for archi run")["portable_data_hash"]
+    record = collection.save_new("inputs for archi run")
+    pdh: str = record["portable_data_hash"]
 
     def place(entry: dict[str, Any]) -> None:
         literal = is_literal(entry)
@@ -118,7 +119,7 @@ def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: P
 
     for entry in local:
         place(entry)
-    return pdh
+    return record
 
 
 def is_literal(entry: dict[str, Any]) -> bool:

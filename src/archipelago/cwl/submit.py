@@ -15,14 +15,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cwltool.context import LoadingContext
-from cwltool.load_tool import fetch_document, load_tool
+from cwltool.load_tool import fetch_document
 from cwltool.main import find_deps
 
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
-from .runner import Runner, document_uri
+from .joborder import upload_local_inputs
+from .runner import Refused, Runner
 from .tags import RUN, RUN_ID_ENV, WORKFLOW
-from .tool import tool_factory
 
 MOUNT = "/var/lib/archi-run"
 REPORT = "report.json"
@@ -30,16 +30,17 @@ REPORT = "report.json"
 
 def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = True,
            prestage: bool = False) -> dict[str, Any]:
-    """Upload the workflow and its inputs, and commit the runner's container request; returns it."""
+    """Plan the run (refused up front, as `archi run` refuses it: nothing is written then), upload
+    the workflow and its inputs, and commit the runner's container request; returns it."""
     runner = Runner(client, reuse=reuse)
-    checking = LoadingContext({"construct_tool_object": tool_factory(runner), "relax_path_checks": True})
-    tool = load_tool(document_uri(workflow), checking)
-    runner.check_static_targets(tool)  # before anything is submitted
+    _, job_order, basedir, plan = runner.prepare(workflow, job)
+    if plan.refusals():
+        raise Refused(runner)
     path, hash_sign, fragment = str(workflow).partition("#")
     workflow = Path(path)
     documents = workflow_documents(workflow.resolve())
     root = Path(os.path.commonpath([str(p.parent) for p in documents]))
-    job_order, _ = runner.prepare_inputs(tool, job)
+    upload_local_inputs(client, job_order, basedir)
     bundle = Collection(client)
     for document in documents:
         bundle.write(f"workflow/{document.relative_to(root)}", document.read_bytes())
@@ -63,7 +64,8 @@ def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = Tr
 def workflow_documents(workflow: Path) -> list[Path]:
     """The workflow file and every document it runs, imports or includes (local files only)."""
     loading = LoadingContext({"relax_path_checks": True})
-    loading, document, uri = fetch_document(str(workflow), loading)
+    # a URI, not a path: cwltool says "Resolved 'x' to 'file://…'" of every path it resolves
+    loading, document, uri = fetch_document(workflow.as_uri(), loading)
     assert loading.loader is not None
     deps = find_deps(document, loading.loader, uri)
     found: list[Path] = []

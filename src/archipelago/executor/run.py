@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import ArchipelagoError
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
+from . import READ_BY_CLUSTER
 from .cgroups import Limits
 from .disk import DiskGuard
 from .fusefs import unavailable as fuse_unavailable
@@ -61,6 +62,7 @@ class Executor:
         self._stop_runtime: Any = lambda: None
         self._live_log: str | None = None  # the log collection published while the command runs
         self._published: Path | None = None  # the link to a service it publishes (executor/published.py)
+        self.bytes_read: dict[str, int] | None = None  # what the mounts read, by cluster, once they are gone
         self.elsewhere: ApiClient | None = None
         # where this cluster installs programs its host-runtime containers may run (containers.host_path)
         self.host_path = [p for p in os.environ.get("ARCHI_HOST_PATH", "").split(":") if p]
@@ -89,6 +91,9 @@ class Executor:
             updates = {"runtime_status": {**(container.get("runtime_status") or {}), "error": str(exc)}}
         finally:
             self.logs.crunch_run(f"container finished: {state}")
+            if self.bytes_read is not None:  # ours, over anything the container wrote under this key
+                status = updates.get("runtime_status") or self._runtime_status(container)
+                updates["runtime_status"] = {**status, READ_BY_CLUSTER: self.bytes_read}
             updates["log"] = self._save_logs(as_container)
             if self._live_log is not None:
                 as_container.request("POST", f"collections/{self._live_log}/trash")
@@ -114,9 +119,22 @@ class Executor:
         finally:
             for mount in staged.lazy:
                 staged.bytes_by_cluster.update(mount.stop())
+            self.bytes_read = {}
             for cluster, size in sorted(staged.bytes_by_cluster.items()):
                 where = "here" if cluster == "local" else f"by cluster {cluster}"
                 log(f"read {size} bytes of mounted data held {where}")
+                held_by = self.uuid[:5] if cluster == "local" else cluster  # a container's UUID names its cluster
+                self.bytes_read[held_by] = self.bytes_read.get(held_by, 0) + int(size)
+
+    def _runtime_status(self, container: dict[str, Any]) -> dict[str, Any]:
+        """The container's runtime_status as it ends: one with API access may have reported on itself
+        (a runner does); the others could not have changed it."""
+        if not (container.get("runtime_constraints") or {}).get("API"):
+            return dict(container.get("runtime_status") or {})
+        try:
+            return dict(self.api.request("GET", f"containers/{self.uuid}").get("runtime_status") or {})
+        except ArchipelagoError:
+            return dict(container.get("runtime_status") or {})
 
     def _run_staged(self, container: dict[str, Any], client: ApiClient, runtime: Runtime, staged: Staged,
                     user: SandboxUser) -> dict[str, Any]:
@@ -192,6 +210,8 @@ class Executor:
                                                  preexec_fn=limits.enter if limits else None)
             finally:
                 launch.close()
+            if self._cancelled:  # the dispatcher asked while the mounts were made: it asks only once
+                self._stop()
             pumps = [self.logs.follow(stream, name) for stream, name in
                      ((self._process.stdout, "stdout.txt"), (self._process.stderr, "stderr.txt")) if stream]
             code = self._wait(started, limit, disk, client)

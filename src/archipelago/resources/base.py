@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from sqlalchemy import ColumnElement, DateTime, or_, select
 from sqlalchemy.orm import Mapped, Session
 
-from ..auth.permissions import READ, WRITE, Permissions
+from ..auth.permissions import MANAGE, READ, WRITE, Permissions
 from ..auth.residency import restricted_projects
 from ..backend.interface import Caller, Record
 from ..config import ClusterConfig
@@ -30,7 +30,8 @@ __all__ = ["Context", "Resource", "aware", "now", "parse_time", "timestamp"]
 
 MAX_NAME = 255  # Arvados' limit on a name
 # fields every record may carry back from a client (they are the server's, and ignored)
-SERVER_FIELDS = frozenset({"uuid", "kind", "etag", "created_at", "modified_at", "modified_by_user_uuid"})
+SERVER_FIELDS = frozenset({"uuid", "kind", "etag", "created_at", "modified_at", "modified_by_user_uuid",
+                           "can_write", "can_manage"})
 
 
 @dataclass
@@ -121,6 +122,9 @@ class Resource:
     trashable: ClassVar[bool] = False  # delete moves to the trash; trash/untrash actions
     can_own: ClassVar[bool] = False  # its objects may own others or be shared
     echoed: ClassVar[frozenset[str]] = frozenset()  # read-only fields a client may send back (ignored)
+    # a GET answers what the caller may do with the object (Arvados' can_write and can_manage on
+    # projects and users: whether one may put things in it), so a client can check before it writes
+    tells_rights: ClassVar[bool] = False
     # actions beyond CRUD on one object (`containers/{uuid}/lock`): name -> HTTP method
     object_actions: ClassVar[dict[str, str]] = {}
     actions: ClassVar[tuple[str, ...]] = ()  # extra API methods (discovery), e.g. "current"
@@ -211,6 +215,14 @@ class Resource:
     def lookup(self, ctx: Context, key: str, select_: list[str] | None) -> Record | None:
         """An answer for a `get` key that is not a UUID (a collection's PDH), else None."""
         return None
+
+    def rights(self, ctx: Context, row: Any) -> Record:
+        """can_write and can_manage of this caller on the row, where the resource tells them."""
+        if not self.tells_rights:
+            return {}
+        return {"can_write": ctx.can_write_into(row.uuid),
+                "can_manage": ctx.caller.is_admin or row.uuid == ctx.caller.user_uuid
+                or ctx.perms.can(MANAGE, row.uuid, row.owner_uuid)}
 
     def guard_read(self, ctx: Context, row: Any) -> None:
         """Raise if this caller may see the row's metadata but not read it whole (residency)."""

@@ -20,7 +20,7 @@ class Groups(Resource):
     writable = frozenset({"name", "description", "group_class", "properties", "owner_uuid", "trash_at", "delete_at",
                           "residency"})
     admin_only = frozenset({"residency"})
-    unique_names = trashable = can_own = True
+    unique_names = trashable = can_own = tells_rights = True
     actions = ("contents", "shared")  # lists across kinds (backend/contents.py)
 
     def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:

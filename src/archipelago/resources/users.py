@@ -21,6 +21,7 @@ class Users(Resource):
                           "owner_uuid"})
     admin_only = frozenset({"is_admin", "is_active"})
     actions = ("current",)
+    tells_rights = True  # whether one may put things in this user's home project
 
     def visible(self, perms: Permissions, row: Any) -> bool:
         return True
