@@ -55,8 +55,12 @@ def owned(ana: ApiClient) -> dict[str, Any]:
         "name": f"step {XSS}", "command": ["true"], "output_path": "/out", "container_image": None,
         "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 20}}, "runtime_constraints": {"ram": 1 << 26, "vcpus": 1},
         "properties": {RUN: run_id, STEP: f"step {XSS}"}, "state": "Uncommitted"})
+    notebook = ana.container_requests.create({  # as archipelago.notebook makes one (not started here)
+        "name": "notebook", "command": ["true"], "output_path": "/out", "container_image": None,
+        "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 20}}, "runtime_constraints": {"ram": 1 << 26, "vcpus": 1},
+        "properties": {"type": "archi-notebook"}, "state": "Uncommitted"})
     return {"project": project["uuid"], "collection": record["uuid"], "pdh": record["portable_data_hash"],
-            "run": run_id, "request": request["uuid"]}
+            "run": run_id, "request": request["uuid"], "notebook": notebook["uuid"]}
 
 
 def logged_in(cluster: Any, client: ApiClient) -> WebClient:
@@ -70,7 +74,7 @@ def pages(o: dict[str, Any]) -> list[str]:
     c, r = o["collection"], o["run"]
     return ["/data", f"/projects/{o['project']}", f"/collections/{c}", f"/collections/{o['pdh']}",
             f"/collections/{c}/files/table.csv", "/search?q=cohort", "/runs", f"/runs/{r}",
-            f"/runs/{r}/steps/{o['request']}", f"/requests/{o['request']}", "/movement", "/sites"]
+            f"/runs/{r}/steps/{o['request']}", f"/requests/{o['request']}", "/movement", "/sites", "/notebooks"]
 
 
 def scripted(o: dict[str, Any]) -> list[str]:
@@ -84,7 +88,9 @@ def posts(o: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     c, r = o["collection"], o["run"]
     return [("/share", {"object": c, "who": "someone", "level": "can_read"}), ("/collections", {"name": "x"}),
             (f"/collections/{c}/blocks", {}), (f"/collections/{c}/files", {}), (f"/runs/{r}/cancel", {}),
-            (f"/runs/{r}/rerun", {}), ("/logout", {}), ("/login/handoff", {"return_to": "https://evil.example"})]
+            (f"/runs/{r}/rerun", {}), ("/logout", {}), ("/login/handoff", {"return_to": "https://evil.example"}),
+            ("/notebooks", {"dataset": c}), (f"/notebooks/{o['notebook']}/open", {}),
+            (f"/notebooks/{o['notebook']}/stop", {})]
 
 
 def test_a_stranger_is_sent_to_log_in_and_gets_nothing(cluster: Any, owned: dict[str, Any]) -> None:
@@ -143,11 +149,16 @@ def test_another_tenant_cannot_reach_a_private_project_collection_file_or_run(
     csrf = theirs.csrf()
     bob_uuid = bob.users.current()["uuid"]
     for path, fields in posts(owned):
-        if path in ("/collections", "/logout", "/login/handoff") or path.startswith("/collections/"):
-            continue  # their own; the upload endpoints are tried below with well-formed bodies
+        if path in ("/collections", "/logout", "/login/handoff") or path.startswith(("/collections/", "/notebooks")):
+            continue  # their own; the upload and notebook endpoints are tried below with well-formed bodies
         answer = theirs.post(path, {**fields, "csrf": csrf, "who": bob_uuid}) if path == "/share" else \
             theirs.request("POST", path, b"{}", Origin=theirs.base, Content_Type="application/json", X_CSRF_Token=csrf)
         assert answer.status in (403, 404), (path, answer.status, answer.text[:200])
+    for action in ("open", "stop"):
+        assert mine.post(f"/notebooks/{owned['notebook']}/{action}", {"csrf": mine.csrf()}).status == 303, action
+        assert theirs.post(f"/notebooks/{owned['notebook']}/{action}", {"csrf": csrf}).status == 404, action
+    assert owned["notebook"] not in theirs.get("/notebooks").text
+    assert theirs.post("/notebooks", {"dataset": owned["collection"], "csrf": csrf}).status == 404  # not hers to mount
     share = theirs.post("/share", {"object": owned["collection"], "who": bob_uuid, "level": "can_manage",
                                    "csrf": csrf})
     assert share.status in (403, 404)

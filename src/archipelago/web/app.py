@@ -17,6 +17,7 @@ from ..db.events import EventHub
 from ..errors import ArchipelagoError, BadRequest, Unauthorized
 from .core import Call, Web, needs_all_scope
 from .data_pages import DataPages
+from .notebook_pages import NotebookPages
 from .render import STATIC, STATIC_TYPES
 from .run_pages import RunPages
 from .session import (
@@ -140,6 +141,6 @@ def web_routes(config: ClusterConfig, backend: Backend, events: EventHub | None,
         Route("/logout", web.page(login.logout), methods=["POST"]),
         Route("/static/{name}", static),
     ]
-    for pages in (DataPages(web), UploadPages(web), RunPages(web), SitePages(web)):
+    for pages in (DataPages(web), UploadPages(web), RunPages(web), SitePages(web), NotebookPages(web)):
         routes += pages.routes()
     return routes

@@ -30,6 +30,7 @@ from .listing import (
     tree_of,
 )
 from .render import path_url
+from .resolving import Resolving
 from .session import Session
 
 
@@ -49,6 +50,7 @@ class DataPages:
     def __init__(self, web: Web):
         self.web = web
         self.data = Data(web.federation)
+        self.resolving = Resolving(web.config)
 
     def routes(self) -> list[BaseRoute]:
         page = self.web.page
@@ -152,12 +154,13 @@ class DataPages:
     async def search(self, request: Request, session: Session) -> Response:
         query = request.query_params.get("q", "").strip()
         if not query:
-            return self.web.html("search.html", session, "data", query="", results=[],
+            return self.web.html("search.html", session, "data", query="", results=[], resolved=None,
                                  colour=self.web.federation.colour)
         if (target := identifier_page(query)) is not None:
             return RedirectResponse(target, 303)
         results = await self.web.call(self.data.search, session.caller, query)
-        return self.web.html("search.html", session, "data", query=query, results=results,
+        resolved = await self.web.call(self.resolving.resolve, query)
+        return self.web.html("search.html", session, "data", query=query, results=results, resolved=resolved,
                              colour=self.web.federation.colour)
 
     async def share(self, request: Request, session: Session) -> Response:

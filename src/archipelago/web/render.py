@@ -42,6 +42,16 @@ def when(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def epoch(value: Any) -> str:
+    """Unix seconds (the resolver's times) as `2026-12-05 12:33:00 UTC`."""
+    if value in (None, ""):
+        return "—"
+    try:
+        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError):
+        return str(value)
+
+
 def seconds(value: Any) -> str:
     if value is None:
         return "—"
@@ -67,7 +77,7 @@ class Renderer:
         versions = _static_versions()
         self.env.globals.update(cluster_id=cluster_id,
                                 static=lambda name: f"/static/{name}?v={versions.get(name, '0')}")
-        self.env.filters.update(size=size, when=when, seconds=seconds, path_url=path_url,
+        self.env.filters.update(size=size, when=when, epoch=epoch, seconds=seconds, path_url=path_url,
                                 q=lambda s: quote(str(s), safe=""))
         # forms post here only, and to the clusters a login may continue to (LoginCluster)
         targets = " ".join(["'self'", *(form_targets or [])])

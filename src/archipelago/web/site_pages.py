@@ -14,6 +14,7 @@ from ..backend.interface import Caller
 from ..errors import ArchipelagoError
 from .core import Web
 from .movement import Movement
+from .resolving import Resolving
 from .runs import Runs
 from .session import Session
 
@@ -25,6 +26,7 @@ class SitePages:
         self.web = web
         self.movement = Movement(web.federation)
         self.runs = Runs(web.federation)
+        self.resolving = Resolving(web.config)
 
     def routes(self) -> list[BaseRoute]:
         page = self.web.page
@@ -51,5 +53,7 @@ class SitePages:
 
     async def sites(self, request: Request, session: Session) -> Response:
         health = await self.web.call(self.movement.health, session.caller)
-        return self.web.html("sites.html", session, "sites", health=health, home=self.web.home,
+        seen, resolver = await self.web.call(self.resolving.sites)
+        return self.web.html("sites.html", session, "sites", health=health, home=self.web.home, seen=seen,
+                             resolver=resolver, resolving=self.resolving.configured,
                              login_cluster=self.web.config.login.login_cluster, colour=self.web.federation.colour)
