@@ -128,3 +128,22 @@ def test_an_idle_notebook_stops_by_itself_and_saves_its_notebooks(alice: ApiClie
     assert "left.ipynb" in dict(Collection(alice, request["output_uuid"]).files())
     log = Collection(alice, request["log_uuid"]).read("stderr.txt").decode()
     assert "idle for 6 s: stopping" in log
+
+
+def test_the_resolvers_launch_mode_starts_a_notebook_on_the_plans_dataset(alice: ApiClient, dataset: dict) -> None:
+    """What `archi launch ID --notebook` uses (resolver/launch.py's mode interface)."""
+    from types import SimpleNamespace
+
+    from archipelago.notebook.session import launch_mode
+
+    plan = SimpleNamespace(identifier="doi:10.1234/cohort", site="z1111", pdh=dataset["portable_data_hash"],
+                           collection_uuid=dataset["uuid"])
+    started = launch_mode(alice, plan, idle_minutes=30)
+    assert started["mode"] == "notebook" and started["cluster"] == "z1111"
+    request = alice.container_requests.get(started["request"])
+    assert request["mounts"]["/data"] == {"kind": "collection", "portable_data_hash": dataset["portable_data_hash"]}
+    assert request["name"] == "notebook on doi:10.1234/cohort"
+    stopped = stop(alice, started["request"])
+    final = wait_final(alice, started["request"])
+    container = alice.containers.get(final["container_uuid"]) if final.get("container_uuid") else None
+    assert final["state"] == "Final", (stopped, final, container)

@@ -119,19 +119,34 @@ def wait_ready(client: ApiClient, session: NotebookSession, token: str, limit: f
     raise ArchipelagoError(f"notebook {session.request_uuid} did not answer within {limit:.0f} s ({last})", 503)
 
 
-def stop(client: ApiClient, request_uuid: str, token: str | None = None) -> dict[str, Any]:
-    """Stop a notebook so that its notebooks are saved: ask the lab to shut down (through the proxy,
-    with the user's token); if it cannot be asked, cancel the request (nothing is saved then)."""
+def stop(client: ApiClient, request_uuid: str, token: str | None = None, grace: float = 60.0) -> dict[str, Any]:
+    """Stop a notebook so that its notebooks are saved: a lab that answers is asked to shut down
+    (through the proxy, with the user's token) and given `grace` seconds to end; one that does not
+    answer (still starting, or wedged) is cancelled (priority 0: nothing more is saved)."""
     request = client.container_requests.get(request_uuid)
     if request["state"] == "Final":
         return request
-    base = _cluster_url(client, request_uuid[:5])
+    base = _cluster_url(client, request_uuid[:5]) + proxy_prefix(request_uuid)
     transport = ApiConnection(base, token or client.token, client.insecure).transport
+    headers = {"Authorization": f"Bearer {token or client.token}"}
     try:
-        answer = transport.request("POST", base + proxy_prefix(request_uuid) + "api/shutdown", None,
-                                   {"Authorization": f"Bearer {token or client.token}"})
-        if answer.status < 300:
-            return client.container_requests.get(request_uuid)
+        ready = transport.request("GET", base + "api/status", None, headers).status == 200
+        if ready and transport.request("POST", base + "api/shutdown", None, headers).status < 300:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                request = client.container_requests.get(request_uuid)
+                if request["state"] == "Final":
+                    return request
+                time.sleep(0.5)
     except ConnectionError:
         pass
     return client.container_requests.update(request_uuid, {"priority": 0})
+
+
+def launch_mode(home: ApiClient, plan: Any, mount: str = "/data", idle_minutes: float = DEFAULT_IDLE_MINUTES,
+                **_: Any) -> dict[str, Any]:
+    """A notebook as a launch mode of the resolver (`register_mode("notebook", launch_mode)` in
+    resolver/launch.py): the plan's dataset mounted read-only at `mount`, at the plan's site."""
+    session = start(home, plan.site, {mount: plan.pdh or plan.collection_uuid}, idle_minutes=idle_minutes,
+                    name=f"notebook on {plan.identifier}")
+    return {"mode": "notebook", "url": session.url, "request": session.request_uuid, "cluster": session.cluster_id}
