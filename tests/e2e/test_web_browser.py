@@ -21,9 +21,12 @@ import pytest
 
 from archipelago.cwl.tags import RUN_ID_ENV, new_run_id
 from archipelago.keepstore.metrics import fetched_from_clusters
+from archipelago.run.federation import init_federation
+from archipelago.run.processes import ClusterProcess
+from archipelago.run.resolver import local_resolver
 from archipelago.sdk import ApiClient, Collection
 from tests.support import browser as chromium
-from tests.support.clusters import new_user, running_federation
+from tests.support.clusters import new_user
 from tests.support.web import WebClient
 
 pytestmark = pytest.mark.integration
@@ -39,8 +42,22 @@ expect.set_options(timeout=WAIT)
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with running_federation(tmp_path_factory.mktemp("web-federation"), 3) as clients:
-        yield clients
+    """Three clusters and the dataset resolver `archi federation up` writes beside them (started
+    first, so that the clusters' first heartbeats reach it)."""
+    directory = tmp_path_factory.mktemp("web-federation")
+    members = init_federation(directory, 3)
+    resolver = local_resolver(directory)
+    assert resolver is not None
+    resolver.start()
+    processes: list[ClusterProcess] = []
+    try:
+        processes += [ClusterProcess(m.directory).start() for m in members]
+        clients = {m.cluster_id: ApiClient(m.api_url, m.admin_token, insecure=True) for m in members}
+        yield {**clients, "processes": dict(zip(clients, processes, strict=True)), "resolver": resolver}
+    finally:
+        for process in processes:
+            process.stop()
+        resolver.stop()
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +328,38 @@ def test_follow_a_running_workflow_across_three_clusters_to_its_end(
     page.goto(f"/runs/{run_id}/steps/{remote}")
     expect(page.locator("pre[data-log-file='crunch-run.txt']")).to_contain_text("read")  # fetched from z2222
     chromium.shot(page, "remote-step")
+
+
+def test_sites_show_health_and_the_resolvers_view_and_resolve_an_identifier(
+        browser: Any, federation: dict[str, Any], people: dict[str, ApiClient], data: dict[str, Any]) -> None:
+    ana = people["ana"]
+    published = {"identifier": "doi:10.5555/bp-trial.2026", "head_uuid": data["collection"]["uuid"], "published": True}
+    ana.request("POST", "identifiers", body={"identifier": published})
+    page = open_page(browser, federation["z1111"].base)
+    log_in(page, ana.token)
+    page.goto("/sites")
+    rows = page.locator("main table tbody tr")
+    expect(rows).to_have_count(3)
+    for n, cluster in enumerate(("z1111", "z2222", "z3333")):
+        expect(rows.nth(n).locator("td").first).to_have_text(cluster)
+        expect(rows.nth(n).locator("td").nth(2)).to_contain_text("up")
+    for _ in range(600):  # the clusters' heartbeats reach the resolver within its windows
+        if page.locator("main table tbody td", has_text="live").count() == 3:
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(page.locator("main table tbody td", has_text="live")).to_have_count(3)
+    chromium.shot(page, "sites")
+    page.get_by_label("Identifier", exact=True).fill("https://doi.org/10.5555/BP-TRIAL.2026")
+    page.get_by_role("button", name="Resolve").click()
+    for _ in range(600):  # the identifier reaches the resolver with z1111's next push
+        if page.locator("#resolved-title + table").count():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    holders = page.locator("section", has=page.locator("#resolved-title")).locator("tbody tr")
+    expect(holders).to_have_count(1)
+    expect(holders.first).to_contain_text("z1111")
+    expect(holders.first).to_contain_text("live")
+    holders.first.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="trial results")).to_be_visible()
