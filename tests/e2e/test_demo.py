@@ -43,3 +43,12 @@ def test_demo_stores_and_reads_back_byte_identical(tmp_path):
     assert b"Matplotlib" in plot.read_bytes()[:4096]
     assert (results / "meta-analysis.tsv").read_text() == meta["table"]
     assert "demo  starting 3 cluster(s)" in result.stderr  # it says what it is doing while it works
+    # the end: a DOI resolved to the two sites that hold it, one stopped and the answer changing, and
+    # an analysis launched at the data, its result home
+    resolved = report["resolver"]
+    assert resolved["ok"] is True
+    assert sorted(resolved["before"]) == [["z2222", "live"], ["z3333", "live"]]
+    assert resolved["after"] == [["z2222", "live"], ["z3333", "down"]]
+    assert resolved["launched_at"] == "z2222" and resolved["request"].startswith("z2222-xvhdp-")
+    assert resolved["exit_code"] == 0 and resolved["result"].strip() == "5000"
+    assert resolved["home_output"].startswith("z1111-4zz18-") and resolved["result_bytes_home"] < 100

@@ -3,9 +3,9 @@
 The rules (reference §7): a UUID belongs to the cluster named by its first five characters;
 create goes to `cluster_id`; lists filtered only by UUIDs are split per cluster and merged; a
 collection asked for by PDH is looked up here first, then on the peers that hold it — which the
-federation's resolver says in one query, whatever the number of sites (resolver/), or, when no
-resolver answers, every peer at once — and the first answer whose manifest really hashes to that PDH
-wins. Manifests from peers come back with
+federation's resolver says in one query, whatever the number of sites (resolver/) — and only if none
+of them has it (the index lags a write by up to a heartbeat) on the others; on every peer at once when
+no resolver answers. The first answer whose manifest really hashes to that PDH wins. Manifests from peers come back with
 `+R<cluster>-` signatures, which this cluster's keepstore knows to fetch from that peer.
 """
 
@@ -35,6 +35,8 @@ class ContentIndex(Protocol):
     """Who holds a PDH (resolver/client.py's ResolverClient): None when no resolver answers."""
 
     def holders(self, pdh: str) -> Any: ...
+
+    def covered(self, url: str) -> set[str]: ...
 
 
 class FederatedBackend:
@@ -95,11 +97,27 @@ class FederatedBackend:
         except NotFound:
             pass
         wanted = None if select is None else sorted({*select, "manifest_text"})
-        peers, how = self._peers_holding(pdh)
-        futures = {self._pool.submit(self.remotes[cluster_id].get, caller, resource, pdh, wanted): cluster_id
-                   for cluster_id in peers}
+        named = self._peers_holding(pdh)
         misses: list[str] = []
         refusals: list[str] = []
+        # the peers the resolver names first; the others only if none of them answers: the index
+        # lags a write by up to a heartbeat, so "nobody holds it" is not taken as its final word
+        rounds = [list(self.remotes)] if named is None else [named, [p for p in self.remotes if p not in named]]
+        for peers in rounds:
+            found = self._first_verified(caller, resource, pdh, wanted, peers, misses, refusals)
+            if found is not None:
+                return found
+            if refusals:  # it exists, and its cluster said no: say that rather than "not found"
+                raise ArchipelagoError("; ".join(refusals), 403)
+        how = "any federated cluster" if named is None else f"the {len(named)} cluster(s) the resolver named, then " \
+            "the others"
+        raise NotFound(f"collection {pdh} not found here or on {how} ({'; '.join(misses) or 'no peers'})")
+
+    def _first_verified(self, caller: Caller, resource: str, pdh: str, wanted: list[str] | None, peers: list[str],
+                        misses: list[str], refusals: list[str]) -> Record | None:
+        """The first answer of these peers (asked at once) whose manifest really hashes to `pdh`."""
+        futures = {self._pool.submit(self.remotes[cluster_id].get, caller, resource, pdh, wanted): cluster_id
+                   for cluster_id in peers}
         for future in as_completed(futures):
             cluster_id = futures[future]
             try:
@@ -110,19 +128,18 @@ class FederatedBackend:
             if portable_data_hash(record.get("manifest_text", "")) == pdh:  # verify, don't trust
                 return self._from_remote(cluster_id, record)
             misses.append(f"{cluster_id}: answered with a manifest that does not hash to {pdh}")
-        if refusals:  # it exists, and its cluster said no: say that rather than "not found"
-            raise ArchipelagoError("; ".join(refusals), 403)
-        raise NotFound(f"collection {pdh} not found here or on {how} ({'; '.join(misses) or 'none holds it'})")
+        return None
 
-    def _peers_holding(self, pdh: str) -> tuple[list[str], str]:
-        """The peers to ask for a PDH, and how they were chosen: those a resolver says hold it (live
-        ones first) plus any peer it does not cover; every peer when no resolver answers."""
-        answer = self.content_index.holders(pdh) if self.content_index is not None else None
-        if answer is None:
-            return list(self.remotes), "any federated cluster"
-        covered = set(answer.data.get("covers", []))
+    def _peers_holding(self, pdh: str) -> list[str] | None:
+        """The peers a resolver says hold a PDH (live ones first), plus any peer it does not cover;
+        None when no resolver answers."""
+        index = self.content_index
+        answer = index.holders(pdh) if index is not None else None
+        if index is None or answer is None:
+            return None
+        covered = index.covered(answer.url)
         holders = [h["site"] for h in answer.data.get("holders", []) if h.get("site") in self.remotes]
-        return holders + [p for p in self.remotes if p not in covered], f"the clusters resolver {answer.url} named"
+        return holders + [p for p in self.remotes if p not in covered and p not in holders]
 
     def list(self, caller: Caller, resource: str, params: ListParams) -> Record:
         by_cluster = _uuids_by_cluster(params.filters)

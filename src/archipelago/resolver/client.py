@@ -18,6 +18,7 @@ from ..errors import ArchipelagoError
 from .signing import sign
 
 QUIET_SECONDS = 10.0  # a resolver that failed is not asked again for this long
+COVERED_SECONDS = 60.0  # which sites a resolver covers changes only when it is reconfigured
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ResolverClient:
         self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=min(1.0, self.timeout),
                                                                                  read=self.timeout), maxsize=8)
         self._lock = threading.Lock()
+        self._covered: dict[str, tuple[float, set[str]]] = {}
 
     def _ask(self, target: str, signed: bool = False) -> Answer | None:
         """The first answer of a resolver, in order (those that failed recently are left out for a while);
@@ -84,3 +86,17 @@ class ResolverClient:
 
     def sites(self) -> Answer | None:
         return self._ask("/resolver/v1/sites")
+
+    def covered(self, url: str) -> set[str]:
+        """The sites resolver `url` covers (asked at most once a minute; empty if it cannot say)."""
+        now = time.monotonic()
+        cached = self._covered.get(url)
+        if cached is not None and now - cached[0] < COVERED_SECONDS:
+            return cached[1]
+        try:
+            response = self._http.request("GET", url + "/resolver/v1/sites")
+            sites = {s["site"] for s in json.loads(response.data)["sites"]} if response.status == 200 else set()
+        except (urllib3.exceptions.HTTPError, ValueError, KeyError, TypeError):
+            sites = set()
+        self._covered[url] = (now, sites)
+        return sites

@@ -140,16 +140,15 @@ class ResolverService:
                 "all_down": bool(holders) and all(h["liveness"] == "down" for h in holders)}
 
     def holders(self, signed: Signed, pdh: str) -> dict[str, Any]:
-        """For a member site's PDH lookup: which sites hold it (not dropped, live first), and which
-        sites this resolver covers (the asker must still ask any peer not among them)."""
+        """For a member site's PDH lookup: which sites hold it (not dropped, live first). Which sites
+        this resolver covers is in `sites()`: an answer's size does not grow with the federation."""
         self.nonces.check(signed)
         if not PDH_RE.fullmatch(pdh):
             raise BadRequest(f"{pdh[:80]!r} is not a portable data hash")
         now = time.time()
         found = [(site, self.verdict(site, now)) for site in self.store.holders(pdh)]
         found.sort(key=lambda f: (f[1].rank, -(f[1].last_seen or 0)))
-        return {"pdh": pdh, "holders": [{"site": s, "liveness": v.status} for s, v in found if v.status != "dropped"],
-                "covers": sorted(self.config.sites)}
+        return {"pdh": pdh, "holders": [{"site": s, "liveness": v.status} for s, v in found if v.status != "dropped"]}
 
     def sites(self) -> list[dict[str, Any]]:
         now = time.time()

@@ -23,6 +23,7 @@ from ..sdk.client import ApiClient
 from ..sdk.transfer import get_collection, put_paths
 from .demo_federation import FederationReport, run_federation
 from .demo_meta import MetaReport, run_meta_analysis
+from .demo_resolver import ResolverReport, demo_resolver, run_resolver_demo
 from .federation import init_federation
 from .processes import ClusterProcess
 
@@ -43,6 +44,7 @@ class DemoReport:
     mismatches: list[str] = field(default_factory=list)
     federation: FederationReport | None = None
     meta: MetaReport | None = None
+    resolver: ResolverReport | None = None  # the end: an identifier resolved, a site stopped, a launch
 
     @property
     def ok(self) -> bool:
@@ -51,12 +53,14 @@ class DemoReport:
         fed, meta = self.federation, self.meta
         return self.verified and (fed is None or (fed.cohort_bytes_crossed == 0 and fed.copy_again_bytes_sent == 0
                                                   and all(r.startswith("403") for r in fed.refusals.values()))) \
-            and (meta is None or (meta.status == "success" and meta.cohort_bytes_crossed == 0))
+            and (meta is None or (meta.status == "success" and meta.cohort_bytes_crossed == 0)) \
+            and (self.resolver is None or self.resolver.ok)
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["federation"] = self.federation.as_dict() if self.federation else None
         out["meta"] = self.meta.as_dict() if self.meta else None
+        out["resolver"] = self.resolver.as_dict() if self.resolver else None
         out["ok"] = self.ok
         return out
 
@@ -72,7 +76,7 @@ class DemoReport:
             f"manifest       {self.manifest_preview}\n"
             f"get            {mb:.1f} MB ({self.get_seconds:.2f} s, {mb / max(self.get_seconds, 1e-9):.0f} MB/s)\n"
             f"verified       {status}"
-        ) + (f"\n{self.federation.text()}" if self.federation else "") + (f"\n{self.meta.text()}" if self.meta else "")
+        ) + "".join(f"\n{part.text()}" for part in (self.federation, self.meta, self.resolver) if part is not None)
 
 
 def make_sample_tree(root: Path, seed: int = 7) -> Path:
@@ -103,6 +107,7 @@ def run_demo(scratch: Path, source: Path | None = None, federated: bool = True,
     say(f"starting {len(members)} cluster(s) on loopback: " + ", ".join(m.cluster_id for m in members)
         + " (each an API server, a keepstore and a dispatcher)")
     with contextlib.ExitStack() as stack:
+        resolver = stack.enter_context(demo_resolver(scratch / "federation", members)) if federated else None
         clusters = [stack.enter_context(ClusterProcess(m.directory)) for m in members]
         say("putting the directory into a collection at z1111, and getting it back")
         cluster = clusters[0]
@@ -122,6 +127,9 @@ def run_demo(scratch: Path, source: Path | None = None, federated: bool = True,
         if federated:
             say("the meta-analysis: one CWL workflow, each extract next to its cohort, the merge at z1111")
         meta = run_meta_analysis(members, keep_urls, scratch, results) if federated else None
+        if resolver is not None:
+            say("the resolver: a DOI resolved to its sites, one site stopped, an analysis launched at the data")
+        resolved = run_resolver_demo(members, clusters, resolver) if resolver is not None else None
     mismatches = [name for _, name in plan.files if not filecmp.cmp(source / name, out / name, shallow=False)]
     mismatches += [d for d in plan.directories if not (out / d).is_dir()]
     manifest_text = record["unsigned_manifest_text"]
@@ -142,4 +150,5 @@ def run_demo(scratch: Path, source: Path | None = None, federated: bool = True,
         mismatches=mismatches,
         federation=federation,
         meta=meta,
+        resolver=resolved,
     )
