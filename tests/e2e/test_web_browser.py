@@ -220,23 +220,28 @@ def cohort(site: str, rows: int, seed: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def job(federation: dict[str, Any], people: dict[str, ApiClient], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cohorts(federation: dict[str, Any], people: dict[str, ApiClient]) -> dict[str, dict[str, Any]]:
     """Each cluster's admin keeps a cohort that stays on its cluster and shares it with Ana."""
     ana = people["ana"].users.current()["uuid"]
-    cohorts, clusters = [], []
+    records = {}
     for n, cluster in enumerate(("z1111", "z2222", "z3333"), start=1):
         admin = federation[cluster]
         project = admin.groups.create({"name": f"cohort {cluster}", "group_class": "project", "residency": "cluster"})
         collection = Collection(admin)
         collection.write("cohort.csv", cohort(f"site-{cluster}", 900, n))
-        record = collection.save_new(f"trial cohort {cluster}", owner_uuid=project["uuid"])
+        records[cluster] = collection.save_new(f"trial cohort {cluster}", owner_uuid=project["uuid"])
         admin.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": ana,
                             "head_uuid": project["uuid"]})
-        cohorts.append({"class": "File", "location": f"keep:{record['portable_data_hash']}/cohort.csv"})
-        clusters.append(cluster)
+    return records
+
+
+@pytest.fixture(scope="module")
+def job(cohorts: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("job") / "job.json"
     path.write_text(json.dumps({
-        "cohorts": cohorts, "clusters": clusters, "min_age": 50,
+        "cohorts": [{"class": "File", "location": f"keep:{r['portable_data_hash']}/cohort.csv"}
+                    for r in cohorts.values()],
+        "clusters": list(cohorts), "min_age": 50,
         "extract_script": {"class": "File", "path": str(EXAMPLE / "extract.py")},
         "merge_script": {"class": "File", "path": str(EXAMPLE / "merge.py")}}))
     return path
@@ -363,3 +368,23 @@ def test_sites_show_health_and_the_resolvers_view_and_resolve_an_identifier(
     expect(holders.first).to_contain_text("live")
     holders.first.get_by_role("link").click()
     expect(page.get_by_role("heading", name="trial results")).to_be_visible()
+
+
+def test_a_residency_refusal_is_shown_to_the_reader_and_listed_with_who_and_what(
+        browser: Any, federation: dict[str, Any], people: dict[str, ApiClient],
+        cohorts: dict[str, dict[str, Any]]) -> None:
+    ana, held = people["ana"], cohorts["z2222"]["uuid"]
+    page = open_page(browser, federation["z1111"].base)
+    log_in(page, ana.token)
+    response = page.goto(f"/collections/{held}")
+    assert response is not None and response.status == 403
+    expect(page.locator(".error .message")).to_contain_text("stays on cluster z2222")
+    expect(page.locator("main")).not_to_contain_text("cohort.csv")
+    chromium.shot(page, "residency-refused")
+    site = open_page(browser, federation["z2222"].base)  # the site that refused, as its admin sees it
+    log_in(site, federation["z2222"].token)
+    site.goto("/movement")
+    refused = site.locator("#refusals tbody tr", has_text=held)
+    expect(refused.first).to_contain_text(ana.users.current()["uuid"])
+    expect(refused.first).to_contain_text("via cluster z1111")
+    chromium.shot(site, "refusals")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ..db.models import Collection, Group
 from ..errors import Forbidden, Unprocessable
 from ..formats.manifest import parse
+from ..refusals import record_refusal
 
 log = logging.getLogger("archipelago.residency")
 POLICIES = {"cluster": "stays on its cluster"}
@@ -55,6 +56,7 @@ def restricted_blocks(session: Session) -> set[str]:
 
 def refuse(cluster_id: str, what: str, reader: str) -> ResidencyRefused:
     log.warning("residency: refused %s to %s (policy 'cluster': %s)", what, reader, POLICIES["cluster"])
+    record_refusal(what, reader)
     return ResidencyRefused(f"{what} stays on cluster {cluster_id} (residency policy 'cluster'): "
                             f"it cannot be read from outside that cluster")
 

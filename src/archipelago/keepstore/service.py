@@ -14,6 +14,7 @@ from ..errors import Forbidden, Unauthorized
 from ..formats.locator import Locator
 from ..formats.signing import sign_locator, verify_locator
 from ..formats.tokens import from_another_cluster
+from ..refusals import record_refusal
 from .remote_blocks import RemoteBlocks
 from .store import BlockStore
 from .tokens import TokenCheck
@@ -56,6 +57,8 @@ class BlockAccess:
     def guard_residency(self, md5: str, reader_cluster: str | None, token: str | None) -> None:
         if (self.all_stay or md5 in self.restricted) and self.from_outside(reader_cluster, token):
             log.warning("residency: refused block %s to %s", md5, reader_cluster or "a client of another cluster")
+            record_refusal(f"block {md5}", f"cluster {reader_cluster}" if reader_cluster else "a client of another "
+                           "cluster")
             raise Forbidden(f"block {md5} belongs to data that stays on cluster {self.config.cluster_id} "
                             "(residency policy 'cluster'): it cannot be read from outside that cluster")
 

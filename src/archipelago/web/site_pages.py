@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..backend.interface import Caller
 from ..errors import ArchipelagoError
+from ..refusals import Refusal, recent_refusals
 from .core import Web
 from .movement import Movement
 from .resolving import Resolving
@@ -43,13 +44,19 @@ class SitePages:
             recent.append({"id": run.id, "workflow": run.workflow, "state": run.state, "moved": run.moved()})
         return recent
 
+    @staticmethod
+    def refusals(caller: Caller) -> list[Refusal]:
+        """This cluster's residency refusals: all of them for its admins, a user's own for a user."""
+        return [r for r in recent_refusals() if caller.is_admin or r.reader.split(" ", 1)[0] == caller.user_uuid]
+
     async def moved(self, request: Request, session: Session) -> Response:
         counters = await self.web.call(self.movement.counters, session.caller)
         pairs = self.movement.pairs(counters)
         recent = await self.web.call(self._recent, session.caller)
         largest = max([*pairs.values(), *(n for r in recent for n in r["moved"].values())], default=0)
         return self.web.html("movement.html", session, "movement", counters=counters, pairs=pairs, recent=recent,
-                             largest=largest, colour=self.web.federation.colour)
+                             largest=largest, colour=self.web.federation.colour, refusals=self.refusals(session.caller),
+                             admin=session.caller.is_admin)
 
     async def sites(self, request: Request, session: Session) -> Response:
         health = await self.web.call(self.movement.health, session.caller)
