@@ -4,6 +4,7 @@ its cluster is processed only there; `--dry-run` says where and why; a CWL workf
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from archipelago.formats.tokens import salt_token
 from archipelago.resolver.client import ResolverClient
@@ -106,3 +108,25 @@ def test_a_workflow_runs_at_the_data(fed, tmp_path):
     result = json.loads(run.stdout)
     assert result["status"] == "success" and result["plan"]["site"] == "z2222"
     assert result["outputs"]["n"]["location"].startswith("keep:")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jupyterlab") is None, reason="JupyterLab (archipelago[notebook])")
+def test_a_notebook_starts_at_the_data_and_only_its_user_gets_in(fed):
+    shared_dataset(fed, "z2222", "doi:10.5555/launch-notebook")
+    run = archi(fed, "launch", "doi:10.5555/launch-notebook", "--notebook", "--idle", "5", "--json")
+    assert run.returncode == 0, run.stderr + run.stdout
+    started = json.loads(run.stdout)
+    assert started["cluster"] == "z2222" and started["request"].startswith("z2222-xvhdp-")
+    status = started["url"].removesuffix("lab") + "api/status"
+    salted = salt_token(fed["researcher"].token, "z2222")
+    http = urllib3.PoolManager(cert_reqs="CERT_NONE", retries=False)
+    deadline = time.monotonic() + 120
+    while (answer := http.request("GET", status, headers={"Authorization": f"Bearer {salted}"})).status != 200:
+        assert time.monotonic() < deadline, f"the notebook never answered: {answer.status} {answer.data[:300]}"
+        time.sleep(0.5)
+    assert http.request("GET", status).status == 401  # no token, no notebook
+    stranger = fed["admins"]["z2222"].api_client_authorizations.create({})
+    assert http.request("GET", status, headers={"Authorization": f"Bearer v2/{stranger['uuid']}/"
+                                                                 f"{stranger['api_token']}"}).status in (403, 404)
+    stopped = archi(fed, "notebook", "stop", started["request"])
+    assert stopped.returncode == 0, stopped.stderr

@@ -1,4 +1,5 @@
-"""`archi launch ID -- CMD…` and `archi launch ID --workflow WF.cwl [JOB.yml]`: run next to the data.
+"""`archi launch ID -- CMD…`, `archi launch ID --workflow WF.cwl [JOB.yml]` and `archi launch ID --notebook`:
+run next to the data.
 Resolve, choose a live site that holds it (resolver/launch.py says how and why), submit there with
 the dataset mounted, follow it, and bring the results home. `--dry-run` prints the choice and why."""
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -35,6 +37,10 @@ def launch(
     rest: Annotated[list[str] | None, typer.Argument(help="The command (after --); with --workflow, the job file.")]
     = None,
     workflow: Annotated[Path | None, typer.Option(help="A CWL workflow to run at the data's site.")] = None,
+    notebook: Annotated[bool, typer.Option("--notebook", help="Start JupyterLab at the data's site, the dataset "
+                                                              "mounted read-only; prints its address.")] = False,
+    idle: Annotated[float, typer.Option(help="With --notebook: minutes without use before it stops and saves "
+                                             "its notebooks.")] = 30,
     dataset_input: Annotated[str, typer.Option(help="With --workflow: the Directory input that receives the "
                                                     "dataset.")] = "dataset",
     site: Annotated[str | None, typer.Option(help="Launch at this site (it must hold the data and be live).")] = None,
@@ -68,6 +74,9 @@ def launch(
         return
     if not as_json:
         errors.print(_plan_text(plan.as_dict()), highlight=False, markup=False)
+    if notebook:
+        _notebook(home, plan, mount, idle, as_json)
+        return
     if workflow is not None:
         job = Path(rest[0]) if rest else None
         result = start(home, plan, "workflow", workflow=workflow, job=job, dataset_input=dataset_input)
@@ -86,6 +95,24 @@ def launch(
     emit({"plan": plan.as_dict(), **report}, as_json, _result_text(report))
     if report["exit_code"] != 0:
         raise typer.Exit(FAILED)
+
+
+def _notebook(home: Any, plan: Any, mount: str, idle: float, as_json: bool) -> None:
+    """A notebook as one more way to launch at the data (the notebook package's launch mode)."""
+    from ..formats.tokens import salt_token
+    from ..notebook.session import launch_mode
+    from ..resolver.launch import launch as start
+    from ..resolver.launch import register_mode
+
+    register_mode("notebook", launch_mode)
+    started = start(home, plan, "notebook", mount=mount, idle_minutes=idle)
+    token = home.token if plan.site == plan.home else salt_token(home.token, plan.site)
+    login = f"{started['url']}?token={quote(token, safe='')}"
+    emit({"plan": plan.as_dict(), **started, "login_url": login}, as_json,
+         f"notebook   {started['request']} at {started['cluster']}, the dataset at {mount} (read-only)\n"
+         f"open       {login}\n"
+         f"stops      after {idle:g} minutes unused, or with `archi notebook stop {started['request']}`; "
+         "its notebooks are saved as the request's output")
 
 
 def _bring_home(home: Any, site: str, home_id: str, output: str | None) -> dict[str, Any] | None:
