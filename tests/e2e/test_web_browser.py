@@ -185,7 +185,7 @@ def test_share_a_project_with_another_user(browser: Any, federation: dict[str, A
     chromium.shot(page, "shared")
     theirs = open_page(browser, federation["z1111"].base)
     log_in(theirs, people["bob"].token)
-    shared = theirs.locator("section", has=theirs.get_by_role("heading", name="Shared with you on z1111"))
+    shared = theirs.locator("section", has=theirs.get_by_role("heading", name="Shared with you", exact=True))
     shared.get_by_role("link", name="Blood pressure trial").click()
     theirs.get_by_role("link", name="trial results").click()
     expect(theirs.locator("table.files")).to_contain_text("summary.csv")
