@@ -71,6 +71,9 @@ def test_a_rerun_reuses_the_finished_steps(federation, tmp_path):
     again = Runner(alice)
     outputs, status = again.run(WORKFLOWS / "wf-cluster-target.cwl", job(tmp_path, 7, where="z2222"))
     assert status == "success" and read(alice, outputs["result"]) == b"7\n"
+    # the same local input is not uploaded again: the collection of the first run is used
+    assert again.inputs_pdh == first.inputs_pdh
+    assert len(alice.collections.list([["name", "=", "inputs for archi run"]])["items"]) == 1
     earlier_steps = {step_name(n): s for n, s in first.steps.items()}
     for name, step in again.steps.items():
         request = alice.container_requests.get(step.request_uuid)

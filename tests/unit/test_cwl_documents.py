@@ -18,8 +18,8 @@ BAD = {
                   "'outputs', 'requirements', 'hints', 'cwlVersion', 'intent', 'class', 'baseCommand', "
                   "'arguments', 'stdin', 'stderr', 'stdout', 'successCodes', 'temporaryFailCodes', "
                   "'permanentFailCodes'"),
-    "source.cwl": ("cwlVersion: v1.2\nclass: Workflow\ninputs: []\noutputs:\n  o: {type: File, outputSource: nope/out}\n"
-                   "steps: []\n",
+    "source.cwl": ("cwlVersion: v1.2\nclass: Workflow\ninputs: []\n"
+                   "outputs:\n  o: {type: File, outputSource: nope/out}\nsteps: []\n",
                    "source.cwl:5:19: Field 'outputSource' references unknown identifier 'nope/out', tried "
                    "file://{dir}/source.cwl#o/nope/out file://{dir}/source.cwl#nope/out"),
 }
@@ -42,7 +42,7 @@ def test_a_missing_document_is_named(tmp_path: Path) -> None:
     from archipelago.cwl.loading import DocumentError, load
     from archipelago.cwl.tool import Binding, tool_factory
 
-    with pytest.raises(DocumentError, match="^nope.cwl: no such file$"):
+    with pytest.raises(DocumentError, match=r"^nope\.cwl: no such file$"):
         load(Path("nope.cwl"), tool_factory(Binding("z1111")))
 
 

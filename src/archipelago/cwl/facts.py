@@ -10,23 +10,25 @@ a thousand records costs a handful of round trips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 
 from ..errors import ArchipelagoError
 from ..formats.manifest import parse
 from ..keepstore.metrics import FETCHED
-from ..rpc import Transport
+from ..rpc import Transport, Unreachable
 from ..sdk.client import ApiClient
 from ..sdk.copy import token_for_cluster
 
-BATCH = 150  # PDHs per listing (the filter travels in a POST body: no URL length limit applies)
+T = TypeVar("T")
+BATCH = 1000  # PDHs per listing (in a POST body: no URL length limit; at most a page of answers)
 TIMEOUT = 15.0  # a cluster that does not answer within this is unreachable for the plan
 SELECT = ["uuid", "portable_data_hash", "name", "owner_uuid", "residency", "file_size_total", "manifest_text"]
 
@@ -45,6 +47,7 @@ class Held:
 
     _blocks: dict[str, int] | None = field(default=None, repr=False)
     _files: dict[str, list[str]] | None = field(default=None, repr=False)
+    _sizes: dict[str, int] = field(default_factory=dict, repr=False)
 
     def blocks(self) -> dict[str, int]:
         """md5 -> size of every block (what reading all of it fetches at most)."""
@@ -56,6 +59,11 @@ class Held:
         self._parse()
         sizes = self.blocks()
         return {md5: sizes[md5] for md5 in (self._files or {}).get(path.strip("/"), [])}
+
+    def file_size(self, path: str) -> int | None:
+        """The size of one file (None: not a file here, or the manifest is hidden)."""
+        self._parse()
+        return self._sizes.get(path.strip("/"))
 
     def has(self, path: str) -> bool | None:
         """Whether the collection holds this file or directory (None: its manifest is hidden)."""
@@ -76,6 +84,7 @@ class Held:
             for name, segments in entries.items():
                 path = f"{dirname}/{name}"[2:]
                 files.setdefault(path, [])  # an empty file has no segments
+                self._sizes[path] = sum(length for _, _, length in segments)
                 for locator, _, _ in segments:
                     md5, size = locator[:32], int(locator.split("+")[1])
                     blocks[md5] = size
@@ -107,39 +116,56 @@ class Facts:
         self._answered: set[str] = {self.home_id}  # clusters that have answered this user
         self._introducing: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._policy_lock = threading.Lock()
+        self._metrics: dict[str, list[str]] = {}  # cluster -> its keepstores' /metrics URLs
 
     # ---------------------------------------------------------------- clusters
     def client(self, cluster: str) -> ApiClient:
-        """The user at `cluster`. The first call introduces her there (who she is), alone: a
-        cluster that meets a visitor in several requests at once may record her twice."""
+        """The user at `cluster` (her token salted for it)."""
         with self._lock:
-            lock = self._introducing.setdefault(cluster, threading.Lock())
-        with lock:
             if cluster not in self._clients:
                 remote = self.home.config().get("RemoteClusters", {})[cluster]
-                client = ApiClient(f"{remote.get('Scheme', 'https')}://{remote['Host']}",
-                                   token_for_cluster(self.home, cluster), insecure=bool(remote.get("Insecure")),
-                                   timeout=TIMEOUT,
-                                   transport=self._transport_for(cluster) if self._transport_for else None)
-                try:
-                    client.users.current()
-                    with self._lock:
-                        self._answered.add(cluster)
-                except (ArchipelagoError, ConnectionError) as exc:
-                    with self._lock:
-                        self.unreachable.setdefault(cluster, str(exc))
-                self._clients[cluster] = client
+                self._clients[cluster] = ApiClient(
+                    f"{remote.get('Scheme', 'https')}://{remote['Host']}", token_for_cluster(self.home, cluster),
+                    insecure=bool(remote.get("Insecure")), timeout=TIMEOUT,
+                    transport=self._transport_for(cluster) if self._transport_for else None)
             return self._clients[cluster]
+
+    def ask(self, cluster: str, question: Callable[[ApiClient], T]) -> T:
+        """`question` put to the user's client at `cluster`. The first question to a cluster is put
+        alone (the others wait for its answer): a cluster meeting a visitor for the first time in
+        several requests at once may try to record her twice. A cluster that cannot be reached is
+        remembered as such (and the error raised)."""
+        with self._lock:
+            first = self._introducing.setdefault(cluster, threading.Lock()) if cluster not in self._answered else None
+        try:
+            if first is None:
+                return question(self.client(cluster))
+            with first:
+                answer = question(self.client(cluster))
+                with self._lock:
+                    self._answered.add(cluster)
+                return answer
+        except (Unreachable, ConnectionError) as exc:
+            with self._lock:
+                self.unreachable.setdefault(cluster, str(exc))
+            raise
 
     def known(self, cluster: str) -> bool:
         return cluster in self.clusters
 
     def reach(self, clusters: set[str]) -> None:
-        """Introduce the user to each of `clusters` (at once): those that do not answer are unreachable."""
-        todo = sorted(c for c in clusters if self.known(c) and c not in self._clients)
+        """Ask each of `clusters` not heard from yet who the user is there (at once): those that do
+        not answer are unreachable."""
+        todo = sorted(c for c in clusters if self.known(c) and c not in self._answered and c not in self.unreachable)
+
+        def hello(cluster: str) -> None:
+            with contextlib.suppress(ArchipelagoError, ConnectionError):
+                self.ask(cluster, lambda client: client.users.current())
+
         if todo:
             with ThreadPoolExecutor(len(todo)) as pool:
-                list(pool.map(self.client, todo))
+                list(pool.map(hello, todo))
 
     # ---------------------------------------------------------------- collections
     def survey(self, pdhs: set[str]) -> None:
@@ -152,24 +178,30 @@ class Facts:
             return
         batches = [(c, wanted[n:n + BATCH]) for c in self.clusters if c not in self.unreachable
                    for n in range(0, len(wanted), BATCH)]
-        with ThreadPoolExecutor(min(16, len(batches))) as pool:
-            for cluster, found in zip((c for c, _ in batches), pool.map(self._list, batches), strict=True):
-                for record in found:
-                    self._remember(cluster, record)
+        with ThreadPoolExecutor(min(8, len(batches))) as pool:
+            list(pool.map(self._list, batches))
 
-    def _list(self, batch: tuple[str, list[str]]) -> list[dict[str, Any]]:
+    def _list(self, batch: tuple[str, list[str]]) -> None:
         cluster, pdhs = batch
-        body = {"_method": "GET", "filters": json.dumps([["portable_data_hash", "in", pdhs]]),
-                "select": json.dumps(SELECT), "limit": 1000, "count": "none"}
-        try:
-            found = list(self.client(cluster).request("POST", "collections", body=body)["items"])
-            with self._lock:
-                self._answered.add(cluster)
-            return found
-        except (ArchipelagoError, ConnectionError, KeyError) as exc:
-            with self._lock:
-                self.unreachable.setdefault(cluster, str(exc))
-            return []
+        found: list[dict[str, Any]] = []
+        while True:  # page by page, should the cluster answer fewer than were asked for at once
+            body = {"_method": "GET", "filters": json.dumps([["portable_data_hash", "in", pdhs]]),
+                    "select": json.dumps(SELECT), "limit": len(pdhs), "offset": len(found), "count": "none",
+                    "order": json.dumps(["uuid asc"])}
+            def listing(client: ApiClient, body: dict[str, Any] = body) -> dict[str, Any]:
+                return client.request("POST", "collections", body=body)
+
+            try:
+                page = self.ask(cluster, listing)
+            except (ArchipelagoError, ConnectionError) as exc:
+                with self._lock:
+                    self.unreachable.setdefault(cluster, str(exc))
+                return
+            found += page["items"]
+            if not page["items"] or len(page["items"]) < int(page.get("limit") or 0):
+                break
+        for record in found:
+            self._remember(cluster, record)
 
     def _remember(self, cluster: str, record: dict[str, Any]) -> None:
         manifest = record.get("manifest_text")
@@ -183,24 +215,25 @@ class Facts:
     def _under_policy(self, owner: str) -> bool:
         """Whether a home project (or one above it) keeps its data at home. Elsewhere the cluster
         says so itself: it hides the manifests of such collections from visitors."""
-        chain: list[str] = []
-        node: str | None = owner
-        while node and "-j7d0g-" in node and node not in self._home_restricted and len(chain) < 64:
-            chain.append(node)
-            try:
-                group = self.home.groups.get(node, select=["uuid", "owner_uuid", "residency"])
-            except ArchipelagoError:
-                break
-            if group.get("residency"):
-                node = None
-                for uuid in chain:
-                    self._home_restricted[uuid] = True
-                return True
-            node = group.get("owner_uuid")
-        answer = self._home_restricted.get(node or "", False)
-        for uuid in chain:
-            self._home_restricted[uuid] = answer
-        return answer
+        with self._policy_lock:
+            chain: list[str] = []
+            node: str | None = owner
+            while node and "-j7d0g-" in node and node not in self._home_restricted and len(chain) < 64:
+                chain.append(node)
+                try:
+                    group = self.home.groups.get(node, select=["uuid", "owner_uuid", "residency"])
+                except ArchipelagoError:
+                    break
+                if group.get("residency"):
+                    node = None
+                    for uuid in chain:
+                        self._home_restricted[uuid] = True
+                    return True
+                node = group.get("owner_uuid")
+            answer = self._home_restricted.get(node or "", False)
+            for uuid in chain:
+                self._home_restricted[uuid] = answer
+            return answer
 
     def learn(self, cluster: str, record: dict[str, Any]) -> None:
         """A collection the run made (a step's output), known without asking anyone."""
@@ -234,7 +267,7 @@ class Facts:
         if kind is None:
             return Project(uuid, cluster, f"project {uuid} is neither a project nor a user")
         try:
-            record = self.client(cluster).request("GET", f"{kind}/{uuid}")
+            record = self.ask(cluster, lambda client: client.request("GET", f"{kind}/{uuid}"))
         except ArchipelagoError as exc:
             if exc.status in (401, 403, 404, 422):
                 return missing
@@ -249,33 +282,34 @@ class Facts:
 
     def _me(self, cluster: str) -> str | None:
         try:
-            return str(self.client(cluster).users.current()["uuid"])
+            return str(self.ask(cluster, lambda client: client.users.current())["uuid"])
         except ArchipelagoError:
             return None
 
     # ---------------------------------------------------------------- keepstores
     def keep_counters(self) -> dict[str, dict[str, int]] | None:
         """Bytes each cluster's keepstores have fetched from each other cluster so far (their
-        /metrics), or None if some cluster's keepstores cannot be read."""
+        /metrics, unauthenticated as in Arvados), or None if some cluster's cannot be read. The
+        keepstores are asked for once; their counters each time."""
         def one(cluster: str) -> dict[str, int] | None:
             try:
-                client = self.client(cluster)
-                services = client.request("GET", "keep_services/accessible")["items"]
-                http = urllib3.PoolManager(cert_reqs="CERT_NONE" if client.insecure else "CERT_REQUIRED")
+                if cluster not in self._metrics:
+                    services = self.ask(cluster, lambda c: c.request("GET", "keep_services/accessible"))["items"]
+                    self._metrics[cluster] = [
+                        f"{'https' if s.get('service_ssl_flag') else 'http'}://{s['service_host']}:"
+                        f"{s['service_port']}/metrics"
+                        for s in services if not str(s.get("service_type", "disk")).startswith("gateway")]
+                insecure = self.client(cluster).insecure
+                http = urllib3.PoolManager(cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED")
                 totals: dict[str, int] = {}
-                for service in services:
-                    if str(service.get("service_type", "disk")).startswith("gateway"):
-                        continue
-                    scheme = "https" if service.get("service_ssl_flag") else "http"
-                    url = f"{scheme}://{service['service_host']}:{service['service_port']}/metrics"
-                    text = http.request("GET", url, timeout=5.0, retries=False).data.decode()
-                    prefix = f'{FETCHED}{{cluster="'
-                    for line in text.splitlines():
+                prefix = f'{FETCHED}{{cluster="'
+                for url in self._metrics[cluster]:
+                    for line in http.request("GET", url, timeout=5.0, retries=False).data.decode().splitlines():
                         if line.startswith(prefix):
                             source = line[len(prefix):].split('"')[0]
                             totals[source] = totals.get(source, 0) + int(line.rsplit(" ", 1)[1])
                 return totals
-            except (ArchipelagoError, urllib3.exceptions.HTTPError, KeyError, ValueError):
+            except (ArchipelagoError, ConnectionError, urllib3.exceptions.HTTPError, KeyError, ValueError):
                 return None
 
         with ThreadPoolExecutor(len(self.clusters)) as pool:

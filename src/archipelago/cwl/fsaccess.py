@@ -7,6 +7,7 @@ import fnmatch
 import io
 import posixpath
 import threading
+from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
@@ -41,27 +42,42 @@ def glob_matches(pattern: str, path: str) -> bool:
         for part, want in zip(parts, patterns, strict=True))
 
 
+@dataclass
+class KeepCache:
+    """What one run has learned of collections, shared by all its file accesses: those read (a
+    step's output, read once, is what the next step's inputs and the final output read too), those
+    the runner may not read from home (data that stays on its cluster: only its steps read it), and
+    whether sizes are asked for now or left for later (while the job order is read, before the plan
+    has asked the clusters about every input at once)."""
+
+    collections: dict[str, Collection] = field(default_factory=dict)
+    refused: dict[str, OSError] = field(default_factory=dict)
+    sizes_later: bool = False
+
+
 class KeepFsAccess(StdFsAccess):
-    def __init__(self, basedir: str, client: ApiClient, collections: dict[str, Collection] | None = None):
-        """`collections`: PDH -> collection, shared by the run (a step's output, read once by the
-        run, is what the next step's inputs and the final output read too)."""
+    def __init__(self, basedir: str, client: ApiClient, cache: KeepCache | None = None):
         super().__init__(basedir)
         self.client = client
-        self._collections: dict[str, Collection] = collections if collections is not None else {}
+        self.cache = cache if cache is not None else KeepCache()
+        self._collections = self.cache.collections
         self._entries_of: dict[str, tuple[dict[str, int], set[str]]] = {}
         self._lock = threading.Lock()
 
     def collection(self, pdh: str) -> Collection:
-        """The collection, read once. One the runner may not read (data that stays on its cluster:
-        only the steps running there read it) is an OSError, which cwltool takes as "unknown"."""
+        """The collection, read once. One the runner may not read is an OSError (cwltool takes it
+        as "unknown"), remembered too."""
         with self._lock:
+            if pdh in self.cache.refused:
+                error = self.cache.refused[pdh]
+                raise type(error)(*error.args)
             if pdh not in self._collections:
                 try:
                     self._collections[pdh] = Collection(self.client, pdh)
                 except ArchipelagoError as exc:
-                    if exc.status == 403:
-                        raise PermissionError(f"keep:{pdh}: {exc}") from None
-                    raise FileNotFoundError(f"keep:{pdh}: {exc}") from None
+                    kind = PermissionError if exc.status == 403 else FileNotFoundError
+                    self.cache.refused[pdh] = kind(f"keep:{pdh}: {exc}")
+                    raise kind(f"keep:{pdh}: {exc}") from None
             return self._collections[pdh]
 
     def _entries(self, pdh: str) -> tuple[dict[str, int], set[str]]:
@@ -93,6 +109,8 @@ class KeepFsAccess(StdFsAccess):
         if not fn.startswith(PREFIX):
             return super().size(fn)
         pdh, path = split(fn)
+        if self.cache.sizes_later and pdh not in self._collections:  # cwltool asks for sizes as a courtesy
+            raise FileNotFoundError(f"{fn}: its size is filled in once the clusters have been asked")
         return self._entries(pdh)[0][path]
 
     def isfile(self, fn: str) -> bool:

@@ -5,9 +5,10 @@ beside their primaries), then its local files and literals uploaded once to the 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from cwltool.context import RuntimeContext
@@ -15,19 +16,18 @@ from cwltool.errors import WorkflowException
 from cwltool.load_tool import jobloaderctx
 from cwltool.process import Process, shortname
 from cwltool.stdfsaccess import StdFsAccess
-from schema_salad.exceptions import ValidationException
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from schema_salad.exceptions import SchemaSaladException, ValidationException
 from schema_salad.fetcher import DefaultFetcher
 from schema_salad.ref_resolver import Loader
 
 from ..errors import ArchipelagoError
+from ..formats.manifest import portable_data_hash, render
+from ..keep.writer import ManifestWriter
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
+from .errors import RunError, describe
 from .fsaccess import PREFIX, keep_location
-
-
-class RunError(ArchipelagoError):
-    status = 422
-
 
 JOB_REQUIREMENTS = "https://w3id.org/cwl/cwl#requirements"  # `cwl:requirements` of a job: cwltool applies them
 
@@ -47,8 +47,24 @@ def read_job_order(tool: Process, job: Path | None,
     if job is None:
         return {}, basedir
     loader = Loader(dict(jobloaderctx), fetcher_constructor=KeepAwareFetcher)
-    resolved, _ = loader.resolve_ref(str(job.resolve()), checklinks=False)
-    loaded: Any = {} if resolved is None else resolved
+    try:
+        text = job.read_text()
+    except OSError as exc:
+        raise RunError(f"{job}: {exc.strerror}") from None
+    try:
+        try:  # JSON, parsed as such: a YAML parser takes seconds over a thousand records
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            resolved, _ = loader.resolve_all(_commented(data), job.resolve().as_uri(), checklinks=False)
+        else:
+            resolved, _ = loader.resolve_ref(str(job.resolve()), checklinks=False)
+    except SchemaSaladException as exc:
+        raise RunError(describe(exc)) from None
+    # plain dicts and lists: cwltool copies the job order, and a copy of ruamel's maps, which keep
+    # their line numbers, grows with the square of the records
+    loaded: Any = {} if resolved is None else _plain(resolved)
     if not isinstance(loaded, dict):
         raise RunError(f"{job}: a job order is a mapping of input names to values, not {type(loaded).__name__}")
     declared: Any = tool.metadata.get("$namespaces", {})
@@ -59,6 +75,22 @@ def read_job_order(tool: Process, job: Path | None,
     for entry in find_objects(job_order, ("File",), lambda value: "format" in value):
         entry["format"] = expander.expand_url(entry["format"], "")
     return with_secondary_files(tool, job_order, basedir, fs_access), basedir
+
+
+def _commented(value: Any) -> Any:
+    if isinstance(value, dict):
+        return CommentedMap((k, _commented(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return CommentedSeq([_commented(v) for v in value])
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def with_secondary_files(tool: Process, job_order: dict[str, Any], basedir: Path,
@@ -78,9 +110,26 @@ def with_secondary_files(tool: Process, job_order: dict[str, Any], basedir: Path
         raise RunError(f"the job order does not fit the workflow's inputs: {exc}") from None
 
 
+class _Hashed:
+    """Where local inputs would go, hashed and stored nowhere: the manifest their upload would make."""
+
+    def __init__(self) -> None:
+        self.writer = ManifestWriter()
+
+    def write(self, path: str, source: bytes | BinaryIO) -> None:
+        self.writer.write_file(path, source)
+
+    def portable_data_hash(self) -> str:
+        return portable_data_hash(render(self.writer.finish_tree()))
+
+
+PREHASH_LIMIT = 64 << 20  # local inputs up to this size are hashed first: an earlier upload of them is reused
+
+
 def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: Path) -> dict[str, Any] | None:
-    """Replace the job's local files, directories and literals by keep: locations in one new
-    collection at home; returns its record (None when there was nothing local)."""
+    """Replace the job's local files, directories and literals by keep: locations in one collection
+    at home — one the user already has with the same content (an earlier run's), else a new one;
+    returns its record (None when there was nothing local)."""
     def is_local(value: dict[str, Any]) -> bool:
         location = value.get("location") or value.get("path")
         return is_literal(value) or bool(location and not str(location).startswith(PREFIX))
@@ -88,24 +137,18 @@ def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: P
     local = find_objects(job_order, ("File", "Directory"), is_local)
     if not local:
         return None
-    collection = Collection(client)
-    # each input in a directory of its own; its secondary files beside it, where tools look for them
-    directories = {id(entry): str(n) for n, entry in enumerate(local)}
-    for entry in local:
-        for secondary in entry.get("secondaryFiles") or []:
-            directories[id(secondary)] = directories[id(entry)]
-    for entry in local:
-        directory = directories[id(entry)]
-        if is_literal(entry):  # written, not read
-            name = entry.setdefault("basename", "literal")
-            _write_literal(collection, f"{directory}/{name}", entry, basedir)
-            continue
-        source = local_source(entry, basedir)
-        if not source.exists():
-            raise RunError(f"input {source} does not exist")
-        entry["_archi_target"] = target = f"{directory}/{entry.get('basename') or source.name}"
-        write_tree(collection, target, source)
-    record = collection.save_new("inputs for archi run")
+    record = None
+    if _local_size(local, basedir) <= PREHASH_LIMIT:
+        hashed = _Hashed()
+        _lay_out(hashed, local, basedir)
+        try:
+            record = client.collections.get(hashed.portable_data_hash())
+        except ArchipelagoError:
+            record = None
+    if record is None:
+        collection = Collection(client)
+        _lay_out(collection, local, basedir)
+        record = collection.save_new("inputs for archi run")
     pdh: str = record["portable_data_hash"]
 
     def place(entry: dict[str, Any]) -> None:
@@ -122,6 +165,35 @@ def upload_local_inputs(client: ApiClient, job_order: dict[str, Any], basedir: P
     return record
 
 
+def _local_size(local: list[dict[str, Any]], basedir: Path) -> int:
+    total = 0
+    for entry in local:
+        if not is_literal(entry) and (source := local_source(entry, basedir)).exists():
+            total += source.stat().st_size if source.is_file() else \
+                sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    return total
+
+
+def _lay_out(collection: Any, local: list[dict[str, Any]], basedir: Path) -> None:
+    """The local inputs written into `collection` (anything with `write(path, source)`): each in a
+    directory of its own, its secondary files beside it, where tools look for them."""
+    directories = {id(entry): str(n) for n, entry in enumerate(local)}
+    for entry in local:
+        for secondary in entry.get("secondaryFiles") or []:
+            directories[id(secondary)] = directories[id(entry)]
+    for entry in local:
+        directory = directories[id(entry)]
+        if is_literal(entry):  # written, not read
+            name = entry.setdefault("basename", "literal")
+            _write_literal(collection, f"{directory}/{name}", entry, basedir)
+            continue
+        source = local_source(entry, basedir)
+        if not source.exists():
+            raise RunError(f"input {source} does not exist")
+        entry["_archi_target"] = target = f"{directory}/{entry.get('basename') or source.name}"
+        write_tree(collection, target, source)
+
+
 def is_literal(entry: dict[str, Any]) -> bool:
     """A File given by its contents or a Directory by its listing, with no location (or the blank
     node `_:…` cwltool gives such objects) to read it from."""
@@ -131,7 +203,7 @@ def is_literal(entry: dict[str, Any]) -> bool:
     return "contents" in entry if entry.get("class") == "File" else "listing" in entry
 
 
-def _write_literal(collection: Collection, target: str, entry: dict[str, Any], basedir: Path) -> None:
+def _write_literal(collection: Any, target: str, entry: dict[str, Any], basedir: Path) -> None:
     """A File literal's contents, or a Directory literal's listing (literals and local files) at `target`."""
     entry["_archi_target"] = target
     if entry.get("class") == "File":
@@ -172,7 +244,7 @@ def find_objects(value: Any, classes: tuple[str, ...],
     return found
 
 
-def write_tree(collection: Collection, target: str, source: Path) -> None:
+def write_tree(collection: Any, target: str, source: Path) -> None:
     """A local file, or a directory with everything below it, written at `target` in the collection."""
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     for path in files:

@@ -4,7 +4,6 @@ traceback (the CLI makes it exit 2, as for any bad input)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from cwltool.load_tool import load_tool
 from cwltool.process import Process
 from schema_salad.exceptions import SchemaSaladException
 
-from .joborder import RunError
+from .errors import RunError, describe
 
 
 class DocumentError(RunError):
@@ -41,29 +40,3 @@ def load(workflow: Path, make_tool: Callable[[Any, LoadingContext], Process]) ->
     except WorkflowException as exc:
         raise DocumentError(" ".join(str(exc).split()) or f"{path} does not load") from None
 
-
-def describe(exc: SchemaSaladException) -> str:
-    """The innermost errors of schema-salad's tree (where the document actually went wrong), each
-    `file:line:column: message` on one line; the whole message if the tree says nothing more."""
-    lines: list[str] = []
-
-    def visit(node: SchemaSaladException, where: str) -> None:
-        here = _where(node) or where
-        children = [c for c in getattr(node, "children", []) or [] if isinstance(c, SchemaSaladException)]
-        if children:
-            for child in children:
-                visit(child, here)
-        elif (message := " ".join(str(getattr(node, "message", "") or "").split())):
-            lines.append(f"{here}: {message}" if here else message)
-
-    visit(exc, "")
-    if not lines:
-        lines = [re.sub(r"\s+", " ", line).strip() for line in str(exc).splitlines() if line.strip()]
-    return "\n".join(dict.fromkeys(lines))
-
-
-def _where(node: SchemaSaladException) -> str:
-    file, start = getattr(node, "file", None), getattr(node, "start", None)
-    if not file:
-        return ""
-    return f"{file}:{start[0]}:{start[1]}" if start else str(file)

@@ -13,7 +13,7 @@ from cwltool.process import compute_checksums
 
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
-from .fsaccess import PREFIX, KeepFsAccess, keep_location, split
+from .fsaccess import PREFIX, KeepCache, KeepFsAccess, keep_location, split
 from .joborder import find_objects
 
 CWLTOOL_KEYS = "http://commonwl.org/cwltool#"
@@ -79,7 +79,7 @@ def _checksums(client: ApiClient, files: list[dict[str, Any]], known: dict[str, 
     """sha1 of each output file, as cwltool gives them (read where they are, a few at once)."""
     if not files:
         return
-    access = KeepFsAccess("", client, known)
+    access = KeepFsAccess("", client, KeepCache(collections=known))
     with ThreadPoolExecutor(min(8, len(files))) as pool:
         list(pool.map(lambda entry: compute_checksums(access, entry), files))
 

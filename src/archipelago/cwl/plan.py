@@ -12,6 +12,7 @@ The bytes each pair of clusters will see cross are in cwl/bounds.py.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,12 +89,20 @@ def make_plan(process: Process, job_order: dict[str, Any], facts: Facts, reuse: 
     """The plan of running `process` with `job_order` (local files not yet uploaded)."""
     started = time.perf_counter()
     plan = Plan(name, facts.home_id, facts.clusters)
-    found = list(invocations(process, job_order))
+    # the clusters are asked about the job order's collections while the workflow is walked
+    named = {split(str(v["location"]))[0] for v in find_objects(
+        job_order, ("File", "Directory"), lambda v: str(v.get("location", "")).startswith(PREFIX))}
+    asking = threading.Thread(target=facts.survey, args=(named,), daemon=True)
+    asking.start()
+    # in the order they can run: what waits for earlier steps' outputs after what does not
+    found = sorted(invocations(process, job_order),
+                   key=lambda i: i.inputs is None or any(v is UNKNOWN for v in i.inputs.values()))
     for invocation in found:
         placement = place(invocation.targets(), invocation.tool.requirements, facts.home_id)
         item = item_for(invocation, placement, reuse)
         _mounts(item, invocation.inputs, plan.local_files)
         plan.items[item.key] = item
+    asking.join()
     check(plan, list(plan.items.values()), facts)
     plan.seconds = time.perf_counter() - started
     return plan

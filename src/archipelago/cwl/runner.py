@@ -32,12 +32,13 @@ from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .bounds import Crossing, Outcome, crossings, exceeded, measure
 from .facts import Facts
-from .fsaccess import KeepFsAccess
+from .fsaccess import PREFIX, KeepCache, KeepFsAccess, split
 from .job import OUTDIR
-from .joborder import RunError, read_job_order, upload_local_inputs
+from .joborder import RunError, find_objects, read_job_order, upload_local_inputs
 from .loading import DocumentError, document_uri, load
 from .outputs import download_outputs, final_output
 from .plan import Plan, make_plan
+from .render import moved_text, plan_text
 from .submission import StepReport, Steps
 from .tags import RUN, RUN_ID_ENV, WORKFLOW, new_run_id
 from .tool import Binding, tool_factory
@@ -74,7 +75,8 @@ class Runner:
         self.inputs_pdh: str | None = None  # the collection local inputs were uploaded into
         self.crossings: dict[str, Crossing] = {}
         self.exceeded: list[str] = []  # pairs of clusters across which more moved than planned: bugs
-        self.collections: dict[str, Collection] = {}  # read by this run, by PDH (shared by its file accesses)
+        self.keep_cache = KeepCache()  # what the run's file accesses learn of collections, shared
+        self.collections: dict[str, Collection] = self.keep_cache.collections  # read by this run, by PDH
         self._binding = Binding("", None, reuse)
 
     # ---------------------------------------------------------------- what callers read
@@ -116,6 +118,14 @@ class Runner:
         return {edge: n for edge, c in self.crossings.items()
                 if (n := c.keepstores if c.keepstores is not None else c.containers or 0)}
 
+    def plan_text(self) -> str:
+        """The plan as `archi run` prints it (cwl/render.py)."""
+        return plan_text(self.plan_, self.facts, self.crossings) if self.plan_ else ""
+
+    def moved_text(self) -> str:
+        """The bytes the plan allowed beside those that moved, once the run is over."""
+        return moved_text(self.crossings, self.exceeded)
+
     # ---------------------------------------------------------------- entry points
     def plan(self, workflow: Path, job: Path | None) -> Plan:
         """The plan of running `workflow` with `job`, asking the clusters, writing nothing."""
@@ -125,10 +135,15 @@ class Runner:
                 tool: Process | None = None) -> tuple[Process, dict[str, Any], Path, Plan]:
         """The workflow loaded, its job order read and the plan made: nothing written anywhere."""
         tool = tool or self.load(workflow)
-        job_order, basedir = self.read_inputs(tool, job)
+        self.keep_cache.sizes_later = True  # not one lookup per input file: the plan asks about all at once
+        try:
+            job_order, basedir = self.read_inputs(tool, job)
+        finally:
+            self.keep_cache.sizes_later = False
         name = Path(str(workflow).partition("#")[0]).name
         self.workflow_name = self.workflow_name or name
         self.plan_ = make_plan(tool, job_order, self.facts, self.reuse, name)
+        self._learn_inputs(job_order)
         self.crossings = crossings(self.plan_, self.facts)
         return tool, job_order, basedir, self.plan_
 
@@ -180,7 +195,20 @@ class Runner:
         return load(workflow, tool_factory(self._binding))
 
     def read_inputs(self, tool: Process, job: Path | None) -> tuple[dict[str, Any], Path]:
-        return read_job_order(tool, job, lambda basedir: KeepFsAccess(basedir, self.home, self.collections))
+        return read_job_order(tool, job, lambda basedir: KeepFsAccess(basedir, self.home, self.keep_cache))
+
+    def _learn_inputs(self, job_order: dict[str, Any]) -> None:
+        """What the plan learned of the inputs, given to cwltool: each keep: file's size, and which
+        collections the runner may not read from home (restricted elsewhere: only steps there may)."""
+        for entry in find_objects(job_order, ("File",), lambda v: str(v.get("location", "")).startswith(PREFIX)):
+            pdh, path = split(str(entry["location"]))
+            holders = self.facts.holders(pdh)
+            if "size" not in entry:
+                sizes = [s for h in holders.values() if (s := h.file_size(path)) is not None]
+                if sizes:
+                    entry["size"] = sizes[0]
+            if holders and self.home_id not in holders and all(h.restricted for h in holders.values()):
+                self.keep_cache.refused.setdefault(pdh, PermissionError(f"keep:{pdh} stays on its cluster"))
 
     def _execute(self, tool: Process, job_order: dict[str, Any], basedir: Path) -> tuple[dict[str, Any], str]:
         runtime = RuntimeContext()
@@ -190,7 +218,7 @@ class Runner:
             "docker_outdir": OUTDIR, "docker_tmpdir": "/tmp", "docker_stagedir": "/var/lib/cwl",
             "move_outputs": "leave", "basedir": str(basedir),
             "compute_checksum": False,  # the final outputs get theirs (cwl/outputs.py); steps' need none
-            "make_fs_access": lambda basedir: KeepFsAccess(basedir, self.home, self.collections),
+            "make_fs_access": lambda basedir: KeepFsAccess(basedir, self.home, self.keep_cache),
         }
         for key, value in settings.items():
             setattr(runtime, key, value)

@@ -10,6 +10,7 @@ running is cancelled (priority 0) at once, waiting steps return, and nothing new
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from .tags import STEP
 
 log = logging.getLogger("archipelago.cwl")
 STDERR_LINES = 10  # of a failed step's stderr, shown with its failure
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # the executor's timestamp on each log line
 LOST_AFTER = 3  # failed looks in a row at a request before its cluster counts as lost
 
 
@@ -211,7 +213,7 @@ class Steps:
             tail = logs.read("stderr.txt").decode(errors="replace").rstrip("\n").splitlines()[-STDERR_LINES:]
         except (ArchipelagoError, FileNotFoundError):
             return text
-        return text + "".join(f"\n    {line}" for line in tail) if tail else text
+        return text + "".join(f"\n    {STAMP.sub('', line)}" for line in tail) if tail else text
 
     # ---------------------------------------------------------------- ending the run
     def _fail(self, key: str, message: str, cluster: str | None, request: Any = None,

@@ -41,6 +41,9 @@ class MetaReport:
     seconds: float
     plot_path: str | None = None  # where the forest plot was written on this machine
     failures: list[str] = field(default_factory=list)  # why it failed, if it did: the steps' own words
+    plan: str = ""  # the plan archi run printed before it started (cwl/render.py)
+    moved: str = ""  # the bytes the plan allowed between each pair of clusters, beside what moved
+    more_than_planned: list[str] = field(default_factory=list)  # a bug if not empty
 
     @property
     def cohort_bytes_crossed(self) -> int:
@@ -54,7 +57,8 @@ class MetaReport:
         where = ", ".join(f"{step} on {cluster}" for step, cluster in sorted(self.steps.items()))
         pooled = self.pooled
         return (
-            f"meta-analysis  one workflow (archi run): {where} ({self.seconds:.1f} s, {self.status})\n"
+            (f"{self.plan}\n" if self.plan else "")
+            + f"meta-analysis  one workflow (archi run): {where} ({self.seconds:.1f} s, {self.status})\n"
             + "\n".join(f"               {line}" for line in self.table.strip().splitlines()) + "\n"
             f"pooled effect  {pooled['effect']:.2f} mmHg (95% CI {pooled['ci_low']:.2f} to {pooled['ci_high']:.2f})\n"
             + (f"forest plot    {self.plot_path} ({self.plot_bytes / 1e3:.0f} kB PNG: open it to see each site's "
@@ -64,6 +68,7 @@ class MetaReport:
             "expected; "
             f"each cohort is {self.cohort_bytes / 1e6:.1f} MB)\n"
             f"cohort bytes that left their cluster: {self.cohort_bytes_crossed}"
+            + (f"\n{self.moved}" if self.moved else "")
         ) + "".join(f"\nfailed         {failure}" for failure in self.failures)
 
 
@@ -114,7 +119,8 @@ def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str]
     logging.getLogger("cwltool").setLevel(logging.WARNING)  # the report says what happened
     logging.getLogger("archipelago.cwl").setLevel(logging.WARNING)
     started = time.perf_counter()
-    runner = Runner(analyst)
+    planned: list[str] = []  # the plan as archi run prints it before it starts
+    runner = Runner(analyst, on_plan=lambda r: planned.append(r.plan_text()))
     outputs, status = runner.run(EXAMPLE / "meta-analysis.cwl", job_path)
     seconds = time.perf_counter() - started
     after = {cid: fetched_from_clusters(url) for cid, url in keep_urls.items()}
@@ -137,7 +143,7 @@ def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str]
             plot_path = str((results / "forest-plot.png").resolve())
     failures = [] if status == "success" else [*runner.failures, *_failed_at_home(analyst)]
     return MetaReport(status, table, pooled, steps, crossed, min(sizes), expected, plot, seconds, plot_path,
-                      failures)
+                      failures, "".join(planned), runner.moved_text(), runner.exceeded)
 
 
 def _failed_at_home(client: ApiClient) -> list[str]:
