@@ -101,14 +101,12 @@ def run(
 
 def refused(exc: Any, as_json: bool) -> None:
     """The plan refuses the run: it is shown with every problem; exit 2."""
-    from ..cwl.render import plan_text
-
     runner = exc.runner
     if as_json:
         print(json.dumps({"error": str(exc), "exit_code": BAD_INPUT, "plan": runner.plan_.as_dict(runner.facts)},
                          indent=4))
         raise typer.Exit(BAD_INPUT)
-    note(plan_text(runner.plan_, runner.facts, runner.crossings))
+    note(runner.plan_text())
     fail(str(exc).splitlines()[0], BAD_INPUT)
 
 
@@ -133,7 +131,6 @@ def run_here(workflow: Path, job: Path | None, reuse: bool, prestage: bool, outd
              profile: str | None, as_json: bool) -> None:
     from cwltool.errors import WorkflowException
 
-    from ..cwl.render import moved_text, plan_text
     from ..cwl.runner import Runner
 
     live = Live(Table(), console=errors, refresh_per_second=4, transient=False) if not (as_json or quiet) else None
@@ -145,8 +142,8 @@ def run_here(workflow: Path, job: Path | None, reuse: bool, prestage: bool, outd
             live.update(steps_table(steps))
 
     def planned(runner: Runner) -> None:
-        if live is not None and runner.plan_ is not None:
-            note(plan_text(runner.plan_, runner.facts, runner.crossings))
+        if live is not None:
+            note(runner.plan_text())
 
     runner = Runner(api_client(profile, as_json), reuse=reuse, prestage=prestage, on_change=show, on_plan=planned)
     try:
@@ -169,7 +166,7 @@ def run_here(workflow: Path, job: Path | None, reuse: bool, prestage: bool, outd
         errors.print("")
         note(f"steps: {where}")
         if not quiet:
-            note(moved_text(runner.crossings, runner.exceeded))
+            note(runner.moved_text())
         note(f"final status: {status}" + (f"; output collection {collection}" if collection else ""))
         for failure in runner.failures:
             note(failure, "red")
