@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from archipelago.cwl.tags import RUN_ID_ENV, new_run_id
+from archipelago.cwl.tags import RUN, RUN_ID_ENV, new_run_id
 from archipelago.keepstore.metrics import fetched_from_clusters
 from archipelago.run.federation import init_federation
 from archipelago.run.processes import ClusterProcess
@@ -388,3 +388,37 @@ def test_a_residency_refusal_is_shown_to_the_reader_and_listed_with_who_and_what
     expect(refused.first).to_contain_text(ana.users.current()["uuid"])
     expect(refused.first).to_contain_text("via cluster z1111")
     chromium.shot(site, "refusals")
+
+
+def test_a_submitted_run_shows_its_plan_beside_what_happened_and_runs_again(
+        browser: Any, federation: dict[str, Any], people: dict[str, ApiClient], job: Path) -> None:
+    ana = people["ana"]
+    base = federation["z1111"].base
+    env = {**os.environ, "ARCHI_API_HOST": base, "ARCHI_API_TOKEN": ana.token, "ARCHI_API_HOST_INSECURE": "1"}
+    env.pop(RUN_ID_ENV, None)
+    archi = Path(sys.executable).parent / "archi"
+    command = [str(archi), "run", "--submit", "--no-wait", "--json", str(EXAMPLE / "meta-analysis.cwl"), str(job)]
+    submitted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    runner = ana.container_requests.get(json.loads(submitted.stdout)["run"])
+    run_id = runner["properties"][RUN]
+    page = open_page(browser, base)
+    log_in(page, ana.token)
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator(f"#row-{runner['uuid']}")).to_contain_text("runner")
+    expect(page.locator("#run-state")).to_have_text("succeeded")  # when its runner has ended
+    planned = page.locator("#plan-steps tbody tr")
+    expect(planned).to_have_count(4)
+    for n in range(4):  # each record of the scatter planned where its cohort is, and run there
+        cells = planned.nth(n).locator("td")
+        expect(cells.nth(3)).to_have_text(cells.nth(1).inner_text())
+    expect(page.locator("#plan-crossings tr[data-pair='z1111→z2222']")).to_be_visible()
+    chromium.shot(page, "submitted-run")
+    page.get_by_role("button", name="Run again").click()
+    page.wait_for_url(lambda url: "/runs/" in url and run_id not in url)
+    again = page.url.rsplit("/", 1)[-1]
+    assert again != run_id and again.startswith("z1111-run-")
+    expect(page.locator("#run-state")).to_have_text("succeeded")
+    rerun = [r for r in ana.container_requests.list([[f"properties.{RUN}", "=", again]])["items"]
+             if (r.get("properties") or {}).get("type") == "archi-run"]
+    assert len(rerun) == 1 and rerun[0]["command"] == runner["command"]

@@ -55,18 +55,19 @@ class RunPages:
         return self.web.html("runs.html", session, "runs", runs=runs, unreachable=unreachable,
                              colour=self.web.federation.colour)
 
-    def _context(self, run: Run) -> dict[str, Any]:
+    def _context(self, run: Run, report: dict[str, Any] | None = None) -> dict[str, Any]:
         graph = layout(run, self.web.federation.colour)
         moved = run.moved()
-        return {"run": run, "graph": graph, "node_w": NODE_W, "node_h": NODE_H, "moved": moved,
+        return {"run": run, "graph": graph, "report": report, "node_w": NODE_W, "node_h": NODE_H, "moved": moved,
                 "moved_max": max(moved.values(), default=0), "structure": structure(run),
                 "colour": self.web.federation.colour, "clusters": self.web.federation.clusters}
 
     async def run(self, request: Request, session: Session) -> Response:
         run = await self.web.call(self.runs.gather, session.caller, run_key(request.path_params["run"]))
+        report = await self.web.call(self.runs.report, session.caller, run)
         if request.query_params.get("part") == "body":
-            return self.web.html("run_body.html", session, "runs", **self._context(run))
-        return self.web.html("run.html", session, "runs", **self._context(run))
+            return self.web.html("run_body.html", session, "runs", **self._context(run, report))
+        return self.web.html("run.html", session, "runs", **self._context(run, report))
 
     async def live(self, request: Request, session: Session) -> Response:
         """Server-sent events: `state` (the run as JSON) whenever it changed, `end` once it has finished."""

@@ -5,6 +5,7 @@ container's own count, from its log), which step fed which, and cancelling or ru
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from ..errors import ArchipelagoError, BadRequest, NotFound, Unprocessable
 from ..ids import PDH_RE
 from ..times import aware, now, parse_time
 from .federation import Federation
-from .listing import file_segments, keep_client, read_tail, tree_of
+from .listing import file_segments, keep_client, read_head, read_tail, tree_of
 
 REQUEST_FIELDS = ["uuid", "name", "state", "created_at", "modified_at", "container_uuid", "log_uuid", "output_uuid",
                   "mounts", "properties", "priority", "requesting_container_uuid"]
@@ -29,6 +30,8 @@ READ_LINE = re.compile(r"read (?P<bytes>\d+) bytes of mounted data held (?P<wher
 LOG_FILES = ("crunch-run.txt", "stderr.txt", "stdout.txt")
 LOG_TAIL_BYTES = 64 << 10
 MAX_STEPS = 1000
+REPORT = "report.json"  # what a submitted runner saves as its output (cwl/submit.py)
+REPORT_BYTES = 8 << 20
 QUIET_SECONDS = 120  # a run from a terminal with every step done and none new for this long has ended
 
 
@@ -241,6 +244,23 @@ class Runs:
         services = self.fed.backend.keep_services(caller)["items"]
         data, _ = read_tail(keep_client(services, caller.token), segments, limit)
         return data
+
+    def report(self, caller: Caller, run: Run) -> dict[str, Any] | None:
+        """A submitted run's own report, once its runner has ended (`report.json` in its output, as
+        `archi run --json` prints it): the plan, each step's placement and what crossed, planned beside
+        measured. None before, or for a run from a terminal (it keeps its report to itself)."""
+        runner = run.runner
+        if runner is None or not runner.final or not runner.output_uuid:
+            return None
+        try:
+            record = self.fed.backend.get(caller, "collections", runner.output_uuid, ["manifest_text"])
+            segments = file_segments(tree_of(record.get("manifest_text") or ""), REPORT)
+            services = self.fed.backend.keep_services(caller)["items"]
+            data, cut = read_head(keep_client(services, caller.token), segments, REPORT_BYTES)
+            report = json.loads(data) if not cut else None
+        except (ArchipelagoError, ValueError):
+            return None
+        return report if isinstance(report, dict) else None
 
     def step(self, caller: Caller, run_id: str, uuid: str) -> tuple[Run, Step]:
         run = self.gather(caller, run_id)
