@@ -422,3 +422,35 @@ def test_a_submitted_run_shows_its_plan_beside_what_happened_and_runs_again(
     rerun = [r for r in ana.container_requests.list([[f"properties.{RUN}", "=", again]])["items"]
              if (r.get("properties") or {}).get("type") == "archi-run"]
     assert len(rerun) == 1 and rerun[0]["command"] == runner["command"]
+
+
+def test_a_notebook_next_to_a_dataset_starts_opens_and_stops(
+        browser: Any, federation: dict[str, Any], people: dict[str, ApiClient], data: dict[str, Any]) -> None:
+    ana = people["ana"]
+    page = open_page(browser, federation["z1111"].base)
+    log_in(page, ana.token)
+    page.goto(f"/collections/{data['collection']['uuid']}")
+    page.get_by_role("button", name="Start a notebook on z1111 with this collection at /data").click()
+    row = page.locator("main table tbody tr").first
+    expect(row).to_contain_text(data["collection"]["uuid"])
+
+    def until(text: str) -> None:
+        for _ in range(600):
+            if text in row.locator("td.state").inner_text():
+                return
+            page.wait_for_timeout(250)
+            page.reload()
+        expect(row.locator("td.state")).to_contain_text(text)
+
+    until("running")
+    chromium.shot(page, "notebook-running")
+    with page.expect_navigation(url=lambda url: "/proxy/lab" in url):
+        row.get_by_role("button", name="Open").click()
+    assert "token=" not in page.url  # handed over once, then a cookie for the notebook's path
+    expect(page).to_have_title(re.compile("JupyterLab"))
+    chromium.shot(page, "notebook-lab")
+    page.goto("/notebooks")
+    row.get_by_role("button", name="Stop").click()
+    until("stopped")
+    expect(row.get_by_role("link", name="its notebooks")).to_be_visible()
+    chromium.shot(page, "notebook-stopped")

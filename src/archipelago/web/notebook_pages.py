@@ -17,11 +17,12 @@ from ..backend.interface import Caller, ListParams, Record
 from ..errors import ArchipelagoError, BadRequest, Unavailable
 from ..formats.tokens import salt_for
 from ..ids import PDH_RE, UUID_RE
-from ..notebook.session import KIND, NotebookSession, proxy_prefix, start, stop
+from ..notebook.session import KIND, NotebookSession, proxy_prefix, start, stop, wait_ready
 from ..sdk.client import ApiClient
 from .core import Web
 from .session import Session
 
+OPEN_WAIT_SECONDS = 60.0  # how long "Open" waits for a lab that is still starting
 FIELDS = ["uuid", "name", "state", "created_at", "container_uuid", "mounts", "output_uuid", "priority"]
 
 
@@ -95,15 +96,20 @@ class NotebookPages:
         return record
 
     async def open(self, request: Request, session: Session) -> Response:
-        """To the lab on its cluster, the user's token (salted for that cluster) handed over once."""
+        """To the lab on its cluster (once it answers: a lab takes a few seconds to start in its
+        container), the user's token (salted for that cluster) handed over once."""
         uuid = request.path_params["uuid"]
         record = await self._request(session, uuid)
         if record["state"] == "Final":
             raise Unavailable(f"notebook {uuid} has stopped: its notebooks are in its output collection")
+        if record["state"] != "Committed":
+            raise Unavailable(f"notebook {uuid} was never started ({record['state']})")
         cluster = uuid[:5]
         url = self.web.federation.url(cluster) + proxy_prefix(uuid) + "lab"
         token = session.token if cluster == self.web.home else salt_for(session.token, cluster)
-        return RedirectResponse(NotebookSession(url, uuid, cluster).login_url(token), 303)
+        notebook = NotebookSession(url, uuid, cluster)
+        await self.web.call(wait_ready, self.client(session), notebook, token, OPEN_WAIT_SECONDS)
+        return RedirectResponse(notebook.login_url(token), 303)
 
     async def stop(self, request: Request, session: Session) -> Response:
         """Asks the lab to shut down (saving its notebooks) and returns at once; the list shows it end."""
