@@ -454,3 +454,57 @@ def test_a_notebook_next_to_a_dataset_starts_opens_and_stops(
     until("stopped")
     expect(row.get_by_role("link", name="its notebooks")).to_be_visible()
     chromium.shot(page, "notebook-stopped")
+
+
+UNLABELLED = """() => [...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+  .filter(e => e.offsetParent !== null)
+  .filter(e => !((e.labels && e.labels.length) || e.getAttribute("aria-label") || (e.tagName === "BUTTON" &&
+                  e.textContent.trim())))
+  .map(e => e.outerHTML)"""
+
+
+# the lowest contrast ratio (WCAG) of any visible text on the page against its background
+LOWEST_CONTRAST = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 :
+                                                  Math.pow((v + 0.055) / 1.055, 2.4); })
+                                      .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+                                                             if (c.length === 3 || c[3] > 0) return c.slice(0, 3); }
+                            return [255, 255, 255]; };
+  let lowest = 21, where = "";
+  for (const e of document.querySelectorAll("body *")) {
+    const text = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!text || e.offsetParent === null || e.closest("svg")) continue;
+    const a = lum(rgb(getComputedStyle(e).color)), b = lum(background(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < lowest) { lowest = ratio; where = e.outerHTML.slice(0, 80); }
+  }
+  return [lowest, where];
+}"""
+
+
+def test_every_control_is_labelled_text_contrasts_and_the_run_graph_works_from_the_keyboard(
+        browser: Any, federation: dict[str, Any], people: dict[str, ApiClient], data: dict[str, Any]) -> None:
+    page = open_page(browser, federation["z1111"].base)
+    log_in(page, people["ana"].token)
+    page.goto("/runs")
+    run = page.locator("main table tbody a").first.get_attribute("href")
+    assert run is not None
+    for path in ("/data", f"/projects/{data['project']['uuid']}", f"/collections/{data['collection']['uuid']}",
+                 "/search?q=trial", run, "/movement", "/notebooks", "/sites"):
+        page.goto(path)
+        assert page.evaluate(UNLABELLED) == [], path
+        assert page.locator("main h1").count() == 1, path
+        lowest, where = page.evaluate(LOWEST_CONTRAST)
+        assert lowest >= 4.5, (path, lowest, where)  # WCAG AA for text
+    page.goto(run)
+    page.locator("a.skip").focus()  # the first stop: skip to the content
+    for _ in range(60):  # then on through the page to the graph's first step
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('node')"):
+            break
+    name = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert name and " on z" in name
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name.split(" on ")[0])
