@@ -15,6 +15,7 @@ from typing import Any
 from ..backend.interface import Caller, ListParams, Record
 from ..cwl.tags import RUN, RUN_ID_ENV, STEP, WORKFLOW, new_run_id
 from ..errors import ArchipelagoError, BadRequest, NotFound, Unprocessable
+from ..executor import READ_BY_CLUSTER
 from ..ids import PDH_RE
 from ..times import aware, now, parse_time
 from .federation import Federation
@@ -179,8 +180,8 @@ class Runs:
                            + (f" (not asked: {detail})" if detail else ""))
         steps = [_step(r) for r in requests]
         self._containers(caller, steps)
-        if counts:
-            self._counts(caller, [s for s in steps if s.final and s.log])
+        if counts:  # containers that ended before the executor recorded it: their logs say
+            self._counts(caller, [s for s in steps if s.final and s.log and s.read_from is None])
         workflow = next((str((r.get("properties") or {}).get(WORKFLOW) or "") for r in requests), "")
         runner = next((s for s in steps if s.is_runner), None)
         ordered = sorted((s for s in steps if not s.is_runner), key=lambda s: (s.created_at or "", s.name))
@@ -208,7 +209,11 @@ class Runs:
             step.started_at, step.finished_at = container.get("started_at"), container.get("finished_at")
             step.exit_code, step.output = container.get("exit_code"), container.get("output")
             step.log = container.get("log") or step.log  # the live log while it runs
-            step.error = (container.get("runtime_status") or {}).get("error")
+            status = container.get("runtime_status") or {}
+            step.error = status.get("error")
+            read = status.get(READ_BY_CLUSTER)  # the executor's own count as the container ended
+            if step.final and isinstance(read, dict):
+                step.read_from = {str(c): int(n) for c, n in read.items() if isinstance(n, int)}
 
     def _counts(self, caller: Caller, steps: list[Step]) -> None:
         """Each finished step's own count of the bytes it read, by cluster (its crunch-run.txt)."""
