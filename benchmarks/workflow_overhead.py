@@ -79,11 +79,12 @@ def main() -> None:
         local_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
         for round_ in range(-args.warmup, args.rounds):  # rounds below 0 warm up and are not counted
             started, last_started_at = time.perf_counter(), time.time()
-            _, status = Runner(analyst, reuse=False).run(EXAMPLE / "meta-analysis.cwl", scratch / "remote.json")
+            runner = Runner(analyst, reuse=False)
+            _, status = runner.run(EXAMPLE / "meta-analysis.cwl", scratch / "remote.json")
             if round_ >= 0:
                 ours.append(time.perf_counter() - started)
             if status != "success":
-                raise SystemExit(f"archi run failed in round {round_}")
+                raise SystemExit(f"archi run failed in round {round_}: {runner.failures}")
             outdir = scratch / f"cwltool-{round_}"
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "cwltool", "--quiet", "--no-container", "--outdir", str(outdir),

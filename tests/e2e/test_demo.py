@@ -37,6 +37,11 @@ def test_demo_stores_and_reads_back_byte_identical(tmp_path):
     assert set(meta["crossed"]) == {"z1111→z2222", "z1111→z3333", "z2222→z1111", "z3333→z1111"}
     assert meta["pooled"]["ci_low"] < meta["pooled"]["effect"] < meta["pooled"]["ci_high"] < 0
     assert meta["plot_bytes"] > 20_000 and meta["table"].startswith("site\tn\teffect")
+    # it printed its plan first; each step ran where it said, and nothing moved beyond its bounds
+    assert meta["plan"].startswith("plan of meta-analysis.cwl")
+    assert meta["placed"] == {"extract[0]": ["z1111", "z1111"], "extract[1]": ["z2222", "z2222"],
+                              "extract[2]": ["z3333", "z3333"], "merge": ["z1111", "z1111"]}
+    assert meta["more_than_planned"] == [] and "within the plan's bounds" in meta["moved"]
     # the forest plot, drawn with matplotlib inside the merge step's container, is on this disk where it says
     plot = results / "forest-plot.png"
     assert meta["plot_path"] == str(plot.resolve()) and plot.stat().st_size == meta["plot_bytes"]

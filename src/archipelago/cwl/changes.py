@@ -1,13 +1,16 @@
 """Waking the steps that wait for their containers: each cluster a step runs on is followed on its
-own change stream (with the user's token salted for it), and every change wakes every waiter. The
-changes are counted, so a change that arrives while a step is looking at its request (between its
-GET and its sleep) is not slept through. Where a stream cannot be had, waiting falls back to polling.
+own change stream (with the user's token salted for it). A change wakes the waiters, and each looks
+again only if the change was to its own request or container (a thousand waiting steps do not all
+ask about one step's news). The changes are counted, so one that arrives while a step is looking at
+its request (between its GET and its sleep) is not slept through. Where a stream cannot be had,
+waiting falls back to polling.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from ..errors import ArchipelagoError
@@ -21,6 +24,8 @@ class Changes:
         self._client_for = client_for
         self._changed = threading.Condition()
         self._count = 0
+        self._last: dict[str, int] = {}  # uuid -> the count when it last changed
+        self._everything = 0  # the count when something unnamed changed
         self._followed: set[str] = set()
         self._lock = threading.Lock()
         self.stopped = threading.Event()
@@ -30,15 +35,31 @@ class Changes:
         with self._changed:
             return self._count
 
-    def wait(self, seen: int, timeout: float) -> None:
-        """Until a change after `seen`, the run stopping, or `timeout` seconds."""
+    def wait(self, seen: int, timeout: float, uuids: set[str] | None = None) -> int:
+        """Until a change after `seen` (to one of `uuids`, if given), the run stopping, or `timeout`
+        seconds; the count to wait after next time."""
+        deadline = time.monotonic() + timeout
         with self._changed:
-            if self._count == seen and not self.stopped.is_set():
-                self._changed.wait(timeout)
+            while not self.stopped.is_set() and not self._changed_since(seen, uuids):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._count
 
-    def wake(self) -> None:
+    def _changed_since(self, seen: int, uuids: set[str] | None) -> bool:
+        if uuids is None or self._everything > seen:
+            return self._count != seen
+        return any(self._last.get(uuid, -1) > seen for uuid in uuids)
+
+    def wake(self, uuid: str | None = None) -> None:
+        """A change to `uuid` (None: to anything — every waiter looks)."""
         with self._changed:
             self._count += 1
+            if uuid is None:
+                self._everything = self._count
+            else:
+                self._last[uuid] = self._count
             self._changed.notify_all()
 
     def stop(self) -> None:
@@ -60,8 +81,8 @@ class Changes:
         def run() -> None:
             while not self.stopped.is_set():
                 try:
-                    for _ in client.connection.events(["container_requests", "containers"]):
-                        self.wake()
+                    for event in client.connection.events(["container_requests", "containers"]):
+                        self.wake(str(event.get("uuid") or "") or None)
                         if self.stopped.is_set():
                             return
                 except (ConnectionError, ArchipelagoError):

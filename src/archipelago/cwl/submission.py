@@ -9,6 +9,7 @@ running is cancelled (priority 0) at once, waiting steps return, and nothing new
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -35,6 +36,7 @@ log = logging.getLogger("archipelago.cwl")
 STDERR_LINES = 10  # of a failed step's stderr, shown with its failure
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # the executor's timestamp on each log line
 LOST_AFTER = 3  # failed looks in a row at a request before its cluster counts as lost
+POLL_SECONDS = 1.0  # a step looks at its request at least this often, news or not
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Steps:
         self._lock = threading.Lock()
         self._uploaded: dict[str, str] = {}
         self._live: dict[str, str] = {}  # request UUID -> step name, for requests not yet Final
+        self._outputs: dict[str, Collection] = {}  # output collections read as their steps ended
 
     def _client_for(self, cluster: str) -> ApiClient:
         return self.facts.client(cluster)
@@ -140,16 +143,17 @@ class Steps:
                                  {"container_request": {**attrs, "properties": properties}})
 
     def _wait(self, uuid: str, name: str, key: str, cluster: str) -> tuple[dict[str, Any] | None, Any]:
-        """The request once Final, and its container (None, None if the run ends first)."""
-        delay, lost = 0.1, 0
+        """The request once Final, and its container (None, None if the run ends first). It looks
+        when its request or container changes (the clusters' streams say so), and every second
+        anyway."""
+        lost, seen = 0, self.changes.seen()
+        watched = {uuid}
         while True:
-            seen = self.changes.seen()
             if self.ending:
                 return None, None
             try:
                 request = self.home.container_requests.get(uuid)
-                container = self.home.containers.get(request["container_uuid"]) \
-                    if request.get("container_uuid") else None
+                container = self._container(request)
                 lost = 0
             except ArchipelagoError as exc:
                 lost += 1
@@ -158,6 +162,8 @@ class Steps:
                     return None, None
                 time.sleep(0.2)
                 continue
+            if request.get("container_uuid"):
+                watched.add(str(request["container_uuid"]))
             step = self.steps[name]
             state = container["state"] if container else request["state"]
             if state != step.state:
@@ -167,8 +173,22 @@ class Steps:
                 with self._lock:
                     self._live.pop(uuid, None)
                 return request, container
-            self.changes.wait(seen, delay)
-            delay = min(delay * 1.5, 1.0)
+            seen = self.changes.wait(seen, POLL_SECONDS, watched)
+
+    def _container(self, request: dict[str, Any]) -> Any:
+        """The request's container; once the request is Final, its output collection is read at the
+        same time (by UUID: one hop to its cluster, no search), for the next steps and cwltool."""
+        if not request.get("container_uuid"):
+            return None
+        output_uuid = request.get("output_uuid") if request["state"] == "Final" else None
+        if not output_uuid:
+            return self.home.containers.get(request["container_uuid"])
+        with ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(Collection, self.home, output_uuid)
+            container = self.home.containers.get(request["container_uuid"])
+            with contextlib.suppress(ArchipelagoError):  # else read again, and said, with the outputs
+                self._outputs[output_uuid] = reading.result()
+        return container
 
     def _finished(self, call: StepCall, cluster: str, request: dict[str, Any], container: Any) -> StepOutcome:
         step, item = self.steps[call.name], self.plan.items[call.key]
@@ -195,7 +215,7 @@ class Steps:
         output_uuid = request.get("output_uuid")
         step.output_pdh = item.output = container.get("output")
         if output_uuid:
-            output = Collection(self.home, output_uuid)  # by UUID: one hop to its cluster, no search
+            output = self._outputs.pop(output_uuid, None) or Collection(self.home, output_uuid)
             self.facts.learn(cluster, output.record)
             self.collections.setdefault(str(step.output_pdh), output)
         self._notify()

@@ -44,6 +44,7 @@ class MetaReport:
     plan: str = ""  # the plan archi run printed before it started (cwl/render.py)
     moved: str = ""  # the bytes the plan allowed between each pair of clusters, beside what moved
     more_than_planned: list[str] = field(default_factory=list)  # a bug if not empty
+    placed: dict[str, list[str | None]] = field(default_factory=dict)  # step and record -> [planned, ran on]
 
     @property
     def cohort_bytes_crossed(self) -> int:
@@ -64,7 +65,7 @@ class MetaReport:
             + (f"forest plot    {self.plot_path} ({self.plot_bytes / 1e3:.0f} kB PNG: open it to see each site's "
                "estimate and the pooled one)\n" if self.plot_path
                else f"forest plot    {self.plot_bytes / 1e3:.0f} kB (PNG)\n")
-            + f"crossed        {crossed} (scripts out, summaries and logs home: {self.expected_bytes / 1e3:.1f} kB "
+            + f"crossed        {crossed} (scripts out, summaries home: {self.expected_bytes / 1e3:.1f} kB "
             "expected; "
             f"each cohort is {self.cohort_bytes / 1e6:.1f} MB)\n"
             f"cohort bytes that left their cluster: {self.cohort_bytes_crossed}"
@@ -143,7 +144,8 @@ def run_meta_analysis(members: list[FederationMember], keep_urls: dict[str, str]
             plot_path = str((results / "forest-plot.png").resolve())
     failures = [] if status == "success" else [*runner.failures, *_failed_at_home(analyst)]
     return MetaReport(status, table, pooled, steps, crossed, min(sizes), expected, plot, seconds, plot_path,
-                      failures, "".join(planned), runner.moved_text(), runner.exceeded)
+                      failures, "".join(planned), runner.moved_text(), runner.exceeded,
+                      {k: [i.cluster, i.ran_on] for k, i in runner.plan_.items.items()} if runner.plan_ else {})
 
 
 def _failed_at_home(client: ApiClient) -> list[str]:
@@ -162,7 +164,7 @@ def _failed_at_home(client: ApiClient) -> list[str]:
 
 def _expected_crossings(client: ApiClient, runner: Runner, home: str) -> int:
     """The scripts' block(s) fetched by each other cluster that ran a step, and each remote step's
-    summary and log (the runner reads what the step read from its log) fetched home."""
+    summary fetched home (a step's count of what it read comes with its container: no log is read)."""
     expected = 0
     remote_clusters = {step.cluster for step in runner.steps.values() if step.cluster != home}
     if runner.inputs_pdh:
@@ -170,8 +172,6 @@ def _expected_crossings(client: ApiClient, runner: Runner, home: str) -> int:
     for step in runner.steps.values():
         if step.cluster != home and step.output_pdh:
             expected += _blocks(client, step.output_pdh)
-        if step.cluster != home and step.log_uuid:
-            expected += _blocks(client, client.collections.get(step.log_uuid)["portable_data_hash"])
     return expected
 
 
