@@ -333,6 +333,9 @@ def test_follow_a_running_workflow_across_three_clusters_to_its_end(
     page.goto(f"/runs/{run_id}/steps/{remote}")
     expect(page.locator("pre[data-log-file='crunch-run.txt']")).to_contain_text("read")  # fetched from z2222
     chromium.shot(page, "remote-step")
+    page.locator("ul.io li", has_text="output:").get_by_role("link").click()  # a collection held on z2222
+    expect(page.locator("table.files")).to_contain_text("cluster z2222")  # its blocks: read through z1111's keepstore
+    expect(page.locator("dl.facts").nth(1)).to_contain_text("read through this cluster")
 
 
 def test_sites_show_health_and_the_resolvers_view_and_resolve_an_identifier(
