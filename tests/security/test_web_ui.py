@@ -259,3 +259,27 @@ def test_the_web_ui_never_touches_the_database() -> None:
             for name in names:
                 assert "sqlalchemy" not in name and not re.search(r"db\.(models|session|unit)|^\.\.db$", name), \
                     (path.name, name)
+
+
+def test_a_share_names_a_group_she_can_see_or_any_uuid(cluster: Any, admin: ApiClient, ana: ApiClient) -> None:
+    group = admin.groups.create({"name": f"analysts-{ana.users.current()['uuid'][-6:]}", "group_class": "role"})
+    admin.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": ana.users.current()["uuid"],
+                        "head_uuid": group["uuid"]})  # a member sees the group, so may name it
+    record = Collection(ana)
+    record.write("x.txt", b"x")
+    collection = record.save_new("to share")["uuid"]
+    web = logged_in(cluster, ana)
+    csrf = web.csrf()
+    made = web.post("/share", {"object": collection, "who": group["name"], "level": "can_write", "csrf": csrf})
+    assert made.status == 303
+    (link,) = ana.links.list([["head_uuid", "=", collection]])["items"]
+    assert (link["tail_uuid"], link["name"]) == (group["uuid"], "can_write")
+    assert web.post("/share", {"object": collection, "who": "nobody-at-all", "level": "can_read",
+                               "csrf": csrf}).status == 422
+    assert web.post("/share", {"object": collection, "who": group["name"], "level": "can_own",
+                               "csrf": csrf}).status == 422
+    hidden = admin.groups.create({"name": f"hidden-{group['uuid'][-6:]}", "group_class": "role"})
+    assert web.post("/share", {"object": collection, "who": hidden["name"], "level": "can_read",
+                               "csrf": csrf}).status == 422  # a group she cannot see is not found by its name
+    assert web.post("/share", {"object": collection, "who": hidden["uuid"], "level": "can_read",
+                               "csrf": csrf}).status == 303  # by UUID, as in the API
