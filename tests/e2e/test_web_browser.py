@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from archipelago.cwl.tags import RUN, RUN_ID_ENV, new_run_id
+from archipelago.cwl.tags import RUN, RUN_ID_ENV, STEP, new_run_id
 from archipelago.keepstore.metrics import fetched_from_clusters
 from archipelago.run.federation import init_federation
 from archipelago.run.processes import ClusterProcess
@@ -511,3 +511,28 @@ def test_every_control_is_labelled_text_contrasts_and_the_run_graph_works_from_t
     assert name and " on z" in name
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_contain_text(name.split(" on ")[0])
+
+
+def test_a_running_remote_steps_log_is_tailed_through_the_federation(
+        browser: Any, federation: dict[str, Any], people: dict[str, ApiClient]) -> None:
+    ana = people["ana"]
+    run_id = new_run_id("z1111")
+    script = "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 1; done"
+    request = ana.request("POST", "container_requests", {"cluster_id": "z2222"}, {"container_request": {
+        "name": "counting", "command": ["sh", "-c", script], "output_path": "/out", "cwd": "/out",
+        "container_image": None, "state": "Committed", "priority": 500, "use_existing": False,
+        "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 20}},
+        "runtime_constraints": {"ram": 64 << 20, "vcpus": 1},
+        "properties": {RUN: run_id, STEP: "counting"}}})
+    page = open_page(browser, federation["z1111"].base)
+    page.add_init_script("window.__logs = []; new MutationObserver(() => { const pre = document.querySelector("
+                         "\"pre[data-log-file='stdout.txt']\"); if (pre) window.__logs.push(pre.textContent); })"
+                         ".observe(document, {subtree: true, childList: true, characterData: true});")
+    log_in(page, ana.token)
+    page.goto(f"/runs/{run_id}/steps/{request['uuid']}")
+    stdout = page.locator("pre[data-log-file='stdout.txt']")
+    expect(stdout).to_contain_text("line 8")  # the page is never reloaded: the log grows in it
+    expect(page.locator("[data-field='state']").first).to_have_text("succeeded")
+    seen = page.evaluate("window.__logs")
+    assert any("line" in text and "line 8" not in text for text in seen), seen  # part of it, while it ran
+    chromium.shot(page, "log-tailed")
