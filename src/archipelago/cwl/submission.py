@@ -152,8 +152,9 @@ class Steps:
             if self.ending:
                 return None, None
             try:
-                request = self.home.container_requests.get(uuid)
-                container = self._container(request)
+                there = self._at(cluster)
+                request = there.container_requests.get(uuid)
+                container = self._container(request, there)
                 lost = 0
             except ArchipelagoError as exc:
                 lost += 1
@@ -175,17 +176,21 @@ class Steps:
                 return request, container
             seen = self.changes.wait(seen, POLL_SECONDS, watched)
 
-    def _container(self, request: dict[str, Any]) -> Any:
+    def _at(self, cluster: str) -> ApiClient:
+        """Where to look at a step's request and container: on its own cluster (one hop, not two)."""
+        return self.home if cluster == self.home_id else self.facts.client(cluster)
+
+    def _container(self, request: dict[str, Any], there: ApiClient) -> Any:
         """The request's container; once the request is Final, its output collection is read at the
         same time (by UUID: one hop to its cluster, no search), for the next steps and cwltool."""
         if not request.get("container_uuid"):
             return None
         output_uuid = request.get("output_uuid") if request["state"] == "Final" else None
         if not output_uuid:
-            return self.home.containers.get(request["container_uuid"])
-        with ThreadPoolExecutor(1) as pool:
+            return there.containers.get(request["container_uuid"])
+        with ThreadPoolExecutor(1) as pool:  # through home: its blocks are read through home's keepstore
             reading = pool.submit(Collection, self.home, output_uuid)
-            container = self.home.containers.get(request["container_uuid"])
+            container = there.containers.get(request["container_uuid"])
             with contextlib.suppress(ArchipelagoError):  # else read again, and said, with the outputs
                 self._outputs[output_uuid] = reading.result()
         return container
