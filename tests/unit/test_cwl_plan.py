@@ -128,16 +128,19 @@ def test_every_refusal_is_found_together_and_nothing_is_written(sites, tmp_path)
     assert counts(sites) == before  # no request, no upload, anywhere
 
 
-def test_a_collection_she_may_not_read_is_told_apart_from_none_at_all(sites, tmp_path):
-    """The plan says no more than a GET would: someone else's collection is 'missing or not readable'."""
+def test_a_collection_she_may_not_read_reads_as_one_that_does_not_exist(sites, tmp_path):
+    """The plan says no more than a GET would: someone else's collection, on her cluster or another,
+    is 'missing or not readable', word for word what a collection nobody has is."""
     _, _, runner = as_user(sites, "cid")
-    private = collection(sites["z2222"], b"private\n", "private")
+    private = collection(sites["z2222"], b"private\n", "private")["portable_data_hash"]
+    mine_nowhere = hashlib.md5(b"nobody").hexdigest() + "+1"
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"files": [{"class": "File", "location": f"keep:{private['portable_data_hash']}/x"}],
-                               "clusters": ["z2222"], "projects": [""]}))
+    job.write_text(json.dumps({"files": [{"class": "File", "location": f"keep:{p}/x"} for p in (private, mine_nowhere)],
+                               "clusters": ["z2222", "z2222"], "projects": ["", ""]}))
     plan = runner.plan(WORKFLOWS / "scatter-targets.cwl", job)
-    assert plan.refusals() == [("count[0]", f"input collection {private['portable_data_hash']}: "
-                                            "missing or not readable")]
+    said = {key: problem.replace(private, "PDH").replace(mine_nowhere, "PDH") for key, problem in plan.refusals()}
+    assert said == {"count[0]": "input collection PDH: missing or not readable",
+                    "count[1]": "input collection PDH: missing or not readable"}
 
 
 def test_records_that_come_from_earlier_steps_are_decided_at_run_time(sites, tmp_path):
