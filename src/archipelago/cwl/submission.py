@@ -35,7 +35,7 @@ from .tags import STEP
 log = logging.getLogger("archipelago.cwl")
 STDERR_LINES = 10  # of a failed step's stderr, shown with its failure
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # the executor's timestamp on each log line
-LOST_AFTER = 3  # failed looks in a row at a request before its cluster counts as lost
+LOST_AFTER = 5.0  # seconds a step's cluster may fail to answer about its request before it counts as lost
 POLL_SECONDS = 1.0  # a step looks at its request at least this often, news or not
 
 
@@ -146,7 +146,8 @@ class Steps:
         """The request once Final, and its container (None, None if the run ends first). It looks
         when its request or container changes (the clusters' streams say so), and every second
         anyway."""
-        lost, seen = 0, self.changes.seen()
+        failing_since: float | None = None
+        seen = self.changes.seen()
         watched = {uuid}
         while True:
             if self.ending:
@@ -155,13 +156,13 @@ class Steps:
                 there = self._at(cluster)
                 request = there.container_requests.get(uuid)
                 container = self._container(request, there)
-                lost = 0
-            except ArchipelagoError as exc:
-                lost += 1
-                if lost >= LOST_AFTER:
+                failing_since = None
+            except ArchipelagoError as exc:  # a busy cluster's passing error, or a lost one
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since >= LOST_AFTER:
                     self._fail(key, f"step {key}: cluster {cluster} cannot be reached (unreachable): {exc}", cluster)
                     return None, None
-                time.sleep(0.2)
+                time.sleep(0.25)
                 continue
             if request.get("container_uuid"):
                 watched.add(str(request["container_uuid"]))
