@@ -80,8 +80,8 @@ class Plan:
             "refused": [{"step": k, "problem": p} for k, p in self.refusals()],
         }
         if facts is not None:
-            out["inputs"] = [h.__dict__ | {"manifest_text": None, "_blocks": None, "_files": None} for h in
-                             inputs_of(self, facts)]
+            out["inputs"] = [{"pdh": h.pdh, "cluster": h.cluster, "uuid": h.uuid, "name": h.name, "size": h.size,
+                              "stays_on_its_cluster": h.restricted} for h in inputs_of(self, facts)]
         return out
 
 
