@@ -41,6 +41,11 @@ def archi(user: ApiClient, cwd: Path, *args: str, timeout: float = 180) -> subpr
                           text=True, timeout=timeout)
 
 
+def read(client: ApiClient, output: dict[str, Any]) -> bytes:
+    pdh, _, name = str(output["location"])[len("keep:"):].partition("/")
+    return Collection(client, pdh).read(name)
+
+
 def requests_everywhere(federation: Any) -> dict[str, int]:
     return {c: federation[c].container_requests.list(limit=0)["items_available"] for c in CLUSTERS}
 
@@ -84,6 +89,24 @@ def test_the_meta_analysis_runs_where_it_was_planned_and_moves_within_the_plans_
         assert containers <= most, (edge, moved[edge])
         assert least > 0, edge
     assert runner.exceeded == []
+
+
+def test_records_placed_by_earlier_steps_outputs_are_planned_as_they_appear(federation, tmp_path):
+    erin = new_user(federation["z1111"], "erin")
+    (tmp_path / "none.json").write_text("{}")
+    runner = Runner(erin)
+    plan = runner.plan(WORKFLOWS / "fan-out-clusters.cwl", tmp_path / "none.json")
+    assert plan.items["count[*]"].cluster is None and plan.items["count[*]"].records_later
+    outputs, status = runner.run(WORKFLOWS / "fan-out-clusters.cwl", tmp_path / "none.json")
+    assert status == "success", runner.failures
+    assert runner.plan_ is not None
+    placed = {k: (i.cluster, i.ran_on, i.decided_at_run_time) for k, i in runner.plan_.items.items()}
+    assert placed == {"name": ("z1111", "z1111", False), "count[0]": ("z2222", "z2222", True),
+                      "count[1]": ("z3333", "z3333", True)}
+    name_output = runner.plan_.items["name"].output
+    assert runner.plan_.items["count[0]"].mounts == [name_output]  # re-planned with what it reads
+    assert runner.crossings["z1111→z2222"].at_most > 0 and runner.exceeded == []
+    assert [read(erin, o) for o in outputs["counts"]] == [b"1\n", b"2\n"]
 
 
 def test_a_refused_plan_names_every_problem_and_submits_nothing_anywhere(federation, tmp_path):

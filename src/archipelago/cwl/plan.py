@@ -12,6 +12,7 @@ The bytes each pair of clusters will see cross are in cwl/bounds.py.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -123,6 +124,9 @@ def decide(plan: Plan, facts: Facts, key: str, label: str, placement: Placement,
     """A record placed by the run (its inputs now exist): planned again with the same checks; its
     problems are the reasons the run must not submit it."""
     before = plan.items.get(key)
+    placeholder = re.sub(r"\[[\d,]+\]$", "[*]", key)  # the records it stood for are being decided
+    if placeholder != key and plan.items.get(placeholder, Item("", "", None, "")).records_later:
+        before = plan.items.pop(placeholder)
     item = Item(key, label, placement.cluster, placement.why, placement.project, placement.project_why, reuse,
                 sorted(mounts), list(given), decided_at_run_time=before is None or before.cluster is None
                 or before.inputs_later)
