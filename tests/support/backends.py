@@ -53,7 +53,7 @@ class Site:
 
     def new_user(self, name: str, admin: bool = False) -> Caller:
         """A user of this cluster and a caller holding a fresh token of theirs."""
-        name = f"{name}-{secrets.token_hex(3)}"  # sites are shared by a module's cases
+        name = f"{name}-{secrets.token_hex(8)}"  # sites are shared by a module's cases (and hypothesis' examples)
         record = self.local.create(self.admin, "users", {"username": name, "email": f"{name}@example.org",
                                                          "is_admin": admin})
         return self.backend.authenticate(self.local.create_token(record["uuid"]))

@@ -112,6 +112,8 @@ def _condition(model: Any, attr: str, op: str, operand: Any) -> Any:
         return column.like(operand) if op == "like" else not_(column.like(operand))
     if op in ("ilike", "not ilike"):
         return column.ilike(operand) if op == "ilike" else not_(column.ilike(operand))
+    if op in ("<", "<=", ">", ">=") and (operand is None or isinstance(operand, bool)):
+        raise BadRequest(f"operand of {op!r} must be a string or number, got {json.dumps(operand)}")
     if operand is None:
         return column.is_(None) if op == "=" else column.is_not(None)
     return {"=": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
