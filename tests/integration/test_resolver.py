@@ -111,7 +111,7 @@ def test_a_pdh_lookup_asks_the_sites_the_resolver_names_first(fed):
         return info.value.message
 
     text = wait_until("the resolver names z3333", lambda: (m := message(held["portable_data_hash"])) and
-                      "resolver named" in m and m)  # once a poll brought z3333's holdings
+                      "the 1 cluster(s) the resolver named" in m and m)  # once a poll brought z3333's holdings
     assert text.index("z3333:") < text.index("z2222:")  # the holder first; the others only as it said no
     got = admins["z1111"].collections.get(readable["portable_data_hash"])
     assert got["portable_data_hash"] == readable["portable_data_hash"]
