@@ -103,3 +103,34 @@ def test_cluster_up_reports_itself_as_json(tmp_path):
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=10)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap is not installed")
+def test_a_cluster_run_as_a_child_process_takes_its_running_containers_with_it(tmp_path):
+    from archipelago.sdk import ApiClient
+    from tests.support.clusters import new_user
+    from tests.support.compute import submit, wait_container
+
+    init_cluster(tmp_path / "c", "z1111")
+    process = ClusterProcess(tmp_path / "c").start()
+    try:
+        admin = ApiClient(process.api_url, process.admin_token or "", insecure=True)
+        alice = new_user(admin, "alice")
+        request = submit(alice, ["sleep", "300"])
+        deadline = time.monotonic() + 60
+        while not (container := alice.container_requests.get(request["uuid"])["container_uuid"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        wait_container(alice, container, ("Running",), timeout=60)
+        executors = [p for p in Path("/proc").glob("[0-9]*/cmdline") if container.encode() in _read(p)]
+        assert executors, "no process of the container was found"
+    finally:
+        process.stop()
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if container.encode() in _read(p)]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -3,10 +3,12 @@ demo, `archi federation up`, the tests and the benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,30 @@ from ..config import ClusterConfig, dump_config
 from ..files import write_private
 from .cluster import load_cluster
 from .ports import free_port, wait_for_http
+
+
+def stop_executors(api_url: str, grace: float = 5.0) -> None:
+    """End every executor on this host that works for the cluster at `api_url` (SIGTERM: it stops its
+    container; SIGKILL to its process group after `grace` seconds)."""
+    wanted = f"ARCHI_API_HOST={api_url}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if wanted in environ.read_bytes().split(b"\0") and \
+                    b"archipelago.executor" in (environ.parent / "cmdline").read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while found and time.monotonic() < deadline:
+        found = [pid for pid in found if Path(f"/proc/{pid}").exists()]
+        time.sleep(0.05)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # executors lead their own session and process group
 
 
 class ChildProcess:
@@ -64,6 +90,13 @@ class ClusterProcess(ChildProcess):
         self.api_url = self.config.api.url
         self.keep_url = f"http://{self.config.keepstore.listen}"
         self.log_path = self.directory / "cluster.log"
+
+    def stop(self) -> None:
+        """The cluster, and the containers its dispatcher started (a cluster of the demo, of `archi
+        federation up` or of a test lives as long as its process: its executors would outlive it,
+        each running on against an API that is gone)."""
+        super().stop()
+        stop_executors(self.api_url)
 
     def start(self) -> ClusterProcess:
         process = self._spawn("cluster", "up", str(self.directory))
