@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 $(TEST_STAMP): pyproject.toml $(STAMP)
-	@echo "==> installing the test tools into $(VENV) (pytest, hypothesis, moto, ruff, mypy, the official Arvados tools, cwltest)"
+	@echo "==> installing the test tools into $(VENV) (pytest and pytest-xdist, hypothesis, moto, ruff, mypy, the official Arvados tools, cwltest)"
 	$(BIN)/pip install -e '.[test]'
 	touch $(TEST_STAMP)
 
@@ -40,7 +40,8 @@ demo: $(STAMP) demo-deps
 test: $(TEST_STAMP) test-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	@echo "==> the test suite, three workers (most tests wait on real servers; a module's tests share one worker)"
+	$(BIN)/python -m pytest -q -n 3 --dist loadscope
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
