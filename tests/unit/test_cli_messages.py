@@ -108,3 +108,55 @@ def test_skipped_tests_say_why_in_the_summary(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert "1 skipped" in result.stdout, result.stdout
     assert "no frobnicator on this machine" in result.stdout
+
+
+class _Step:
+    def __init__(self, name: str) -> None:
+        self.name, self.key, self.cluster = name, name, "z1111"
+        self.state, self.status, self.seconds, self.started = "Final", "failed: [/x] exit 1", 1.0, 0.0
+        self.read_from = {"z2[/]222": 10}
+
+
+class _MarkupRunner:
+    """A runner whose step name, state, failure, plan and table all look like rich markup."""
+
+    def __init__(self, client: object, *, on_change: object = None, on_plan: object = None, **_: object) -> None:
+        self.on_change, self.on_plan = on_change, on_plan
+        self.steps = {"s": _Step("[/x]count[red]")}
+        self.failures = ["step [red]count[/red] failed: [/x] [bold]"]
+        self.home = None
+
+    def run(self, workflow: Path, job: Path | None) -> tuple[dict, str]:
+        self.on_plan(self)  # type: ignore[operator]
+        self.on_change(self.steps)  # type: ignore[operator]
+        return {}, "permanentFail"
+
+    def plan_text(self) -> str:
+        return "plan: [/] [link=x]step[/link]"
+
+    def moved_text(self) -> str:
+        return "moved: [/y]"
+
+
+def test_a_step_name_or_failure_that_looks_like_markup_is_printed_as_written(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import archipelago.cli.run_cmds as run_cmds
+    import archipelago.cwl.runner as cwl_runner
+
+    monkeypatch.setattr(cwl_runner, "Runner", _MarkupRunner)
+    monkeypatch.setattr(run_cmds, "api_client", lambda *args: None)
+    (tmp_path / "wf.cwl").write_text("{}")
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "wf.cwl")])
+    assert result.exit_code == 1, result.output  # the run failed; nothing crashed on the markup
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    for text in ("[/x]count[red]", "failed: [/x] exit 1", "z2[/]222", "step [red]count[/red] failed: [/x] [bold]",
+                 "plan: [/] [link=x]step[/link]", "moved: [/y]"):
+        assert text in result.stderr, (text, result.stderr)
+
+
+def test_a_followed_requests_state_and_log_lines_are_printed_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """`archi container run` and `archi run wait` print each state and log line after a dim prefix."""
+    from archipelago.cli.output import stamped
+
+    stamped("[/x]stdout", "a line with [red]markup[/] and [/y]")
+    assert "[/x]stdout a line with [red]markup[/] and [/y]" in capsys.readouterr().err

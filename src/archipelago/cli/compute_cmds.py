@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ..config import ConfigError, load_config
 from ..errors import ArchipelagoError
@@ -19,7 +18,7 @@ from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .common import JsonOpt, ProfileOpt, api_client
 from .errors import Typer
-from .output import BAD_INPUT, FAILED, console, emit, errors, fail
+from .output import BAD_INPUT, FAILED, console, emit, fail, stamped
 
 app = Typer(help="Containers: run a command on a cluster next to its data, and follow it.", no_args_is_help=True)
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -101,7 +100,7 @@ def follow(client: ApiClient, uuid: str, show: bool = True) -> dict[str, Any]:
         container = client.containers.get(request["container_uuid"]) if request.get("container_uuid") else None
         state = container["state"] if container else request["state"]
         if show and state != seen:
-            errors.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {uuid} {state}", highlight=False)
+            stamped(time.strftime('%H:%M:%S'), f"{uuid} {state}")
             seen = state
         if show and container and container.get("log") and container["log"] != log_seen:
             log_seen = container["log"]
@@ -120,7 +119,7 @@ def tail(client: ApiClient, log_pdh: str, printed: dict[str, int]) -> None:
             if name in names:
                 lines = logs.read(name).decode("utf-8", "replace").splitlines()
                 for line in lines[printed[name]:]:
-                    errors.print(f"[dim]{name[:6]}[/] {escape(line)}", highlight=False, markup=True)
+                    stamped(name[:6], line)
                 printed[name] = len(lines)
     except ArchipelagoError:
         pass  # a log collection that is being replaced: the next one will do
@@ -201,7 +200,7 @@ def crunch_run(
     chosen = runtime_for(runtime or "bubblewrap", os.environ.get("DOCKER_HOST"), os.environ.get("ARCHI_PODMAN_STORAGE"),
                          os.environ.get("ARCHI_IMAGE_USER") == "1")
     state = Executor(ApiClient.from_env(), container_uuid, chosen, work_dir).run()
-    console.print(f"{container_uuid} {state}", highlight=False)
+    console.print(f"{container_uuid} {state}", highlight=False, markup=False)
     raise typer.Exit(0 if state == "Complete" else FAILED)
 
 

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.text import Text
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
 console = Console(soft_wrap=True)
@@ -36,6 +37,16 @@ def fail(message: str, code: int = FAILED, as_json: bool = False) -> NoReturn:
 def note(message: str, style: str = "") -> None:
     """One line for people on stderr (what is happening, a hint), the message taken literally."""
     errors.print(f"[{style}]{escape(message)}[/]" if style else escape(message), highlight=False, markup=True)
+
+
+def literal(text: str, style: str = "") -> Text:
+    """A table cell or part of a live view taken literally (a step's name, a server's state)."""
+    return Text(text, style=style)
+
+
+def stamped(prefix: str, message: str) -> None:
+    """A line for people on stderr after a dim prefix (a time, a log's name), both taken literally."""
+    errors.print(f"[dim]{escape(prefix)}[/] {escape(message)}", highlight=False, markup=True)
 
 
 def emit(data: Any, as_json: bool, human: str | None = None) -> None:

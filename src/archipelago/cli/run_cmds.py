@@ -19,7 +19,7 @@ from rich.table import Table
 from .. import __version__
 from .common import JsonOpt, ProfileOpt, api_client
 from .errors import Typer
-from .output import BAD_INPUT, FAILED, errors, fail, note
+from .output import BAD_INPUT, FAILED, errors, fail, literal, note
 
 
 def register(root: typer.Typer) -> None:
@@ -54,7 +54,8 @@ def steps_table(steps: dict[str, Any]) -> Table:
         seconds = step.seconds or now - step.started
         state = f"{step.state} {step.status}".strip()
         read = ", ".join(f"{size(n)} {c}" for c, n in sorted(step.read_from.items()))
-        table.add_row(step.key or step.name, step.cluster, state, f"{seconds:.1f} s", read)
+        table.add_row(literal(step.key or step.name), literal(step.cluster), literal(state), f"{seconds:.1f} s",
+                      literal(read))
     return table
 
 
@@ -163,7 +164,7 @@ def run_here(workflow: Path, job: Path | None, reuse: bool, prestage: bool, outd
     if not as_json:
         per_cluster = steps_per_cluster(runner)
         where = ", ".join(f"{n} on {c}" for c, n in sorted(per_cluster.items())) or "none"
-        errors.print("")
+        note("")
         note(f"steps: {where}")
         if not quiet:
             note(runner.moved_text())
