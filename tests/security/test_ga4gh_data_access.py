@@ -149,3 +149,36 @@ def test_the_access_url_carries_only_the_callers_own_token(cluster: Any, alice: 
     status, data, _ = raw_get(cluster.api_url, drs(private["portable_data_hash"], "notes.txt", "/access/s3"),
                               alice.token)
     assert status == 404
+
+
+ACTIVE = {"x.html": b"<html><script>parent.stolen = document.cookie</script></html>",
+          "x.svg": b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+          "x.xhtml": b'<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>',
+          "x.js": b"alert(1)", "x.xml": b"<?xml-stylesheet href='x.xsl'?><a/>", "no-extension": b"<script>1</script>"}
+
+
+def test_a_file_that_would_run_in_a_browser_is_an_attachment_of_bytes_and_sandboxed(
+        cluster: Any, alice: ApiClient) -> None:
+    """A tenant's x.html on the cluster's own origin (where the web UI's session lives) would run its
+    script as that origin if rendered: it comes back as bytes to save, never sniffed, and sandboxed
+    (no script, no origin) in case a browser rendered it all the same — as every file answer does."""
+    collection = Collection(alice)
+    for name, body in ACTIVE.items():
+        collection.write(name, body)
+    collection.write("notes.txt", b"<script>alert(1)</script>\n")
+    collection.write("plot.png", b"\x89PNG\r\n\x1a\n")
+    saved = collection.save_new("files a browser would run")
+    for name, body in ACTIVE.items():
+        for extra in ({}, {"Range": "bytes=0-3"}):
+            status, data, headers = raw_get(cluster.api_url, files(saved["uuid"], name), alice.token, **extra)
+            assert status in (200, 206) and body.startswith(data), (name, status, data)
+            assert headers["content-type"] == "application/octet-stream", (name, headers)
+            assert headers["content-disposition"].startswith("attachment; filename=\"" + name), (name, headers)
+            assert headers["x-content-type-options"] == "nosniff"
+            assert "sandbox" in headers["content-security-policy"].split(";")[-1]
+            assert "default-src 'none'" in headers["content-security-policy"]
+    for name, media in (("notes.txt", "text/plain"), ("plot.png", "image/png")):  # passive types keep theirs
+        status, _, headers = raw_get(cluster.api_url, files(saved["portable_data_hash"], name), alice.token)
+        assert status == 200 and headers["content-type"] == media and "content-disposition" not in headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["content-security-policy"] == "default-src 'none'; sandbox"

@@ -6,7 +6,6 @@ operation is judged against the token's scopes as the Arvados call it makes woul
 from __future__ import annotations
 
 import logging
-import mimetypes
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -24,6 +23,7 @@ from ..ga4gh.checksums import Checksums, StillComputing, algorithm
 from ..ga4gh.drs import Drs
 from ..ga4gh.files import RangeNotSatisfiable, byte_range, entry, keep_client, read_range, tree_of
 from ..ga4gh.paths import collection_key, file_path, object_id
+from ..ga4gh.served import file_headers
 from ..ga4gh.wes import Wes
 from ..ga4gh.wes_submit import parse_run_request, submit_run
 from ..keep.client import KeepClient
@@ -235,8 +235,7 @@ class Ga4ghHttp:
             chosen = byte_range(request.headers.get("range"), size)
             start, end = chosen or (0, size)
             headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start),
-                       "ETag": f'"{record["portable_data_hash"]}/{path}"',
-                       "Content-Type": mimetypes.guess_type(found.name)[0] or "application/octet-stream"}
+                       "ETag": f'"{record["portable_data_hash"]}/{path}"', **file_headers(found.name)}
             if chosen is not None:
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
             status = 206 if chosen is not None else 200

@@ -11,10 +11,11 @@ from starlette.routing import BaseRoute, Route
 
 from ..backend.interface import Caller
 from ..errors import BadRequest, NotFound
+from ..ga4gh.served import attachment
 from ..ids import PDH_RE, UUID_RE
 from .core import Web
 from .data import Data, identifier_page
-from .delegate import ThroughApi, attachment
+from .delegate import ThroughApi
 from .listing import (
     TEXT_PREVIEW_BYTES,
     clean_path,

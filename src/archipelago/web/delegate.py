@@ -38,8 +38,3 @@ class ThroughApi(Response):
 
         await scope["app"](inner, receive, answer)
 
-
-def attachment(name: str) -> str:
-    """A Content-Disposition for a file of any name (RFC 6266: an ASCII fallback and the UTF-8 name)."""
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in name) or "file"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
