@@ -123,6 +123,12 @@ class ApiConfig(_Listening):
         scheme = "https" if self.tls_cert else "http"
         return (self.external_url or f"{scheme}://{self.listen}").rstrip("/")
 
+    @property
+    def web_url(self) -> str:
+        """The web UI (web/, at / on the API server): what `Services.Workbench2.ExternalURL` says, with its
+        trailing slash, as Arvados clients join paths to it (`{it}collections/PDH`, `{it}processes/UUID`)."""
+        return self.url + "/"
+
 
 class RemoteClusterConfig(_Strict):
     host: str = Field(description="host:port of the remote cluster's API server")

@@ -155,6 +155,7 @@ def test_detach_status_export_and_stop(detached: tuple[Path, dict], tmp_path: Pa
     assert found["up"] and found["healthy"] and found["pid"] == info["pid"] and found["export"] == info["export"]
     human = archi("cluster", "status", str(directory))
     assert f"up (pid {info['pid']}), answering" in human.stdout and info["export"] in human.stdout
+    assert f"web UI       {info['web_url']}" in human.stdout
     # the export line, pasted into a shell, is all `archi` needs
     listed = archi("collection", "list", "--json", env=_env(info["export"], tmp_path))
     assert listed.returncode == 0, listed.stderr
@@ -165,6 +166,26 @@ def test_detach_status_export_and_stop(detached: tuple[Path, dict], tmp_path: Pa
     after = archi("cluster", "status", str(directory), "--json")
     assert after.returncode == 1 and json.loads(after.stdout)["up"] is False
     assert archi("cluster", "stop", str(directory)).returncode == 0  # nothing to stop: said, not an error
+
+
+def test_the_web_ui_is_printed_and_is_what_arvados_clients_are_told(detached: tuple[Path, dict]) -> None:
+    """`cluster up` prints the web UI's address; `Services.Workbench2.ExternalURL` names it, with the
+    trailing slash arvados-cwl-runner joins `processes/UUID` and `collections/PDH` to, and both answer."""
+    import arvados
+    import urllib3
+
+    _, info = detached
+    assert info["web_url"] == info["api_url"] + "/"
+    http = urllib3.PoolManager(cert_reqs="CERT_NONE")
+    page = http.request("GET", info["web_url"], redirect=True)
+    assert page.status == 200 and b"<h1" in page.data and b"token" in page.data.lower()  # the log-in page
+    host = info["api_url"].removeprefix("https://")
+    client = arvados.api("v1", host=host, token=info["admin_token"], insecure=True, num_retries=0)
+    workbench2 = client.config()["Services"]["Workbench2"]["ExternalURL"]
+    assert workbench2 == info["web_url"]
+    for path in ("processes/z1111-xvhdz-000000000000000", "collections/z1111-4zz18-000000000000000"):
+        answer = http.request("GET", workbench2 + path, redirect=False)
+        assert answer.status == 303 and answer.headers["Location"].startswith("/login?next="), path
 
 
 def test_get_does_not_overwrite_without_force(detached: tuple[Path, dict], tmp_path: Path) -> None:
@@ -198,3 +219,20 @@ def test_a_cluster_directory_that_is_not_one_is_bad_input(tmp_path: Path) -> Non
         result = archi("cluster", command, str(tmp_path / "nothing-here"))
         assert result.returncode == 2 and "archi cluster init" in result.stderr, (command, result.stderr)
     assert (tmp_path / "nothing-here" / CONFIG_NAME).exists() is False
+
+
+def test_federation_up_names_each_clusters_web_ui_and_its_export_line() -> None:
+    """What `archi federation up` prints for people (its --json: test_cluster_lifecycle.py)."""
+    from archipelago.cli.cluster_cmds import federation_text
+
+    members = [{"cluster_id": cid, "api_url": f"https://127.0.0.1:{port}", "web_url": f"https://127.0.0.1:{port}/",
+                "admin_token": f"v2/{cid}-gj3su-0/secret", "export": f"export ARCHI_API_HOST=https://127.0.0.1:{port} "
+                f"ARCHI_API_TOKEN=v2/{cid}-gj3su-0/secret ARCHI_API_HOST_INSECURE=1"}
+               for cid, port in (("z1111", 8001), ("z2222", 8002))]
+    lines = federation_text(members, "http://127.0.0.1:25200").splitlines()  # type: ignore[arg-type]
+    assert lines == [
+        "z1111  API https://127.0.0.1:8001  web UI https://127.0.0.1:8001/  admin token v2/z1111-gj3su-0/secret",
+        f"  {members[0]['export']}",
+        "z2222  API https://127.0.0.1:8002  web UI https://127.0.0.1:8002/  admin token v2/z2222-gj3su-0/secret",
+        f"  {members[1]['export']}", "resolver http://127.0.0.1:25200"]
+    assert _env(lines[1].strip(), Path("/nonexistent"))["ARCHI_API_HOST"] == "https://127.0.0.1:8001"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -82,6 +83,14 @@ def test_a_federation_keeps_its_live_members_and_sigterm_stops_them_all(tmp_path
         assert federation.poll() is None  # the federation goes on
         http = urllib3.PoolManager(cert_reqs="CERT_NONE")
         assert http.request("GET", members[0]["api_url"] + "/_health/ping").status == 200
+        # each cluster's web UI and the line that, pasted into a shell, is all `archi` needs to use it
+        assert members[0]["web_url"] == members[0]["api_url"] + "/"
+        assert http.request("GET", members[0]["web_url"], redirect=False).headers["Location"].startswith("/login")
+        words = shlex.split(members[0]["export"])
+        env = {**os.environ, **dict(w.split("=", 1) for w in words[1:]), "HOME": str(tmp_path)}
+        listed = subprocess.run([str(ARCHI), "collection", "list", "--json"], capture_output=True, text=True, env=env,
+                                timeout=60)
+        assert words[0] == "export" and listed.returncode == 0, listed.stderr
         federation.send_signal(signal.SIGTERM)
         assert federation.wait(timeout=30) == 0
         assert not _alive(pids["z1111"])  # its children went with it

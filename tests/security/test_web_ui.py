@@ -74,7 +74,8 @@ def pages(o: dict[str, Any]) -> list[str]:
     c, r = o["collection"], o["run"]
     return ["/data", f"/projects/{o['project']}", f"/collections/{c}", f"/collections/{o['pdh']}",
             f"/collections/{c}/files/table.csv", "/search?q=cohort", "/runs", f"/runs/{r}",
-            f"/runs/{r}/steps/{o['request']}", f"/requests/{o['request']}", "/movement", "/sites", "/notebooks"]
+            f"/runs/{r}/steps/{o['request']}", f"/requests/{o['request']}", f"/processes/{o['request']}", "/movement",
+            "/sites", "/notebooks"]
 
 
 def scripted(o: dict[str, Any]) -> list[str]:

@@ -122,11 +122,12 @@ def export_line(config: ClusterConfig, token: str | None) -> str:
 def _report_up(config: ClusterConfig, token: str | None, pid: int, directory: Path, as_json: bool,
                detached: bool = False) -> None:
     how = f"`archi cluster stop {directory}`" if detached else f"Ctrl-C here or `archi cluster stop {directory}`"
-    info = {"cluster_id": config.cluster_id, "pid": pid, "api_url": config.api.url,
+    info = {"cluster_id": config.cluster_id, "pid": pid, "api_url": config.api.url, "web_url": config.api.web_url,
             "keepstore_url": f"http://{config.keepstore.listen}", "admin_token": token,
             "export": export_line(config, token)}
     emit(info, as_json, f"cluster {config.cluster_id} up (pid {pid}); stop it with {how}\n"
-                        f"API          {info['api_url']}\nkeepstore    {info['keepstore_url']}\n"
+                        f"API          {info['api_url']}\nweb UI       {info['web_url']}\n"
+                        f"keepstore    {info['keepstore_url']}\n"
                         f"admin token  {token}\nto use it from a shell:\n{info['export']}")
     sys.stdout.flush()
 
@@ -146,14 +147,14 @@ def cluster_status(
     health = {"api": answers(config.api.url + "/_health/ping"), "keepstore": answers(keep_url)} if pid else {}
     healthy = bool(health) and all(health.values())
     info = {"cluster_id": config.cluster_id, "directory": str(directory.resolve()), "up": pid is not None,
-            "pid": pid, "healthy": healthy, "answers": health, "api_url": config.api.url, "keepstore_url": keep_url,
-            "admin_token": token, "export": export_line(config, token)}
+            "pid": pid, "healthy": healthy, "answers": health, "api_url": config.api.url, "web_url": config.api.web_url,
+            "keepstore_url": keep_url, "admin_token": token, "export": export_line(config, token)}
     if pid is None:
         human = f"cluster {config.cluster_id} is not running (`archi cluster up {directory}` starts it)"
     else:
         state = "answering" if healthy else "not answering: " + ", ".join(k for k, v in health.items() if not v)
         human = (f"cluster {config.cluster_id} up (pid {pid}), {state}\nAPI          {config.api.url}\n"
-                 f"keepstore    {keep_url}\n{info['export']}")
+                 f"web UI       {config.api.web_url}\nkeepstore    {keep_url}\n{info['export']}")
     emit(info, as_json, human)
     if not healthy:
         raise typer.Exit(FAILED)
@@ -226,11 +227,10 @@ def federation_up(
             resolver.start()
         for process in processes:
             process.start()
-        info = [{"cluster_id": p.config.cluster_id, "api_url": p.api_url, "keepstore_url": p.keep_url,
-                 "admin_token": load_cluster(p.directory)[1], "resolver_url": resolver and resolver.url}
+        resolver_url = resolver.url if resolver is not None else None
+        info = [federation_member(p.config, load_cluster(p.directory)[1], p.keep_url, resolver_url)
                 for p in processes]
-        emit(info, as_json, "\n".join(f"{i['cluster_id']}  {i['api_url']}  admin token {i['admin_token']}"
-                                      for i in info) + (f"\nresolver {resolver.url}" if resolver else ""))
+        emit(info, as_json, federation_text(info, resolver_url))
         sys.stdout.flush()
         reported: set[str] = set()
         # a member that dies is reported, and the others keep serving (as a real federation would)
@@ -249,6 +249,23 @@ def federation_up(
             process.stop()
         if resolver is not None:
             resolver.stop()
+
+
+def federation_member(config: ClusterConfig, token: str | None, keep_url: str, resolver_url: str | None
+                      ) -> dict[str, str | None]:
+    """What `archi federation up` says of one of its clusters (`--json`: one object each)."""
+    return {"cluster_id": config.cluster_id, "api_url": config.api.url, "web_url": config.api.web_url,
+            "keepstore_url": keep_url, "admin_token": token, "export": export_line(config, token),
+            "resolver_url": resolver_url}
+
+
+def federation_text(members: list[dict[str, str | None]], resolver_url: str | None) -> str:
+    """Each cluster's API, web UI and admin token, and the line to paste to use it from a shell."""
+    lines = []
+    for member in members:
+        lines += [f"{member['cluster_id']}  API {member['api_url']}  web UI {member['web_url']}  "
+                  f"admin token {member['admin_token']}", f"  {member['export']}"]
+    return "\n".join(lines) + (f"\nresolver {resolver_url}" if resolver_url else "")
 
 
 def demo(

@@ -48,6 +48,7 @@ class RunPages:
             Route("/runs/{run}/cancel", page(self.cancel), methods=["POST"]),
             Route("/runs/{run}/rerun", page(self.rerun), methods=["POST"]),
             Route("/requests/{uuid}", page(self.request)),
+            Route("/processes/{uuid}", page(self.request)),  # Workbench 2's path: Arvados clients link it
         ]
 
     async def index(self, request: Request, session: Session) -> Response:
@@ -141,7 +142,8 @@ class RunPages:
         return RedirectResponse(f"/runs/{fresh}", 303)
 
     async def request(self, request: Request, session: Session) -> Response:
-        """A container request by UUID (from the search box): its run's step page if it belongs to a run."""
+        """A container request by UUID (from the search box, or `{Workbench2.ExternalURL}processes/UUID` as
+        arvados-cwl-runner prints it): its run's step page if it belongs to a run."""
         uuid = request.path_params["uuid"]
         if not UUID_RE.fullmatch(uuid):
             raise BadRequest(f"{uuid!r} is not a container request UUID")
