@@ -15,7 +15,7 @@ import pytest
 
 from archipelago.backend.interface import Caller, ListParams
 from archipelago.errors import ArchipelagoError
-from archipelago.resources.names import DEFAULT_RUN_SECONDS, RUNTIME_TOKEN_SCOPES
+from archipelago.resources.container_requests import DEFAULT_RUN_SECONDS, RUNTIME_TOKEN_SCOPES
 from archipelago.sdk import ApiRequestError
 from tests.support.backends import Site, federation, single_cluster
 

@@ -16,7 +16,7 @@ from archipelago.backend.interface import Caller
 from archipelago.db.models import ApiClientAuthorization
 from archipelago.errors import ArchipelagoError, Unauthorized, Unavailable
 from archipelago.formats.tokens import parse_v2, salt_token
-from archipelago.resources.names import DEFAULT_RUN_SECONDS, RUNTIME_TOKEN_SCOPES
+from archipelago.resources.container_requests import DEFAULT_RUN_SECONDS, RUNTIME_TOKEN_SCOPES
 from archipelago.times import now, parse_time
 from tests.support.backends import Site, cluster_config, local_backend, single_cluster
 

@@ -38,7 +38,7 @@ from ..errors import (
 )
 from ..federation.remote import FORWARDED_FOR
 from ..formats.tokens import from_authorization_header
-from ..resources.names import CLASS_NAMES, body_key
+from ..resources.registry import TYPES
 from ..web.app import web_routes
 from .discovery import discovery_document, exported_config
 from .events import stream as events_stream
@@ -162,7 +162,7 @@ def list_params(params: dict[str, Any]) -> ListParams:
 
 
 def _attrs(resource: str, params: dict[str, Any]) -> dict[str, Any]:
-    key = body_key(resource)
+    key = TYPES[resource].body_key
     attrs = params.get(key)
     if isinstance(attrs, str):  # a form or query parameter holding JSON
         attrs = _json_param(params, key, {})
@@ -244,7 +244,7 @@ class ApiApp:
         resource = path["resource"]
         uuid = path.get("uuid")
         action = path.get("action")
-        if resource not in CLASS_NAMES:
+        if resource not in TYPES:
             raise NotFound(f"no such resource type {resource!r}")
         call = self._call
         if uuid == "current" and method == "GET" and resource in CURRENT:

@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ClusterConfig
-from ..ids import INFIX
 from ..resources.base import Resource
-from ..resources.names import CLASS_NAMES, body_key
 from ..resources.registry import RESOURCE_TYPES
 
 REVISION = "20250402"
@@ -43,13 +41,13 @@ def _schema(resource: type[Resource]) -> dict[str, Any]:
         python = getattr(column.type, "python_type", str)
         properties[column.key] = {"type": _TYPES.get(python.__name__, "string")}
     # uuidPrefix: the type infix; clients (arv-copy) tell an object's type from its UUID with it
-    return {"id": model.__name__, "type": "object", "uuidPrefix": INFIX[CLASS_NAMES[resource.name]],
+    return {"id": resource.class_name, "type": "object", "uuidPrefix": resource.infix,
             "properties": properties}
 
 
 def _methods(kind: type[Resource]) -> dict[str, Any]:
-    resource, name = kind.name, kind.model.__name__
-    singular = body_key(resource)
+    resource, name = kind.name, kind.class_name
+    singular = kind.body_key
     uuid = {"uuid": _param("string", "path", True)}
     body = {"request": {"required": True, "properties": {singular: {"$ref": name}}}, "response": {"$ref": name}}
     methods: dict[str, dict[str, Any]] = {
@@ -95,7 +93,7 @@ def discovery_document(config: ClusterConfig, root_url: str) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     resources: dict[str, Any] = {}
     for kind in RESOURCE_TYPES:
-        resource, name = kind.name, kind.model.__name__
+        resource, name = kind.name, kind.class_name
         schemas[name] = _schema(kind)
         schemas[f"{name}List"] = {"id": f"{name}List", "type": "object", "properties": {
             "items": {"type": "array", "items": {"$ref": name}}, "items_available": {"type": "integer"}}}

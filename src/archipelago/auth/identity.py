@@ -16,15 +16,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..backend.interface import Caller, Record
 from ..config import ClusterConfig
 from ..db.models import ApiClientAuthorization, Container, User
 from ..db.unit import Database
-from ..errors import ArchipelagoError, NotFound, Unauthorized, Unprocessable
-from ..formats.tokens import V2Token, new_secret, parse_v2, salt_secret, salt_token, secret_of, try_parse_v2
+from ..errors import ArchipelagoError, Unauthorized, Unprocessable
+from ..formats.tokens import V2Token, new_secret, parse_v2, salt_secret, salt_token, try_parse_v2
 from ..ids import INFIX, new_uuid
-from ..resources.names import kind
-from ..times import aware, now, parse_time, timestamp
+from ..times import aware, now, parse_time
+from .caller import Caller
 from .remote import RemoteTokenValidator
 
 # how long a validated token is trusted without asking the database again; revocations and user
@@ -318,25 +317,3 @@ class Identity:
                 return candidate
         raise Unauthorized(f"no token from {user_uuid[:5]} vouches for {user_uuid} here any more (use one "
                            "from that cluster again)")
-
-    # ---------------------------------------------------------------- the caller's own records
-    def token_record(self, caller: Caller, render: Any) -> Record:
-        with self.db.session() as session:
-            row = session.get(ApiClientAuthorization, caller.authorization_uuid)
-            if row is None:  # the system root token has no row
-                stamp = timestamp(now())
-                return {"kind": kind("api_client_authorizations"), "uuid": caller.authorization_uuid,
-                        "owner_uuid": caller.user_uuid, "user_uuid": caller.user_uuid, "scopes": ["all"],
-                        "expires_at": None, "created_at": stamp, "modified_at": stamp}
-            out: Record = render(row)
-            out["api_token"] = secret_of(caller.token)
-            return out
-
-    def user_record(self, caller: Caller, render: Any) -> Record:
-        with self.db.session() as session:
-            user = session.get(User, caller.user_uuid)
-            if user is None:
-                raise NotFound("current user not found")
-            out: Record = render(user)
-            return out
-

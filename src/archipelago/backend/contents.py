@@ -12,7 +12,8 @@ from ..errors import ArchipelagoError
 from ..resources.registry import RESOURCE_TYPES
 from .interface import Backend, Caller, ListParams, Record
 
-CONTENT_KINDS = ("groups", "collections", "workflows", "container_requests")
+# the kinds a project's contents lists, in order, and the filters choosing which of their objects
+CONTENT_KINDS = [(kind.name, kind.project_contents) for kind in RESOURCE_TYPES if kind.project_contents is not None]
 COLUMNS = {kind.name: frozenset(c.key for c in kind.model.__table__.columns) for kind in RESOURCE_TYPES}
 
 
@@ -25,12 +26,10 @@ def group_contents(backend: Backend, caller: Caller, owner: str | None, params: 
     owner = owner or caller.user_uuid
     items: list[Record] = []
     available = 0
-    for kind in CONTENT_KINDS:
+    for kind, chosen in CONTENT_KINDS:
         if not all(isinstance(f, list) and f and isinstance(f[0], str) and _has(kind, f[0]) for f in params.filters):
             continue  # a filter on what this kind lacks: none of this kind match
-        filters = [*params.filters, ["owner_uuid", "=", owner]]
-        if kind == "groups":
-            filters.append(["group_class", "in", ["project", "filter"]])
+        filters = [*params.filters, ["owner_uuid", "=", owner], *chosen]
         order = [o for o in params.order if _has(kind, o.strip().split(" ")[0].split(".")[-1])]
         select = [s for s in params.select if s == "kind" or _has(kind, s)] if params.select else None
         page = backend.list(caller, kind, ListParams(

@@ -1,27 +1,18 @@
 """One interface for every object operation; the local engine (backend/local.py), RemoteBackend
-and FederatedBackend (federation/) implement it. Plain Python: no HTTP and no database in here."""
+and FederatedBackend (federation/) implement it. Plain Python: no HTTP and no database in here.
+Its vocabulary of callers and records is auth/caller.py's, named here for the layers above."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-Record = dict[str, Any]  # an API record, as rendered: what the REST API sends
+from ..auth.caller import Caller, Record
+
+__all__ = ["Backend", "Caller", "Changes", "ListParams", "Record", "Scopes"]
+
 Scopes = list[str]  # Arvados token scopes ("all", or "METHOD /path"); an alias: `list` is a method below
 Changes = list[Record]  # changes of the stream (`kind`, `uuid`, `owner_uuid`, `event_type`, `seq`); an alias too
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking: the user behind the token, and the exact token string (signatures use it)."""
-
-    user_uuid: str
-    token: str
-    is_admin: bool = False
-    authorization_uuid: str = ""
-    scopes: tuple[str, ...] = ("all",)
-    via: str | None = None  # the cluster that forwarded this request, if any
-    container_uuid: str | None = None  # a container running on this cluster, acting with its own token
 
 
 @dataclass

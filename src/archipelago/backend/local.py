@@ -28,9 +28,9 @@ from ..db.models import PropertyIndex, property_rows
 from ..db.unit import Database
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized, Unprocessable
 from ..ids import UUID_RE, new_uuid
-from ..resources.base import SERVER_FIELDS, Context, Resource, now, parse_time, timestamp
-from ..resources.names import ISSUED_BY_LOGIN_CLUSTER
+from ..resources.base import SERVER_FIELDS, Context, Resource
 from ..resources.registry import Registry
+from ..times import now, parse_time, timestamp
 from .interface import Caller, Changes, ListParams, Record
 
 
@@ -163,11 +163,15 @@ class LocalBackend:
         return self.identity.create_token(caller.user_uuid, scopes, now() + timedelta(seconds=seconds), made_by=caller)
 
     def user_current(self, caller: Caller) -> Record:
-        return self.identity.user_record(caller, lambda row: self._render(self.registry["users"], row))
+        return self._current(caller, self.registry["users"])
 
     def token_current(self, caller: Caller) -> Record:
-        return self.identity.token_record(
-            caller, lambda row: self._render(self.registry["api_client_authorizations"], row))
+        return self._current(caller, self.registry["api_client_authorizations"])
+
+    def _current(self, caller: Caller, resource: Resource) -> Record:
+        """The caller's own user or token, as its resource renders it (no permissions needed)."""
+        with self.db.session() as session:
+            return resource.current(session, caller, lambda row: self._render(resource, row))
 
     # ------------------------------------------------------------ generic operations
     def get(self, caller: Caller, resource_name: str, uuid: str, select: list[str] | None = None,
@@ -222,7 +226,7 @@ class LocalBackend:
         resource = self.registry[resource_name]
         attrs = self._writable(caller, resource, attrs)
         login = self.config.login.satellite_of(self.config.cluster_id)
-        if login and resource.name in ISSUED_BY_LOGIN_CLUSTER:
+        if login and resource.issued_by_login_cluster:
             raise Unprocessable(f"{resource.name} of this federation are created on its login cluster {login}")
         with self._operation(caller, resource) as ctx:
             owner = resource.owner_for_create(ctx, attrs.pop("owner_uuid", None))

@@ -31,10 +31,11 @@ from ..rpc import Transport
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .bounds import Crossing, Outcome, crossings, exceeded, measure
+from .errors import RunError
 from .facts import Facts
 from .fsaccess import PREFIX, KeepCache, KeepFsAccess, split
 from .job import OUTDIR
-from .joborder import RunError, find_objects, read_job_order, upload_local_inputs
+from .joborder import find_objects, read_job_order, upload_local_inputs
 from .loading import DocumentError, document_uri, load
 from .outputs import download_outputs, final_output
 from .plan import Plan, make_plan

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ..backend.interface import Caller, ListParams
 from ..errors import ArchipelagoError, BadGateway
 from ..formats.tokens import salt_for
-from ..resources.names import body_key
+from ..resources.registry import TYPES
 from ..rpc import ApiConnection, ApiRequestError, Transport, Unreachable
 
 FORWARDED_FOR = "forwarded_for"
@@ -58,10 +58,10 @@ class RemoteBackend:
     def create(self, caller: Caller, resource: str, attrs: dict[str, Any],
                ensure_unique_name: bool = False, cluster_id: str | None = None) -> dict[str, Any]:
         params = {"ensure_unique_name": "true"} if ensure_unique_name else None
-        return self._call(caller, "POST", resource, params, {body_key(resource): attrs})
+        return self._call(caller, "POST", resource, params, {TYPES[resource].body_key: attrs})
 
     def update(self, caller: Caller, resource: str, uuid: str, attrs: dict[str, Any]) -> dict[str, Any]:
-        return self._call(caller, "PUT", f"{resource}/{uuid}", None, {body_key(resource): attrs})
+        return self._call(caller, "PUT", f"{resource}/{uuid}", None, {TYPES[resource].body_key: attrs})
 
     def delete(self, caller: Caller, resource: str, uuid: str) -> dict[str, Any]:
         return self._call(caller, "DELETE", f"{resource}/{uuid}")

@@ -19,15 +19,7 @@ from ..errors import ArchipelagoError, NotFound, Unprocessable
 from ..formats.manifest import portable_data_hash
 from ..formats.signing import local_to_remote
 from ..ids import PDH_RE, UUID_RE
-from ..resources.names import (
-    CONTENT_ADDRESSED,
-    DEFAULT_RUN_SECONDS,
-    ISSUED_BY_LOGIN_CLUSTER,
-    RUNS_AS_REQUESTER,
-    RUNTIME_TOKEN_MARGIN_SECONDS,
-    RUNTIME_TOKEN_SCOPES,
-    kind,
-)
+from ..resources.registry import TYPES
 from .remote import RemoteBackend
 
 
@@ -85,7 +77,8 @@ class FederatedBackend:
 
     def get(self, caller: Caller, resource: str, uuid: str, select: list[str] | None = None,
             include_trash: bool = False) -> Record:
-        if resource in CONTENT_ADDRESSED and PDH_RE.fullmatch(uuid):
+        kind = TYPES.get(resource)
+        if kind is not None and kind.content_addressed and PDH_RE.fullmatch(uuid):
             return self._by_content(caller, resource, uuid, select)
         backend = self._owner(uuid)
         record = backend.get(caller, resource, uuid, select, include_trash)
@@ -153,27 +146,23 @@ class FederatedBackend:
             result = backend.list(caller, resource, part)
             items += [item if backend is self.local else self._from_remote(cluster_id, item)
                       for item in result["items"]]
-        return {"kind": kind(resource) + "List", "items": items, "items_available": len(items), "offset": 0,
+        return {"kind": TYPES[resource].kind + "List", "items": items, "items_available": len(items), "offset": 0,
                 "limit": len(items)}
 
     def create(self, caller: Caller, resource: str, attrs: Record, ensure_unique_name: bool = False,
                cluster_id: str | None = None) -> Record:
-        if self.login_cluster and resource in ISSUED_BY_LOGIN_CLUSTER:
+        kind = TYPES.get(resource)
+        if self.login_cluster and kind is not None and kind.issued_by_login_cluster:
             cluster_id = self.login_cluster  # users and tokens are issued by the login cluster alone
         if cluster_id and cluster_id != self.cluster_id:
             if cluster_id not in self.remotes:
                 raise Unprocessable(f"cluster_id {cluster_id!r} is not a cluster this one federates with")
-            if resource in RUNS_AS_REQUESTER and not attrs.get("runtime_token"):
-                attrs = {**attrs, "runtime_token": self._runtime_token(caller, attrs)}
+            runtime = kind.runtime_token(attrs) if kind is not None else None
+            if runtime is not None and not attrs.get("runtime_token"):  # its work runs there as the requester
+                attrs = {**attrs, "runtime_token": self.local.delegate(caller, *runtime)}
             record = self.remotes[cluster_id].create(caller, resource, attrs, ensure_unique_name)
             return self._from_remote(cluster_id, record)
         return self.local.create(caller, resource, attrs, ensure_unique_name)
-
-    def _runtime_token(self, caller: Caller, attrs: Record) -> str:
-        """Better than Arvados' two-week full-power token: one that lives as long as the work may
-        run (plus a margin) and can only read collections and save results."""
-        run_seconds = (attrs.get("scheduling_parameters") or {}).get("max_run_time") or DEFAULT_RUN_SECONDS
-        return self.local.delegate(caller, RUNTIME_TOKEN_SCOPES, run_seconds + RUNTIME_TOKEN_MARGIN_SECONDS)
 
     def delegate(self, caller: Caller, scopes: Scopes, seconds: float) -> str:
         return self.local.delegate(caller, scopes, seconds)

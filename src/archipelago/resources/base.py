@@ -16,17 +16,13 @@ from typing import Any, ClassVar
 from sqlalchemy import ColumnElement, DateTime, or_, select
 from sqlalchemy.orm import Mapped, Session
 
+from ..auth.caller import Caller, Record
 from ..auth.permissions import MANAGE, READ, WRITE, Permissions
 from ..auth.residency import restricted_projects
-from ..backend.interface import Caller, Record
 from ..config import ClusterConfig
 from ..db.models import Base
 from ..errors import Forbidden, NotFound, Unprocessable
 from ..ids import INFIX
-from ..times import aware, now, parse_time, timestamp
-from .names import CLASS_NAMES, kind
-
-__all__ = ["Context", "Resource", "aware", "now", "parse_time", "timestamp"]
 
 MAX_NAME = 255  # Arvados' limit on a name
 # fields every record may carry back from a client (they are the server's, and ignored)
@@ -110,8 +106,14 @@ def value_types(model: type[Base]) -> dict[str, tuple[tuple[type, ...], bool]]:
 
 
 class Resource:
-    name: ClassVar[str]
+    name: ClassVar[str]  # the URL path segment (`api_client_authorizations`)
+    class_name: ClassVar[str]  # Arvados' class name (`ApiClientAuthorization`): the kind and the UUID infix
     model: ClassVar[type[Base]]
+    # set from class_name for each subclass: `arvados#apiClientAuthorization`, its UUID type infix, and
+    # the key a create/update body wraps its attributes in (`api_client_authorization`)
+    kind: ClassVar[str]
+    infix: ClassVar[str]
+    body_key: ClassVar[str]
     writable: ClassVar[frozenset[str]] = frozenset({"owner_uuid"})
     admin_only: ClassVar[frozenset[str]] = frozenset()
     hidden_in_lists: ClassVar[frozenset[str]] = frozenset()  # fields plain listings leave out
@@ -128,6 +130,19 @@ class Resource:
     # actions beyond CRUD on one object (`containers/{uuid}/lock`): name -> HTTP method
     object_actions: ClassVar[dict[str, str]] = {}
     actions: ClassVar[tuple[str, ...]] = ()  # extra API methods (discovery), e.g. "current"
+    # what the federation router and the listings need to know, without a database:
+    content_addressed: ClassVar[bool] = False  # objects can be asked for by content (PDH) as well as by UUID
+    issued_by_login_cluster: ClassVar[bool] = False  # in a federation with a LoginCluster, only it creates these
+    # the filters that choose which of its objects a project's contents lists (None: none of them);
+    # groups.contents lists the kinds in RESOURCE_TYPES' order, as Arvados does
+    project_contents: ClassVar[list[list[Any]] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "class_name" in cls.__dict__:
+            cls.kind = f"arvados#{cls.class_name[0].lower()}{cls.class_name[1:]}"
+            cls.infix = INFIX[cls.class_name]
+            cls.body_key = cls.name[:-1]
 
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
@@ -135,8 +150,13 @@ class Resource:
         self.columns = [c.key for c in columns]
         self.timestamp_columns = [c.key for c in columns if isinstance(c.type, DateTime)]
         self.value_types = value_types(self.model)
-        self.kind = kind(self.name)
-        self.infix = INFIX[CLASS_NAMES[self.name]]
+
+    @classmethod
+    def runtime_token(cls, attrs: Record) -> tuple[list[str], float] | None:
+        """For objects whose work runs as their requester: the scopes and lifetime (seconds) of the
+        token from the requester's home that one made on another cluster carries (see
+        federation/router.py). None: no such token."""
+        return None
 
     def check_types(self, attrs: dict[str, Any]) -> None:
         """Each attribute a client writes has its column's type (a name is a string, properties an
@@ -238,6 +258,10 @@ class Resource:
     def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
                      listing: bool) -> None:
         """Add the fields that are not columns (Arvados' computed fields)."""
+
+    def current(self, session: Session, caller: Caller, render: Callable[[Any], Record]) -> Record:
+        """The caller's own object of this resource (`users/current`), rendered by `render`."""
+        raise NotFound(f"no {self.name}/current")
 
     def owner_query(self, uuid: str) -> Any:
         model: Any = self.model

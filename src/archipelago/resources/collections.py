@@ -6,13 +6,13 @@ collection but never its manifest."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 
+from ..auth.caller import Caller, Record
 from ..auth.permissions import READ
 from ..auth.residency import check_policy, refuse
-from ..backend.interface import Caller, Record
 from ..db.models import Collection, ReleasedCopy
 from ..db.outbox import content_key, note_head
 from ..errors import Forbidden, NotFound, Unprocessable
@@ -20,13 +20,17 @@ from ..formats import manifest as manifests
 from ..formats.locator import EMPTY_LOCATOR, Locator
 from ..formats.signing import SignatureError, sign_manifest, strip_signatures, verify_locator
 from ..ids import PDH_RE
-from .base import Context, Resource, aware, now
+from ..times import aware, now
+from .base import Context, Resource
 
 MANIFEST_FIELDS = ("manifest_text", "unsigned_manifest_text")
 
 
 class Collections(Resource):
     name = "collections"
+    class_name = "Collection"
+    content_addressed = True
+    project_contents: ClassVar[list[list[Any]] | None] = []
     model = Collection
     writable = frozenset({"name", "description", "properties", "manifest_text", "replication_desired",
                           "storage_classes_desired", "owner_uuid", "portable_data_hash", "trash_at", "delete_at",

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
-from ..backend.interface import Caller, Record
+from ..auth.caller import Caller, Record
 from ..compute.access import Access
 from ..compute.lifecycle import Lifecycle
 from ..compute.validation import FIELD_CHECKS, check_committable, check_fields
@@ -16,6 +16,14 @@ from ..errors import Forbidden, Unprocessable
 from .base import Context, Resource
 
 WRITE_ONLY = ("secret_mounts", "runtime_token")
+# a request made on another cluster carries a runtime token from the requester's home (federation/router.py):
+# better than Arvados' two-week full-power token, one that lives as long as the work may run (plus a
+# margin) and can only read collections and the caller's identity, and save outputs and logs
+RUNTIME_TOKEN_SCOPES = ["GET /arvados/v1/collections/", "GET /arvados/v1/collections",
+                        "POST /arvados/v1/collections", "POST /arvados/v1/collections/",
+                        "GET /arvados/v1/users/current", "GET /arvados/v1/keep_services/accessible"]
+RUNTIME_TOKEN_MARGIN_SECONDS = 3600
+DEFAULT_RUN_SECONDS = 86400
 
 
 def lifecycle(ctx: Context) -> Lifecycle:
@@ -44,6 +52,8 @@ def require_full_scope(caller: Caller) -> None:
 
 class ContainerRequests(Resource):
     name = "container_requests"
+    class_name = "ContainerRequest"
+    project_contents: ClassVar[list[list[Any]] | None] = []
     model = ContainerRequest
     writable = frozenset({"name", "description", "properties", "state", "container_count_max", "mounts",
                           "secret_mounts", "runtime_constraints", "scheduling_parameters", "container_image",
@@ -56,6 +66,11 @@ class ContainerRequests(Resource):
     can_own = True
     unfilterable = frozenset(WRITE_ONLY)
     object_actions: ClassVar[dict[str, str]] = {"container_status": "GET"}
+
+    @classmethod
+    def runtime_token(cls, attrs: Record) -> tuple[list[str], float] | None:
+        run_seconds = (attrs.get("scheduling_parameters") or {}).get("max_run_time") or DEFAULT_RUN_SECONDS
+        return RUNTIME_TOKEN_SCOPES, run_seconds + RUNTIME_TOKEN_MARGIN_SECONDS
 
     def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
         for key in [k for k, v in attrs.items() if v is None and not self.value_types.get(k, ((), True))[1]]:

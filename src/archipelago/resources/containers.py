@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, or_, select
 
+from ..auth.caller import Caller, Record
 from ..auth.permissions import READ, Permissions
-from ..backend.interface import Caller, Record
 from ..db.models import ApiClientAuthorization, Container, ContainerRequest
 from ..errors import Forbidden, NotFound, Unprocessable
 from .base import Context, Resource
@@ -27,6 +27,7 @@ def is_itself(ctx: Context, row: Any) -> bool:
 
 class Containers(Resource):
     name = "containers"
+    class_name = "Container"
     model = Container
     writable = frozenset({"state", "log", "output", "progress", "exit_code", "runtime_status", "cost", "priority",
                           "output_properties"})

@@ -3,7 +3,7 @@ their grants) and filter groups."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from ..auth.residency import check_policy
 from ..db.models import Group
@@ -16,6 +16,8 @@ GROUP_CLASSES = ("project", "role", "filter")
 
 class Groups(Resource):
     name = "groups"
+    class_name = "Group"
+    project_contents: ClassVar[list[list[Any]] | None] = [["group_class", "in", ["project", "filter"]]]
     model = Group
     writable = frozenset({"name", "description", "group_class", "properties", "owner_uuid", "trash_at", "delete_at",
                           "residency"})

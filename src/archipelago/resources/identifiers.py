@@ -28,6 +28,7 @@ def head_owner(session: Any, head_uuid: str) -> str | None:
 
 class Identifiers(Resource):
     name = "identifiers"
+    class_name = "Identifier"
     model = Identifier
     writable = frozenset({"head_uuid", "identifier", "published"})
 

@@ -19,6 +19,7 @@ PERMISSION_NAMES = ("can_read", "can_write", "can_manage")
 
 class Links(Resource):
     name = "links"
+    class_name = "Link"
     model = Link
     writable = frozenset({"link_class", "name", "tail_uuid", "head_uuid", "properties", "owner_uuid"})
     can_own = True

@@ -22,6 +22,8 @@ from .workflows import Workflows
 
 RESOURCE_TYPES: tuple[type[Resource], ...] = (Users, Tokens, Groups, Links, Collections, Workflows,
                                               ContainerRequests, Containers, Identifiers)
+# each resource's class by name: its properties, for those that need no database (the HTTP layer, the router)
+TYPES: dict[str, type[Resource]] = {kind.name: kind for kind in RESOURCE_TYPES}
 
 
 class Registry:

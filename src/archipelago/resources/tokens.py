@@ -5,17 +5,20 @@ is given scopes wider than those of the token that makes or changes it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
 
+from ..auth.caller import Caller, Record
 from ..auth.identity import bound_expiry, expired, issuing_parent
 from ..auth.permissions import Permissions
-from ..backend.interface import Caller, Record
 from ..db.models import ApiClientAuthorization
 from ..errors import Forbidden, Unprocessable
-from ..formats.tokens import new_secret
-from .base import Context, Resource, aware, now, timestamp
+from ..formats.tokens import new_secret, secret_of
+from ..times import aware, now, timestamp
+from .base import Context, Resource
 
 
 def covered(scope: Any, by: tuple[str, ...]) -> bool:
@@ -28,6 +31,8 @@ def covered(scope: Any, by: tuple[str, ...]) -> bool:
 
 class Tokens(Resource):
     name = "api_client_authorizations"
+    class_name = "ApiClientAuthorization"
+    issued_by_login_cluster = True
     model = ApiClientAuthorization
     writable = frozenset({"expires_at", "scopes", "owner_uuid"})
     unfilterable = frozenset({"api_token"})  # the secret: shown to its user, never searched for
@@ -72,3 +77,14 @@ class Tokens(Resource):
     def render_extra(self, out: Record, row: Any, caller: Caller | None, wanted: set[str] | None,
                      listing: bool) -> None:
         out["full_name"] = None
+
+    def current(self, session: Session, caller: Caller, render: Callable[[Any], Record]) -> Record:
+        row = session.get(ApiClientAuthorization, caller.authorization_uuid)
+        if row is None:  # the system root token has no row
+            stamp = timestamp(now())
+            return {"kind": self.kind, "uuid": caller.authorization_uuid, "owner_uuid": caller.user_uuid,
+                    "user_uuid": caller.user_uuid, "scopes": ["all"], "expires_at": None, "created_at": stamp,
+                    "modified_at": stamp}
+        out = render(row)
+        out["api_token"] = secret_of(caller.token)
+        return out

@@ -3,19 +3,23 @@ another user, and only admins set the admin and active flags."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
 
+from ..auth.caller import Caller, Record
 from ..auth.permissions import Permissions
-from ..backend.interface import Caller, Record
 from ..db.models import User
-from ..errors import Forbidden
+from ..errors import Forbidden, NotFound
 from .base import Context, Resource
 
 
 class Users(Resource):
     name = "users"
+    class_name = "User"
+    issued_by_login_cluster = True
     model = User
     writable = frozenset({"email", "username", "first_name", "last_name", "is_admin", "is_active", "prefs",
                           "owner_uuid"})
@@ -41,3 +45,9 @@ class Users(Resource):
                      listing: bool) -> None:
         out["full_name"] = " ".join(p for p in (row.first_name, row.last_name) if p)
         out["is_invited"] = row.is_active
+
+    def current(self, session: Session, caller: Caller, render: Callable[[Any], Record]) -> Record:
+        user = session.get(User, caller.user_uuid)
+        if user is None:
+            raise NotFound("current user not found")
+        return render(user)

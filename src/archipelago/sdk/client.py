@@ -10,12 +10,14 @@ from ..keep.client import KeepClient, KeepService
 from ..rpc import ApiConnection, ApiRequestError, Transport
 from .profiles import Profile, resolve
 
-# aliases: inside Resource, `list` names the method
+# aliases: inside Endpoint, `list` names the method
 Filters = list[list[Any]]
 Names = list[str]
 
 
-class Resource:
+class Endpoint:
+    """The calls on one of the API's resources (`client.collections.list(...)`)."""
+
     def __init__(self, client: ApiClient, name: str):
         self._client, self.name = client, name
 
@@ -64,14 +66,14 @@ class ApiClient:
                  transport: Transport | None = None):
         self.connection = ApiConnection(host, token, insecure, timeout, transport)
         self.base, self.token, self.insecure = self.connection.base, token, insecure
-        self.users = Resource(self, "users")
-        self.api_client_authorizations = Resource(self, "api_client_authorizations")
-        self.groups = Resource(self, "groups")
-        self.links = Resource(self, "links")
-        self.collections = Resource(self, "collections")
-        self.workflows = Resource(self, "workflows")
-        self.container_requests = Resource(self, "container_requests")
-        self.containers = Resource(self, "containers")
+        self.users = Endpoint(self, "users")
+        self.api_client_authorizations = Endpoint(self, "api_client_authorizations")
+        self.groups = Endpoint(self, "groups")
+        self.links = Endpoint(self, "links")
+        self.collections = Endpoint(self, "collections")
+        self.workflows = Endpoint(self, "workflows")
+        self.container_requests = Endpoint(self, "container_requests")
+        self.containers = Endpoint(self, "containers")
         self._keep: KeepClient | None = None
         self._config: dict[str, Any] | None = None
 

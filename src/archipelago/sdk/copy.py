@@ -27,7 +27,8 @@ from ..formats.locator import Locator
 from ..formats.manifest import parse, replace_locators
 from ..formats.tokens import salt_token
 from ..ids import INFIX, PDH_RE, UUID_RE
-from .client import ApiClient, ApiRequestError
+from ..rpc import ApiRequestError
+from .client import ApiClient
 
 Progress = Callable[[int], None]
 KEEP_REFERENCE = re.compile(r"keep:([0-9a-f]{32}\+[0-9]+|[a-z0-9]{5}-4zz18-[a-z0-9]{15})")
@@ -314,7 +315,3 @@ class FederationCopy:
         yield from client.groups.list_all([["owner_uuid", "=", project], ["group_class", "=", "project"]],
                                           select=["uuid", "name"])
 
-
-def copy_to_cluster(client: ApiClient, identifier: str, cluster_id: str, project: str | None = None,
-                    progress: Progress | None = None) -> CopyReport:
-    return FederationCopy(client, cluster_id, progress).copy(identifier, project)
