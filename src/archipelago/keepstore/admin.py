@@ -13,11 +13,11 @@ from ..formats.locator import Locator
 from ..keep.errors import InvalidLocator
 from .http import request_token, run
 from .metrics import FETCHED, SERVED
-from .service import KeepService
+from .service import KeepstoreState
 
 
 class Admin:
-    def __init__(self, service: KeepService, pull_wakeup: Any):
+    def __init__(self, service: KeepstoreState, pull_wakeup: Any):
         self.service, self.store = service, service.store
         self._pull_wakeup = pull_wakeup  # () -> None: tells the pull worker there is work
 

@@ -20,7 +20,7 @@ from .admin import Admin
 from .http import CORS_HEADERS, keep_errors
 from .reads import LocalReads
 from .relay import RemoteRelay
-from .service import KeepService
+from .service import KeepstoreState
 from .store import BlockStore
 from .tokens import TOKEN_CACHE_SECONDS, Authenticate, TokenCheck, api_authenticator
 from .workers import Workers
@@ -37,7 +37,7 @@ class Keepstore:
                  restricted_blocks: Callable[[], set[str]] | None = None, authenticate: Authenticate | None = None):
         tokens = TokenCheck(config.system_root_token, authenticate) if authenticate is not None else \
             TokenCheck(config.system_root_token, api_authenticator(config), TOKEN_CACHE_SECONDS)
-        self.service = KeepService(config, store, tokens)
+        self.service = KeepstoreState(config, store, tokens)
         self.reads = LocalReads(self.service)
         self.relay = RemoteRelay(self.service)
         self.workers = Workers(self.service, restricted_blocks)

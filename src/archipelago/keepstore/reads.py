@@ -19,7 +19,7 @@ from ..formats.locator import Locator
 from ..keep.errors import CorruptBlock
 from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run
 from .remote_blocks import CLUSTER_HEADER
-from .service import KeepService
+from .service import KeepstoreState
 from .volumes import BlockReader, Volume
 from .volumes.base import fast_hasher
 
@@ -45,7 +45,7 @@ class ReadCheck:
 
 
 class LocalReads:
-    def __init__(self, service: KeepService):
+    def __init__(self, service: KeepstoreState):
         self.service = service
 
     async def serve(self, request: web.Request, locator: Locator) -> web.StreamResponse:

@@ -17,13 +17,13 @@ from aiohttp import web
 from ..errors import Unauthorized
 from ..formats.locator import Locator
 from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run, send_block
-from .service import KeepService
+from .service import KeepstoreState
 
 log = logging.getLogger("archipelago.keepstore")
 
 
 class RemoteRelay:
-    def __init__(self, service: KeepService):
+    def __init__(self, service: KeepstoreState):
         self.service = service
         self.remote = service.remote
         self._buffers: list[bytearray] = []  # CHUNK-sized, reused across relays

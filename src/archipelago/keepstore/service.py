@@ -63,7 +63,10 @@ class BlockAccess:
                             "(residency policy 'cluster'): it cannot be read from outside that cluster")
 
 
-class KeepService(BlockAccess):
+class KeepstoreState(BlockAccess):
+    """What every handler of one keepstore shares: its store, who may write, the remote-block relay,
+    counters and the pull queue. (A `KeepService` is a keep_services record: keep/services.py.)"""
+
     def __init__(self, config: ClusterConfig, store: BlockStore, tokens: TokenCheck):
         super().__init__(config)
         self.store = store

@@ -13,7 +13,7 @@ import aiohttp
 
 from ..formats.locator import Locator
 from .http import run
-from .service import BlockAccess, KeepService
+from .service import BlockAccess, KeepstoreState
 
 log = logging.getLogger("archipelago.keepstore")
 
@@ -22,7 +22,7 @@ RESIDENCY_REFRESH_SECONDS = 1.0
 
 
 class Workers:
-    def __init__(self, service: KeepService, restricted_blocks: Callable[[], set[str]] | None):
+    def __init__(self, service: KeepstoreState, restricted_blocks: Callable[[], set[str]] | None):
         self.service = service
         self._load_restricted = restricted_blocks
         self._tasks: list[asyncio.Task[None]] = []

@@ -12,7 +12,7 @@ from ..errors import Unavailable
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..keep.errors import BlockTooLarge, HashMismatch, KeepError
 from .http import CHUNK, CORS_HEADERS, fork, request_token, run
-from .service import KeepService
+from .service import KeepstoreState
 from .tokens import SYSTEM
 
 
@@ -44,7 +44,7 @@ async def _body_batches(request: web.Request, stall_seconds: float) -> AsyncIter
         yield batch
 
 
-async def put_block(service: KeepService, request: web.Request) -> web.Response:
+async def put_block(service: KeepstoreState, request: web.Request) -> web.Response:
     """Checks first (token, size, a free slot), then the body; nothing is held for a request refused."""
     locator = Locator.parse(request.match_info["locator"], require_size=False)
     token = request_token(request)
@@ -65,7 +65,7 @@ async def put_block(service: KeepService, request: web.Request) -> web.Response:
             del service.puts_by_holder[holder]
 
 
-async def _store(service: KeepService, request: web.Request, locator: Locator, token: str | None) -> web.Response:
+async def _store(service: KeepstoreState, request: web.Request, locator: Locator, token: str | None) -> web.Response:
     length = request.content_length
     if length is not None and length > BLOCK_SIZE:
         raise BlockTooLarge(f"block of {length} bytes exceeds the {BLOCK_SIZE}-byte limit")
