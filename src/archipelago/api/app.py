@@ -40,6 +40,7 @@ from ..federation.remote import FORWARDED_FOR
 from ..formats.tokens import from_authorization_header
 from ..resources.registry import TYPES
 from ..web.app import web_routes
+from .collection_files import CollectionFilesHttp
 from .discovery import discovery_document, exported_config
 from .events import stream as events_stream
 from .ga4gh import Ga4ghHttp
@@ -327,6 +328,7 @@ class ApiApp:
             Route("/arvados/v1/events", self.event_stream),
             *ResolverFeedHttp(self).routes(),  # a resolver's poll of this site (api/resolver_feed.py)
             *Ga4ghHttp(self).routes(),  # DRS, WES and the file-download endpoint (api/ga4gh.py)
+            *CollectionFilesHttp(self).routes(),  # listings and files' segments by path (api/collection_files.py)
             *PublishedHttp(self).routes(),  # what containers serve (notebooks), for their user (api/notebook.py)
             Route("/arvados/v1/{resource}", self.dispatch, methods=methods),
             Route("/arvados/v1/{resource}/{uuid}", self.dispatch, methods=methods),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..auth.caller import Caller, Record
+from ..resources.collection_files import FilesQuery
 
 __all__ = ["Backend", "Caller", "Changes", "ListParams", "Record", "Scopes"]
 
@@ -41,6 +42,12 @@ class Backend(Protocol):
         ...
 
     def list(self, caller: Caller, resource: str, params: ListParams) -> Record: ...
+
+    def collection_files(self, caller: Caller, key: str, query: FilesQuery) -> Record:
+        """A collection's (UUID or PDH) file or directory at `query.path`: a directory's listing or a
+        file's signed segments, read from an index of its manifest (never the whole manifest), for
+        exactly those who may read the collection."""
+        ...
 
     def create(self, caller: Caller, resource: str, attrs: Record,
                ensure_unique_name: bool = False, cluster_id: str | None = None) -> Record: ...

@@ -29,6 +29,8 @@ from ..db.unit import Database
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized, Unprocessable
 from ..ids import UUID_RE, new_uuid
 from ..resources.base import SERVER_FIELDS, Context, Resource
+from ..resources.collection_files import FilesQuery
+from ..resources.collections import Collections
 from ..resources.registry import Registry
 from ..times import now, parse_time, timestamp
 from .interface import Caller, Changes, ListParams, Record
@@ -218,6 +220,12 @@ class LocalBackend:
         if available is not None:
             envelope["items_available"] = available
         return envelope
+
+    def collection_files(self, caller: Caller, key: str, query: FilesQuery) -> Record:
+        collections = self.registry["collections"]
+        assert isinstance(collections, Collections)
+        with self._operation(caller, collections) as ctx:
+            return collections.files(ctx, key, query)
 
     def create(self, caller: Caller, resource_name: str, attrs: Record,
                ensure_unique_name: bool = False, cluster_id: str | None = None) -> Record:

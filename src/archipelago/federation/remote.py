@@ -14,6 +14,7 @@ from urllib.parse import quote
 from ..backend.interface import Caller, ListParams
 from ..errors import ArchipelagoError, BadGateway
 from ..formats.tokens import salt_for
+from ..resources.collection_files import FilesQuery
 from ..resources.registry import TYPES
 from ..rpc import ApiConnection, ApiRequestError, Transport, Unreachable
 
@@ -54,6 +55,9 @@ class RemoteBackend:
         if params.select:
             query["select"] = json.dumps(params.select)
         return self._call(caller, "GET", resource, query)
+
+    def collection_files(self, caller: Caller, key: str, query: FilesQuery) -> dict[str, Any]:
+        return self._call(caller, "GET", f"collections/{quote(key)}/files", query.as_params())
 
     def create(self, caller: Caller, resource: str, attrs: dict[str, Any],
                ensure_unique_name: bool = False, cluster_id: str | None = None) -> dict[str, Any]:

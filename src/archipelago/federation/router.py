@@ -19,6 +19,7 @@ from ..errors import ArchipelagoError, NotFound, Unprocessable
 from ..formats.manifest import portable_data_hash
 from ..formats.signing import local_to_remote
 from ..ids import PDH_RE, UUID_RE
+from ..resources.collection_files import FilesQuery, in_memory_answer
 from ..resources.registry import TYPES
 from .remote import RemoteBackend
 
@@ -133,6 +134,25 @@ class FederatedBackend:
         covered = index.covered(answer.url)
         holders = [h["site"] for h in answer.data.get("holders", []) if h.get("site") in self.remotes]
         return holders + [p for p in self.remotes if p not in covered and p not in holders]
+
+    def collection_files(self, caller: Caller, key: str, query: FilesQuery) -> Record:
+        """A UUID's owner answers from its index (its signatures become `+R` here); a PDH held only
+        by peers is found as GET finds it, its manifest verified against the PDH, and answered here."""
+        backend = self._owner(key)
+        if backend is not self.local:
+            found = backend.collection_files(caller, key, query)
+            for item in found.get("items", []):
+                if "segments" in item:
+                    item["segments"] = [[local_to_remote(s[0], key[:5]), *s[1:]] for s in item["segments"]]
+            return found
+        if not PDH_RE.fullmatch(key) or not self.remotes:
+            return self.local.collection_files(caller, key, query)
+        try:
+            return self.local.collection_files(caller, key, query)
+        except NotFound:
+            record = self._by_content(caller, "collections", key, ["portable_data_hash", "manifest_text"])
+        return {"kind": "arvados#collectionFiles", "collection": key, "portable_data_hash": key,
+                **in_memory_answer(record["manifest_text"], query)}
 
     def list(self, caller: Caller, resource: str, params: ListParams) -> Record:
         by_cluster = _uuids_by_cluster(params.filters)

@@ -6,22 +6,26 @@ collection but never its manifest."""
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from typing import Any, ClassVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from ..auth.caller import Caller, Record
 from ..auth.permissions import READ
 from ..auth.residency import check_policy, refuse
+from ..db.changes import signal_path
 from ..db.models import Collection, ReleasedCopy
 from ..db.outbox import content_key, note_head
 from ..errors import Forbidden, NotFound, Unprocessable
 from ..formats import manifest as manifests
 from ..formats.locator import EMPTY_LOCATOR, Locator
-from ..formats.signing import SignatureError, sign_manifest, strip_signatures, verify_locator
-from ..ids import PDH_RE
+from ..formats.signing import SignatureError, sign_locator, sign_manifest, strip_signatures, verify_locator
+from ..ids import PDH_RE, UUID_RE
 from ..times import aware, now
 from .base import Context, Resource
+from .collection_files import FileIndexes, FilesQuery, Signer, answer
 
 MANIFEST_FIELDS = ("manifest_text", "unsigned_manifest_text")
 
@@ -68,6 +72,8 @@ class Collections(Resource):
         of the content held here and of the identifiers this collection carries (db/outbox.py)."""
         old_pdh = before.get("portable_data_hash") if before else None
         note_head(ctx.session, row.uuid, content_key(row.portable_data_hash), old_pdh and content_key(old_pdh))
+        if old_pdh != row.portable_data_hash:
+            self.file_indexes.prepare_later(row.portable_data_hash, row.manifest_text)
         if not before or before.get("portable_data_hash") != row.portable_data_hash \
                 or before.get("manifest_text") in (None, row.manifest_text):
             return
@@ -123,8 +129,13 @@ class Collections(Resource):
         signatures clamp to trash_at."""
         if not PDH_RE.fullmatch(key):
             return None
-        rows = ctx.session.scalars(select(Collection).where(Collection.portable_data_hash == key,
-                                                            Collection.is_trashed.is_(False)))
+        out = ctx.renderer(self._by_content(ctx, key), select_)
+        out["uuid"] = key  # as Arvados: a content address, not one record
+        return out
+
+    def _by_content(self, ctx: Context, key: str, *options: Any) -> Any:
+        rows = ctx.session.scalars(select(Collection).options(*options).where(
+            Collection.portable_data_hash == key, Collection.is_trashed.is_(False)))
         readable = [r for r in rows if ctx.perms.can(READ, r.uuid, r.owner_uuid)]
         if not readable:
             raise NotFound(f"collection {key} not found")
@@ -132,10 +143,32 @@ class Collections(Resource):
             readable = [r for r in readable if not self._restricted(ctx, r)]
             if not readable:
                 raise refuse(self.config.cluster_id, f"collection {key}", ctx.reader)
-        best = max(readable, key=lambda r: (r.trash_at is None, r.trash_at or now()))
-        out = ctx.renderer(best, select_)
-        out["uuid"] = key  # as Arvados: a content address, not one record
-        return out
+        return max(readable, key=lambda r: (r.trash_at is None, r.trash_at or now()))
+
+    def files(self, ctx: Context, key: str, query: FilesQuery) -> Record:
+        """One directory's listing or one file's segments (signed for the caller) from the index of
+        the manifest, read exactly as GET would let the caller read the collection (404, or 403
+        for restricted data outside the cluster); the manifest itself is loaded only to index it."""
+        deferred = defer(Collection.manifest_text)
+        if PDH_RE.fullmatch(key):
+            row = self._by_content(ctx, key, deferred)
+        else:
+            row = ctx.session.get(Collection, key, options=[deferred]) if UUID_RE.fullmatch(key) else None
+            if row is None or not self.visible(ctx.perms, row) or row.is_trashed:
+                raise NotFound(f"collection {key} not found")
+            self.guard_read(ctx, row)
+        index = self.file_indexes.open(row.portable_data_hash, lambda: row.manifest_text)
+        try:
+            found = answer(index, query, self._signer(row, ctx.caller))
+        finally:
+            index.close()
+        return {"kind": "arvados#collectionFiles", "collection": key, "portable_data_hash": row.portable_data_hash,
+                **found}
+
+    @cached_property
+    def file_indexes(self) -> FileIndexes:
+        changes = signal_path(self.config.database_url, self.config.cluster_id)
+        return FileIndexes(changes.with_name(changes.name.removesuffix(".changes") + ".file-index"))
 
     @staticmethod
     def _restricted(ctx: Context, row: Any) -> bool:
@@ -173,8 +206,20 @@ class Collections(Resource):
         signing = self.config.collections
         if not signing.blob_signing or row.is_trashed:
             return row.manifest_text
-        ttl = signing.blob_signing_ttl
-        expiry = int(time.time()) + ttl
+        return sign_manifest(row.manifest_text, caller.token, self._expiry(row), signing.blob_signing_ttl,
+                             signing.blob_signing_key.encode())
+
+    def _expiry(self, row: Any) -> int:
+        expiry = int(time.time()) + self.config.collections.blob_signing_ttl
         if row.trash_at is not None:
             expiry = min(expiry, int(aware(row.trash_at).timestamp()))
-        return sign_manifest(row.manifest_text, caller.token, expiry, ttl, signing.blob_signing_key.encode())
+        return expiry
+
+    def _signer(self, row: Any, caller: Caller) -> Signer | None:
+        """Each locator signed as `_signed` signs the manifest (None: blocks are not signed here)."""
+        signing = self.config.collections
+        if not signing.blob_signing:
+            return None
+        expiry, ttl, key, token = self._expiry(row), signing.blob_signing_ttl, signing.blob_signing_key.encode(), \
+            caller.token
+        return lambda locator: sign_locator(locator, token, expiry, ttl, key)
