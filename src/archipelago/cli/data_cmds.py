@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from ..rpc import ApiRequestError
 from ..sdk.client import ApiClient
 from ..sdk.profiles import Profile, save_profile
 from .common import JsonOpt, ProfileOpt, api_client, split_target
@@ -98,9 +101,10 @@ def get(
     from ..sdk.transfer import collection_size, get_collection
 
     ident, subpath = split_target(target)
+    subpath = subpath.strip("/")
     client = api_client(profile, as_json)
     started = time.perf_counter()
-    record = client.collections.get(ident)
+    record = _part(client, ident, subpath, as_json) if subpath else client.collections.get(ident)
     if not force and (existing := would_overwrite(record["manifest_text"], dest, subpath)):
         more = f" (and {len(existing) - 1} more of its files)" if len(existing) > 1 else ""
         fail(f"{existing[0]} already exists{more}; -f/--force overwrites", BAD_INPUT, as_json)
@@ -122,15 +126,37 @@ def ls(
     as_json: JsonOpt = False,
 ) -> None:
     """List a collection's files with their sizes."""
-    from ..sdk.collection import Collection
+    from ..sdk.files import collection_files
 
     ident, subpath = split_target(target)
+    subpath = subpath.strip("/")
     client = api_client(profile, as_json)
-    files = [(path, size) for path, size in Collection(client, ident).files()
-             if not subpath or path == subpath or path.startswith(subpath.rstrip("/") + "/")]
+    with _missing_path(ident, subpath, as_json):
+        files = [(item["path"], item["size"]) for item in collection_files(client, ident, subpath, recursive=True)
+                 if item["type"] == "file"]
     if subpath and not files:
         fail(f"{subpath} is not in {ident}", BAD_INPUT, as_json)
     emit([{"path": p, "size": s} for p, s in files], as_json, "\n".join(f"{s:>14} {p}" for p, s in files))
+
+
+@contextmanager
+def _missing_path(ident: str, subpath: str, as_json: bool) -> Iterator[None]:
+    """A path the collection does not hold is the user's mistake (exit 2), said as before."""
+    try:
+        yield
+    except ApiRequestError as exc:
+        if exc.status == 404 and subpath and "in this collection" in exc.message:
+            fail(f"{subpath} is not in {ident}", BAD_INPUT, as_json)
+        raise
+
+
+def _part(client: ApiClient, ident: str, subpath: str, as_json: bool) -> dict[str, Any]:
+    """What `get` reads of a collection for a path in it: a manifest of that part alone, asked of
+    the API by path (a collection of a million files is never fetched whole for one of them)."""
+    from ..sdk.files import subtree_manifest
+
+    with _missing_path(ident, subpath, as_json):
+        return {"uuid": ident, "manifest_text": subtree_manifest(client, ident, subpath)}
 
 
 def copy(
