@@ -52,6 +52,7 @@ def choose(resolution: Resolution, home: str, reachable: set[str], inputs: list[
     if not resolution.holders:
         alone = "" if resolution.resolver else " (the home cluster alone was asked: no resolver answered)"
         raise Unprocessable(f"no site is known to hold {resolution.identifier}{alone}")
+    _same_content(resolution, site)
     held_by = [{h["site"] for h in r.holders} for r in inputs or []]
     candidates, fit = [], []
     for holder in resolution.holders:
@@ -85,6 +86,20 @@ def choose(resolution: Resolution, home: str, reachable: set[str], inputs: list[
         reasons.append(f"the data stays on {best['site']} (residency '{best['residency']}'): it runs where it is")
     return Plan(resolution.identifier, best["site"], home, best["uuid"], best.get("pdh"), best.get("residency"),
                 reasons, candidates)
+
+
+def _same_content(resolution: Resolution, site: str | None) -> None:
+    """Anyone who may write a collection may publish any identifier on it: when the holders (at `site`,
+    if given) name different content, which one is the dataset is not ours to guess (a squatter would
+    win by being home or seen last). Unprocessable naming each content and who holds it."""
+    held: dict[str, list[str]] = {}
+    for holder in resolution.holders:
+        if holder["kind"] == "collection" and holder.get("pdh") and site in (None, holder["site"]):
+            held.setdefault(str(holder["pdh"]), []).append(f"{holder['site']} {holder['uuid']}")
+    if len(held) > 1:
+        named = "; ".join(f"{pdh} at {', '.join(where)}" for pdh, where in sorted(held.items()))
+        raise Unprocessable(f"the holders of {resolution.identifier} hold different content ({named}): check which "
+                            "is the dataset and launch at that site with --site, or by its content (keep:PDH)")
 
 
 def reachable_from(home: ApiClient) -> tuple[str, set[str]]:

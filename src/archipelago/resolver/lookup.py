@@ -102,6 +102,8 @@ def resolve(text: str, home: ApiClient | None, urls: list[str]) -> Resolution:
                            else h for h in holders]
             else:
                 holders.append(mine)
+    if ident.content is not None:  # keep:PDH names its content: an object holding other content holds not it
+        holders = [h for h in holders if h.get("pdh") == ident.content]
     holders.sort(key=lambda h: (RANK.get(h["liveness"], 1.5), h["site"] != home_id, -(h.get("last_seen") or 0)))
     errors = (client.errors if client else ["no resolver configured"]) if answer is None else []
     return Resolution(ident.text, ident.scheme, holders, answer.url if answer else None, errors, home_id)

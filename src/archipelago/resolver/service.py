@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ..errors import BadRequest, Unavailable
-from ..ids import PDH_RE
+from ..ids import PDH_RE, UUID_RE
 from .config import ResolverConfig
 from .identifiers import parse_identifier
 from .liveness import Heard, Verdict, judge
@@ -25,6 +25,24 @@ from .signing import NonceMemory, Signed
 from .store import Store
 
 MAX_KEYS = 20_000  # identifiers plus PDHs in one push
+KINDS = ("collection", "project")
+
+
+def _text(value: Any, limit: int) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= limit)
+
+
+def _record(record: Any, site: str) -> bool:
+    """A published object as a site must describe it: one of its own, each field of its kind (what
+    answers and launches rely on: a `pdh` that is no PDH never reaches them)."""
+    if not isinstance(record, dict):
+        return False
+    uuid, pdh, size = record.get("uuid"), record.get("pdh"), record.get("size")
+    return (isinstance(uuid, str) and UUID_RE.fullmatch(uuid) is not None and uuid[:5] == site
+            and record.get("kind") in KINDS
+            and (pdh is None or (isinstance(pdh, str) and len(pdh) <= 64 and PDH_RE.fullmatch(pdh) is not None))
+            and (size is None or (type(size) is int and 0 <= size < 1 << 63))
+            and _text(record.get("name"), 1024) and _text(record.get("residency"), 32))
 
 
 def _batch(body: Any, site: str) -> tuple[int | None, int, dict[str, list[dict[str, Any]]], dict[str, bool]]:
@@ -41,10 +59,9 @@ def _batch(body: Any, site: str) -> tuple[int | None, int, dict[str, list[dict[s
         raise BadRequest(f"at most {MAX_KEYS} identifiers and PDHs in one push")
     for ident, records in identifiers.items():
         if parse_identifier(ident).text != ident or not isinstance(records, list) or \
-                not all(isinstance(r, dict) and isinstance(r.get("uuid"), str) and r["uuid"][:5] == site
-                        for r in records):
+                not all(_record(r, site) for r in records):
             raise BadRequest(f"identifier {ident[:80]!r}: a normal-form identifier and a list of this site's "
-                             "objects (each with its uuid)")
+                             "objects (each with its uuid, kind, and pdh, size, name and residency or null)")
     if not all(PDH_RE.fullmatch(pdh) and isinstance(held, bool) for pdh, held in contents.items()):
         raise BadRequest("'contents' maps PDHs to true (held) or false (no longer held)")
     return after, to, identifiers, contents
@@ -124,7 +141,8 @@ class ResolverService:
         """Every live-enough site holding a published identifier: live first, never a dead one first."""
         ident = parse_identifier(text)
         records = self.store.registrations(ident.text)
-        if ident.content is not None:
+        if ident.content is not None:  # keep:PDH names its content: an object with other content is no holder
+            records = [r for r in records if r["pdh"] == ident.content]
             records += [r for r in self.store.published_content(ident.content)
                         if (r["site"], r["uuid"]) not in {(s["site"], s["uuid"]) for s in records}]
         now = time.time()

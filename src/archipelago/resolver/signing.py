@@ -3,16 +3,19 @@ shared by the site and each resolver when the federation is set up (`archi feder
 into both configurations). Either side signs; the other checks.
 
 The signature covers the method, the path with its query, the site, the time and the body's
-SHA-256, so nothing of a request can be changed without the key. A request is refused when its time
-is more than `skew` seconds off; a push must also be later than the last one accepted from that site
-(pushes are sequential per resolver, so a replay, even after the resolver restarts, is always
-refused); read-only requests carry a nonce instead, remembered for the skew window.
+SHA-256 (also sent as a header, so a push's signature is checked before its body is read: a stranger
+cannot make the resolver hold 32 MiB), so nothing of a request can be changed without the key. A
+request is refused when its time is more than `skew` seconds off (or not a finite number); a push
+must also be later than the last one accepted from that site (pushes are sequential per resolver,
+so a replay, even after the resolver restarts, is always refused); read-only requests carry a nonce
+instead, remembered for the skew window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -22,18 +25,23 @@ from dataclasses import dataclass
 from ..errors import Unauthorized
 
 SITE, TIME, NONCE, SIGNATURE = "X-Archi-Site", "X-Archi-Time", "X-Archi-Nonce", "X-Archi-Signature"
+CONTENT = "X-Archi-Content-Sha256"
 DEFAULT_SKEW = 300.0
 
 
-def _message(method: str, target: str, site: str, stamp: str, nonce: str, body: bytes) -> bytes:
-    return "\n".join((method.upper(), target, site, stamp, nonce, hashlib.sha256(body).hexdigest())).encode()
+def _message(method: str, target: str, site: str, stamp: str, nonce: str, digest: str) -> bytes:
+    return "\n".join((method.upper(), target, site, stamp, nonce, digest)).encode()
 
 
 def sign(key: str, site: str, method: str, target: str, body: bytes = b"", at: float | None = None) -> dict[str, str]:
     """Headers that sign one request: `target` is the path and query as sent (`/resolver/v1/push`)."""
-    stamp, nonce = f"{time.time() if at is None else at:.6f}", secrets.token_hex(12)
-    mac = hmac.new(key.encode(), _message(method, target, site, stamp, nonce, body), hashlib.sha256).hexdigest()
-    return {SITE: site, TIME: stamp, NONCE: nonce, SIGNATURE: mac}
+    stamp, nonce, digest = f"{time.time() if at is None else at:.6f}", secrets.token_hex(12), _digest(body)
+    mac = hmac.new(key.encode(), _message(method, target, site, stamp, nonce, digest), hashlib.sha256).hexdigest()
+    return {SITE: site, TIME: stamp, NONCE: nonce, SIGNATURE: mac, CONTENT: digest}
+
+
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -43,16 +51,20 @@ class Signed:
     nonce: str
 
 
-def verify(keys: Mapping[str, str], headers: Mapping[str, str], method: str, target: str, body: bytes,
+def verify(keys: Mapping[str, str], headers: Mapping[str, str], method: str, target: str, body: bytes | None,
            skew: float = DEFAULT_SKEW, now: float | None = None) -> Signed:
-    """Who signed this request (a site whose key we hold), or Unauthorized saying why not."""
+    """Who signed this request (a site whose key we hold), or Unauthorized saying why not. `body` None:
+    judged on the headers alone, the body's hash as `CONTENT` declares it (then `check_body` once read)."""
     site, stamp, nonce, given = (headers.get(h, "") for h in (SITE, TIME, NONCE, SIGNATURE))
     if not (site and stamp and nonce and given):
         raise Unauthorized(f"unsigned request: send {SITE}, {TIME}, {NONCE} and {SIGNATURE}")
     key = keys.get(site)
     if key is None:
         raise Unauthorized(f"unknown site {site[:40]!r}: no key is configured for it")
-    expected = hmac.new(key.encode(), _message(method, target, site, stamp, nonce, body), hashlib.sha256).hexdigest()
+    digest = _digest(body) if body is not None else headers.get(CONTENT, "")
+    if not digest:
+        raise Unauthorized(f"send {CONTENT}: the SHA-256 of the body, as signed")
+    expected = hmac.new(key.encode(), _message(method, target, site, stamp, nonce, digest), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, given):
         raise Unauthorized(f"bad signature for site {site}: not made with its key, or the request was changed")
     try:
@@ -60,10 +72,16 @@ def verify(keys: Mapping[str, str], headers: Mapping[str, str], method: str, tar
     except ValueError:
         raise Unauthorized(f"{TIME} must be seconds since the epoch") from None
     current = time.time() if now is None else now
-    if abs(current - at) > skew:
+    if not math.isfinite(at) or abs(current - at) > skew:
         raise Unauthorized(f"request of site {site} signed {current - at:.0f} s from now (more than {skew:.0f} s "
                            "off: replayed, or the clocks disagree)")
     return Signed(site, at, nonce)
+
+
+def check_body(headers: Mapping[str, str], body: bytes) -> None:
+    """That the body read is the one whose hash was signed (after `verify(..., body=None)`)."""
+    if not hmac.compare_digest(_digest(body), headers.get(CONTENT, "")):
+        raise Unauthorized("the body is not the one signed: it was changed, or cut short")
 
 
 class NonceMemory:
