@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ..config import ClusterConfig
 from ..db.models import ApiClientAuthorization, Container, User
 from ..db.unit import Database
+from ..db.upsert import insert_missing
 from ..errors import ArchipelagoError, Unauthorized, Unprocessable
 from ..formats.tokens import V2Token, new_secret, parse_v2, salt_secret, salt_token, try_parse_v2
 from ..ids import INFIX, new_uuid
@@ -236,9 +237,10 @@ class Identity:
             user = self._mirror_user(session, home, identity.user)
             stamp = now()
             row = session.get(ApiClientAuthorization, salted.uuid)
-            if row is None:
-                row = ApiClientAuthorization(uuid=salted.uuid, created_at=stamp, modified_at=stamp)
-                session.add(row)
+            if row is None:  # concurrent first requests with this token: one inserts, all update
+                row = insert_missing(session, ApiClientAuthorization, {
+                    "uuid": salted.uuid, "owner_uuid": user.uuid, "user_uuid": user.uuid, "api_token": salted.secret,
+                    "created_at": stamp, "modified_at": stamp})
             row.api_token, row.user_uuid, row.owner_uuid = salted.secret, user.uuid, user.uuid
             row.scopes = identity.authorization.get("scopes") or ["all"]
             row.expires_at = parse_time(identity.authorization.get("expires_at"))
@@ -251,11 +253,12 @@ class Identity:
         from_login_cluster = home == self.config.login.login_cluster
         stamp = now()
         user = session.get(User, remote_user["uuid"])
-        if user is None:
-            user = User(uuid=remote_user["uuid"], owner_uuid=self.config.system_user_uuid, created_at=stamp,
-                        modified_at=stamp, prefs={}, is_admin=False)
-            session.add(user)
-        flags = (user.is_active, user.is_admin)
+        first = user is None
+        if user is None:  # a visitor's concurrent first requests all mirror them: one inserts, none fails
+            user = insert_missing(session, User, {
+                "uuid": remote_user["uuid"], "owner_uuid": self.config.system_user_uuid, "created_at": stamp,
+                "modified_at": stamp, "prefs": {}, "is_admin": False, "is_active": False})
+        flags = (None, None) if first else (user.is_active, user.is_admin)
         user.email = remote_user.get("email")
         user.first_name = remote_user.get("first_name")
         user.last_name = remote_user.get("last_name")
