@@ -13,12 +13,15 @@ import json
 import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
 from .errors import ArchipelagoError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 @dataclass(frozen=True)
@@ -193,3 +196,17 @@ class ApiConnection:
         for line in lines(url, headers):
             if line.startswith(b"data: "):
                 yield json.loads(line[6:])
+
+
+def async_session(total_timeout: float | None, limit: int = 100, connect_timeout: float | None = None,
+                  unix_socket: str | None = None, decompress: bool = True) -> aiohttp.ClientSession:
+    """The asynchronous face, for the few callers that talk to many HTTP services from one event loop
+    (the resolver polling every site, a site pushing to its resolvers) or proxy one (a container's
+    JupyterLab on its unix socket). Built here, beside Urllib3Transport, so that HTTP clients are
+    built in two modules only: this one and keep/http.py (tests/unit/test_connection_pools.py)."""
+    import aiohttp  # the synchronous callers (CLI, SDK) do not pay for importing it
+
+    connector = (aiohttp.UnixConnector(path=unix_socket, force_close=True) if unix_socket
+                 else aiohttp.TCPConnector(limit=limit))
+    return aiohttp.ClientSession(connector=connector, auto_decompress=decompress,
+                                 timeout=aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout))

@@ -77,7 +77,8 @@ def test_bad_input_exits_2(tmp_path):
 
 
 def test_resumed_upload_sends_nothing_already_stored(tmp_path):
-    from archipelago.keep.client import KeepClient, KeepWriteError
+    from archipelago.keep.client import KeepClient
+    from archipelago.keep.errors import KeepWriteError
     from archipelago.keep.transfer import ResumeCache, plan_upload, upload
     from archipelago.run.processes import KeepstoreProcess
     from tests.support.clusters import ROOT_TOKEN, cluster_config

@@ -157,7 +157,7 @@ def test_remote_blocks_are_fetched_once_and_copied_home_on_save(federation, tmp_
 
 
 def test_a_block_already_held_here_is_vouched_for_only_with_the_remote_clusters_consent(federation):
-    from archipelago.keep.client import KeepReadError
+    from archipelago.keep.errors import KeepReadError
     from archipelago.sdk import Collection
 
     home, target = federation["z1111"], federation["z2222"]
@@ -262,7 +262,7 @@ def test_a_relay_never_passes_on_or_caches_a_block_that_fails_its_md5(federation
     with pytest.raises(urllib3.exceptions.HTTPError, match="IncompleteRead"):  # cut before the last piece
         urllib3.request("GET", f"{home_keep}/{locator}", headers={"Authorization": f"Bearer {alice.token}"},
                         retries=False)
-    from archipelago.keep.client import KeepReadError
+    from archipelago.keep.errors import KeepReadError
 
     with pytest.raises(KeepReadError):  # and nothing bad was cached: the next read fails the same way
         Collection(ApiClient(alice.base, alice.token, insecure=True), uuid).read("data.bin")

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from archipelago.config import GatewayConfig, dump_config, load_config
-from archipelago.keep.client import KeepService
+from archipelago.keep.services import KeepService
 from archipelago.rpc import ApiRequestError
 from archipelago.run.cluster import CONFIG_NAME, init_cluster
 from archipelago.run.ports import free_port

@@ -10,9 +10,10 @@ import subprocess
 import pytest
 import urllib3
 
-from archipelago.keep.client import KeepClient, KeepReadError, KeepService, KeepWriteError
-from archipelago.keep.errors import BlockNotFound
+from archipelago.keep.client import KeepClient
+from archipelago.keep.errors import BlockNotFound, KeepReadError, KeepWriteError
 from archipelago.keep.rendezvous import rendezvous_order
+from archipelago.keep.services import KeepService
 from archipelago.run.processes import KeepstoreProcess
 from tests.support.clusters import ROOT_TOKEN, cluster_config
 from tests.support.keep_http import get, index, put

@@ -42,7 +42,7 @@ LAYERS: dict[str, set[str]] = {
     "cwl": {"errors", "executor", "formats", "keep", "keepstore", "rpc", "sdk"},
     "ga4gh": {"__init__", "backend", "cwl", "db", "errors", "formats", "ids", "keep"},
     "notebook": {"errors", "executor", "ids", "rpc", "sdk"},
-    "resolver": {"auth", "config", "cwl", "db", "errors", "ids", "resolver.identifiers", "sdk"},
+    "resolver": {"auth", "config", "cwl", "db", "errors", "ids", "resolver.identifiers", "rpc", "sdk"},
     "web": {"backend", "config", "cwl", "db", "errors", "executor", "formats", "ga4gh", "ids", "keep", "keepstore",
             "notebook", "refusals", "resolver", "resolver.identifiers", "rpc", "sdk", "times"},
     "api": {"backend", "config", "db", "errors", "federation", "formats", "ga4gh", "ids", "keep", "notebook",

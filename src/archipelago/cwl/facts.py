@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import urllib3
-
 from ..errors import ArchipelagoError
 from ..formats.manifest import parse
-from ..keepstore.metrics import FETCHED
+from ..keep.client import KeepClient
+from ..keep.services import KeepService
+from ..keepstore.metrics import FETCHED, counters
 from ..rpc import Transport, Unreachable
 from ..sdk.client import ApiClient
 from ..sdk.copy import token_for_cluster
@@ -117,7 +117,7 @@ class Facts:
         self._introducing: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._policy_lock = threading.Lock()
-        self._metrics: dict[str, list[str]] = {}  # cluster -> its keepstores' /metrics URLs
+        self._metrics: dict[str, KeepClient] = {}  # cluster -> a client of its keepstores (for /metrics)
 
     # ---------------------------------------------------------------- clusters
     def client(self, cluster: str) -> ApiClient:
@@ -294,22 +294,17 @@ class Facts:
         def one(cluster: str) -> dict[str, int] | None:
             try:
                 if cluster not in self._metrics:
-                    services = self.ask(cluster, lambda c: c.request("GET", "keep_services/accessible"))["items"]
-                    self._metrics[cluster] = [
-                        f"{'https' if s.get('service_ssl_flag') else 'http'}://{s['service_host']}:"
-                        f"{s['service_port']}/metrics"
-                        for s in services if not str(s.get("service_type", "disk")).startswith("gateway")]
-                insecure = self.client(cluster).insecure
-                http = urllib3.PoolManager(cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED")
+                    items = self.ask(cluster, lambda c: c.request("GET", "keep_services/accessible"))["items"]
+                    disks = [s for s in map(KeepService.from_record, items) if not s.is_gateway]
+                    self._metrics[cluster] = KeepClient(disks, cache=None, retries=0, connect_timeout=5.0,
+                                                        read_timeout=5.0, insecure=self.client(cluster).insecure)
+                keep = self._metrics[cluster]
                 totals: dict[str, int] = {}
-                prefix = f'{FETCHED}{{cluster="'
-                for url in self._metrics[cluster]:
-                    for line in http.request("GET", url, timeout=5.0, retries=False).data.decode().splitlines():
-                        if line.startswith(prefix):
-                            source = line[len(prefix):].split('"')[0]
-                            totals[source] = totals.get(source, 0) + int(line.rsplit(" ", 1)[1])
+                for service in keep.services:
+                    for source, n in counters(keep.metrics(service), FETCHED).items():
+                        totals[source] = totals.get(source, 0) + n
                 return totals
-            except (ArchipelagoError, ConnectionError, urllib3.exceptions.HTTPError, KeyError, ValueError):
+            except (ArchipelagoError, ConnectionError, KeyError, ValueError):
                 return None
 
         with ThreadPoolExecutor(len(self.clusters)) as pool:

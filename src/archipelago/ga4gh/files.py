@@ -12,7 +12,8 @@ from typing import Any
 
 from ..errors import ArchipelagoError, NotFound
 from ..formats.manifest import Segment, parse
-from ..keep.client import KeepClient, KeepService
+from ..keep.client import KeepClient
+from ..keep.services import KeepService
 
 Tree = dict[str, dict[str, list[Segment]]]
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")

@@ -12,19 +12,19 @@ it — and only if no collection on the cluster (trashed ones too) reads that co
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-import urllib3
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..config import ClusterConfig
 from ..db.models import Collection, GatewayBlock, ReleasedCopy
 from ..formats.manifest import block_copies
+from ..keep.client import KeepClient
+from ..keep.errors import KeepServiceError, NoAnswer
 from .stores import MOVED_PREFIX, ObjectStore, store_for
 
 log = logging.getLogger("archipelago.release")
@@ -36,7 +36,9 @@ class Releaser:
         self.config, self.sessions = config, sessions
         self.gateways = {str(gateway.uuid): gateway for gateway in config.gateways}
         self._stores: dict[str, ObjectStore] = {}  # made when first needed (an S3 client is not free)
-        self._http = urllib3.PoolManager(cert_reqs="CERT_NONE", retries=urllib3.Retry(2))
+        # keep-balance's endpoints on each keepstore, as the system root (our own loopback certificates)
+        self._keep = KeepClient.from_urls(config.keep_service_urls, config.system_root_token, cache=None,
+                                          retries=2, insecure=True)
 
     def release_due(self, now: float | None = None) -> list[tuple[str, str]]:
         """Release what has been nominated for a whole TTL and is read by no collection; returns
@@ -73,17 +75,16 @@ class Releaser:
 
     def _trash_in_keep(self, locator: str) -> bool:
         trashed = 0
-        auth = {"Authorization": f"Bearer {self.config.system_root_token}"}
-        for url in self.config.keep_service_urls:
-            index = self._http.request("GET", f"{url}/index/{locator.split('+')[0]}", headers=auth)
-            if index.status != 200:
-                log.warning("release: %s/index answered HTTP %d", url, index.status)
-                continue
-            items = [{"locator": line.split()[0], "block_mtime": int(line.split()[1])}
-                     for line in index.data.decode().splitlines() if line.startswith(locator + " ")]
-            if items:
-                answer = self._http.request("PUT", f"{url}/trash", body=json.dumps(items).encode(), headers=auth)
-                trashed += json.loads(answer.data).get("trashed", 0) if answer.status == 200 else 0
+        for service in self._keep.services:
+            try:
+                copies = [entry for entry in self._keep.index(service, locator.split("+")[0])
+                          if entry.locator == locator]
+                if copies:
+                    trashed += self._keep.trash(service, copies)
+            except KeepServiceError as exc:
+                if isinstance(exc.failure, NoAnswer):  # not now: the nomination waits for the next round
+                    raise
+                log.warning("release: %s", exc)
         log.info("released %s from Keep (%d copies trashed)", locator, trashed)
         return trashed > 0
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ..config import GatewayConfig
 from ..errors import ArchipelagoError, BadGateway, BadRequest, NotFound
+from ..keep.http import KeepConnections
 from .urls import BaseUrl
 
 MOVED_PREFIX = "archipelago-blocks/"  # objects a gateway writes itself (blocks moved to it)
@@ -245,11 +246,10 @@ class HttpStore:
     redirects are followed here, each one only if it stays below `base_url`."""
 
     def __init__(self, base_url: str):
-        import urllib3
-
         self.base = BaseUrl(base_url)
         self.base_url = self.base.text
-        self._http = urllib3.PoolManager(retries=urllib3.Retry(3, redirect=False))
+        # the keep client's connections (its timeouts); urllib3 reconnects up to 3 times on its own
+        self._http = KeepConnections(retries=3)
 
     def _url(self, name: str) -> str:
         return self.base.url_for(name)
@@ -259,7 +259,7 @@ class HttpStore:
         them anywhere: to the cluster's keepstore on loopback, say)."""
         url = self._url(name)
         for _ in range(MAX_REDIRECTS + 1):
-            answer = self._http.request(method, url, headers=headers, preload_content=preload, redirect=False)
+            answer = self._http.fetch(method, url, headers, preload)
             if answer.status not in REDIRECTS:
                 return answer
             location = answer.headers.get("Location")

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..errors import ArchipelagoError
 from ..formats.tokens import from_authorization_header
+from ..keep.errors import ERROR_KIND_HEADER, KeepError
 
 T = TypeVar("T")
 CHUNK = 2 << 20  # block bytes move in pieces of this size
@@ -26,8 +27,11 @@ CORS_HEADERS = {
 BLOCK_HEADERS = {**CORS_HEADERS, "Vary": "X-Keep-Signature", "Content-Type": "application/octet-stream"}
 
 
-def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"errors": [message]}, status=status, headers=CORS_HEADERS)
+def error_response(status: int, message: str, kind: str = "") -> web.Response:
+    """Arvados' error body; `kind` tells a client which KeepError it was when it must act on it (a
+    corrupt copy is not asked again), so that no client has to read the message."""
+    headers = {**CORS_HEADERS, ERROR_KIND_HEADER: kind} if kind else CORS_HEADERS
+    return web.json_response({"errors": [message]}, status=status, headers=headers)
 
 
 def request_token(request: web.Request) -> str | None:
@@ -41,7 +45,7 @@ async def keep_errors(request: web.Request,
     try:
         return await handler(request)
     except ArchipelagoError as exc:
-        return error_response(exc.status, str(exc))
+        return error_response(exc.status, str(exc), exc.error_kind if isinstance(exc, KeepError) else "")
 
 
 async def run(fn: Callable[..., T], *args: Any) -> T:

@@ -4,14 +4,14 @@ emptier, and the refresh of the residency block list from the cluster database."
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 from ..formats.locator import Locator
+from ..keep.client import KeepClient
+from ..keep.errors import KeepError
+from ..keep.services import from_urls
 from .http import run
 from .service import BlockAccess, KeepstoreState
 
@@ -47,30 +47,26 @@ class Workers:
 
     async def _pull_worker(self) -> None:
         assert self._pull_wakeup is not None
-        async with aiohttp.ClientSession() as session:
-            while True:
-                await self._pull_wakeup.wait()
-                self._pull_wakeup.clear()
-                while self.service.pull_queue:
-                    await self._pull_one(session, self.service.pull_queue.pop(0))
+        # the keep client every block transfer goes through, run in worker threads; the servers
+        # to pull from are named by each request, so it starts with none
+        client = KeepClient([], PULL_TOKEN, cache=None, retries=1, max_workers=1)
+        while True:
+            await self._pull_wakeup.wait()
+            self._pull_wakeup.clear()
+            while self.service.pull_queue:
+                await self._pull_one(client, self.service.pull_queue.pop(0))
 
-    async def _pull_one(self, session: aiohttp.ClientSession, item: dict[str, Any]) -> None:
+    async def _pull_one(self, client: KeepClient, item: dict[str, Any]) -> None:
+        """Copy one block here from the first of its servers that sends it whole and verified."""
         locator = Locator.parse(item["locator"])
         signed = self.service.sign(locator.md5, locator.size or 0, PULL_TOKEN)
-        for server in item["servers"]:
-            try:
-                async with session.get(f"{server.rstrip('/')}/{signed}",
-                                       headers={"Authorization": f"Bearer {PULL_TOKEN}"}) as resp:
-                    if resp.status != 200:
-                        continue
-                    data = await resp.read()
-                if hashlib.md5(data).hexdigest() != locator.md5:
-                    continue
-                await run(self.service.store.put, locator.md5, data)
-                log.info("pulled %s from %s", locator, server)
-                return
-            except Exception as exc:
-                log.warning("pull of %s from %s failed: %s", locator, server, exc)
+        try:
+            data = await run(client.get_from, from_urls(item["servers"]), signed)
+            await run(self.service.store.put, locator.md5, data)
+        except KeepError as exc:  # no server sent it, or no volume here took it: the next pull list asks again
+            log.warning("pull of %s failed: %s", locator, exc)
+            return
+        log.info("pulled %s", locator)
 
     async def _trash_emptier(self) -> None:
         import time

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from ..executor.published import open_socket
+from ..rpc import async_session
 
 # not passed on: hop-by-hop headers, and the credentials meant for the proxy itself
 DROPPED = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -40,9 +41,7 @@ class Upstream:
     @classmethod
     def open(cls, work_root: Path | None, container_uuid: str) -> Upstream:
         fd = open_socket(work_root, container_uuid)
-        connector = aiohttp.UnixConnector(path=f"/proc/self/fd/{fd}", force_close=True)
-        return cls(fd, aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)))
+        return cls(fd, async_session(None, connect_timeout=10, unix_socket=f"/proc/self/fd/{fd}", decompress=False))
 
     async def close(self) -> None:
         await self.session.close()

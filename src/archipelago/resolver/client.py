@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import urllib3
-
 from ..errors import ArchipelagoError
+from ..rpc import Urllib3Transport
 from .signing import sign
 
 QUIET_SECONDS = 10.0  # a resolver that failed is not asked again for this long
@@ -38,8 +37,7 @@ class ResolverClient:
 
     def __post_init__(self) -> None:
         self.urls = [u.rstrip("/") for u in self.urls]
-        self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=min(1.0, self.timeout),
-                                                                                 read=self.timeout), maxsize=8)
+        self._http = Urllib3Transport(timeout=self.timeout, connect_timeout=1.0, pool_size=8)
         self._lock = threading.Lock()
         self._covered: dict[str, tuple[float, set[str]]] = {}
 
@@ -54,9 +52,9 @@ class ResolverClient:
         for url in order:
             headers = sign(self.key, self.site, "GET", target) if signed and self.key and self.site else {}
             try:
-                response = self._http.request("GET", url + target, headers=headers)
-            except urllib3.exceptions.HTTPError as exc:
-                self._failed(url, f"{url}: {type(exc).__name__}")
+                response = self._http.request("GET", url + target, None, headers)
+            except ConnectionError as exc:
+                self._failed(url, f"{url}: {exc}")
                 continue
             try:
                 data = json.loads(response.data)
@@ -94,9 +92,9 @@ class ResolverClient:
         if cached is not None and now - cached[0] < COVERED_SECONDS:
             return cached[1]
         try:
-            response = self._http.request("GET", url + "/resolver/v1/sites")
+            response = self._http.request("GET", url + "/resolver/v1/sites", None, {})
             sites = {s["site"] for s in json.loads(response.data)["sites"]} if response.status == 200 else set()
-        except (urllib3.exceptions.HTTPError, ValueError, KeyError, TypeError):
+        except (ConnectionError, ValueError, KeyError, TypeError):
             sites = set()
         self._covered[url] = (now, sites)
         return sites

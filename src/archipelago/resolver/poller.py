@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ..rpc import async_session
 from .service import ResolverService
 from .signing import sign
 
@@ -42,10 +43,8 @@ class Poller:
         due = [(now + random.uniform(0, self.config.windows(s).poll_interval), s) for s in polled]
         heapq.heapify(due)
         gate = asyncio.Semaphore(self.config.poll_concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.config.poll_timeout)
-        connector = aiohttp.TCPConnector(limit=self.config.poll_concurrency)
         tasks: set[asyncio.Task[None]] = set()
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        async with async_session(self.config.poll_timeout, limit=self.config.poll_concurrency) as http:
             while not stop.is_set() and (due or tasks):
                 if not due:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ..rpc import async_session
 from .registrations import Sessions, changes_after
 from .signing import sign
 
@@ -85,8 +86,7 @@ class Pusher:
         return body.get("after") is not None and not body.get("more")
 
     async def run(self, stop: asyncio.Event) -> None:
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with async_session(30.0) as http:
             while not stop.is_set():
                 try:
                     done = await self.push_once(http)

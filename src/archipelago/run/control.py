@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..config import ClusterConfig
 from ..errors import ArchipelagoError
+from ..rpc import Urllib3Transport
 from .ports import port_holder, port_taken, wait_for_http
 
 PID_NAME = "cluster.pid"
@@ -153,12 +154,8 @@ def start_detached(directory: Path, config: ClusterConfig, timeout: float = 120.
 
 def answers(url: str, timeout: float = 2.0) -> bool:
     """Whether a service answers at `url` at all (any HTTP status; our own self-signed certificates)."""
-    import urllib3
-
-    http = urllib3.PoolManager(cert_reqs="CERT_NONE", retries=False)
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     try:
-        http.request("GET", url, timeout=timeout)
-    except urllib3.exceptions.HTTPError:
+        Urllib3Transport(insecure=True, timeout=timeout).request("GET", url, None, {})
+    except ConnectionError:
         return False
     return True

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import urllib3
+from ..rpc import Urllib3Transport
 
 # below Linux's ephemeral range (32768-60999): a port handed out here is written into configs and
 # bound later, and in between an outgoing connection could take an ephemeral one
@@ -35,15 +35,14 @@ def free_port() -> int:
 
 def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
-    http = urllib3.PoolManager(cert_reqs="CERT_NONE")  # our own self-signed loopback certificates
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    http = Urllib3Transport(insecure=True, timeout=1.0)  # our own self-signed loopback certificates
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{url}: the server process exited with code {process.returncode}")
         try:
-            http.request("OPTIONS", url, timeout=1, retries=False)
+            http.request("OPTIONS", url, None, {})  # any answer will do
             return
-        except urllib3.exceptions.HTTPError:
+        except ConnectionError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 

@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..keep.client import KeepClient, KeepService
+from ..keep.client import KeepClient
+from ..keep.services import KeepService
 from ..rpc import ApiConnection, ApiRequestError, Transport
 from .profiles import Profile, resolve
 
@@ -104,5 +105,5 @@ class ApiClient:
         if self._keep is None or kwargs:
             services = [KeepService.from_record(item) for item in
                         self.request("GET", "keep_services/accessible")["items"]]
-            self._keep = KeepClient(services, self.token, **kwargs)
+            self._keep = KeepClient(services, self.token, **{"insecure": self.insecure, **kwargs})
         return self._keep

@@ -3,20 +3,17 @@ leave it) and signs the manifest for the caller, who saves it as a collection li
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
 from typing import Any, Protocol
 
-import urllib3
-
 from ..errors import ArchipelagoError, BadRequest, NotFound
 from ..formats.locator import EMPTY_LOCATOR, Locator
 from ..formats.manifest import parse, replace_locators
-from ..keep.client import KeepService
-from ..rpc import split_lines
+from ..keep.client import KeepClient
+from ..keep.errors import KeepServiceError, KeepWriteError, ServiceRefused
+from ..keep.services import KeepService
 from .client import ApiClient
 
 
@@ -49,31 +46,24 @@ def register(client: ApiClient, path: str, gateway_uuid: str | None = None, name
     if len(chosen) > 1:
         raise ArchipelagoError(f"this cluster has {len(chosen)} gateways: name one with --gateway "
                                f"({', '.join(g['uuid'] for g in chosen)})", 400)
-    service = chosen[0]
-    response = urllib3.request("POST", f"{KeepService.from_record(service).url}/register", timeout=None,
-                               body=json.dumps({"path": path}).encode(),
-                               preload_content=False,
-                               headers={"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"})
-    if response.status != 200:
-        answer = json.loads(response.read() or b"{}")
-        raise ArchipelagoError(f"gateway {service['uuid']}: {'; '.join(answer.get('errors', [])) or response.status}",
-                               response.status)
+    service = KeepService.from_record(chosen[0])
+    keep = client.keep(cache=None)
     total = done = 0
     final: dict[str, Any] = {}
-    for line in split_lines(response.stream(1 << 16)):
-        if not line:
-            continue
-        message = json.loads(line)
-        if "total" in message:
-            total = message["total"]
-        elif "done" in message:
-            done += message["done"]
-            if progress:
-                progress(done, total)
-        else:
-            final = message
+    try:
+        for message in keep.register(service, path):
+            if "total" in message:
+                total = message["total"]
+            elif "done" in message:
+                done += message["done"]
+                if progress:
+                    progress(done, total)
+            else:
+                final = message
+    except KeepServiceError as exc:  # the gateway's own words (a refusal says which grant to ask for)
+        raise ArchipelagoError(f"gateway {exc}", exc.status) from None
     if "errors" in final or "manifest_text" not in final:
-        raise ArchipelagoError(f"gateway {service['uuid']}: {'; '.join(final.get('errors', ['no answer']))}",
+        raise ArchipelagoError(f"gateway {service.uuid}: {'; '.join(final.get('errors', ['no answer']))}",
                                int(final.get("status", 502)))
     attrs: dict[str, Any] = {"manifest_text": final["manifest_text"], "name": name or path.strip("/") or "registered"}
     if project:
@@ -138,7 +128,7 @@ class _Destination(Protocol):
 
 
 class _Keep:
-    def __init__(self, keep: Any):
+    def __init__(self, keep: KeepClient):
         self.keep = keep
 
     def holds(self, locator: str) -> str | None:
@@ -154,30 +144,27 @@ class _Keep:
 
 
 class _Gateway:
-    def __init__(self, client: ApiClient, service: dict[str, Any]):
-        self.client, self.uuid, self.base = client, service["uuid"], KeepService.from_record(service).url
+    def __init__(self, keep: KeepClient, service: KeepService):
+        self.keep, self.service = keep, service
 
     def holds(self, locator: str) -> str | None:
         loc = Locator.parse(locator)
-        answer = urllib3.request("HEAD", f"{self.base}/{loc.with_service(None)}",
-                                 headers={"Authorization": f"Bearer {self.client.token}"})
-        return str(loc.with_service(self.uuid)) if answer.status == 200 else None
+        try:
+            self.keep.head(loc.with_service(None), on=self.service)
+        except ArchipelagoError:
+            return None
+        return str(loc.with_service(self.service.uuid))
 
     def put(self, data: bytes) -> str:
-        md5 = hashlib.md5(data).hexdigest()
-        answer = urllib3.request("PUT", f"{self.base}/{md5}+{len(data)}", body=data, timeout=None,
-                                 headers={"Authorization": f"Bearer {self.client.token}"})
-        if answer.status != 200:
-            try:  # the gateway's own words (a refusal says which grant to ask for), whole
-                detail = "; ".join(json.loads(answer.data).get("errors", []))
-            except (ValueError, AttributeError):
-                detail = answer.data[:300].decode(errors="replace")
-            raise ArchipelagoError(f"gateway {self.uuid} did not store block {md5}: HTTP {answer.status} {detail}",
-                                   answer.status if answer.status in (401, 403) else 502)
-        return answer.data.decode().strip()
+        try:
+            return self.keep.put_on(self.service, data)
+        except KeepWriteError as exc:  # a refusal (which grant to ask for) keeps its status
+            refused = [f.status for f in exc.failures if isinstance(f, ServiceRefused) and f.status in (401, 403)]
+            raise ArchipelagoError(f"gateway {self.service.uuid} did not store the block: {exc}",
+                                   refused[0] if refused else 502) from None
 
 
-def _destination(client: ApiClient, keep: Any, to: str) -> _Destination:
+def _destination(client: ApiClient, keep: KeepClient, to: str) -> _Destination:
     """Where moved blocks go: Keep, or a gateway's store (its hint on the locators)."""
     if to == "keep":
         return _Keep(keep)
@@ -186,4 +173,4 @@ def _destination(client: ApiClient, keep: Any, to: str) -> _Destination:
     if service is None:
         raise NotFound(f"no gateway {to} on this cluster (`--to keep`, or one of: "
                        f"{', '.join(g['uuid'] for g in found) or 'none'})")
-    return _Gateway(client, service)
+    return _Gateway(keep, KeepService.from_record(service))

@@ -12,7 +12,8 @@ from typing import Any
 from ..errors import BadRequest, NotFound
 from ..formats.locator import Locator
 from ..formats.manifest import Segment, parse
-from ..keep.client import KeepClient, KeepService
+from ..keep.client import KeepClient
+from ..keep.services import KeepService
 from ..sdk.collection import read_segments
 
 Tree = dict[str, dict[str, list[Segment]]]

@@ -10,8 +10,10 @@ from typing import Any
 
 from ..backend.interface import Caller
 from ..errors import ArchipelagoError
-from ..keep.client import KeepService
-from ..keepstore.metrics import FETCHED, SERVED
+from ..keep.client import KeepClient
+from ..keep.errors import KeepServiceError
+from ..keep.services import KeepService
+from ..keepstore.metrics import FETCHED, SERVED, counters
 from ..rpc import ApiConnection, Urllib3Transport
 from .federation import Federation
 
@@ -39,15 +41,7 @@ class Health:
 
 
 def parse_metrics(text: str) -> tuple[dict[str, int], dict[str, int]]:
-    fetched: dict[str, int] = {}
-    served: dict[str, int] = {}
-    for line in text.splitlines():
-        for name, into in ((FETCHED, fetched), (SERVED, served)):
-            prefix = f'{name}{{cluster="'
-            if line.startswith(prefix):
-                cluster = line[len(prefix):].split('"', 1)[0]
-                into[cluster] = into.get(cluster, 0) + int(float(line.rsplit(" ", 1)[1]))
-    return fetched, served
+    return counters(text, FETCHED), counters(text, SERVED)
 
 
 class Movement:
@@ -72,13 +66,15 @@ class Movement:
     def counters(self, caller: Caller) -> list[Counters]:
         def on(cluster: str) -> Counters:
             result = Counters(cluster)
-            for service in self._services(caller, cluster):
+            keep = KeepClient(self._services(caller, cluster), cache=None, retries=0, connect_timeout=TIMEOUT,
+                              read_timeout=TIMEOUT, insecure=True)
+            for service in keep.services:
                 try:
-                    answer = self._http.request("GET", f"{service.url}/metrics", None, {})
-                except ConnectionError as exc:
-                    result.error = f"keepstore {service.url}: {exc}"
+                    text = keep.metrics(service)
+                except KeepServiceError as exc:
+                    result.error = f"keepstore {service.url}: {exc.failure.detail}"
                     continue
-                fetched, served = parse_metrics(answer.data.decode("utf-8", "replace"))
+                fetched, served = parse_metrics(text)
                 for source, n in fetched.items():
                     result.fetched[source] = result.fetched.get(source, 0) + n
                 for target, n in served.items():
