@@ -8,13 +8,14 @@ renamed `<md5>.trash.<delete_at>`, corrupt ones `<md5>.corrupt.<time>`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +29,31 @@ CHECKSUM_XATTR = "user.archipelago.xxh3_128"
 _BLOCK_NAME_RE = re.compile(r"[0-9a-f]{32}")
 _TRASH_NAME_RE = re.compile(r"([0-9a-f]{32})\.trash\.([0-9]+)")
 STALE_TEMP_SECONDS = 24 * 3600
+WRITEBACK_STEP = 4 << 20  # the disk is asked to start writing every this many bytes
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages, without waiting for it
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range to disk now, without waiting (sync_file_range).
+
+    A block's fsync at commit then waits only for its last few MiB instead of all 64: the disk
+    writes while the rest of the body still arrives and is hashed. This changes nothing about
+    durability (commit still fsyncs before the rename), only when the disk starts.
+    """
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # a failure only means later writeback
 
 
 def _oserror(exc: OSError, what: str) -> Exception:
@@ -65,6 +91,7 @@ class _FileWriter(BlockWriter):
         self._final, self._fsync = final, fsync
         self._temp = final.with_name(f"{final.name}.tmp{secrets.token_hex(4)}")
         self._checksum = fast_hasher()
+        self._written = self._flushed = 0
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # tenants' data
@@ -76,7 +103,11 @@ class _FileWriter(BlockWriter):
             view = memoryview(chunk)
             self._checksum.update(view)
             while view:
-                view = view[os.write(self._fd, view) :]
+                written = os.write(self._fd, view)
+                view, self._written = view[written:], self._written + written
+            if self._fsync and self._written - self._flushed >= WRITEBACK_STEP:
+                start_writeback(self._fd, self._flushed, self._written - self._flushed)
+                self._flushed = self._written
         except OSError as exc:
             self.abort()
             raise _oserror(exc, "writing a block") from exc
