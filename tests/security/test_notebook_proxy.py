@@ -1,7 +1,8 @@
 """The notebook proxy attacked on a real cluster with a real JupyterLab: no token, a made-up token,
 another tenant's token (in the header, the ?token= handoff, a cookie, a WebSocket), the admin (who
 may read the request but is not the user the container runs as), a token scoped away from the
-request, paths with `..`, and a notebook that has stopped. The owner's success is checked first."""
+request, paths with `..`, a page of another origin carrying the owner's cookie, and a notebook that has
+stopped. The owner's success is checked first."""
 
 from __future__ import annotations
 
@@ -115,9 +116,46 @@ def test_a_stopped_notebook_is_unavailable(alice: ApiClient) -> None:
     assert answer.status == 503 and b"not Running" in answer.data
 
 
-def websocket(base: str, token: str) -> str:
+def handed_cookie(notebook: Any, client: ApiClient) -> str:
+    """The proxy's cookie, as a browser keeps it after the ?token= handoff."""
+    return http.request("GET", notebook.login_url(client.token), redirect=False).headers["Set-Cookie"].split(";")[0]
+
+
+def kernels(notebook: Any, client: ApiClient) -> list[str]:
+    return [k["id"] for k in get(proxy_base(notebook) + "api/kernels", client.token).json()]
+
+
+def test_a_page_of_another_origin_cannot_use_the_notebook_through_its_cookie(notebook: Any, alice: ApiClient) -> None:
+    """Another port of the same host (or a sibling host) is the same site: the SameSite=Lax cookie goes with
+    its POSTs and WebSockets, so the proxy must judge where they come from."""
+    base, cookie, before = proxy_base(notebook), handed_cookie(notebook, alice), kernels(notebook, alice)
+    for origin in ("https://127.0.0.1:1", "null", notebook.url.replace("https://", "http://").split("/arvados")[0]):
+        answer = http.request("POST", base + "api/kernels", body=b"{}", headers={
+            "Cookie": cookie, "Origin": origin, "Content-Type": "application/json"})
+        assert answer.status == 403 and b"only its own pages" in answer.data, (origin, answer.status)
+        assert websocket(base, None, Cookie=cookie, Origin=origin) == "refused"
+    assert kernels(notebook, alice) == before
+
+
+def test_the_labs_own_pages_start_kernels_and_open_websockets(notebook: Any, alice: ApiClient) -> None:
+    """As a browser sends them, with the page's Origin (before, the lab compared it with the Host the proxy
+    gave it and refused them all: a lab in a browser could not start a kernel)."""
+    base, cookie = proxy_base(notebook), handed_cookie(notebook, alice)
+    own = notebook.url.split("/arvados/")[0]
+    answer = http.request("POST", base + "api/kernels", body=b"{}", headers={
+        "Cookie": cookie, "Origin": own, "Content-Type": "application/json"})
+    assert answer.status == 201, answer.data
+    assert websocket(base, None, Cookie=cookie, Origin=own) == "accepted"
+    assert http.request("DELETE", base + f"api/kernels/{answer.json()['id']}", headers={
+        "Cookie": cookie, "Origin": own}).status == 204
+
+
+def websocket(base: str, token: str | None, **headers: str) -> str:
     """Whether the proxy lets a WebSocket through to the lab ("accepted") or refuses the handshake."""
     import aiohttp
+
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
 
     async def attempt() -> str:
         context = ssl.create_default_context()
@@ -125,7 +163,7 @@ def websocket(base: str, token: str) -> str:
         url = base.replace("https://", "wss://") + "api/events/subscribe"
         async with aiohttp.ClientSession() as session:
             try:
-                async with session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}, ssl=context):
+                async with session.ws_connect(url, headers=headers, ssl=context):
                     return "accepted"
             except aiohttp.WSServerHandshakeError:
                 return "refused"

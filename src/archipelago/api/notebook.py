@@ -3,7 +3,10 @@
 
 Only the user the container runs as may use it: their token in `Authorization: Bearer`, or handed
 over once as `?token=` (the answer is a redirect that sets a cookie for the proxy path alone:
-HttpOnly, SameSite=Lax so another site cannot make the browser send it with a POST). A stranger gets
+HttpOnly, SameSite=Lax so another site cannot make the browser send it with a POST). Pages of another
+origin are refused (403) whatever they carry: another port of the same host, or a sibling host, is the
+same *site*, so the Lax cookie goes with their requests and WebSockets; the lab then sees no Origin
+(it would compare it with the Host the proxy gives it and refuse its own pages). A stranger gets
 401, another user (even one who may read the request) 404 or 403, a container not running 503."""
 
 from __future__ import annotations
@@ -29,6 +32,19 @@ if TYPE_CHECKING:
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+def from_own_pages(connection: HTTPConnection) -> None:
+    """403 unless the browser says the request comes from this origin (or says nothing: not a page's)."""
+    origin = connection.headers.get("origin")
+    scheme = {"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
+    own = f"{scheme}://{connection.headers.get('host', connection.url.netloc)}"
+    if origin is not None and origin != own:
+        raise Forbidden(f"a page of {origin[:100]} cannot use a notebook served at {own}: only its own pages may")
+
+
+def without_origin(connection: HTTPConnection) -> dict[str, str]:
+    return {name: value for name, value in connection.headers.items() if name.lower() != "origin"}
+
+
 class PublishedHttp:
     def __init__(self, api: ApiApp):
         self.api = api
@@ -46,6 +62,7 @@ class PublishedHttp:
         """The container's UUID, if the caller is the user it runs as and it is running."""
         from .app import scope_allows
 
+        from_own_pages(connection)
         uuid = connection.path_params["uuid"]
         if not UUID_RE.fullmatch(uuid):
             raise BadRequest(f"{uuid!r} is not a container request UUID")
@@ -94,7 +111,7 @@ class PublishedHttp:
             upstream = Upstream.open(self.work_root, container_uuid)
             try:
                 status, headers, stream = await upstream.request(request.method, self._upstream_path(request),
-                                                                 request.headers, body)
+                                                                 without_origin(request), body)
             except Exception:
                 await upstream.close()
                 raise
@@ -117,7 +134,7 @@ class PublishedHttp:
         upstream = Upstream.open(self.work_root, container_uuid)
         try:
             protocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
-            socket = await upstream.websocket(self._upstream_path(websocket), websocket.headers, protocols)
+            socket = await upstream.websocket(self._upstream_path(websocket), without_origin(websocket), protocols)
             await websocket.accept(subprotocol=socket.protocol)
             await pump_websocket(websocket, socket)
         except (OSError, ArchipelagoError) as exc:
