@@ -1,5 +1,5 @@
 """A push's body, attacked on a real resolver process: a stranger who declares a 32 MiB push should
-be refused on its headers before a byte of the body is read (not yet: xfail); a body cut short or
+be refused on its headers before a byte of the body is read; a body cut short or
 changed after signing is refused; a site's large push that arrives in pieces is read whole (the
 aiohttp handler before took what had arrived and refused the rest as a forgery); a signature's time
 must be a real time (NaN passed the clock check)."""
@@ -57,11 +57,6 @@ def send(url: str, headers: dict[str, str], body: bytes, length: int | None = No
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
-@pytest.mark.xfail(strict=True, reason="the resolver's HTTP server (resolver/http.py) buffers a push's whole body, "
-                   "up to 32 MiB per connection, before the app checks its signature: a stranger holding a few "
-                   "hundred connections makes it hold gigabytes. Fix: judge a push on its headers when they are "
-                   "complete (signing.verify(..., body=None) reads the signed SHA-256 from X-Archi-Content-Sha256, "
-                   "which sign() sends), refuse at once, and check_body() once the body is read")
 def test_a_strangers_push_is_refused_before_its_body_is_read(resolver):
     forged = sign("c" * 32, "z1111", "POST", PATH, b"x" * 100)  # a known site's name, not its key
     started = time.monotonic()

@@ -37,19 +37,17 @@ def resolver(ctx: typer.Context,
         return
     if config is None:
         fail("give --config FILE to run a resolver, or a command: archi resolver sites", BAD_INPUT)
-    import asyncio
-
     from ..files import owner_only
     from ..resolver.config import load_resolver_config
-    from ..resolver.server import serve_resolver
+    from ..resolver.server import run_resolver
 
     owner_only()  # its database holds what sites registered
     try:
         cfg = load_resolver_config(config)
     except ConfigError as exc:
         fail(str(exc), BAD_INPUT)
-    asyncio.run(serve_resolver(cfg, lambda: print(f"resolver listening on http://{cfg.listen} "
-                                                  f"({len(cfg.sites)} sites)", flush=True)))
+    run_resolver(cfg, lambda: print(f"resolver listening on http://{cfg.listen} "
+                                     f"({len(cfg.sites)} sites)", flush=True))
 
 
 def _ago(stamp: float | None) -> str:
