@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
@@ -235,7 +235,7 @@ class Ga4ghHttp:
             chosen = byte_range(request.headers.get("range"), size)
             start, end = chosen or (0, size)
             headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start),
-                       "ETag": f'"{record["portable_data_hash"]}/{path}"', **file_headers(found.name)}
+                       "ETag": f'"{record["portable_data_hash"]}/{quote(path)}"', **file_headers(found.name)}
             if chosen is not None:
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
             status = 206 if chosen is not None else 200
