@@ -93,7 +93,6 @@ class _Listening(_Strict):
 
 class KeepstoreConfig(_Listening):
     listen: str = "127.0.0.1:25107"
-    pull_workers: int = Field(default=2, ge=1)
     remote_cache_bytes: int = Field(default=1 << 30, ge=0, description="disk for blocks read from other clusters")
     remote_cache_dir: Path | None = Field(default=None, description="where those blocks are kept; default: a "
                                           "fresh temporary directory per process")

@@ -122,6 +122,16 @@ class GatewayBlock(Base):
     checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)  # xxh3-128, taken with the md5
 
 
+class CollectionBlock(Base):
+    """A block a collection's manifest reads (by md5), one row per pair, kept up to date on every write
+    of a manifest (db/block_index.py): which collections read a block is an index lookup, not a scan
+    of every manifest. Rows of a collection deleted outright are ignored by the lookups (they join)."""
+
+    __tablename__ = "collection_blocks"
+    md5: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection_uuid: Mapped[str] = mapped_column(String(27), primary_key=True, index=True)
+
+
 class PropertyIndex(Base):
     """One row per top-level property of a collection or group: lets `properties.<key>` filters
     use an index on SQLite and PostgreSQL alike instead of scanning every JSON document."""

@@ -12,7 +12,10 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from .block_index import follow_manifests
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE_LISTENERS = (follow_manifests,)  # registered on every Session by importing them
 
 
 def _owner_only_sqlite(url: str) -> None:

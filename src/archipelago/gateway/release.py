@@ -21,7 +21,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..config import ClusterConfig
-from ..db.models import Collection, GatewayBlock, ReleasedCopy
+from ..db.block_index import collections_reading
+from ..db.models import GatewayBlock, ReleasedCopy
 from ..formats.manifest import block_copies
 from ..keep.client import KeepClient
 from ..keep.errors import KeepServiceError, NoAnswer
@@ -61,10 +62,11 @@ class Releaser:
         return released
 
     def _still_read(self, locator: str, place: str) -> bool:
+        """Whether a collection (trashed ones too) reads this copy: those reading the block are found
+        by the block index, and only their manifests are read."""
         with self.sessions() as session:
-            texts = session.scalars(select(Collection.manifest_text)
-                                    .where(Collection.manifest_text.contains(locator.split("+")[0]))).all()
-        return any((locator, place) in block_copies(text) for text in texts)
+            readers = collections_reading(session, locator)
+        return any((locator, place) in block_copies(text) for _, text in readers)
 
     def _release(self, locator: str, place: str) -> bool:
         if place == "keep":

@@ -16,13 +16,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..backend.interface import Caller
 from ..config import ClusterConfig, GatewayConfig
-from ..db.models import Collection, GatewayBlock
-from ..errors import ArchipelagoError, BadGateway, NotFound
+from ..db.models import GatewayBlock
+from ..errors import ArchipelagoError, BadGateway
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..formats.signing import sign_manifest
 from ..keep.cache import BlockCache
@@ -31,8 +30,9 @@ from ..keepstore.remote_blocks import CLUSTER_HEADER
 from ..keepstore.service import BlockAccess
 from ..keepstore.volumes.base import fast_hasher
 from ..keepstore.workers import refresh_restricted
+from .blockmap import BlockMap, as_block
 from .register import block_row, register
-from .stores import MOVED_PREFIX, ObjectChanged, StoredObject, store_for
+from .stores import MOVED_PREFIX, ObjectChanged, store_for
 
 log = logging.getLogger("archipelago.gateway")
 Sessions = Callable[[], AbstractContextManager[Session]]
@@ -50,6 +50,7 @@ class Gateway:
         self._registrant = registrant
         self.cache = BlockCache(gateway.cache_mib << 20)  # verified blocks: read twice, fetched once
         self.uuid = str(gateway.uuid)
+        self.blocks = BlockMap(sessions, self.uuid)  # the block map, and which collections read a block
         self.store = store_for(gateway)
         # keepstore's rules: signatures, residency (all of this gateway's blocks, under a policy), signing
         self.access = BlockAccess(config, all_stay=gateway.residency is not None)
@@ -60,7 +61,7 @@ class Gateway:
         token = request_token(request)
         self.access.check_signature(locator, token)
         self.access.guard_residency(locator.md5, request.headers.get(CLUSTER_HEADER), token)
-        row = await run(self._row, locator.stripped)
+        row = await run(self.blocks.row, locator.stripped)
         if row.stale:  # HEAD too: a block it would refuse to serve is not a block it holds
             raise await run(self._refuse, row, "it changed since it was registered")
         if request.method == "HEAD":
@@ -74,17 +75,6 @@ class Gateway:
         refreshing = asyncio.create_task(refresh_restricted(self.access, self._restricted_blocks))
         yield
         refreshing.cancel()
-
-    def _row(self, locator: str) -> GatewayBlock:
-        with self.sessions() as session:
-            query = select(GatewayBlock).where(GatewayBlock.gateway_uuid == self.uuid)
-            query = query.where(GatewayBlock.locator == locator) if "+" in locator else \
-                query.where(GatewayBlock.locator.like(f"{locator}+%"))
-            row = session.scalars(query.limit(1)).first()
-            if row is None:
-                raise NotFound(f"block {locator} is not served by gateway {self.uuid}")
-            session.expunge(row)
-            return row
 
     async def _send(self, request: web.Request, row: GatewayBlock) -> web.StreamResponse:
         """The block read whole from its object range and checked as it arrives — against the fast
@@ -118,17 +108,12 @@ class Gateway:
         if row.checksum and hashlib.md5(block).hexdigest() == md5:  # the recorded checksum was wrong, not the data
             log.warning("gateway %s: block %s had a wrong checksum on record; its md5 matches; re-recorded",
                         self.uuid, row.locator)
-            self._record([{**_as_block(row), "checksum": fast_hasher(block).hexdigest()}])
+            self.blocks.record([{**as_block(row), "checksum": fast_hasher(block).hexdigest()}])
             return block
         return None
 
     def _refuse(self, row: GatewayBlock, why: str) -> BadGateway:
-        with self.sessions() as session:
-            session.execute(update(GatewayBlock).where(GatewayBlock.gateway_uuid == self.uuid,
-                                                       GatewayBlock.object == row.object).values(stale=True))
-            md5 = row.locator.split("+")[0]
-            affected = session.scalars(select(Collection.uuid).where(Collection.manifest_text.contains(md5))
-                                       .limit(20)).all()
+        affected = self.blocks.mark_stale(row)
         message = (f"gateway {self.uuid}: object {row.object!r} cannot serve block {row.locator}: {why}; "
                    f"collections affected: {', '.join(affected) or 'none found'}")
         log.error(message)
@@ -147,7 +132,7 @@ class Gateway:
         if not row["locator"].startswith(md5):
             raise ArchipelagoError(f"the body does not hash to {md5}", 422)
         row["version"] = await run(self.store.write, name, data)
-        await run(self._record, [row])
+        await run(self.blocks.record, [row])
         signed = self.access.sign(md5, len(data), token, f"+K@{self.uuid}")
         return web.Response(text=signed + "\n", headers=BLOCK_HEADERS)
 
@@ -174,8 +159,8 @@ class Gateway:
         def progress(size: int) -> None:  # from the reading threads
             loop.call_soon_threadsafe(lines.put_nowait, json.dumps({"done": size}).encode() + b"\n")
 
-        work = asyncio.ensure_future(run(register, self.store, self.uuid, path, progress, self._known, objects,
-                                         self._record))  # each object recorded once read: a retry resumes
+        work = asyncio.ensure_future(run(register, self.store, self.uuid, path, progress, self.blocks.known, objects,
+                                         self.blocks.record))  # each object recorded once read: a retry resumes
         while not work.done() or not lines.empty():
             try:
                 await response.write(await asyncio.wait_for(lines.get(), 0.2))
@@ -193,26 +178,6 @@ class Gateway:
         await response.write_eof()
         return response
 
-    def _known(self, stored: StoredObject) -> list[dict[str, Any]] | None:
-        """The blocks of an object mapped before at the same version, all of it (a resumed registration)."""
-        with self.sessions() as session:
-            query = select(GatewayBlock).where(
-                GatewayBlock.gateway_uuid == self.uuid, GatewayBlock.object == stored.name,
-                GatewayBlock.version == stored.version, GatewayBlock.stale.is_(False))
-            rows = session.scalars(query.order_by(GatewayBlock.offset)).all()
-            blocks = [_as_block(row) for row in rows]
-        covered = 0
-        for block in blocks:
-            if block["offset"] != covered:
-                return None
-            covered += block["length"]
-        return blocks if blocks and covered == stored.size else None
-
-    def _record(self, blocks: list[dict[str, Any]]) -> None:
-        with self.sessions() as session:
-            for block in blocks:
-                session.merge(GatewayBlock(**block, stale=False))
-
     def app(self) -> web.Application:
         app = web.Application(middlewares=[keep_errors], client_max_size=BLOCK_SIZE + 1)
         app.cleanup_ctx.append(self._residency)
@@ -222,8 +187,3 @@ class Gateway:
         app.router.add_route("HEAD", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
         return app
 
-
-def _as_block(row: GatewayBlock) -> dict[str, Any]:
-    """A row of the block map as the dict `_record` takes."""
-    return {key: getattr(row, key) for key in
-            ("gateway_uuid", "locator", "object", "offset", "length", "version", "checksum")}
