@@ -47,7 +47,8 @@ def parse_metrics(text: str) -> tuple[dict[str, int], dict[str, int]]:
 class Movement:
     def __init__(self, federation: Federation):
         self.fed = federation
-        self._http = Urllib3Transport(insecure=True, timeout=TIMEOUT)  # keepstores and peers of this federation
+        self._http = Urllib3Transport(insecure=True, timeout=TIMEOUT)  # the peers of this federation
+        self._keep: dict[tuple[KeepService, ...], KeepClient] = {}  # their keepstores, by who they are
 
     def _connection(self, caller: Caller, cluster: str) -> ApiConnection:
         if cluster == self.fed.home:
@@ -66,8 +67,7 @@ class Movement:
     def counters(self, caller: Caller) -> list[Counters]:
         def on(cluster: str) -> Counters:
             result = Counters(cluster)
-            keep = KeepClient(self._services(caller, cluster), cache=None, retries=0, connect_timeout=TIMEOUT,
-                              read_timeout=TIMEOUT, insecure=True)
+            keep = self._keep_client(tuple(self._services(caller, cluster)))
             for service in keep.services:
                 try:
                     text = keep.metrics(service)
@@ -82,6 +82,12 @@ class Movement:
             return result
 
         return [r if isinstance(r, Counters) else Counters(c, error=str(r)) for c, r in self.fed.each(on).items()]
+
+    def _keep_client(self, services: tuple[KeepService, ...]) -> KeepClient:
+        if services not in self._keep:
+            self._keep[services] = KeepClient(list(services), cache=None, retries=0, connect_timeout=TIMEOUT,
+                                              read_timeout=TIMEOUT, insecure=True)
+        return self._keep[services]
 
     @staticmethod
     def pairs(counters: list[Counters]) -> dict[str, int]:
