@@ -50,7 +50,7 @@ def raise_read_failure(loc: Locator, failures: list[ServiceFailure]) -> NoReturn
     """Not found if every service said it has no such block (or may not show it to this caller);
     corrupt if some service's copy was bad (naming them); otherwise what each service did."""
     if failures and all(_not_for_this_caller(f) for f in failures):
-        raise BlockNotFound(f"block {loc.stripped} not found: {describe(failures)}")
+        raise BlockNotFound(f"block {loc.stripped} not found: {describe(failures)}", failures)
     corrupt = corrupt_services(failures)
     if corrupt:
         others = [f for f in failures if f.service not in corrupt]

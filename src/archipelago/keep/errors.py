@@ -30,7 +30,13 @@ class HashMismatch(KeepError):
 
 
 class BlockNotFound(KeepError):
+    """No such block here; from the client, `failures` says what each service answered."""
+
     status = 404
+
+    def __init__(self, message: str = "", failures: list[ServiceFailure] | None = None):
+        super().__init__(message)
+        self.failures = failures or []
 
 
 class BlockTooLarge(KeepError):

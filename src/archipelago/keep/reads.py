@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import urllib3
 
 from ..formats.locator import Locator
-from .errors import CorruptCopy, CutShort, KeepError, KeepReadError, ServiceFailure, ServiceRefused
+from .errors import BlockNotFound, CorruptCopy, CutShort, KeepReadError, ServiceFailure, ServiceRefused
 from .http import Response
 from .services import KeepService
 
@@ -107,6 +107,5 @@ def local_copy(client: KeepClient, loc: Locator) -> str:
 
     try:
         return client.from_first_service(loc, attempt)
-    except KeepError as exc:  # a missing block too: the copy failed, whatever the reason
-        raise KeepReadError(f"could not copy remote block {loc.stripped} here: {exc}",
-                            getattr(exc, "failures", [])) from None
+    except (BlockNotFound, KeepReadError) as exc:  # a missing block too: the copy failed, whatever the reason
+        raise KeepReadError(f"could not copy remote block {loc.stripped} here: {exc}", exc.failures) from None
