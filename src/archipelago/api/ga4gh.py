@@ -18,15 +18,17 @@ from starlette.routing import Route
 
 from ..backend.interface import Caller
 from ..errors import ArchipelagoError, BadRequest, Forbidden, NotFound, Unauthorized
+from ..formats.manifest import Segment
 from ..formats.tokens import from_authorization_header
 from ..ga4gh.checksums import Checksums, StillComputing, algorithm
 from ..ga4gh.drs import Drs
-from ..ga4gh.files import RangeNotSatisfiable, byte_range, entry, keep_client, read_range, tree_of
+from ..ga4gh.files import RangeNotSatisfiable, byte_range, keep_client, read_range
 from ..ga4gh.paths import collection_key, file_path, object_id
 from ..ga4gh.served import file_headers
 from ..ga4gh.wes import Wes
 from ..ga4gh.wes_submit import parse_run_request, submit_run
 from ..keep.client import KeepClient
+from ..resources.collection_files import FilesQuery
 
 if TYPE_CHECKING:
     from .app import ApiApp
@@ -227,21 +229,23 @@ class Ga4ghHttp:
             path = file_path(request.path_params["path"])
             caller = await self.caller(request, "GET", request.url.path)
             assert caller is not None
-            record = await self.api._call(self.api.backend.get, caller, "collections", key)
-            found = entry(tree_of(record["manifest_text"]), path)
-            if not found.is_file:
+            # the file's segments alone, from the index of the manifest (never the whole manifest)
+            found = await self.api._call(self.api.backend.collection_files, caller, key, FilesQuery(path=path))
+            if found["type"] != "file":
                 raise BadRequest(f"{path or 'the top'} of {key} is a directory: name a file in it")
-            size = found.size
+            item = found["items"][0]
+            segments: list[Segment] = [(locator, offset, length) for locator, offset, length in item["segments"]]
+            size = item["size"]
             chosen = byte_range(request.headers.get("range"), size)
             start, end = chosen or (0, size)
             headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start),
-                       "ETag": f'"{record["portable_data_hash"]}/{quote(path)}"', **file_headers(found.name)}
+                       "ETag": f'"{found["portable_data_hash"]}/{quote(path)}"', **file_headers(item["name"])}
             if chosen is not None:
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
             status = 206 if chosen is not None else 200
             if request.method == "HEAD" or start == end:
                 return Response(b"", status, headers)
-            pieces = read_range(self.reader(), caller.token, found.segments or [], start, end)
+            pieces = read_range(self.reader(), caller.token, segments, start, end)
             first = await self.api._call(next, pieces, b"")  # a refused or missing block is an error, not a cut
 
             async def body() -> AsyncIterator[bytes]:
