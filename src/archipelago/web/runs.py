@@ -22,7 +22,8 @@ from .federation import Federation
 from .listing import file_segments, keep_client, read_head, read_tail, tree_of
 
 REQUEST_FIELDS = ["uuid", "name", "state", "created_at", "modified_at", "container_uuid", "log_uuid", "output_uuid",
-                  "mounts", "properties", "priority", "requesting_container_uuid"]
+                  "mounts", "properties", "priority", "requesting_container_uuid", "runtime_user_uuid",
+                  "modified_by_user_uuid"]
 CONTAINER_FIELDS = ["uuid", "state", "started_at", "finished_at", "exit_code", "log", "output", "runtime_status"]
 FINAL = {"Complete", "Cancelled"}
 RUN_ID = re.compile(r"[a-z0-9]{5}-run-[0-9a-f]{16}")
@@ -157,6 +158,22 @@ def _step(request: Record) -> Step:
                 output_uuid=request.get("output_uuid"), log=request.get("log_uuid"), inputs=inputs)
 
 
+def _whose(request: Record) -> str | None:
+    """Who a request is: the user it runs as once committed, else who last changed it."""
+    return request.get("runtime_user_uuid") or request.get("modified_by_user_uuid")
+
+
+def its_users(requests: list[Record]) -> list[Record]:
+    """The requests of a run that are its user's: whoever made its first. Anyone who has seen a run's id
+    can tag requests of hers with it and let its user read them; they are no part of the run (never its
+    runner, whose command "Run again" would submit as the reader)."""
+    known = [r for r in requests if _whose(r)]
+    if not known:
+        return []
+    first = min(known, key=lambda r: (str(r.get("created_at") or ""), r["uuid"]))
+    return [r for r in known if _whose(r) == _whose(first)]
+
+
 class Runs:
     def __init__(self, federation: Federation):
         self.fed = federation
@@ -174,6 +191,7 @@ class Runs:
                 unreachable[cluster] = str(result)
             else:
                 requests += result["items"]
+        requests = its_users(requests)
         if not requests:
             detail = "; ".join(f"{c}: {why}" for c, why in unreachable.items())
             raise NotFound(f"no run {run_id} that you can see on any cluster of this federation"
@@ -306,23 +324,28 @@ class Runs:
     def list_runs(self, caller: Caller) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """The runs the user can see, newest first: (id, workflow, clusters, steps, finished, started)."""
         params = ListParams(filters=[[f"properties.{RUN}", "exists", True]], order=["created_at desc"],
-                            limit=MAX_STEPS, count="none", select=["uuid", "state", "created_at", "properties"])
+                            limit=MAX_STEPS, count="none",
+                            select=["uuid", "state", "created_at", "properties", "runtime_user_uuid",
+                                    "modified_by_user_uuid"])
         found = self.fed.each(lambda c: self.fed.backend_for(c).list(caller, "container_requests", params))
-        runs: dict[str, dict[str, Any]] = {}
+        tagged: dict[str, list[Record]] = {}
         unreachable: dict[str, str] = {}
         for cluster, result in found.items():
             if isinstance(result, ArchipelagoError):
                 unreachable[cluster] = str(result)
                 continue
             for request in result["items"]:
+                run_id = str((request.get("properties") or {}).get(RUN))
+                if RUN_ID.fullmatch(run_id):
+                    tagged.setdefault(run_id, []).append(request)
+        runs: dict[str, dict[str, Any]] = {}
+        for run_id, requests in tagged.items():
+            for request in its_users(requests):
                 properties = request.get("properties") or {}
-                run_id = str(properties.get(RUN))
-                if not RUN_ID.fullmatch(run_id):
-                    continue
                 run = runs.setdefault(run_id, {"id": run_id, "workflow": "", "clusters": set(), "steps": 0,
                                                "final": 0, "started": request.get("created_at")})
                 run["workflow"] = run["workflow"] or properties.get(WORKFLOW, "")
-                run["clusters"].add(cluster)
+                run["clusters"].add(request["uuid"][:5])
                 run["steps"] += 1
                 run["final"] += request["state"] == "Final"
                 run["started"] = min(run["started"] or "", request.get("created_at") or "")
