@@ -8,6 +8,7 @@ database_url: sqlite:///resolver.db      # or postgresql://…
 poll_concurrency: 64                     # polls in flight at once (one asyncio loop, no thread per site)
 poll_timeout: 5
 max_concurrent_pushes: 32                # more at once get 503 and retry with jittered backoff
+memory_index: true                       # answers from memory (index.py), loaded from the database at start
 defaults: {mode: both, live_window: 30, stale_window: 120, drop_after: 86400, poll_interval: 10}
 sites:
   z1111: {url: https://127.0.0.1:29143, key: <secret>, insecure: true}
@@ -60,6 +61,8 @@ class ResolverConfig(_Strict):
     poll_timeout: float = Field(default=5.0, gt=0)
     max_concurrent_pushes: int = Field(default=32, ge=1)
     clock_skew: float = Field(default=300.0, gt=0, description="seconds a signed request's time may be off")
+    memory_index: bool = Field(default=True, description="answer from an index in memory (about 0.7 GB per "
+                                                         "million registrations), loaded at start")
     defaults: WindowSettings = WindowSettings()
     sites: dict[str, SiteConfig] = {}
 

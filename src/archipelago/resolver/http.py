@@ -127,7 +127,9 @@ class _Connection(asyncio.Protocol):
         length = self._headers.get("content-length", "0")
         if length.isdigit() and int(length) > self.server.max_body:
             self._fail(413, f"a request body is at most {self.server.max_body} bytes")
-        elif not (self.busy or self.waiting or self.closing):  # (else judged in turn, after the body)
+        elif (length != "0" or "transfer-encoding" in self._headers) and not (self.busy or self.waiting
+                                                                                or self.closing):
+            # a request with a body is judged on its headers first (one that waits its turn, after its body)
             head = Request(self.parser.get_method().decode("ascii"), self._url.decode("latin-1"), self._headers,
                            b"", False)
             try:

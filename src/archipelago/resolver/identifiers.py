@@ -27,6 +27,7 @@ from ..ids import PDH_RE
 
 SCHEMES = ("doi", "ark", "handle", "urn", "purl", "url", "compact", "drs", "keep")
 MAX_LENGTH = 2048
+UNSPACED = re.compile("[\x00-\x20\x7f]")  # identifiers contain no spaces or control characters
 WHAT_IS_AN_IDENTIFIER = ("give a DOI (doi:10.1234/abc), an ARK (ark:/12345/x), a handle (hdl:1234/5), a URN, "
                          "a URL, a compact identifier (prefix:accession), drs://host/id or keep:PDH[/path]")
 
@@ -66,7 +67,7 @@ def _parse(text: str) -> DatasetId:
         raise Unprocessable(f"an identifier must not be empty: {WHAT_IS_AN_IDENTIFIER}")
     if len(text) > MAX_LENGTH:
         raise _bad(text, f"longer than {MAX_LENGTH} characters")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in text) or " " in text:
+    if UNSPACED.search(text):
         raise _bad(text, "identifiers contain no spaces or control characters")
     lowered = text.lower()
     if lowered.startswith("keep:"):

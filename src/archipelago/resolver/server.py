@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+import threading
 from collections.abc import Callable
 
 from .app import MAX_BODY, ResolverApp
@@ -18,6 +20,7 @@ from .service import ResolverService
 from .store import Store
 
 SAVE_SECONDS = 1.0
+log = logging.getLogger("archipelago.resolver")
 
 
 async def serve_resolver(config: ResolverConfig, on_ready: Callable[[], None] | None = None) -> None:
@@ -30,6 +33,8 @@ async def serve_resolver(config: ResolverConfig, on_ready: Callable[[], None] | 
     server = HttpServer(ResolverApp(service), MAX_BODY)
     await server.start(config.host, config.port)
     polling = asyncio.create_task(Poller(service).run(stop))
+    if config.memory_index:  # answers come from SQL until the index is read (a million registrations: seconds)
+        threading.Thread(target=_load_index, args=(service.store,), name="resolver-index", daemon=True).start()
     if on_ready is not None:
         on_ready()
     try:
@@ -40,6 +45,13 @@ async def serve_resolver(config: ResolverConfig, on_ready: Callable[[], None] | 
     finally:
         polling.cancel()
         await server.close()
+
+
+def _load_index(store: Store) -> None:
+    try:
+        store.load_index()
+    except Exception:  # answers stay with SQL
+        log.exception("the index in memory could not be loaded; answering from the database")
 
 
 def run_resolver(config: ResolverConfig, on_ready: Callable[[], None] | None = None) -> None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, String, Text, bindparam, delete, insert, select, update
+from sqlalchemy import BigInteger, Float, Integer, String, Text, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..db.session import make_engine, session_factory
-from ..errors import ArchipelagoError, Unauthorized
+from ..errors import ArchipelagoError, BadRequest, Unauthorized
+from .index import FIELDS, MemoryIndex
 from .liveness import Heard
 
 CHUNK = 500  # keys per IN (...) clause
@@ -70,9 +71,15 @@ class Content(ResolverBase):
     seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
-FIELDS = ("uuid", "kind", "name", "pdh", "size", "residency")
+ROW = ("site", *FIELDS)
 HOLDERS_SQL = "SELECT site FROM resolver_contents WHERE pdh = ?"
 REGISTRATIONS_SQL = f"SELECT site, {', '.join(FIELDS)} FROM resolver_registrations WHERE identifier = ?"
+ALL_REGISTRATIONS_SQL = f"SELECT identifier, site, {', '.join(FIELDS)} FROM resolver_registrations"
+ALL_CONTENTS_SQL = "SELECT pdh, site FROM resolver_contents"
+
+
+def _rows(connection: sqlite3.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    yield from connection.execute(sql)  # only when the first rows have been read
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -89,11 +96,28 @@ class Store:
         # never wait for the writer), cheap enough to run on the event loop itself
         self.sqlite_path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else None
         self._local = threading.local()
+        self.index: MemoryIndex | None = None  # answers from memory once loaded (load_index)
 
     @property
     def inline_reads(self) -> bool:
-        """Whether reads are cheap enough to run on the event loop (SQLite, no network hop)."""
-        return self.sqlite_path is not None
+        """Whether reads are cheap enough to run on the event loop (memory, or SQLite: no network hop)."""
+        return self.sqlite_path is not None or (self.index is not None and self.index.ready)
+
+    def load_index(self) -> None:
+        """Answer from memory (index.py) once every registration is read: run once, in the background
+        at start; changes that commit meanwhile are kept and replayed."""
+        self.index = MemoryIndex()
+        if self.sqlite_path is not None:
+            reader = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True)
+            try:
+                self.index.load(reader.execute(ALL_REGISTRATIONS_SQL), _rows(reader, ALL_CONTENTS_SQL))
+            finally:
+                reader.close()
+            return
+        with self.engine.connect() as connection:
+            streaming = connection.execution_options(stream_results=True, yield_per=10_000)
+            self.index.load((tuple(r) for r in streaming.execute(text(ALL_REGISTRATIONS_SQL))),
+                            ((r[0], r[1]) for r in streaming.execute(text(ALL_CONTENTS_SQL))))
 
     def _sqlite(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -120,6 +144,9 @@ class Store:
               contents: dict[str, bool], signed_at: float | None = None) -> int:
         """One push or poll answer, whole or not at all; returns the site's acknowledged sequence.
         `after` None: a first contact, which only asks where this resolver stands."""
+        for ident, records in identifiers.items():
+            if len({record.get("uuid") for record in records}) != len(records):
+                raise BadRequest(f"identifier {ident[:80]!r}: the same object is listed twice")
         with self.sessions.begin() as session:
             row = session.get(SiteRow, site, with_for_update=True)
             if row is None:
@@ -147,13 +174,19 @@ class Store:
             if held:
                 session.execute(insert(Content), held)
             row.last_seq = max(row.last_seq, to_seq)
-            return row.last_seq
+            last = row.last_seq
+        if self.index is not None and (identifiers or contents):  # committed: answers may show it now
+            self.index.changed(site, identifiers, contents)
+        return last
 
     def registrations(self, identifier: str) -> list[dict[str, Any]]:
         """The hot path of every answer: plain rows, no ORM objects."""
+        index = self.index
+        if index is not None and index.ready:
+            return [dict(zip(ROW, row, strict=True)) for row in index.registrations(identifier)]
         if self.sqlite_path is not None:
             rows = self._sqlite().execute(REGISTRATIONS_SQL, (identifier,)).fetchall()
-            return [dict(zip(("site", *FIELDS), row, strict=True)) for row in rows]
+            return [dict(zip(ROW, row, strict=True)) for row in rows]
         table = Registration.__table__
         with self.engine.connect() as connection:
             found = connection.execute(select(table.c.site, *(table.c[f] for f in FIELDS))
@@ -167,6 +200,9 @@ class Store:
             return [{"site": r.site, **{f: getattr(r, f) for f in FIELDS}} for r in found]
 
     def holders(self, pdh: str) -> list[str]:
+        index = self.index
+        if index is not None and index.ready:
+            return list(index.holders(pdh))
         if self.sqlite_path is not None:
             return [row[0] for row in self._sqlite().execute(HOLDERS_SQL, (pdh,))]
         with self.sessions() as session:
