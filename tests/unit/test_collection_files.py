@@ -170,3 +170,14 @@ def test_through_a_federation(tmp_path: Path) -> None:
         assert all("+Rz2222-" in locator for locator in locators), locators
         listed = files(client, key, recursive=True)["items"]
         assert {i["path"] for i in listed if i["type"] == "file"} == set(expected_files(MANIFEST))
+
+
+def test_the_index_keeps_no_writers_signature(tmp_path: Path) -> None:
+    """Built from the manifest a client sent (signed for its token): stored without the `+A`s."""
+    signed = MANIFEST.replace(B2, B2 + "+A" + "f" * 40 + "@6b269939").replace(B1, B1 + "+K@z1111-bi6l4-abcdefghijklmno")
+    indexes = FileIndexes(tmp_path / "index")
+    connection = indexes.open("1" * 32 + "+" + str(2 << 20), lambda: signed)
+    bodies = b"".join(row[0] for row in connection.execute("SELECT body FROM chunks"))
+    assert b"+A" not in bodies and b"+K@z1111-bi6l4-abcdefghijklmno" in bodies
+    found = collection_files.answer(connection, collection_files.FilesQuery(path="a b/span.dat"), None)
+    assert found["items"][0]["segments"] == [[B1 + "+K@z1111-bi6l4-abcdefghijklmno", 5, 5], [B2, 0, 15]]

@@ -7,8 +7,10 @@ the bytes below each, how many files it holds directly, the bytes below it) and 
 chunks of CHUNK (each chunk its locators once, then name, size and segments per file). A listing
 reads the directory's row and the chunks it needs; a file is one indexed lookup of its chunk.
 Manifests of STORE_FROM_BYTES or more are indexed once into `<dir>/<pdh>.v1.sqlite` (written under a
-temporary name, then renamed: never seen half-written; built on write in the background, or by the
-first reader); smaller ones are indexed in memory per request, which costs less than a file.
+temporary name, then renamed: never seen half-written; built on write in the background from the
+tree the manifest's validation made, or by the first reader); smaller ones are indexed in memory per
+request, which costs less than a file. Locators are kept without `+A` signatures (each reader's are
+added as the answer is made).
 
 Names are the manifest's, unescaped (`\\040` is a space). A name that is not UTF-8 is shown with
 U+FFFD in place of its bad bytes (JSON cannot carry it) and cannot be looked up by that form."""
@@ -29,6 +31,7 @@ import orjson
 
 from ..errors import BadRequest, NotFound
 from ..formats.manifest import Segment, parse
+from ..formats.signing import strip_signatures
 
 CHUNK = 1024
 STORE_FROM_BYTES = 1 << 20  # a manifest's size is the second half of its PDH
@@ -42,6 +45,7 @@ CREATE TABLE chunks (dir TEXT NOT NULL, n INTEGER NOT NULL, first TEXT NOT NULL,
 CREATE INDEX chunks_by_name ON chunks (dir, first);
 """
 Signer = Callable[[str], str]
+Tree = dict[str, dict[str, list[Segment]]]
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,8 @@ def _text(name: str) -> str:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def build(connection: sqlite3.Connection, manifest_text: str) -> None:
-    """Write the index of a (valid) manifest into an empty database."""
-    tree = parse(manifest_text).tree()
+def build(connection: sqlite3.Connection, tree: Tree) -> None:
+    """Write the index of a (valid) manifest, as `Manifest.tree()` gives it, into an empty database."""
     direct: dict[str, list[tuple[str, int, list[Segment]]]] = {}
     for dirname, files in tree.items():
         path = _text(dirname[2:])
@@ -123,7 +126,7 @@ def _chunk(entries: list[tuple[str, int, list[Segment]]]) -> bytes:
         for locator, offset, length in segments:
             flat += (places.setdefault(locator, len(places)), offset, length)
         files.append([name, size, flat])
-    return orjson.dumps({"l": list(places), "f": files})
+    return orjson.dumps({"l": [strip_signatures(locator) for locator in places], "f": files})
 
 
 def _entries(body: bytes) -> Iterator[tuple[str, int, list[Segment]]]:
@@ -152,14 +155,14 @@ class FileIndexes:
         """The index of the manifest with this PDH (built from `manifest_text()` if there is none)."""
         if not self.stored(pdh):
             connection = sqlite3.connect(":memory:", check_same_thread=False)
-            build(connection, manifest_text())
+            build(connection, parse(manifest_text()).tree())
             return connection
         path = self.path(pdh)
         if not path.exists():
-            self.prepare(pdh, manifest_text())
+            self.prepare(pdh, lambda: parse(manifest_text()).tree())
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
-    def prepare(self, pdh: str, text: str) -> None:
+    def prepare(self, pdh: str, tree: Callable[[], Tree]) -> None:
         """Build the stored index of a manifest unless it exists (one builder per PDH in this process;
         other processes may build the same one: whoever renames last wins, with the same content)."""
         with self._lock:
@@ -174,7 +177,7 @@ class FileIndexes:
                 connection = sqlite3.connect(partial)
                 try:
                     connection.execute("PRAGMA journal_mode=OFF")
-                    build(connection, text)
+                    build(connection, tree())
                 finally:
                     connection.close()
                 os.replace(partial, path)
@@ -183,10 +186,11 @@ class FileIndexes:
         with self._lock:
             self._building.pop(pdh, None)
 
-    def prepare_later(self, pdh: str, text: str) -> None:
-        """Index a big manifest in the background (on write: its first reader then finds it ready)."""
+    def prepare_later(self, pdh: str, tree: Tree) -> None:
+        """Index a big manifest in the background, from the tree its validation made (on write: its
+        first reader then finds the index ready)."""
         if self.stored(pdh) and not self.path(pdh).exists():
-            threading.Thread(target=self.prepare, args=(pdh, text), name="file-index", daemon=True).start()
+            threading.Thread(target=self.prepare, args=(pdh, lambda: tree), name="file-index", daemon=True).start()
 
 
 # ------------------------------------------------------------------ answering
@@ -291,7 +295,7 @@ def in_memory_answer(manifest_text: str, query: FilesQuery) -> dict[str, Any]:
     """`answer` from a manifest indexed for this one query (its locators as they stand in the text)."""
     connection = sqlite3.connect(":memory:")
     try:
-        build(connection, manifest_text)
+        build(connection, parse(manifest_text).tree())
         return answer(connection, query, None)
     finally:
         connection.close()

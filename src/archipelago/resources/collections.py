@@ -72,8 +72,6 @@ class Collections(Resource):
         of the content held here and of the identifiers this collection carries (db/outbox.py)."""
         old_pdh = before.get("portable_data_hash") if before else None
         note_head(ctx.session, row.uuid, content_key(row.portable_data_hash), old_pdh and content_key(old_pdh))
-        if old_pdh != row.portable_data_hash:
-            self.file_indexes.prepare_later(row.portable_data_hash, row.manifest_text)
         if not before or before.get("portable_data_hash") != row.portable_data_hash \
                 or before.get("manifest_text") in (None, row.manifest_text):
             return
@@ -116,6 +114,7 @@ class Collections(Resource):
         given = attrs.pop("portable_data_hash", None)
         if given and given.split("+")[0] != pdh.split("+")[0]:
             raise Unprocessable(f"portable_data_hash {given} does not match the manifest ({pdh})")
+        self.file_indexes.prepare_later(pdh, tree)  # listings by path: indexed now, in the background
         return {
             "manifest_text": stored,
             "portable_data_hash": pdh,
