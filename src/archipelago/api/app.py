@@ -68,6 +68,7 @@ def error(status: int, message: str) -> JSON:
 
 
 FORM = "application/x-www-form-urlencoded"
+TOKEN_FORM_BYTES = 1 << 20  # a form read for its api_token before anyone is known: no more than this
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -219,7 +220,12 @@ class ApiApp:
             content_type = request.headers.get("content-type", "")
             limit = self.config.api.max_request_bytes
             if has_body and not self._token(request, params) and content_type.startswith(FORM):
-                params.update(_parse_body(content_type, await _body(request, limit)))  # api_token in a form
+                # api_token in a form: read before anyone is known, so a stranger's is kept small
+                try:
+                    params.update(_parse_body(content_type, await _body(request, min(limit, TOKEN_FORM_BYTES))))
+                except PayloadTooLarge:
+                    raise Unauthorized(f"a form over {TOKEN_FORM_BYTES} bytes must send its token in the "
+                                       "Authorization header") from None
                 has_body = False
             caller = await self._caller(request, params)
             if has_body:
