@@ -1,5 +1,6 @@
 """Storing a block (PUT /<md5>): the body is hashed and written in pieces as it arrives, and
-becomes visible only when its md5 matches (a half-written block is never seen)."""
+becomes visible only when its md5 matches (a half-written block is never seen). Large plain-TCP
+bodies are read off the socket directly (receive.py); others through aiohttp."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..errors import Unavailable
+from ..errors import ArchipelagoError, Unavailable
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..keep.errors import BlockTooLarge, HashMismatch, KeepError
-from .http import CHUNK, CORS_HEADERS, fork, request_token, run
+from .http import CHUNK, CORS_HEADERS, error_response, fork, request_token, run
+from .receive import ClientGone, DirectBody
 from .service import KeepstoreState
+from .store import PutResult, PutTransaction
 from .tokens import SYSTEM
 
-
-class ClientGone(KeepError):
-    status = 499
+__all__ = ["ClientGone", "put_block"]
 
 
 async def _body_batches(request: web.Request, stall_seconds: float) -> AsyncIterator[list[bytes]]:
@@ -73,6 +74,8 @@ async def _store(service: KeepstoreState, request: web.Request, locator: Locator
         raise HashMismatch(f"Content-Length {length} does not match the locator size {locator.size}")
     header = request.headers.get("X-Keep-Storage-Classes", "")
     classes = [c.strip() for c in header.split(",") if c.strip()] or None
+    if length is not None and (direct := DirectBody.take(request)) is not None:
+        return await _store_direct(service, direct, locator, token, length, classes)
     txn = None  # begun when the first bytes arrive: a client that stalls at once holds no file
     try:
         received = 0
@@ -100,6 +103,34 @@ async def _store(service: KeepstoreState, request: web.Request, locator: Locator
         if txn is not None:
             await run(txn.abort)
         raise
+    return _stored(service, locator, txn, token, result)
+
+
+async def _store_direct(service: KeepstoreState, direct: DirectBody, locator: Locator, token: str | None, length: int,
+                        classes: list[str] | None) -> web.Response:
+    """The body read off the socket (receive.py); the connection closes after the answer, errors too."""
+    txn = None
+    try:
+        txn = await run(service.store.begin_put, locator.md5, classes)
+        await run(direct.receive, length, txn, service.config.keepstore.body_read_timeout)
+        result = await run(txn.finish)
+        response = _stored(service, locator, txn, token, result)
+    except ArchipelagoError as exc:
+        if txn is not None:
+            await run(txn.abort)
+        response = error_response(exc.status, str(exc), exc.error_kind if isinstance(exc, KeepError) else "")
+    except BaseException:
+        if txn is not None:
+            await run(txn.abort)
+        raise
+    finally:
+        direct.release()
+    response.force_close()
+    return response
+
+
+def _stored(service: KeepstoreState, locator: Locator, txn: PutTransaction, token: str | None,
+            result: PutResult) -> web.Response:
     signed = service.sign(locator.md5, txn.size, token)
     return web.Response(text=signed + "\n", headers={
         **CORS_HEADERS,

@@ -1,7 +1,11 @@
 """A volume in a local directory: `<root>/<first 3 hex>/<md5>`.
 
 Writes go to a temporary file in the same directory, are fsynced, then renamed into place, so a
-crash at any moment leaves either the whole block or nothing under its name. Trashed blocks are
+crash at any moment leaves either the whole block or nothing under its name. A volume that fsyncs
+writes with O_DIRECT where the filesystem allows: the bytes must reach the disk before the rename
+anyway, and copying them into the page cache first cost more CPU than their md5 on this project's
+VM (fresh page-cache pages: 150-185 ms per 64 MiB, against 5 ms for O_DIRECT; README, Keep
+throughput). Trashed blocks are
 renamed `<md5>.trash.<delete_at>`, corrupt ones `<md5>.corrupt.<time>`.
 """
 
@@ -11,9 +15,11 @@ import contextlib
 import ctypes
 import errno
 import logging
+import mmap
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -56,6 +62,40 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # a failure only means later writeback
 
 
+DIRECT_ALIGN = 4096  # O_DIRECT writes whole, aligned blocks of the device
+STAGE_BYTES = 4 << 20  # a block is gathered into aligned pieces of this size for O_DIRECT
+_stages: list[mmap.mmap] = []  # reused: fresh pages cost what the copy into them saves
+_stages_lock = threading.Lock()
+
+
+def _take_stage() -> mmap.mmap:
+    with _stages_lock:
+        if _stages:
+            return _stages.pop()
+    return mmap.mmap(-1, STAGE_BYTES)  # page-aligned, as O_DIRECT wants
+
+
+def _give_stage(stage: mmap.mmap) -> None:
+    with _stages_lock:
+        if len(_stages) < 16:
+            _stages.append(stage)
+            return
+    stage.close()
+
+
+def _open_temp(path: Path, direct: bool) -> tuple[int, bool]:
+    """The temp file, opened for O_DIRECT writes if wanted and the filesystem allows (tmpfs does not)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    if direct and hasattr(os, "O_DIRECT"):
+        try:
+            return os.open(path, flags | os.O_DIRECT, 0o600), True  # tenants' data
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            path.unlink(missing_ok=True)  # some filesystems create it before refusing the flag
+    return os.open(path, flags, 0o600), False
+
+
 def _oserror(exc: OSError, what: str) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return VolumeFull(f"volume full while {what}")
@@ -91,17 +131,24 @@ class _FileWriter(BlockWriter):
         self._final, self._fsync = final, fsync
         self._temp = final.with_name(f"{final.name}.tmp{secrets.token_hex(4)}")
         self._checksum = fast_hasher()
-        self._written = self._flushed = 0
+        self._written = self._flushed = self._staged = 0
+        self._stage: mmap.mmap | None = None
+        self._fd = -1
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # tenants' data
+            self._fd, direct = _open_temp(self._temp, fsync)
         except OSError as exc:
             raise _oserror(exc, "creating a block file") from exc
+        if direct:
+            self._stage = _take_stage()
 
     def write(self, chunk: bytes | memoryview) -> None:
         try:
             view = memoryview(chunk)
             self._checksum.update(view)
+            if self._stage is not None:
+                self._stage_in(view)
+                return
             while view:
                 written = os.write(self._fd, view)
                 view, self._written = view[written:], self._written + written
@@ -112,8 +159,38 @@ class _FileWriter(BlockWriter):
             self.abort()
             raise _oserror(exc, "writing a block") from exc
 
+    def _stage_in(self, view: memoryview) -> None:
+        assert self._stage is not None
+        while view:
+            n = min(len(view), STAGE_BYTES - self._staged)
+            self._stage[self._staged : self._staged + n] = view[:n]
+            self._staged += n
+            view = view[n:]
+            if self._staged == STAGE_BYTES:
+                self._write_stage(STAGE_BYTES)
+
+    def _write_stage(self, length: int) -> None:
+        """`length` (a multiple of DIRECT_ALIGN) bytes of the stage, by O_DIRECT, in one write."""
+        assert self._stage is not None
+        if os.write(self._fd, memoryview(self._stage)[:length]) != length:
+            raise OSError(errno.ENOSPC, "short write")  # O_DIRECT writes are whole unless the disk is full
+        self._written += length
+        self._staged = 0
+
+    def _flush_stage(self) -> None:
+        """The last piece, padded to the alignment O_DIRECT needs, then the file cut to its size."""
+        assert self._stage is not None
+        size = self._written + self._staged
+        padded = -(-self._staged // DIRECT_ALIGN) * DIRECT_ALIGN
+        self._stage[self._staged : padded] = bytes(padded - self._staged)
+        if padded:
+            self._write_stage(padded)
+        os.ftruncate(self._fd, size)
+
     def commit(self) -> None:
         try:
+            if self._stage is not None:
+                self._flush_stage()
             if self._fsync:
                 os.fsync(self._fd)
             with contextlib.suppress(OSError):  # no xattrs: reads fall back to md5
@@ -124,12 +201,19 @@ class _FileWriter(BlockWriter):
         except OSError as exc:
             self.abort()
             raise _oserror(exc, "committing a block") from exc
+        self._release_stage()
 
     def abort(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
         self._temp.unlink(missing_ok=True)
+        self._release_stage()
+
+    def _release_stage(self) -> None:
+        if self._stage is not None:
+            _give_stage(self._stage)
+            self._stage = None
 
 
 @dataclass
