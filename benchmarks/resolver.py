@@ -231,6 +231,30 @@ def run_fast(main: Any) -> Any:
         return runner.run(main)
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_index(url: str, pid: int, seconds: float = 300) -> dict[str, Any]:
+    """Until the resolver answers from memory (its index read from the database, in the background
+    after it starts): what is measured is a resolver in its steady state. How long that took, and
+    the resolver's memory then."""
+    import urllib.request
+
+    started = time.monotonic()
+    while True:
+        with urllib.request.urlopen(url + "/_health/ping") as response:
+            state = json.load(response).get("index")
+        if state != "loading":
+            return {"state": state, "seconds": time.monotonic() - started, "rss_mb": rss_mb(pid)}
+        if time.monotonic() - started > seconds:
+            raise TimeoutError(f"{url}: index still loading after {seconds} s")
+        time.sleep(0.2)
+
+
 def wait_live(url: str, seconds: float = 30) -> None:
     import urllib.request
 
@@ -258,6 +282,8 @@ def run(root: Path, count: int, per_site: int, poll_window: float) -> dict[str, 
     bulk_load(small_root / "resolver.db", sites[:3], per_site)
     resolver = ResolverProcess(big).start()
     try:
+        assert resolver.process is not None
+        out["index"] = wait_index(resolver.url, resolver.process.pid)
         herd_result = asyncio.run(herd(resolver.url, keys))
         connection = sqlite3.connect(root / "big" / "resolver.db")
         stored = connection.execute("SELECT count(*) FROM resolver_registrations WHERE identifier LIKE "
@@ -265,7 +291,6 @@ def run(root: Path, count: int, per_site: int, poll_window: float) -> dict[str, 
         connection.close()
         out["herd"] = {**herd_result, "registrations_sent": count * HERD_IDS, "registrations_stored": stored,
                        "lost": count * HERD_IDS - stored}
-        assert resolver.process is not None
         cpu0 = cpu_seconds(resolver.process.pid)
         latencies = run_fast(resolve_load(resolver.url, sites, per_site, 16, 400))
         latencies.sort()
@@ -286,6 +311,8 @@ def run(root: Path, count: int, per_site: int, poll_window: float) -> dict[str, 
                                                         "pdh_3_s": (small_root, sites[:3], small_keys)}.items():
             config, _ = write_config(directory, its_sites, sim_port, 10.0, its_keys, "push", "push-only.yml")
             idle[label] = (ResolverProcess(config).start(), its_keys)
+            assert idle[label][0].process is not None
+            wait_index(idle[label][0].url, idle[label][0].process.pid)
             asyncio.run(first_contacts(idle[label][0].url, {s: its_keys[s] for s in its_sites[:3]}))
         pids = {label: process.process.pid for label, (process, _) in idle.items() if process.process is not None}
         cpu0 = {label: cpu_seconds(pid) for label, pid in pids.items()}
@@ -315,7 +342,8 @@ def main() -> None:
         return
     herd_, poll = out["herd"], out["poll"]
     print(f"resolver with {out['sites']:,} sites and {out['identifiers']:,} identifiers (bulk-loaded in "
-          f"{out['load_s']:.1f} s)")
+          f"{out['load_s']:.1f} s); its index in memory ({out['index']['state']}) read {out['index']['seconds']:.1f} s "
+          f"after it started, resolver RSS {out['index']['rss_mb']:,.0f} MB")
     print(f"  resolve, 16 clients, {out['resolve']['requests']:,} requests: p50 {out['resolve']['p50_ms']:.2f} ms  "
           f"p99 {out['resolve']['p99_ms']:.2f} ms   (target p99 < 5 ms); resolver CPU "
           f"{out['resolve']['resolver_cpu_ms_per_request']:.2f} ms a request")

@@ -1,7 +1,7 @@
 """The resolver's routes: parse, authenticate (a site's signature where one is needed), call the
 service, render. Nothing else. Served by http.py (a request in, a `Reply` or an awaitable of one out).
 
-    GET  /_health/ping
+    GET  /_health/ping                  and whether answers come from memory yet ("index": loading/ready/off)
     POST /resolver/v1/push              a site's changes and heartbeat; signed by the site
     GET  /resolver/v1/resolve?id=ID     who holds a published identifier, each site's liveness; anyone
     GET  /resolver/v1/contents/PDH      which sites hold a PDH; member sites only (signed)
@@ -132,4 +132,4 @@ class ResolverApp:
         return _json({"sites": self.service.sites()})
 
     def ping(self, request: Request) -> Reply:
-        return _json({"health": "OK"})
+        return _json({"health": "OK", "index": self.service.store.index_state})

@@ -15,6 +15,7 @@ from .app import MAX_BODY, ResolverApp
 from .config import ResolverConfig
 from .http import HttpServer
 from .identifiers import parse_identifier
+from .index import MemoryIndex
 from .poller import Poller
 from .service import ResolverService
 from .store import Store
@@ -34,6 +35,7 @@ async def serve_resolver(config: ResolverConfig, on_ready: Callable[[], None] | 
     await server.start(config.host, config.port)
     polling = asyncio.create_task(Poller(service).run(stop))
     if config.memory_index:  # answers come from SQL until the index is read (a million registrations: seconds)
+        service.store.index = MemoryIndex()  # "loading" from now on: changes are kept for it
         threading.Thread(target=_load_index, args=(service.store,), name="resolver-index", daemon=True).start()
     if on_ready is not None:
         on_ready()

@@ -103,21 +103,27 @@ class Store:
         """Whether reads are cheap enough to run on the event loop (memory, or SQLite: no network hop)."""
         return self.sqlite_path is not None or (self.index is not None and self.index.ready)
 
+    @property
+    def index_state(self) -> str:
+        return "off" if self.index is None else "ready" if self.index.ready else "loading"
+
     def load_index(self) -> None:
         """Answer from memory (index.py) once every registration is read: run once, in the background
-        at start; changes that commit meanwhile are kept and replayed."""
-        self.index = MemoryIndex()
+        at start; changes that commit meanwhile (from when `index` is set) are kept and replayed."""
+        if self.index is None:
+            self.index = MemoryIndex()
+        index = self.index
         if self.sqlite_path is not None:
             reader = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True)
             try:
-                self.index.load(reader.execute(ALL_REGISTRATIONS_SQL), _rows(reader, ALL_CONTENTS_SQL))
+                index.load(reader.execute(ALL_REGISTRATIONS_SQL), _rows(reader, ALL_CONTENTS_SQL))
             finally:
                 reader.close()
             return
         with self.engine.connect() as connection:
             streaming = connection.execution_options(stream_results=True, yield_per=10_000)
-            self.index.load((tuple(r) for r in streaming.execute(text(ALL_REGISTRATIONS_SQL))),
-                            ((r[0], r[1]) for r in streaming.execute(text(ALL_CONTENTS_SQL))))
+            index.load((tuple(r) for r in streaming.execute(text(ALL_REGISTRATIONS_SQL))),
+                       ((r[0], r[1]) for r in streaming.execute(text(ALL_CONTENTS_SQL))))
 
     def _sqlite(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
