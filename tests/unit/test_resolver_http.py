@@ -153,3 +153,16 @@ def test_head_gets_the_headers_alone(served):
             received += chunk
     head, _, rest = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: " in head and rest == b""
+
+
+def test_a_client_that_expects_100_continue_is_told_to_send_its_body(served):
+    port, _ = served
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"POST /e HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        assert conn.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.sendall(b"ok")
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200") and orjson.loads(received.partition(b"\r\n\r\n")[2])["body"] == "ok"
+

@@ -139,6 +139,8 @@ class _Connection(asyncio.Protocol):
                 refusal = _error(500, "internal error")
             if refusal is not None:
                 self._write(head, refusal)  # and closes: the body is never read
+            elif self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # (curl waits a second for it)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
