@@ -49,6 +49,10 @@ class ChangeSignal:
         finally:
             os.close(fd)
 
+    def version(self) -> int:
+        """Grows with every bump (by any process): equal versions, nothing bumped in between."""
+        return self._size()
+
     def changed(self) -> bool:
         """Has anyone bumped the signal since this process last asked?"""
         size = self._size()

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from ..errors import Unprocessable
 from .changes import ChangeSignal
@@ -24,11 +24,18 @@ Listener = Callable[[], None]
 
 
 class Database:
-    def __init__(self, sessions: sessionmaker[Session], changes: ChangeSignal):
+    def __init__(self, sessions: sessionmaker[Session], changes: ChangeSignal, writes: ChangeSignal | None = None):
         self.sessions, self.changes = sessions, changes
         self._listeners: list[Listener] = []
         self.events = EventHub()
         event.listen(sessions, "after_flush", collect_changes)
+        # `writes`: bumped after every commit that wrote anything, through any session of these
+        # (answers cached for it, backend/list_cache.py, are kept only while it stays the same)
+        self.writes = writes
+        if writes is not None:
+            event.listen(sessions, "after_flush", _note_write)
+            event.listen(sessions, "do_orm_execute", _note_dml)
+            event.listen(sessions, "after_commit", lambda session: _bump_if_written(session, writes))
 
     def on_cache_inputs_changed(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -55,6 +62,10 @@ class Database:
                 session.rollback()
                 raise
 
+    def written(self) -> int:
+        """The version of everything this database holds (0 without a `writes` signal)."""
+        return self.writes.version() if self.writes is not None else 0
+
     @staticmethod
     def changed(session: Session, resource: str) -> None:
         """Note a write to `resource`; caches it may affect are cleared once the session commits."""
@@ -68,3 +79,19 @@ class Database:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener()
+
+
+def _note_write(session: Session, flush_context: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.info["wrote"] = True
+
+
+def _note_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
+
+
+def _bump_if_written(session: Session, writes: ChangeSignal) -> None:
+    """After the commit, never before: a reader that sees the new version reads the new rows."""
+    if session.info.pop("wrote", False):
+        writes.bump()
