@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import urllib3
@@ -125,6 +126,11 @@ def test_a_notebook_starts_at_the_data_and_only_its_user_gets_in(fed):
         assert time.monotonic() < deadline, f"the notebook never answered: {answer.status} {answer.data[:300]}"
         time.sleep(0.5)
     assert http.request("GET", status).status == 401  # no token, no notebook
+    handed = parse_qs(urlsplit(started["login_url"]).query)["token"][0]  # printed: this notebook's alone
+    assert handed != salted and http.request("GET", status, headers={"Authorization": f"Bearer {handed}"}).status == 200
+    elsewhere = http.request("GET", started["url"].split("/arvados/")[0] + "/arvados/v1/collections",
+                             headers={"Authorization": f"Bearer {handed}"})
+    assert elsewhere.status == 403
     stranger = fed["admins"]["z2222"].api_client_authorizations.create({})
     assert http.request("GET", status, headers={"Authorization": f"Bearer v2/{stranger['uuid']}/"
                                                                  f"{stranger['api_token']}"}).status in (403, 404)

@@ -116,6 +116,30 @@ def test_a_stopped_notebook_is_unavailable(alice: ApiClient) -> None:
     assert answer.status == 503 and b"not Running" in answer.data
 
 
+def test_the_web_uis_open_puts_a_token_for_this_notebook_alone_in_the_url(cluster: Any, notebook: Any,
+                                                                         alice: ApiClient) -> None:
+    """The lab's URL carries a token (a browser's history keeps it, and the proxy's cookie): not the
+    session's token (before: the token she logged in with, valid everywhere, for as long as it lives)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.support.web import WebClient
+
+    web = WebClient(cluster.api_url)
+    assert web.login(alice.token).status == 303
+    answer = web.post(f"/notebooks/{notebook.request_uuid}/open", {"csrf": web.csrf("/notebooks")})
+    assert answer.status == 303 and answer.location.startswith(notebook.url)
+    handed = parse_qs(urlsplit(answer.location).query)["token"][0]
+    assert handed != alice.token
+    assert get(proxy_base(notebook) + "api/status", handed).status == 200  # it opens the lab
+    record = get(cluster.api_url + "/arvados/v1/api_client_authorizations/current", handed).json()
+    assert record["scopes"] == [f"GET /arvados/v1/container_requests/{notebook.request_uuid}",
+                                "GET /arvados/v1/users/current"]  # what a visitor's cluster asks her home
+    assert record["expires_at"]
+    for path in ("/arvados/v1/collections", "/arvados/v1/groups", "/arvados/v1/container_requests"):
+        assert get(cluster.api_url + path, handed).status == 403, path
+    assert web.get("/data", Cookie=f"archi_session_z1111={handed}").status == 303  # no web UI session either
+
+
 def handed_cookie(notebook: Any, client: ApiClient) -> str:
     """The proxy's cookie, as a browser keeps it after the ?token= handoff."""
     return http.request("GET", notebook.login_url(client.token), redirect=False).headers["Set-Cookie"].split(";")[0]

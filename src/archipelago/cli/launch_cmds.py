@@ -5,6 +5,7 @@ the dataset mounted, follow it, and bring the results home. `--dry-run` prints t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -100,13 +101,18 @@ def launch(
 def _notebook(home: Any, plan: Any, mount: str, idle: float, as_json: bool) -> None:
     """A notebook as one more way to launch at the data (the notebook package's launch mode)."""
     from ..formats.tokens import salt_token
-    from ..notebook.session import launch_mode
+    from ..notebook.session import handoff_scopes, launch_mode
     from ..resolver.launch import launch as start
     from ..resolver.launch import register_mode
 
     register_mode("notebook", launch_mode)
     started = start(home, plan, "notebook", mount=mount, idle_minutes=idle)
-    token = home.token if plan.site == plan.home else salt_token(home.token, plan.site)
+    # the URL (printed, kept in a browser's history) carries a token for this notebook alone, expiring
+    expires = (datetime.now(UTC) + timedelta(hours=12)).isoformat()
+    handed = home.api_client_authorizations.create({"expires_at": expires,
+                                                    "scopes": handoff_scopes(started["request"])})
+    token = f"v2/{handed['uuid']}/{handed['api_token']}"
+    token = token if plan.site == plan.home else salt_token(token, plan.site)
     login = f"{started['url']}?token={quote(token, safe='')}"
     emit({"plan": plan.as_dict(), **started, "login_url": login}, as_json,
          f"notebook   {started['request']} at {started['cluster']}, the dataset at {mount} (read-only)\n"

@@ -41,6 +41,12 @@ class NotebookSession:
         return f"{self.url}?token={quote(token, safe='')}"
 
 
+def handoff_scopes(request_uuid: str) -> list[str]:
+    """What a token handed over in a notebook's URL may do: open that notebook, at its cluster too (whose
+    API asks a visitor's home who she is), and nothing else."""
+    return [f"GET /arvados/v1/container_requests/{request_uuid}", "GET /arvados/v1/users/current"]
+
+
 def _collection_mount(source: str) -> dict[str, Any]:
     pdh_or_uuid, _, path = source.partition("/")
     if PDH_RE.fullmatch(pdh_or_uuid):

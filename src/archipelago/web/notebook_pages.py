@@ -7,6 +7,7 @@ this cluster's own API server."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -17,12 +18,13 @@ from ..backend.interface import Caller, ListParams, Record
 from ..errors import ArchipelagoError, BadRequest, Unavailable
 from ..formats.tokens import salt_for
 from ..ids import PDH_RE, UUID_RE
-from ..notebook.session import KIND, NotebookSession, proxy_prefix, start, stop, wait_ready
+from ..notebook.session import KIND, NotebookSession, handoff_scopes, proxy_prefix, start, stop, wait_ready
 from ..sdk.client import ApiClient
 from .core import Web
 from .session import Session
 
 OPEN_WAIT_SECONDS = 60.0  # how long "Open" waits for a lab that is still starting
+HANDOFF_HOURS = 12  # the token "Open" puts in the lab's URL lives this long
 FIELDS = ["uuid", "name", "state", "created_at", "container_uuid", "mounts", "output_uuid", "priority"]
 
 
@@ -97,7 +99,7 @@ class NotebookPages:
 
     async def open(self, request: Request, session: Session) -> Response:
         """To the lab on its cluster (once it answers: a lab takes a few seconds to start in its
-        container), the user's token (salted for that cluster) handed over once."""
+        container), a token for this notebook alone (salted for its cluster) handed over once."""
         uuid = request.path_params["uuid"]
         record = await self._request(session, uuid)
         if record["state"] == "Final":
@@ -106,10 +108,20 @@ class NotebookPages:
             raise Unavailable(f"notebook {uuid} was never started ({record['state']})")
         cluster = uuid[:5]
         url = self.web.federation.url(cluster) + proxy_prefix(uuid) + "lab"
-        token = session.token if cluster == self.web.home else salt_for(session.token, cluster)
+        token = await self._handoff_token(session, uuid)
         notebook = NotebookSession(url, uuid, cluster)
         await self.web.call(wait_ready, self.client(session), notebook, token, OPEN_WAIT_SECONDS)
         return RedirectResponse(notebook.login_url(token), 303)
+
+    async def _handoff_token(self, session: Session, uuid: str) -> str:
+        """What the lab's URL carries (a browser's history and the cookie keep it): never the session's
+        token, but a new one, expiring, that may only read this notebook's request (all its proxy asks)
+        and who its user is (what another cluster asks her home of a visitor's token)."""
+        expires = (datetime.now(UTC) + timedelta(hours=HANDOFF_HOURS)).isoformat()
+        record = await self.web.call(self.web.backend.create, session.caller, "api_client_authorizations",
+                                     {"expires_at": expires, "scopes": handoff_scopes(uuid)})
+        token = f"v2/{record['uuid']}/{record['api_token']}"
+        return token if uuid[:5] == self.web.home else salt_for(token, uuid[:5])
 
     async def stop(self, request: Request, session: Session) -> Response:
         """Asks the lab to shut down (saving its notebooks) and returns at once; the list shows it end."""
