@@ -128,13 +128,12 @@ def test_pages_across_chunks_from_either_index(site: Site, stored: bool, monkeyp
     for n in (0, CHUNK - 1, CHUNK, CHUNK + 1, count - 1):
         assert unsigned(files(client, record["uuid"], path=f"many/f{n:05d}")["items"][0]["segments"]) == \
             [(B3, n * 3, 3)]
-    path = site.local.registry["collections"].file_indexes.path(record["portable_data_hash"])  # type: ignore[attr-defined]
+    path = site.local.registry["collections"].file_indexes.path(f"{record['uuid']}.1")  # type: ignore[attr-defined]
     assert path.exists() == stored
 
 
 def test_the_stored_index_is_built_once_and_never_half_written(tmp_path: Path) -> None:
     indexes = FileIndexes(tmp_path / "index")
-    pdh = "0" * 32 + "+" + str(2 << 20)
     calls = []
 
     def text() -> str:
@@ -142,12 +141,30 @@ def test_the_stored_index_is_built_once_and_never_half_written(tmp_path: Path) -
         return MANIFEST
 
     for _ in range(3):
-        connection = indexes.open(pdh, text)
+        connection = indexes.open("z1111-4zz18-000000000000000.3", 2 << 20, text)
         assert connection.execute("SELECT count(*) FROM dirs").fetchone()[0] == 7
         connection.close()
     assert calls == [1]
-    assert [p.name for p in (tmp_path / "index").iterdir()] == [f"{pdh}.v1.sqlite"]
+    assert [p.name for p in (tmp_path / "index").iterdir()] == ["z1111-4zz18-000000000000000.3.v1.sqlite"]
     assert (tmp_path / "index").stat().st_mode & 0o077 == 0  # file names are the tenants' secrets
+    indexes.open("z1111-4zz18-000000000000000.4", 2 << 20, text).close()  # a new version: the old one goes
+    assert [p.name for p in (tmp_path / "index").iterdir()] == ["z1111-4zz18-000000000000000.4.v1.sqlite"]
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_new_hints_with_the_same_pdh_are_answered(site: Site, stored: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`archi keep move` repoints a collection's blocks (+K hints come or go), its PDH unchanged:
+    readers are sent where the blocks are now, not where an index of the old manifest says."""
+    monkeypatch.setattr(collection_files, "STORE_FROM_BYTES", 0 if stored else 1 << 40)
+    hinted = MANIFEST.replace(B2, B2 + "+K@z1111-bi6l4-abcdefghijklmno")
+    client, record = owned(site, hinted)
+    first = files(client, record["uuid"], path="a b/span.dat")["items"][0]["segments"]
+    assert "+K@z1111-bi6l4-abcdefghijklmno" in first[1][0]
+    moved = site.client(site.admin).collections.update(record["uuid"], {"manifest_text": MANIFEST})
+    assert moved["portable_data_hash"] == record["portable_data_hash"]
+    for key in (record["uuid"], record["portable_data_hash"]):
+        segments = files(client, key, path="a b/span.dat")["items"][0]["segments"]
+        assert unsigned(segments) == [(B1, 5, 5), (B2, 0, 15)], key
 
 
 def test_an_empty_collection_is_an_empty_top(site: Site) -> None:
@@ -176,7 +193,7 @@ def test_the_index_keeps_no_writers_signature(tmp_path: Path) -> None:
     """Built from the manifest a client sent (signed for its token): stored without the `+A`s."""
     signed = MANIFEST.replace(B2, B2 + "+A" + "f" * 40 + "@6b269939").replace(B1, B1 + "+K@z1111-bi6l4-abcdefghijklmno")
     indexes = FileIndexes(tmp_path / "index")
-    connection = indexes.open("1" * 32 + "+" + str(2 << 20), lambda: signed)
+    connection = indexes.open("z1111-4zz18-111111111111111.1", 2 << 20, lambda: signed)
     bodies = b"".join(row[0] for row in connection.execute("SELECT body FROM chunks"))
     assert b"+A" not in bodies and b"+K@z1111-bi6l4-abcdefghijklmno" in bodies
     found = collection_files.answer(connection, collection_files.FilesQuery(path="a b/span.dat"), None)

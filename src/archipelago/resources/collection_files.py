@@ -1,16 +1,16 @@
-"""A collection's files without its whole manifest: a parsed, indexed form of each manifest, kept by
-PDH (content-addressed, so it never goes stale), from which one directory's listing or one file's
-segments are read without parsing or sending the rest.
+"""A collection's files without its whole manifest: a parsed, indexed form of each manifest, kept per
+collection version (a version's manifest never changes, so its index never goes stale), from which
+one directory's listing or one file's segments are read without parsing or sending the rest.
 
 The index of a manifest is a small SQLite database: one row per directory (its subdirectories with
 the bytes below each, how many files it holds directly, the bytes below it) and its files in sorted
 chunks of CHUNK (each chunk its locators once, then name, size and segments per file). A listing
 reads the directory's row and the chunks it needs; a file is one indexed lookup of its chunk.
-Manifests of STORE_FROM_BYTES or more are indexed once into `<dir>/<pdh>.v1.sqlite` (written under a
-temporary name, then renamed: never seen half-written; built on write in the background from the
-tree the manifest's validation made, or by the first reader); smaller ones are indexed in memory per
-request, which costs less than a file. Locators are kept without `+A` signatures (each reader's are
-added as the answer is made).
+Manifests of STORE_FROM_BYTES or more are indexed once into `<dir>/<uuid>.<version>.v1.sqlite`
+(written under a temporary name, then renamed: never seen half-written; built on write in the
+background from the tree the manifest's validation made, or by the first reader; an earlier
+version's goes then); smaller ones are indexed in memory per request, which costs less than a file.
+Locators are kept without `+A` signatures (each reader's are added as the answer is made).
 
 Names are the manifest's, unescaped (`\\040` is a space). A name that is not UTF-8 is shown with
 U+FFFD in place of its bad bytes (JSON cannot carry it) and cannot be looked up by that form."""
@@ -34,7 +34,7 @@ from ..formats.manifest import Segment, parse
 from ..formats.signing import strip_signatures
 
 CHUNK = 1024
-STORE_FROM_BYTES = 1 << 20  # a manifest's size is the second half of its PDH
+STORE_FROM_BYTES = 1 << 20  # a manifest's size (less its hints) is the second half of its PDH
 MAX_LIMIT = 10_000
 FORMAT = "v1"
 SCHEMA = """
@@ -137,38 +137,41 @@ def _entries(body: bytes) -> Iterator[tuple[str, int, list[Segment]]]:
 
 
 class FileIndexes:
-    """The indexes of manifests, by PDH, in `directory` (a private directory of this cluster's)."""
+    """The indexes of collections' manifests in `directory` (a private directory of this cluster's),
+    one per collection version: `<uuid>.<version>` names one manifest text forever (its locators'
+    hints too, which the PDH leaves out: `archi keep move` changes them, not the PDH)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self._lock = threading.Lock()
         self._building: dict[str, threading.Lock] = {}
 
-    def path(self, pdh: str) -> Path:
-        return self.directory / f"{pdh}.{FORMAT}.sqlite"
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.{FORMAT}.sqlite"
 
     @staticmethod
-    def stored(pdh: str) -> bool:
-        return int(pdh.rpartition("+")[2] or 0) >= STORE_FROM_BYTES
+    def stored(manifest_bytes: int) -> bool:
+        return manifest_bytes >= STORE_FROM_BYTES
 
-    def open(self, pdh: str, manifest_text: Callable[[], str]) -> sqlite3.Connection:
-        """The index of the manifest with this PDH (built from `manifest_text()` if there is none)."""
-        if not self.stored(pdh):
+    def open(self, key: str, manifest_bytes: int, manifest_text: Callable[[], str]) -> sqlite3.Connection:
+        """The index of the manifest `key` names (built from `manifest_text()` if there is none)."""
+        if not self.stored(manifest_bytes):
             connection = sqlite3.connect(":memory:", check_same_thread=False)
             build(connection, parse(manifest_text()).tree())
             return connection
-        path = self.path(pdh)
+        path = self.path(key)
         if not path.exists():
-            self.prepare(pdh, lambda: parse(manifest_text()).tree())
+            self.prepare(key, lambda: parse(manifest_text()).tree())
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
-    def prepare(self, pdh: str, tree: Callable[[], Tree]) -> None:
-        """Build the stored index of a manifest unless it exists (one builder per PDH in this process;
-        other processes may build the same one: whoever renames last wins, with the same content)."""
+    def prepare(self, key: str, tree: Callable[[], Tree]) -> None:
+        """Build the stored index of a manifest unless it exists (one builder per key in this process;
+        other processes may build the same one: whoever renames last wins, with the same content).
+        The indexes of the collection's earlier versions go."""
         with self._lock:
-            lock = self._building.setdefault(pdh, threading.Lock())
+            lock = self._building.setdefault(key, threading.Lock())
         with lock:
-            path = self.path(pdh)
+            path = self.path(key)
             if path.exists():
                 return
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -183,14 +186,18 @@ class FileIndexes:
                 os.replace(partial, path)
             finally:
                 partial.unlink(missing_ok=True)
+            uuid = key.rpartition(".")[0]
+            for old in self.directory.glob(f"{uuid}.*.{FORMAT}.sqlite"):
+                if old != path:
+                    old.unlink(missing_ok=True)
         with self._lock:
-            self._building.pop(pdh, None)
+            self._building.pop(key, None)
 
-    def prepare_later(self, pdh: str, tree: Tree) -> None:
+    def prepare_later(self, key: str, manifest_bytes: int, tree: Tree) -> None:
         """Index a big manifest in the background, from the tree its validation made (on write: its
         first reader then finds the index ready)."""
-        if self.stored(pdh) and not self.path(pdh).exists():
-            threading.Thread(target=self.prepare, args=(pdh, lambda: tree), name="file-index", daemon=True).start()
+        if self.stored(manifest_bytes) and not self.path(key).exists():
+            threading.Thread(target=self.prepare, args=(key, lambda: tree), name="file-index", daemon=True).start()
 
 
 # ------------------------------------------------------------------ answering

@@ -5,6 +5,7 @@ collection but never its manifest."""
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import cached_property
 from typing import Any, ClassVar
@@ -28,6 +29,11 @@ from .base import Context, Resource
 from .collection_files import FileIndexes, FilesQuery, Signer, answer
 
 MANIFEST_FIELDS = ("manifest_text", "unsigned_manifest_text")
+
+
+def index_key(row: Any) -> str:
+    """A collection version: it names one manifest text, hints and all, forever."""
+    return f"{row.uuid}.{row.version}"
 
 
 class Collections(Resource):
@@ -70,6 +76,10 @@ class Collections(Resource):
         """Data moved (same PDH, other copies read): the copies left behind are nominated for
         release (gateway/release.py decides, later, whether nothing else reads them). Resolvers hear
         of the content held here and of the identifiers this collection carries (db/outbox.py)."""
+        written, self._written.tree = getattr(self._written, "tree", None), None
+        if written is not None and written[0] == row.portable_data_hash and (before is None
+                                                                           or "manifest_text" in before):
+            self.file_indexes.prepare_later(index_key(row), int(written[0].rpartition("+")[2]), written[1])
         old_pdh = before.get("portable_data_hash") if before else None
         note_head(ctx.session, row.uuid, content_key(row.portable_data_hash), old_pdh and content_key(old_pdh))
         if not before or before.get("portable_data_hash") != row.portable_data_hash \
@@ -114,7 +124,7 @@ class Collections(Resource):
         given = attrs.pop("portable_data_hash", None)
         if given and given.split("+")[0] != pdh.split("+")[0]:
             raise Unprocessable(f"portable_data_hash {given} does not match the manifest ({pdh})")
-        self.file_indexes.prepare_later(pdh, tree)  # listings by path: indexed now, in the background
+        self._written.tree = (pdh, tree)  # for after_write: the index is built from it (listings by path)
         return {
             "manifest_text": stored,
             "portable_data_hash": pdh,
@@ -156,13 +166,19 @@ class Collections(Resource):
             if row is None or not self.visible(ctx.perms, row) or row.is_trashed:
                 raise NotFound(f"collection {key} not found")
             self.guard_read(ctx, row)
-        index = self.file_indexes.open(row.portable_data_hash, lambda: row.manifest_text)
+        index = self.file_indexes.open(index_key(row), int(row.portable_data_hash.rpartition("+")[2]),
+                                       lambda: row.manifest_text)
         try:
             found = answer(index, query, self._signer(row, ctx.caller))
         finally:
             index.close()
         return {"kind": "arvados#collectionFiles", "collection": key, "portable_data_hash": row.portable_data_hash,
                 **found}
+
+    @cached_property
+    def _written(self) -> threading.local:
+        """The tree of the manifest this thread's write validated, until its after_write."""
+        return threading.local()
 
     @cached_property
     def file_indexes(self) -> FileIndexes:
