@@ -3,9 +3,11 @@ large collection fetches only the blocks of that file (through this cluster's ke
 held by other clusters come through the federation and its cache).
 
 Also the `keep` mount (every collection by PDH). Runs as its own process
-(`python -m archipelago.compute.fusefs PDH|keep MOUNTPOINT STATS`), so that
+(`python -m archipelago.executor.fusefs PDH|keep MOUNTPOINT STATS`), so that
 libfuse's signal handling stays out of the executor's; it unmounts on SIGTERM and writes the bytes
-it read from each cluster to STATS as JSON.
+it read from each cluster to STATS as JSON. A warm executor starts one ahead (`--warm`, `Warm`):
+its imports are done before a container arrives, and it is told what to mount (and with which
+tokens) on its stdin, never on its command line or in its environment.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import errno
 import json
 import os
 import stat
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -175,12 +178,53 @@ def die_with_parent() -> None:
         sys.exit(0)
 
 
-def serve(ident: str, mountpoint: str, stats_path: str) -> None:
+class Warm:
+    """A FUSE process started before its container is known (imports done, waiting on stdin)."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "archipelago.executor.fusefs", "--warm"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("ARCHI_API", "ARVADOS_API"))})
+
+    def take(self, ident: str, mountpoint: str, stats: str, client: ApiClient,
+             elsewhere: ApiClient | None) -> subprocess.Popen[bytes] | None:
+        """The process, now serving `ident` at `mountpoint` (None if it died meanwhile: start one cold)."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None or process.stdin is None:
+            return None
+        order = {"ident": ident, "mountpoint": mountpoint, "stats": stats, "host": client.base, "token": client.token,
+                 "insecure": client.insecure, "elsewhere": elsewhere.token if elsewhere else None}
+        try:
+            process.stdin.write(json.dumps(order).encode() + b"\n")
+            process.stdin.close()
+        except OSError:
+            return None
+        with contextlib.suppress(OSError):  # it waited at a low priority (the dispatcher's warm executor)
+            os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        return process
+
+    def discard(self) -> None:
+        """Not needed (no collection mounted through FUSE): it exits as its stdin closes."""
+        process, self.process = self.process, None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                if process.stdin is not None:
+                    process.stdin.close()
+            try:
+                process.wait(2)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def serve(ident: str, mountpoint: str, stats_path: str, client: ApiClient | None = None,
+          elsewhere: str | None = None) -> None:
     import mfusepy
 
     die_with_parent()
-    client = ApiClient.from_env()
-    elsewhere = os.environ.get("ARCHI_ELSEWHERE_TOKEN")
+    if client is None:
+        client = ApiClient.from_env()
+        elsewhere = os.environ.get("ARCHI_ELSEWHERE_TOKEN")
     clients = [client, *([ApiClient(client.base, elsewhere, client.insecure)] if elsewhere else [])]
     filesystem: CollectionFS | KeepFS = KeepFS(clients) if ident == "keep" else \
         CollectionFS(client.collections.get(ident)["manifest_text"], client)
@@ -198,5 +242,21 @@ def serve(ident: str, mountpoint: str, stats_path: str) -> None:
             json.dump(dict(filesystem.read_by_cluster), handle)
 
 
+def warm() -> None:
+    """`--warm`: wait for what to serve on stdin (one JSON line); nothing (EOF) means not needed."""
+    import mfusepy  # noqa: F401 - imported now, not when the container waits for its mount
+
+    die_with_parent()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return
+    order = json.loads(line)
+    client = ApiClient(order["host"], order["token"], bool(order["insecure"]))
+    serve(order["ident"], order["mountpoint"], order["stats"], client, order.get("elsewhere"))
+
+
 if __name__ == "__main__":
-    serve(*sys.argv[1:4])
+    if sys.argv[1:] == ["--warm"]:
+        warm()
+    else:
+        serve(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -11,6 +11,7 @@ into the output directory and stdin are always staged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +30,8 @@ from ..formats.manifest import parse
 from ..sdk.client import ApiClient
 from ..sdk.transfer import get_collection
 from .beneath import create_beneath, parts_below
-from .outputs import MountedCollection
+from .fusefs import Warm
+from .outputs import MountedCollection, Placed, Placements, files_under
 from .sandbox import SandboxUser, own_directory
 
 SPECIAL = ("stdin", "stdout", "stderr")
@@ -94,34 +96,48 @@ class Staged:
     keep_target: str | None = None  # the keep mount's path, if any
     user: SandboxUser | None = None  # who the command runs as: it owns the output and tmp directories
     output_path: str = ""
+    warm: Warm | None = None  # a FUSE process started ahead by a warm executor, if any
+    read_with_own: dict[str, str] = field(default_factory=dict)  # target -> manifest, read with the container's token
+    placed: Placements = field(default_factory=dict)  # input files copied into the output directory (outputs.py)
 
 
 def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
     """The collection and the client that can read it: the container's own token first (data
-    on this cluster, residency included), then the requester's runtime token (data elsewhere)."""
+    on this cluster, residency included), then the requester's runtime token (data elsewhere).
+
+    Both are asked at once: the own token's answer is the one taken whenever it has one, but when it
+    has none (the collection is on another cluster) that answer comes only after a search of the
+    federation, and the runtime token's is ready by then rather than asked afterwards."""
     if ident in staged.looked_up:
         return staged.looked_up[ident]
+    pool = ThreadPoolExecutor(1) if staged.elsewhere is not None else None
+    other = pool.submit(staged.elsewhere.collections.get, ident) if pool and staged.elsewhere else None
     try:
-        return client, client.collections.get(ident)
-    except ArchipelagoError as exc:
-        if staged.elsewhere is None or exc.status not in (403, 404):
-            raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
-        first = exc
-    try:
-        return staged.elsewhere, staged.elsewhere.collections.get(ident)
-    except ArchipelagoError as exc:
-        reason = first if exc.status == 404 else exc
-        raise MountError(f"mount {target}: collection {ident} cannot be read: {reason}") from None
+        try:
+            return client, client.collections.get(ident)
+        except ArchipelagoError as exc:
+            if other is None or staged.elsewhere is None or exc.status not in (403, 404):
+                raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
+            first = exc
+        try:
+            return staged.elsewhere, other.result()
+        except ArchipelagoError as exc:
+            reason = first if exc.status == 404 else exc
+            raise MountError(f"mount {target}: collection {ident} cannot be read: {reason}") from None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)  # an answer not needed is left to finish on its own
 
 
 def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, secret_mounts: dict[str, Any],
                  log: Any, lazy: bool = False, elsewhere: ApiClient | None = None,
-                 user: SandboxUser | None = None) -> Staged:
+                 user: SandboxUser | None = None, warm: Warm | None = None) -> Staged:
     """`client` acts with the container's own token (for what is here); `elsewhere`, if given, with
     the runtime token the requester's home issued (for what only other clusters hold). `user`
-    owns what the command may write: the output directory and tmp mounts."""
+    owns what the command may write: the output directory and tmp mounts. `warm`, if given, is a
+    FUSE process started ahead, used for the first FUSE mount."""
     output_path = container.get("output_path") or ""
-    staged = Staged(elsewhere=elsewhere, workdir=workdir, user=user, output_path=output_path)
+    staged = Staged(elsewhere=elsewhere, workdir=workdir, user=user, output_path=output_path, warm=warm)
     mounts = {**(container.get("mounts") or {}), **(secret_mounts or {})}
     staged.output_dir = workdir / "output"
     staged.output_dir.mkdir(parents=True)
@@ -198,7 +214,10 @@ def _stage_each(mounts: dict[str, Any], output_path: str, client: ApiClient, sta
         if inside_output:  # copied into the output directory: it is part of the output
             destination = output_dir.joinpath(*parts_below(target, output_path))
             destination.parent.mkdir(parents=True, exist_ok=True)
-            (shutil.copytree if host.is_dir() else shutil.copy2)(host, destination)
+            manifest = staged.read_with_own.get(target)
+            files = files_under(parse(manifest).tree(), str(mount.get("path") or "").strip("/")) \
+                if manifest is not None else {}
+            staged.placed.update(_place(host, destination, files))
         else:
             staged.binds.append(Bind(host, target, mount.get("kind") == "tmp" or bool(mount.get("writable"))))
     for name in SPECIAL:
@@ -261,6 +280,11 @@ def _start_keep_filesystem(client: ApiClient, staged: Staged) -> None:
         return
     where = staged.workdir / "keep"
     where.mkdir(parents=True)
+    if staged.warm is not None:
+        staged.fuse_process = staged.warm.take("keep", str(where), str(where.with_suffix(".stats.json")), client,
+                                               staged.elsewhere)
+        if staged.fuse_process is not None:
+            return
     env = {**os.environ, "ARCHI_API_HOST": client.base, "ARCHI_API_TOKEN": client.token,
            "ARCHI_API_HOST_INSECURE": "1" if client.insecure else "0",
            **({"ARCHI_ELSEWHERE_TOKEN": staged.elsewhere.token} if staged.elsewhere else {})}
@@ -298,7 +322,10 @@ def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Pa
     if not ident:
         raise MountError(f"mount {target}: a collection mount needs portable_data_hash or uuid")
     subpath = str(mount.get("path") or "").strip("/")
-    client, record = readable(ident, target, client, staged)
+    reader, record = readable(ident, target, client, staged)
+    if reader is client:  # its signatures are the container's: an output may name its blocks
+        staged.read_with_own[target] = record["manifest_text"]
+    client = reader
     where.mkdir(parents=True)
     try:
         fetched = get_collection(client, record, where, subpath)
@@ -309,6 +336,33 @@ def _collection(mount: dict[str, Any], target: str, client: ApiClient, where: Pa
     if target not in SPECIAL and not _inside(target, staged.output_path):
         staged.collections.append(MountedCollection(target, record["manifest_text"], subpath))
     return where / Path(subpath).name if _is_file(record["manifest_text"], subpath) else where
+
+
+def _place(host: Path, destination: Path, files: dict[str, list[Any]]) -> Placements:
+    """Copy a staged collection mount (a file or a directory) to `destination` in the output
+    directory, hashing each file as it is written; the executor's record of the inputs it placed
+    (`files`: the collection's segments by path below the mount, "" for a mount of one file)."""
+    placed: Placements = {}
+
+    def copy(source: str, target: str) -> str:
+        digest = hashlib.sha256()
+        with open(source, "rb") as reading, open(target, "wb") as writing:
+            while chunk := reading.read(1 << 20):
+                digest.update(chunk)
+                writing.write(chunk)
+        shutil.copystat(source, target)
+        relative = Path(source).relative_to(host).as_posix() if host.is_dir() else ""
+        segments = files.get(relative)
+        info = os.stat(target, follow_symlinks=False)
+        if segments is not None and sum(s[2] for s in segments) == info.st_size:
+            placed[(info.st_dev, info.st_ino)] = Placed(tuple(segments), info.st_size, digest.hexdigest())
+        return target
+
+    if host.is_dir():
+        shutil.copytree(host, destination, copy_function=copy)
+    else:
+        copy(str(host), str(destination))
+    return placed
 
 
 def _is_file(manifest_text: str, subpath: str) -> bool:

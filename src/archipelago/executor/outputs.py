@@ -7,11 +7,18 @@ directory (its target's content is saved under the link's name), or into a mount
 the keep mount (saved by reference, as Arvados' crunch-run does: the collection's blocks, no bytes
 copied). Anything else — `/etc/shadow`, the cluster's config, another container's files — is an
 error in the container's log and is never read.
+
+A file the executor itself copied into the output directory from a collection the container may
+read (an InitialWorkDir input) is saved by reference too, when it is still that file: the inode the
+executor placed (its own record, never the container's word for where a file came from), with the
+same bytes — hashed again (SHA-256) at the end, since the container owned the file and may have
+changed it, and restored its size and times. Any other file is read and uploaded.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import posixpath
 import stat
@@ -40,6 +47,19 @@ class MountedCollection:
         return parse(self.manifest_text).tree()
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A file the executor copied into the output directory from a mounted collection: its blocks
+    there, and the size and SHA-256 of the bytes it wrote."""
+
+    segments: tuple[Segment, ...]
+    size: int
+    sha256: str
+
+
+Placements = dict[tuple[int, int], Placed]  # (st_dev, st_ino) of the file placed -> what it placed there
+
+
 def wanted(relative: str, globs: list[str]) -> bool:
     """Is this output path kept by the request's output_glob (all of them without one)?"""
     return not globs or any(fnmatch.fnmatch(relative, g) or relative.startswith(g.rstrip("*/") + "/")
@@ -66,8 +86,10 @@ class OutputSaver:
 
     def __init__(self, output_dir: Path, output_path: str, collections: list[MountedCollection],
                  keep_target: str | None, manifest_of: Callable[[str], str | None], log: Callable[[str], None],
-                 globs: list[str] | None = None):
+                 globs: list[str] | None = None, placed: Placements | None = None):
         self.output_dir, self.output_path = output_dir, output_path.rstrip("/") or "/"
+        self.placed = placed or {}
+        self.by_reference = 0  # bytes of placed inputs saved by reference (not uploaded again)
         self.collections = sorted(collections, key=lambda m: -len(m.target))  # the innermost mount first
         self.keep_target, self.manifest_of, self.log = keep_target, manifest_of, log
         self.globs = globs or []
@@ -97,12 +119,30 @@ class OutputSaver:
 
     def _file(self, collection: Any, fd: int, name: str, path: str) -> None:
         handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
             os.close(handle)
             self.log(f"output {path}: not a regular file (a FIFO, socket or device): not saved")
             return
         with os.fdopen(handle, "rb") as source:
+            segments = self._unchanged(source, info)
+            if segments is not None:
+                collection.link(path, segments)
+                self.by_reference += info.st_size
+                return
+            source.seek(0)
             collection.write(path, source)
+
+    def _unchanged(self, source: Any, info: os.stat_result) -> list[Segment] | None:
+        """The blocks of the input the executor placed at this inode, if the file (opened, never
+        followed) still holds exactly the bytes placed there; else None (it is uploaded)."""
+        placed = self.placed.get((info.st_dev, info.st_ino))
+        if placed is None or placed.size != info.st_size:
+            return None
+        digest = hashlib.sha256()
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+        return list(placed.segments) if digest.hexdigest() == placed.sha256 else None
 
     # ---------------------------------------------------------------- links
     def _link(self, collection: Any, fd: int, name: str, path: str, hops: int) -> None:

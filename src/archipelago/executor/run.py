@@ -11,6 +11,7 @@ beneath.py, outputs.py); the command itself runs as an unprivileged uid of its o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from ..sdk.collection import Collection
 from . import READ_BY_CLUSTER
 from .cgroups import Limits
 from .disk import DiskGuard
+from .fusefs import Warm
 from .fusefs import unavailable as fuse_unavailable
 from .logs import Logs, stamp
 from .mounts import Bind, Staged, stage_mounts
@@ -45,8 +48,11 @@ ARCHI_BIN = Path(sys.executable).parent
 
 class Executor:
     def __init__(self, api: ApiClient, container_uuid: str, runtime: Runtime | None = None,
-                 work_root: Path | None = None, sandbox_uids: tuple[int, int] | None = None):
+                 work_root: Path | None = None, sandbox_uids: tuple[int, int] | None = None,
+                 warm: Warm | None = None, fuse_problem: str | None = ""):
         self.api, self.uuid = api, container_uuid
+        self._warm = warm  # a FUSE process started ahead (a warm executor's)
+        self._fuse_problem = fuse_problem  # why FUSE cannot be used here (None: it can; "": not yet known)
         self.runtime_name = runtime.name if runtime else None
         self._runtime = runtime
         root = self._root = work_root or Path(tempfile.gettempdir())
@@ -64,6 +70,7 @@ class Executor:
         self._published: Path | None = None  # the link to a service it publishes (executor/published.py)
         self.bytes_read: dict[str, int] | None = None  # what the mounts read, by cluster, once they are gone
         self.elsewhere: ApiClient | None = None
+        self._trashing: list[threading.Thread] = []  # collections being trashed while the run ends
         # where this cluster installs programs its host-runtime containers may run (containers.host_path)
         self.host_path = [p for p in os.environ.get("ARCHI_HOST_PATH", "").split(":") if p]
 
@@ -77,9 +84,11 @@ class Executor:
             raise ArchipelagoError(f"container {self.uuid} is {container['state']}, not Locked", 422)
         auth = self.api.request("GET", f"containers/{self.uuid}/auth")
         token = f"v2/{auth['uuid']}/{auth['api_token']}"
-        as_container = ApiClient(self.api.base, token, self.api.insecure)
+        # the executor's connections (no second TLS handshake), with the container's token
+        as_container = ApiClient(self.api.base, token, self.api.insecure, transport=self.api.connection.transport)
         runtime = auth.get("runtime_token")  # a remote request's: the requester's home issued it
-        self.elsewhere = ApiClient(self.api.base, runtime, self.api.insecure) if runtime else None
+        self.elsewhere = ApiClient(self.api.base, runtime, self.api.insecure, transport=self.api.connection.transport) \
+            if runtime else None
         state, updates = "Cancelled", {}
         user: SandboxUser | None = None
         try:
@@ -97,8 +106,12 @@ class Executor:
             updates["log"] = self._save_logs(as_container)
             if self._live_log is not None:
                 as_container.request("POST", f"collections/{self._live_log}/trash")
+            for thread in self._trashing:  # hidden before the container is Final, as before
+                thread.join()
             self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": state, **updates}})
             unpublish(self._published)
+            if self._warm is not None:
+                self._warm.discard()  # unused (it was not needed, or the run failed before its mounts)
             shutil.rmtree(self.workdir, ignore_errors=True)
             if user is not None:
                 user.release()  # after its files are gone: the next container to get this uid finds none
@@ -109,11 +122,12 @@ class Executor:
         log(f"executing container {self.uuid} on {platform.node()}")
         runtime = self._runtime or runtime_for("bubblewrap")
         secret_mounts = self.api.request("GET", f"containers/{self.uuid}/secret_mounts").get("secret_mounts", {})
-        lazy = fuse_unavailable() is None
+        problem = fuse_unavailable() if self._fuse_problem == "" else self._fuse_problem
+        lazy = problem is None
         if not lazy:
-            log(f"collections are staged: FUSE is not available here ({fuse_unavailable()})")
+            log(f"collections are staged: FUSE is not available here ({problem})")
         staged = stage_mounts(container, client, self.workdir / "mounts", secret_mounts, log, lazy, self.elsewhere,
-                              user)
+                              user, self._warm if lazy else None)
         try:
             return self._run_staged(container, client, runtime, staged, user)
         finally:
@@ -284,8 +298,12 @@ class Executor:
     def _save_output(self, client: ApiClient, staged: Staged, globs: list[str]) -> str:
         assert staged.output_dir is not None
         collection = Collection(client)
-        OutputSaver(staged.output_dir, staged.output_path, staged.collections, staged.keep_target,
-                    lambda pdh: self._manifest(client, pdh), self.logs.crunch_run, globs).save(collection)
+        saver = OutputSaver(staged.output_dir, staged.output_path, staged.collections, staged.keep_target,
+                            lambda pdh: self._manifest(client, pdh), self.logs.crunch_run, globs, staged.placed)
+        saver.save(collection)
+        if saver.by_reference:
+            self.logs.crunch_run(f"{saver.by_reference} bytes of inputs placed in the output directory saved by "
+                                 "reference (unchanged: no upload)")
         return self._saved(client, collection, f"output for {self.uuid}")
 
     def _manifest(self, client: ApiClient, pdh: str) -> str | None:
@@ -311,7 +329,14 @@ class Executor:
     def _saved(self, client: ApiClient, collection: Collection, name: str) -> str:
         """Saved as a trashed collection (as crunch-run does): the requests get their own records."""
         record = collection.save_new(f"{name} {stamp()}")
-        client.request("POST", f"collections/{record['uuid']}/trash")
+
+        def trash() -> None:  # meanwhile the run goes on to its end (the final state names it by PDH)
+            try:
+                client.request("POST", f"collections/{record['uuid']}/trash")
+            except ArchipelagoError as exc:
+                self.logs.crunch_run(f"could not trash {name}: {exc}")
+        self._trashing.append(threading.Thread(target=trash, name=f"trash {name}"))
+        self._trashing[-1].start()
         return str(record["portable_data_hash"])
 
     def _write_node_json(self, runtime: str, constraints: dict[str, Any]) -> None:
@@ -326,15 +351,23 @@ def main(argv: list[str] | None = None) -> int:
     the import time), with the same environment: ARCHI_API_*, ARCHI_CONTAINER_RUNTIME, ARCHI_WORK_DIR,
     ARCHI_HOST_PATH, ARCHI_SANDBOX_UIDS, ARCHI_IMAGE_USER."""
     uuid = (argv if argv is not None else sys.argv[1:])[0]
-    if uuid == "--warm":  # started ahead, imports done: the dispatcher hands over a container's UUID
+    api, warm = ApiClient.from_env(), None
+    problem: str | None = ""
+    if uuid == "--warm":  # started ahead: what does not depend on the container is done before it comes
+        problem = fuse_unavailable()
+        warm = Warm() if problem is None else None  # the FUSE process, imports done, waiting too
         uuid = sys.stdin.readline().strip()
+        with contextlib.suppress(OSError):  # it waited at a low priority (__main__.py): now it is a container's
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
         if not uuid:  # the dispatcher went away first
+            if warm is not None:
+                warm.discard()
             return 0
     os.umask(0o022)  # what it stages is read by the sandbox user; its directories are 0700 themselves
     work = os.environ.get("ARCHI_WORK_DIR")
     runtime = runtime_for(os.environ.get("ARCHI_CONTAINER_RUNTIME", "bubblewrap"), os.environ.get("DOCKER_HOST"),
                           os.environ.get("ARCHI_PODMAN_STORAGE"), os.environ.get("ARCHI_IMAGE_USER") == "1")
-    executor = Executor(ApiClient.from_env(), uuid, runtime, Path(work) if work else None)
+    executor = Executor(api, uuid, runtime, Path(work) if work else None, warm=warm, fuse_problem=problem)
     os.chdir(executor.workdir)  # /proc/<pid>/cwd names the container (a warm executor's command line does not)
     state = executor.run()
     print(f"{uuid} {state}", flush=True)

@@ -70,6 +70,8 @@ class LocalProcesses:
             warm.stdin.close()
         except OSError:
             return None
+        with contextlib.suppress(OSError):  # it got ready at a low priority; the rest of its start is urgent
+            os.setpriority(os.PRIO_PROCESS, warm.pid, 0)
         with contextlib.suppress(OSError):  # its output continues in the container's own log
             os.replace(self.state_dir / "warm.log", self.state_dir / f"{uuid}.log")
         return warm
