@@ -75,7 +75,8 @@ class Collections(Resource):
     def after_write(self, ctx: Context, row: Any, before: dict[str, Any] | None) -> None:
         """Data moved (same PDH, other copies read): the copies left behind are nominated for
         release (gateway/release.py decides, later, whether nothing else reads them). Resolvers hear
-        of the content held here and of the identifiers this collection carries (db/outbox.py)."""
+        of the content held here and of the identifiers this collection carries (db/outbox.py). A
+        manifest just written is indexed for listings by path (collection_files.py), in the background."""
         written, self._written.tree = getattr(self._written, "tree", None), None
         if written is not None and written[0] == row.portable_data_hash and (before is None
                                                                            or "manifest_text" in before):
