@@ -54,7 +54,7 @@ class Signed:
 def verify(keys: Mapping[str, str], headers: Mapping[str, str], method: str, target: str, body: bytes | None,
            skew: float = DEFAULT_SKEW, now: float | None = None) -> Signed:
     """Who signed this request (a site whose key we hold), or Unauthorized saying why not. `body` None:
-    judged on the headers alone, the body's hash as `CONTENT` declares it (then `check_body` once read)."""
+    judged on the headers alone, the body's hash as `CONTENT` declares it (then again with the body, once read)."""
     site, stamp, nonce, given = (headers.get(h, "") for h in (SITE, TIME, NONCE, SIGNATURE))
     if not (site and stamp and nonce and given):
         raise Unauthorized(f"unsigned request: send {SITE}, {TIME}, {NONCE} and {SIGNATURE}")
@@ -76,12 +76,6 @@ def verify(keys: Mapping[str, str], headers: Mapping[str, str], method: str, tar
         raise Unauthorized(f"request of site {site} signed {current - at:.0f} s from now (more than {skew:.0f} s "
                            "off: replayed, or the clocks disagree)")
     return Signed(site, at, nonce)
-
-
-def check_body(headers: Mapping[str, str], body: bytes) -> None:
-    """That the body read is the one whose hash was signed (after `verify(..., body=None)`)."""
-    if not hmac.compare_digest(_digest(body), headers.get(CONTENT, "")):
-        raise Unauthorized("the body is not the one signed: it was changed, or cut short")
 
 
 class NonceMemory:
