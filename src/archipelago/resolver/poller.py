@@ -26,6 +26,7 @@ from .signing import sign
 log = logging.getLogger("archipelago.resolver.poller")
 FEED_PATH = "/_resolver/feed"
 FEED_LIMIT = 5000
+MAX_ANSWER = 32 << 20  # a feed's answer is read no further (a site, hostile or broken, sends what it likes)
 
 
 class Poller:
@@ -76,7 +77,11 @@ class Poller:
         try:
             headers = sign(settings.key, site, "GET", target)
             async with http.get(settings.url + target, headers=headers, ssl=not settings.insecure) as r:
-                body = await r.read()
+                body = bytearray()
+                async for piece in r.content.iter_chunked(1 << 16):
+                    body += piece
+                    if len(body) > MAX_ANSWER:
+                        raise RuntimeError(f"its feed answered more than {MAX_ANSWER} bytes")
                 if r.status != 200:
                     raise RuntimeError(f"HTTP {r.status}: {body[:200].decode('utf-8', 'replace')}")
             feed: Any = orjson.loads(body)
