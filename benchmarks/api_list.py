@@ -8,7 +8,14 @@ cluster is started and 16 concurrent clients (one asyncio task each, aiohttp ove
 a mix of filtered list requests as that user for a fixed number of requests. Latency is measured
 per request, client-side; p50/p95/p99 are printed.
 
-    .venv/bin/python benchmarks/api_list.py [--collections 100000] [--requests 1600] [--json]
+The load generator shares the machine's cores with the servers. With `wrk` on PATH (Debian's
+`wrk`), it sends the same mix of requests (16 connections, one thread, over HTTPS) for `--seconds`
+and reports the same percentiles at a fraction of the Python client's CPU; `--load python` keeps the
+aiohttp client. Either way the CPU time each side spent per request is printed beside the latencies
+(it moves much less than latency when the machine is shared).
+
+    .venv/bin/python benchmarks/api_list.py [--collections 100000] [--requests 1600] [--load auto|wrk|python]
+                                            [--json]
 """
 
 from __future__ import annotations
@@ -16,12 +23,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import resource
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -104,13 +116,70 @@ async def load(url: str, token: str, projects: list[str], requests: int, clients
     return latencies
 
 
+WRK_SCRIPT = """
+paths = {%(paths)s}
+n = 0
+function request()
+  n = n + 1
+  return wrk.format("GET", paths[(n %% #paths) + 1], {["Authorization"] = "Bearer %(token)s"})
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests, latency:percentile(50),
+    latency:percentile(95), latency:percentile(99), latency.mean, e.status + e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def wrk_load(url: str, token: str, projects: list[str], seconds: float, clients: int, scratch: Path) -> dict:
+    """The same mix through wrk (one thread, `clients` connections) for `seconds`; its percentiles."""
+    rng = random.Random(42)
+    paths = [f"/arvados/v1/collections?{urlencode(rng.choice(queries(projects, rng)))}" for _ in range(50_000)]
+    script = scratch / "api_list.lua"
+    script.write_text(WRK_SCRIPT % {"paths": ",".join(json.dumps(p) for p in paths), "token": token})
+    warm = ["wrk", "-t1", "-c1", "-d1s", "--timeout", "30s", "-s", str(script), url]
+    subprocess.run(warm, check=True, capture_output=True)  # warm-up, not measured
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), url],
+                         check=True, capture_output=True, text=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+    count, p50, p95, p99, mean, errors = (int(x) for x in line.split()[1:])
+    if errors:
+        raise SystemExit(f"wrk: {errors} of {count} requests failed or timed out\n{out}")
+    return {"requests": count, "p50_ms": p50 / 1000, "p95_ms": p95 / 1000, "p99_ms": p99 / 1000, "mean_ms": mean / 1000,
+            "client_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
+
+
+def python_load(url: str, token: str, projects: list[str], requests: int, clients: int) -> dict:
+    started = time.process_time()
+    latencies = asyncio.run(load(url, token, projects, requests, clients))
+    ms = [x * 1000 for x in latencies]
+    return {"requests": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+            "p99_ms": percentile(ms, 99), "mean_ms": statistics.mean(ms), "client_cpu_s": time.process_time() - started}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its live children (the cluster and its extra API processes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def run_one(database: str, database_url: str, work: Path, count: int, requests: int, clients: int,
-            workers: int) -> dict:
+            workers: int, generator: str = "python", seconds: float = 10, database_pid: int | None = None) -> dict:
     directory = work / database
     init_cluster(directory, "zbenc", database_url)
     path = directory / CONFIG_NAME
@@ -122,12 +191,22 @@ def run_one(database: str, database_url: str, work: Path, count: int, requests: 
     populated = time.perf_counter() - started
     with ClusterProcess(directory) as cluster:
         time.sleep(2 + workers)  # the extra API processes load while the first one serves
-        latencies = asyncio.run(load(cluster.api_url, token, projects, requests, clients))
-    ms = [x * 1000 for x in latencies]
-    return {"database": database, "collections": count, "requests": len(ms), "clients": clients, "workers": workers,
-            "populate_s": round(populated, 1), "p50_ms": round(percentile(ms, 50), 1),
-            "p95_ms": round(percentile(ms, 95), 1), "p99_ms": round(percentile(ms, 99), 1),
-            "mean_ms": round(statistics.mean(ms), 1)}
+        assert cluster.process is not None
+        servers_before = cpu_seconds(cluster.process.pid)
+        database_before = cpu_seconds(database_pid) if database_pid else 0.0
+        if generator == "wrk":
+            result = wrk_load(cluster.api_url, token, projects, seconds, clients, directory)
+        else:
+            result = python_load(cluster.api_url, token, projects, requests, clients)
+        servers = cpu_seconds(cluster.process.pid) - servers_before
+        database = cpu_seconds(database_pid) - database_before if database_pid else None
+    n = result["requests"]
+    return {"database": database, "collections": count, "requests": n, "clients": clients, "workers": workers,
+            "load": generator, "populate_s": round(populated, 1),
+            **{k: round(result[k], 1) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")},
+            "server_cpu_ms_per_request": round(1000 * servers / n, 2),
+            "client_cpu_ms_per_request": round(1000 * result["client_cpu_s"] / n, 2),
+            "database_cpu_ms_per_request": round(1000 * database / n, 2) if database is not None else None}
 
 
 def main() -> None:
@@ -137,22 +216,31 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="API processes (api.workers)")
     parser.add_argument("--postgres-url", help="an empty PostgreSQL database (default: start a throwaway server)")
+    parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto",
+                        help="load generator: wrk if on PATH (auto), or the Python aiohttp client")
+    parser.add_argument("--seconds", type=float, default=10, help="how long wrk sends requests")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    generator = args.load if args.load != "auto" else ("wrk" if shutil.which("wrk") else "python")
+    if generator == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not on PATH (Debian: apt-get install wrk)")
+    more = {"generator": generator, "seconds": args.seconds}
     rows = []
     with tempfile.TemporaryDirectory(prefix="api-bench-") as scratch:
         work = Path(scratch)
         rows.append(run_one("sqlite", "sqlite:///archipelago.db", work, args.collections, args.requests,
-                            args.clients, args.workers))
+                            args.clients, args.workers, **more))
         if args.postgres_url:
             rows.append(run_one("postgresql", args.postgres_url, work, args.collections, args.requests,
-                                args.clients, args.workers))
+                                args.clients, args.workers, **more))
         elif (reason := PostgresServer().available) is not None:
             print(f"PostgreSQL skipped: {reason}")
         else:
             with PostgresServer() as server:
+                assert server.root is not None  # the postmaster's pid heads its pid file; its backends are its children
+                postmaster = int((server.root / "data" / "postmaster.pid").read_text().split()[0])
                 rows.append(run_one("postgresql", server.create_database("bench"), work, args.collections,
-                                    args.requests, args.clients, args.workers))
+                                    args.requests, args.clients, args.workers, **more, database_pid=postmaster))
     if args.json:
         print(json.dumps({"rows": rows, "target_p99_ms": 50}, indent=2))
         return
@@ -160,6 +248,9 @@ def main() -> None:
         print(f"{r['database']:>10}: {r['collections']:,} collections, {r['requests']} list requests from "
               f"{r['clients']} clients, {r['workers']} API processes: p50 {r['p50_ms']} ms  "
               f"p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms  (target p99 < 50 ms)")
+        print(f"{'':>12}load generator {r['load']}; CPU per request: API processes "
+              f"{r['server_cpu_ms_per_request']} ms, load generator {r['client_cpu_ms_per_request']} ms"
+              + (f", database server {db} ms" if (db := r["database_cpu_ms_per_request"]) is not None else ""))
 
 
 if __name__ == "__main__":
