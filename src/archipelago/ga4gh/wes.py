@@ -27,6 +27,7 @@ ENGINE = "archi-cwl-runner"
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 REQUEST_INFIX = "xvhdp"
+MAX_READ = 8 << 20  # a runner's report or a run's job.json, read into the API server: no more than this
 
 
 def engine_versions() -> list[str]:
@@ -165,18 +166,24 @@ class Wes:
                 "workflow_engine": ENGINE}
 
     def _read(self, caller: Caller, collection: str, path: str) -> bytes | None:
-        """A file of a collection the caller may read; None if it is not there (yet)."""
+        """A file of a collection the caller may read; None if it is not there (yet). One over MAX_READ
+        is not read (ValueError): whoever runs the container writes it, and the API server is shared."""
         try:
             record = self.backend.get(caller, "collections", collection)
             found = entry(tree_of(record["manifest_text"]), path)
+        except ArchipelagoError:
+            return None
+        if found.is_file and found.size > MAX_READ:
+            raise ValueError(f"{path} is {found.size} bytes, more than the {MAX_READ} this service reads")
+        try:
             return read_all(self.keep(), caller.token, found.segments or []) if found.is_file else None
         except ArchipelagoError:
             return None
 
     def _params(self, caller: Caller, request: Record) -> Record:
         bundle = ((request.get("mounts") or {}).get(MOUNT) or {}).get("portable_data_hash")
-        raw = self._read(caller, bundle, "job.json") if bundle else None
         try:
+            raw = self._read(caller, bundle, "job.json") if bundle else None
             params = json.loads(raw) if raw else {}
         except ValueError:
             params = {}
@@ -185,7 +192,10 @@ class Wes:
     def _report(self, caller: Caller, request: Record) -> Record:
         if request["state"] != "Final" or not request.get("output_uuid"):
             return {}
-        raw = self._read(caller, request["output_uuid"], REPORT)
+        try:
+            raw = self._read(caller, request["output_uuid"], REPORT)
+        except ValueError as exc:
+            return {"failures": [str(exc)]}
         try:
             report = json.loads(raw) if raw else {}
         except ValueError:
