@@ -322,6 +322,17 @@ def test_follow_a_running_workflow_across_three_clusters_to_its_end(
         assert 0 < shown[f"{remote}→z1111"] <= home  # the summary merge read; home also fetched the step's log
         assert after[remote].get("z2222" if remote == "z3333" else "z3333", 0) == 0  # the sites never met
 
+    page.goto(f"/runs/{run_id}")  # its plan and report, kept at home by `archi run` in the terminal
+    planned = page.locator("#plan-steps tbody tr")
+    expect(planned).to_have_count(4)
+    for n in range(4):  # each record planned where its cohort is, and run there
+        cells = planned.nth(n).locator("td")
+        expect(cells.nth(3)).to_have_text(cells.nth(1).inner_text())
+    assert report["crossings"]
+    for crossing in report["crossings"]:
+        expect(page.locator(f"#plan-crossings tr[data-pair='{crossing['from']}→{crossing['to']}']")).to_be_visible()
+    chromium.shot(page, "terminal-run-plan")
+
     page.goto("/movement")
     now = counters(federation)
     for source_to_target, n in {f"{s}→{t}": v for t, c in now.items() for s, v in c.items() if v}.items():

@@ -3,7 +3,8 @@ container requests tagged with its id, and anyone who has seen the id (a step sh
 shared project) can tag a request of her own with it and let the victim read it. Mallory plants a
 "runner" that would send the victim's token out, and a step: the victim's run page must not show
 them, "Run again" must not submit Mallory's command as the victim, and cancelling must still stop
-the victim's own steps."""
+the victim's own steps. A run from a terminal shows the report its runner kept at home, never one
+Mallory tagged with its id."""
 
 from __future__ import annotations
 
@@ -80,3 +81,39 @@ def test_cancelling_my_run_stops_my_steps_whatever_was_planted(planted: dict) ->
     answer = web.post(f"/runs/{planted['run']}/cancel", {"csrf": web.csrf()})
     assert answer.status == 303
     assert alice.container_requests.get(planted["own"]["uuid"])["priority"] == 0
+
+
+def report_of(label: str, cluster: str) -> dict[str, Any]:
+    """A run's report as cwl/report.py keeps it (the parts the run page shows)."""
+    return {"status": "success", "plan": {"seconds": 0.1, "steps": [
+        {"label": label, "key": label, "cluster": cluster, "why": "arv:ClusterTarget", "ran_on": cluster,
+         "status": "success", "reused": False}]},
+        "crossings": [{"from": "z1111", "to": cluster, "at_least": 10, "at_most": 20, "keepstores": 15,
+                       "containers": 15, "why": ["the scripts"]}]}
+
+
+def test_a_terminal_runs_report_is_shown_and_never_one_another_tenant_tagged_with_its_id(
+        planted: dict, cluster: Any) -> None:
+    from archipelago.cwl.report import KeptReport
+    from archipelago.cwl.tags import REPORT, REPORT_TYPE
+    from archipelago.sdk import Collection
+
+    web, run_id = planted["web"], planted["run"]
+    body = web.get(f"/runs/{run_id}?part=body").text
+    assert 'id="plan-steps"' not in body and "none is kept yet" in body
+    kept = KeptReport(planted["alice"], run_id, "count.cwl")
+    kept.start({"status": "running", "plan": report_of("count-planned", "z1111")["plan"], "crossings": []})
+    kept.end(report_of("count-ended", "z1111"))
+    admin = ApiClient(cluster.api_url, cluster.admin_token, insecure=True)
+    mallory = new_user(admin, "mallory2")  # a report in a project alice reads, tagged with her run id
+    shown = mallory.groups.create({"name": "reports for alice", "group_class": "project"})
+    mallory.links.create({"link_class": "permission", "name": "can_read", "tail_uuid": planted["alice_uuid"],
+                          "head_uuid": shown["uuid"]})
+    forged = Collection(mallory)
+    forged.write(REPORT, b'{"status": "success", "plan": {"seconds": 0, "steps": [{"label": "FORGED"}]}}')
+    forged.save_new("report", owner_uuid=shown["uuid"], properties={RUN: run_id, "type": REPORT_TYPE})
+    for path in (f"/runs/{run_id}", f"/runs/{run_id}?part=body"):
+        page = web.get(path).text
+        assert 'id="plan-steps"' in page and "count-ended" in page and "count-planned" not in page, path
+        assert 'id="plan-crossings"' in page and "the scripts" in page  # what crossed, beside the plan
+        assert "FORGED" not in page, path

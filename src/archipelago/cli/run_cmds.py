@@ -177,22 +177,16 @@ def run_here(workflow: Path, job: Path | None, reuse: bool, prestage: bool, outd
 
 
 def steps_per_cluster(runner: Any) -> dict[str, int]:
-    per_cluster: dict[str, int] = {}
-    for step in runner.steps.values():
-        per_cluster[step.cluster] = per_cluster.get(step.cluster, 0) + 1
-    return per_cluster
+    from ..cwl.report import steps_per_cluster as per_cluster
+
+    return per_cluster(runner)
 
 
 def report(runner: Any, outputs: dict[str, Any], status: str, collection: str | None) -> dict[str, Any]:
-    """What `--json` prints (and a submitted runner saves as report.json, which WES reads)."""
-    return {"status": status, "outputs": outputs, "output_collection": collection, "failures": runner.failures,
-            "steps_per_cluster": steps_per_cluster(runner), "bytes_moved": runner.moved(),
-            "steps": [{"name": s.name, "key": s.key, "cluster": s.cluster, "request": s.request_uuid,
-                       "state": s.state, "status": s.status, "exit_code": s.exit_code, "log": s.log_uuid,
-                       "read_from": s.read_from, "seconds": round(s.seconds, 3)} for s in runner.steps.values()],
-            "plan": runner.plan_.as_dict(runner.facts) if runner.plan_ else None,
-            "crossings": [c.as_dict() for c in runner.crossings.values()],
-            "more_than_planned": runner.exceeded}
+    """What `--json` prints (and a submitted runner saves as report.json, which WES reads): cwl/report.py's."""
+    from ..cwl.report import run_report
+
+    return run_report(runner, outputs, status, collection)
 
 
 def submit_run(workflow: Path, job: Path | None, reuse: bool, wait: bool, profile: str | None, as_json: bool,

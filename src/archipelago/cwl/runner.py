@@ -40,8 +40,9 @@ from .loading import DocumentError, document_uri, load
 from .outputs import download_outputs, final_output
 from .plan import Plan, make_plan
 from .render import moved_text, plan_text
+from .report import KeptReport, run_report
 from .submission import StepReport, Steps
-from .tags import RUN, RUN_ID_ENV, WORKFLOW, new_run_id
+from .tags import REPORT_IN_OUTPUT_ENV, RUN, RUN_ID_ENV, WORKFLOW, new_run_id
 from .tool import Binding, tool_factory
 
 log = logging.getLogger("archipelago.cwl")
@@ -79,6 +80,9 @@ class Runner:
         self.keep_cache = KeepCache()  # what the run's file accesses learn of collections, shared
         self.collections: dict[str, Collection] = self.keep_cache.collections  # read by this run, by PDH
         self._binding = Binding("", None, reuse)
+        # a run from a terminal keeps its report at home, for the web UI (a submitted one: in its output)
+        self.keep_report = not os.environ.get(REPORT_IN_OUTPUT_ENV)
+        self.kept: KeptReport | None = None
 
     # ---------------------------------------------------------------- what callers read
     @cached_property
@@ -168,9 +172,16 @@ class Runner:
         self.on_plan(self)
         service = self.service = self.steps_service(plan)
         self._binding.service = service
+        if self.keep_report:
+            self.kept = KeptReport(self.home, self.run_id, name)
+            self.kept.start(run_report(self, {}, "running", None))
         before.join()
         try:
             outputs, status = self._execute(tool, job_order, basedir)
+        except BaseException:
+            if self.kept is not None:
+                self.kept.end(run_report(self, {}, "permanentFail", None))
+            raise
         finally:
             service.stop()
         origins: list[tuple[str, str]] = []
@@ -179,6 +190,9 @@ class Runner:
         self.crossings = crossings(plan, self.facts, Outcome(origins, service.read_home))
         measure(self.crossings, plan, counters[0] if counters else None, self.facts.keep_counters())
         self.exceeded = exceeded(self.crossings)
+        if self.kept is not None:
+            shown = {k: v for k, v in outputs.items() if k != "_archi_output_collection"}
+            self.kept.end(run_report(self, shown, status, outputs.get("_archi_output_collection")))
         return outputs, status
 
     # ---------------------------------------------------------------- the parts

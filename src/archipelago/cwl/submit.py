@@ -22,7 +22,7 @@ from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from .joborder import upload_local_inputs
 from .runner import Refused, Runner
-from .tags import RUN, RUN_ID_ENV, WORKFLOW
+from .tags import REPORT_IN_OUTPUT_ENV, RUN, RUN_ID_ENV, WORKFLOW
 
 MOUNT = "/var/lib/archi-run"
 REPORT = "report.json"
@@ -54,7 +54,8 @@ def submit(client: ApiClient, workflow: Path, job: Path | None, reuse: bool = Tr
              "mounts": {"/out": {"kind": "tmp", "capacity": 1 << 30},
                         MOUNT: {"kind": "collection", "portable_data_hash": saved["portable_data_hash"]}},
              "runtime_constraints": {"ram": 1 << 30, "vcpus": 1, "API": True},
-             "environment": {RUN_ID_ENV: runner.run_id},  # its steps carry the same run id as this request
+             # its steps carry the same run id as this request; its report is its output (report.json)
+             "environment": {RUN_ID_ENV: runner.run_id, REPORT_IN_OUTPUT_ENV: "1"},
              "properties": {"type": "archi-run", "workflow": workflow.name, RUN: runner.run_id,
                             WORKFLOW: workflow.name},
              "use_existing": False}

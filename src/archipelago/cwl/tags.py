@@ -11,6 +11,9 @@ RUN = "archi_run"  # the run's id, on every step's container request (and a subm
 STEP = "archi_step"  # the step's name in the workflow
 WORKFLOW = "archi_workflow"  # the workflow file's name
 RUN_ID_ENV = "ARCHI_RUN_ID"  # a submitted runner's run id, given to it by `archi run --submit`
+REPORT_IN_OUTPUT_ENV = "ARCHI_RUN_REPORT_IN_OUTPUT"  # set for a submitted runner: its report is its output
+REPORT = "report.json"  # a run's report (the plan, each step, what crossed), as `archi run --json` prints it
+REPORT_TYPE = "archi-run-report"  # properties.type of the collection a run from a terminal keeps it in
 
 
 def new_run_id(home_cluster: str) -> str:

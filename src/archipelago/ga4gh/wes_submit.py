@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend.interface import Backend, Caller, Record
-from ..cwl.tags import RUN, RUN_ID_ENV, WORKFLOW, new_run_id
+from ..cwl.tags import REPORT_IN_OUTPUT_ENV, RUN, RUN_ID_ENV, WORKFLOW, new_run_id
 from ..errors import ArchipelagoError, BadRequest
 from ..formats.manifest import render
 from ..keep.client import KeepClient
@@ -138,7 +138,8 @@ def submit_run(backend: Backend, caller: Caller, keep: KeepClient, run: RunReque
     attrs = {"name": f"WES run {name}", "command": command, "container_image": None, "output_path": "/out",
              "cwd": "/out", "state": "Committed", "priority": 500, "mounts": mounts,
              "runtime_constraints": {"ram": 1 << 30, "vcpus": 1, "API": True}, "use_existing": False,
-             "environment": {RUN_ID_ENV: run_id},  # its steps carry the run's id, as with `archi run --submit`
+             # its steps carry the run's id, as with `archi run --submit`; its report is its output
+             "environment": {RUN_ID_ENV: run_id, REPORT_IN_OUTPUT_ENV: "1"},
              "properties": {"type": RUN_TYPE, "workflow": name, RUN: run_id, WORKFLOW: name,
                             "wes": {"workflow_url": run.workflow_url,
                                     "workflow_type_version": run.workflow_type_version, "tags": run.tags,

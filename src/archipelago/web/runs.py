@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend.interface import Caller, ListParams, Record
-from ..cwl.tags import RUN, RUN_ID_ENV, STEP, WORKFLOW, new_run_id
+from ..cwl.tags import REPORT, REPORT_TYPE, RUN, RUN_ID_ENV, STEP, WORKFLOW, new_run_id
 from ..errors import ArchipelagoError, BadRequest, NotFound, Unprocessable
 from ..executor import READ_BY_CLUSTER
 from ..ids import PDH_RE
@@ -32,7 +32,6 @@ READ_LINE = re.compile(r"read (?P<bytes>\d+) bytes of mounted data held (?P<wher
 LOG_FILES = ("crunch-run.txt", "stderr.txt", "stdout.txt")
 LOG_TAIL_BYTES = 64 << 10
 MAX_STEPS = 1000
-REPORT = "report.json"  # what a submitted runner saves as its output (cwl/submit.py)
 REPORT_BYTES = 8 << 20
 QUIET_SECONDS = 120  # a run from a terminal with every step done and none new for this long has ended
 
@@ -95,6 +94,7 @@ class Run:
     steps: list[Step]
     runner: Step | None
     unreachable: dict[str, str]  # clusters that could not be asked, and why
+    user: str | None = None  # whose run it is (who made its first request)
 
     @property
     def done(self) -> bool:
@@ -203,7 +203,7 @@ class Runs:
         workflow = next((str((r.get("properties") or {}).get(WORKFLOW) or "") for r in requests), "")
         runner = next((s for s in steps if s.is_runner), None)
         ordered = sorted((s for s in steps if not s.is_runner), key=lambda s: (s.created_at or "", s.name))
-        return Run(run_id, workflow, ordered, runner, unreachable)
+        return Run(run_id, workflow, ordered, runner, unreachable, _whose(requests[0]))
 
     def _containers(self, caller: Caller, steps: list[Step]) -> None:
         by_cluster: dict[str, list[str]] = {}
@@ -269,14 +269,34 @@ class Runs:
         return data
 
     def report(self, caller: Caller, run: Run) -> dict[str, Any] | None:
-        """A submitted run's own report, once its runner has ended (`report.json` in its output, as
-        `archi run --json` prints it): the plan, each step's placement and what crossed, planned beside
-        measured. None before, or for a run from a terminal (it keeps its report to itself)."""
+        """The run's own report (`report.json`, as `archi run --json` prints it): the plan, each step's
+        placement and what crossed, planned beside measured. A submitted run's is its runner's output,
+        once its runner has ended; a run from a terminal keeps its own at home (cwl/report.py: the plan
+        as it starts, all of it as it ends), in a collection of the run's user's. None before."""
         runner = run.runner
-        if runner is None or not runner.final or not runner.output_uuid:
+        if runner is None:
+            return self._kept_report(caller, run)
+        if not runner.final or not runner.output_uuid:
             return None
+        return self._report_in(caller, runner.output_uuid)
+
+    def _kept_report(self, caller: Caller, run: Run) -> dict[str, Any] | None:
+        """A terminal run's report, from the cluster it started from; only one its user saved (anyone
+        may tag a collection with a run's id they have seen: that is no report of the run)."""
+        if run.user is None:
+            return None
+        params = ListParams(filters=[[f"properties.{RUN}", "=", run.id], ["properties.type", "=", REPORT_TYPE],
+                                     ["owner_uuid", "=", run.user], ["modified_by_user_uuid", "=", run.user]],
+                            order=["modified_at desc"], limit=1, count="none", select=["uuid"])
         try:
-            record = self.fed.backend.get(caller, "collections", runner.output_uuid, ["manifest_text"])
+            found = self.fed.backend_for(run.id[:5]).list(caller, "collections", params)["items"]
+        except ArchipelagoError:
+            return None
+        return self._report_in(caller, str(found[0]["uuid"])) if found else None
+
+    def _report_in(self, caller: Caller, collection: str) -> dict[str, Any] | None:
+        try:
+            record = self.fed.backend.get(caller, "collections", collection, ["manifest_text"])
             segments = file_segments(tree_of(record.get("manifest_text") or ""), REPORT)
             services = self.fed.backend.keep_services(caller)["items"]
             data, cut = read_head(keep_client(services, caller.token), segments, REPORT_BYTES)
