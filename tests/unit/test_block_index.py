@@ -5,13 +5,15 @@ and the release of moved copies ask it, not a scan of every manifest."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from archipelago.db.block_index import blocks_of, collections_reading
 from archipelago.db.models import Collection, CollectionBlock
+from archipelago.db.session import make_engine, migrate
 from tests.support.backends import single_cluster
 
 
@@ -71,3 +73,17 @@ def test_a_lookup_reads_the_index_not_every_manifest(site):
             "ON collection_blocks.collection_uuid = collections.uuid WHERE collection_blocks.md5 = :md5"),
             {"md5": A[:32]}))
     assert "SCAN collections" not in plan and "collection_blocks" in plan
+
+
+def test_the_migration_indexes_the_manifests_already_stored(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine, "0012")  # before the index existed
+    uuid, stamp = "z1111-4zz18-000000000000001", datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(insert(Collection.__table__).values(
+            uuid=uuid, owner_uuid="z1111-tpzed-000000000000000", manifest_text=f". {A} {B} 0:2:ab\n",
+            portable_data_hash="d41d8cd98f00b204e9800998ecf8427e+0", created_at=stamp, modified_at=stamp))
+    migrate(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(select(CollectionBlock.md5).where(CollectionBlock.collection_uuid == uuid))
+        assert sorted(md5 for (md5,) in rows) == sorted([A[:32], B[:32]])
