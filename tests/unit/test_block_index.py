@@ -87,3 +87,12 @@ def test_the_migration_indexes_the_manifests_already_stored(tmp_path):
     with engine.connect() as connection:
         rows = connection.execute(select(CollectionBlock.md5).where(CollectionBlock.collection_uuid == uuid))
         assert sorted(md5 for (md5,) in rows) == sorted([A[:32], B[:32]])
+
+
+def test_collections_are_written_through_the_orm_only():
+    """The index follows ORM flushes: a Core insert or update of collections would bypass it."""
+    root = Path(__file__).resolve().parents[2] / "src" / "archipelago"
+    bypassing = [str(path.relative_to(root)) for path in root.rglob("*.py")
+                 if any(f in path.read_text() for f in ("insert(Collection)", "update(Collection)",
+                                                         "Collection.__table__"))]
+    assert bypassing == []

@@ -1,6 +1,7 @@
 """Which collections read a block: the `collection_blocks` rows (db/models.py:CollectionBlock) kept
 in step with every manifest written, in the writer's own flush, whoever writes it (the resource
-engine, the container lifecycle saving outputs), and the lookups that use them."""
+engine, the container lifecycle saving outputs), and the lookups that use them. Collections are
+therefore written through the ORM only (tests/unit/test_block_index.py checks no module bypasses it)."""
 
 from __future__ import annotations
 
