@@ -7,7 +7,9 @@ The keepstore runs as its own process, exactly as deployed. Each round measures 
 GET of a fresh block back to back, so machine noise hits all three alike; medians are reported.
 PUT is timed from a known locator (the client has hashed the block already, as when resuming);
 GET includes the client's own md5 verification of every byte. For context the script also
-prints the disk's write+fsync rate, which bounds PUT when the disk is slower than md5.
+prints the disk's write+fsync rate, which bounds PUT when the disk is slower than md5, and the CPU
+time each side spent per block (md5's own is the floor): on a shared machine the rates swing with
+the load, the CPU per block much less.
 
     .venv/bin/python benchmarks/keep_throughput.py [--rounds 6] [--json]
 """
@@ -37,6 +39,22 @@ def timed(fn, *args):
     return time.perf_counter() - start, result
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads); this one if no pid."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(pid: int, fn, *args):
+    """(wall seconds, result, keepstore CPU seconds, this process's CPU seconds) of fn(*args)."""
+    server, client = cpu_seconds(pid), cpu_seconds()
+    seconds, result = timed(fn, *args)
+    return seconds, result, cpu_seconds(pid) - server, cpu_seconds() - client
+
+
 def disk_write_seconds(directory: Path, data: bytes) -> float:
     path = directory / "disk-probe"
     start = time.perf_counter()
@@ -61,22 +79,31 @@ def main() -> None:
         # here, so its root token (validated in memory, as a cached user's token is after one round trip)
         token = config.system_root_token
         rates: dict[str, list[float]] = {"md5": [], "put": [], "get": [], "disk": []}
+        cpu: dict[str, list[float]] = {"md5": [], "put_server": [], "put_client": [], "get_server": [],
+                                       "get_client": []}
         with KeepstoreProcess(config, work) as keepstore:
+            pid = keepstore.process.pid
             client = KeepClient.from_urls([keepstore.url], token, cache=None)
             client.put(os.urandom(1024))  # warm up the connection
             buffer = bytearray(BLOCK)  # reused, as a downloader streaming blocks to disk does
             for _ in range(args.rounds):
                 data = os.urandom(BLOCK)
-                seconds, md5 = timed(lambda d: hashlib.md5(d).hexdigest(), data)
+                seconds, md5, _, own = with_cpu(pid, lambda d: hashlib.md5(d).hexdigest(), data)
                 rates["md5"].append(BLOCK / MIB / seconds)
-                seconds, locator = timed(client.put, data, 1, md5)
+                cpu["md5"].append(own)
+                seconds, locator, server, own = with_cpu(pid, client.put, data, 1, md5)
                 rates["put"].append(BLOCK / MIB / seconds)
-                seconds, back = timed(client.get_into, locator, buffer)
+                cpu["put_server"].append(server)
+                cpu["put_client"].append(own)
+                seconds, back, server, own = with_cpu(pid, client.get_into, locator, buffer)
                 assert back == data, "GET returned different bytes"
                 rates["get"].append(BLOCK / MIB / seconds)
+                cpu["get_server"].append(server)
+                cpu["get_client"].append(own)
                 rates["disk"].append(BLOCK / MIB / disk_write_seconds(work, data))
                 del data, back
     median = {name: statistics.median(values) for name, values in rates.items()}
+    cpu_ms = {name: round(statistics.median(values) * 1000) for name, values in cpu.items()}
     result = {
         "block_mib": BLOCK // MIB,
         "rounds": args.rounds,
@@ -84,6 +111,7 @@ def main() -> None:
         "put_over_md5": round(median["put"] / median["md5"], 3),
         "get_over_md5": round(median["get"] / median["md5"], 3),
         "put_over_disk": round(median["put"] / median["disk"], 3),
+        "cpu_ms_per_block": cpu_ms,
         "target": 0.7,
     }
     if args.json:
@@ -94,6 +122,8 @@ def main() -> None:
     print(f"  disk write+fsync    {median['disk']:8.1f} MiB/s   (context: bounds PUT on a slow disk)")
     print(f"  PUT over HTTP       {median['put']:8.1f} MiB/s")
     print(f"  GET over HTTP       {median['get']:8.1f} MiB/s   (client verifies md5)")
+    print(f"  CPU per block: md5 {cpu_ms['md5']} ms; PUT keepstore {cpu_ms['put_server']} + client "
+          f"{cpu_ms['put_client']} ms; GET keepstore {cpu_ms['get_server']} + client {cpu_ms['get_client']} ms")
     print(f"  PUT / md5 = {result['put_over_md5']:.2f}    GET / md5 = {result['get_over_md5']:.2f}    "
           f"(target >= 0.7)    PUT / disk = {result['put_over_disk']:.2f}")
 
