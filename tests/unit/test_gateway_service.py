@@ -262,3 +262,21 @@ def test_a_block_moved_here_is_stored_only_if_its_body_hashes_to_its_name(served
     assert stored.status == 200 and f"{md5}+3+K@{GW}+A" in stored.data.decode()
     assert (data / "archipelago-blocks" / md5).read_bytes() == b"foo"
     assert get(url, stored.data.decode().strip(), site.admin.token).data == b"foo"  # and served, checked
+
+
+def test_a_changed_object_is_refused_naming_the_collections_that_read_it(served) -> None:
+    """The collections affected are found by the block index (db/block_index.py), not a scan of
+    every manifest; one that reads other blocks is not named."""
+    site, data, url = served
+    (data / "named.txt").write_text("read by two collections\n")
+    (data / "other.txt").write_text("read by another\n")
+    manifest = register(url, site.admin.token, "named.txt")["manifest_text"]
+    first = site.local.create(site.admin, "collections", {"manifest_text": manifest})
+    second = site.local.create(site.admin, "collections", {"manifest_text": manifest})
+    other = site.local.create(site.admin, "collections",
+                              {"manifest_text": register(url, site.admin.token, "other.txt")["manifest_text"]})
+    (data / "named.txt").write_text("rewritten, another size\n")
+    refused = get(url, manifest.split()[1], site.admin.token)
+    assert refused.status == 502
+    assert first["uuid"].encode() in refused.data and second["uuid"].encode() in refused.data
+    assert other["uuid"].encode() not in refused.data
