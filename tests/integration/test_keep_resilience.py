@@ -98,8 +98,9 @@ def test_a_block_corrupt_on_its_only_service_is_reported_as_corrupt(start_keepst
         byte = handle.read(1)
         handle.seek(size // 2)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(KeepReadError, match=f"is corrupt on {store.url}.*no other service holds a copy"):
+    with pytest.raises(KeepReadError, match=f"is corrupt on {store.url}.*no other service holds a copy") as caught:
         client_for([store], replicas=1).get(locator)
+    assert caught.value.corrupt == [store.url]  # decided on the failures' types (keep/errors.py)
 
 
 def test_block_missing_everywhere_is_not_found(start_keepstore):
