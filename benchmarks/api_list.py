@@ -199,14 +199,14 @@ def run_one(database: str, database_url: str, work: Path, count: int, requests: 
         else:
             result = python_load(cluster.api_url, token, projects, requests, clients)
         servers = cpu_seconds(cluster.process.pid) - servers_before
-        database = cpu_seconds(database_pid) - database_before if database_pid else None
+        database_cpu = cpu_seconds(database_pid) - database_before if database_pid else None
     n = result["requests"]
     return {"database": database, "collections": count, "requests": n, "clients": clients, "workers": workers,
             "load": generator, "populate_s": round(populated, 1),
             **{k: round(result[k], 1) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")},
             "server_cpu_ms_per_request": round(1000 * servers / n, 2),
             "client_cpu_ms_per_request": round(1000 * result["client_cpu_s"] / n, 2),
-            "database_cpu_ms_per_request": round(1000 * database / n, 2) if database is not None else None}
+            "database_cpu_ms_per_request": round(1000 * database_cpu / n, 2) if database_cpu is not None else None}
 
 
 def main() -> None:
