@@ -21,7 +21,8 @@ pytestmark = [
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True, scope="module"),
 ]
 FILES = {"top.txt": b"top\n", "runs/a b.txt": b"spaced\n", "runs/sub/deep.csv": b"x,y\n1,2\n",
-         "runs/sub/more/z.bin": bytes(range(256)) * 300, "runs-2/other.txt": b"other\n"}
+         "runs/sub/more/z.bin": bytes(range(256)) * 300, "runs-2/other.txt": b"other\n",
+         "runs/back\\slash/f.txt": b"a name the API takes in no path\n"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_ls_prints_what_the_whole_manifest_says(user: ApiClient, record: dict, e
     assert {e["path"] for e in everything} == set(FILES)
     for key in (record["uuid"], record["portable_data_hash"]):
         assert archi(env, "ls", key) == everything
-        for sub in ("runs", "runs/", "runs/sub", "runs/sub/more/z.bin"):
+        for sub in ("runs", "runs/", "runs/sub", "runs/sub/more/z.bin", "runs/back\\slash", "runs/back\\slash/f.txt"):
             prefix = sub.rstrip("/")
             assert archi(env, "ls", f"{key}/{sub}") == [
                 e for e in everything if e["path"] == prefix or e["path"].startswith(prefix + "/")], sub
@@ -75,6 +76,8 @@ def test_get_of_a_path_writes_that_part(record: dict, env: dict[str, str], tmp_p
         if path.startswith("runs/"):
             assert (tmp_path / "part" / path.removeprefix("runs/")).read_bytes() == data
     assert not (tmp_path / "part" / "other.txt").exists()
+    archi(env, "get", f"{record['uuid']}/runs/back\\slash/f.txt", str(tmp_path / "odd"))  # asked of what is above it
+    assert (tmp_path / "odd" / "f.txt").read_bytes() == FILES["runs/back\\slash/f.txt"]
     (tmp_path / "part" / "a b.txt").write_bytes(b"mine")
     assert "a b.txt" in archi(env, "get", f"{record['uuid']}/runs", str(tmp_path / "part"), code=2)["error"]
     assert archi(env, "get", f"{record['uuid']}/nope", str(tmp_path / "none"), code=2)["error"] == \

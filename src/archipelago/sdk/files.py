@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..formats.manifest import Segment, render
+from ..rpc import ApiRequestError
 from .client import ApiClient
 
 PAGE = 10_000  # the most the endpoint answers at once
@@ -19,6 +20,23 @@ def collection_files(client: ApiClient, key: str, path: str = "", recursive: boo
                      segments: bool = False) -> Iterator[dict[str, Any]]:
     """The items at `path` ("" is the top): a file alone, or a directory's children (with
     `recursive`, everything below it: each directory's files, then its subdirectories')."""
+    parts = path.split("/")
+    if "\\" in path:  # the API takes no backslash in a path (as downloads): ask for what is above it
+        above = "/".join(parts[:next(n for n, part in enumerate(parts) if "\\" in part)])
+        found = False
+        for item in _pages(client, key, above, True, segments):
+            here = item["path"]
+            if (here == path and item["type"] == "file") or (
+                    here.startswith(path + "/") and (recursive or here.count("/") == len(parts))):
+                found = True
+                yield item
+        if not found:
+            raise ApiRequestError(404, f"no file or directory {path!r} in this collection")
+        return
+    yield from _pages(client, key, path, recursive, segments)
+
+
+def _pages(client: ApiClient, key: str, path: str, recursive: bool, segments: bool) -> Iterator[dict[str, Any]]:
     offset = 0
     while True:
         page = client.request("GET", f"collections/{quote(key, safe='')}/files", params={
