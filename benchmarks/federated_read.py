@@ -8,7 +8,8 @@ user of z1111 (through z2222, with her token salted for it). Then, in one run: t
 read at z2222 directly (local), read through z1111 the first time (cold: z1111's keepstore
 fetches every block from z2222 with the salted token), and read through z1111 again (warm: from
 z1111's block cache; the byte counters prove nothing crossed). Reads stream every block through
-the keep client (md5-verified), as `archi get` does, without writing files.
+the keep client (md5-verified), as `archi get` does, without writing files. Beside the times it
+prints the CPU seconds each process spent in each read (where the time goes).
 
     .venv/bin/python benchmarks/federated_read.py [--gib 1.0] [--json]
 """
@@ -40,6 +41,22 @@ def read_all(client: ApiClient, uuid: str) -> tuple[float, int]:
     return time.perf_counter() - start, total
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads); this one if no pid."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(pids: list[int], fn, *args):
+    """fn(*args), and the CPU seconds of each process in `pids` and of this one meanwhile."""
+    before = [cpu_seconds(pid) for pid in pids] + [cpu_seconds()]
+    result = fn(*args)
+    return result, [round(cpu_seconds(pid) - b, 2) for pid, b in zip([*pids, None], before, strict=True)]
+
+
 def fetched_bytes(keep_url: str) -> int:
     return sum(fetched_from_clusters(keep_url).values())
 
@@ -69,11 +86,12 @@ def main() -> None:
             for n in range(max(1, size // (256 << 20))):
                 collection.write(f"part-{n}.bin", os.urandom(min(256 << 20, size)))
             uuid = collection.save_new("remote dataset")["uuid"]
-            local_s, local_bytes = read_all(at_remote, uuid)
+            pids = [p.process.pid for p in processes if p.process is not None]
+            (local_s, local_bytes), local_cpu = with_cpu(pids, read_all, at_remote, uuid)
             before = fetched_bytes(at_home.keep().services[0].url)
-            cold_s, cold_bytes = read_all(at_home, uuid)
+            (cold_s, cold_bytes), cold_cpu = with_cpu(pids, read_all, at_home, uuid)
             after_cold = fetched_bytes(at_home.keep().services[0].url)
-            warm_s, warm_bytes = read_all(at_home, uuid)
+            (warm_s, warm_bytes), warm_cpu = with_cpu(pids, read_all, at_home, uuid)
             after_warm = fetched_bytes(at_home.keep().services[0].url)
         finally:
             for process in processes:
@@ -85,6 +103,7 @@ def main() -> None:
         "crossed_cold": after_cold - before, "crossed_warm": after_warm - after_cold,
         "cold_over_local": round(cold_s / local_s, 2), "warm_over_local": round(warm_s / local_s, 2),
         "targets": {"cold": 1.5, "warm": 1.1},
+        "cpu_seconds": {"z1111_z2222_client": {"local": local_cpu, "cold": cold_cpu, "warm": warm_cpu}},
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -94,6 +113,9 @@ def main() -> None:
     print(f"  local at z2222        {local_s:6.2f} s  {mb / local_s:7.1f} MB/s")
     for name, seconds, crossed in (("cold", cold_s, result["crossed_cold"]), ("warm", warm_s, result["crossed_warm"])):
         print(f"  via z1111, {name}       {seconds:6.2f} s  {mb / seconds:7.1f} MB/s   crossed {crossed / 1e6:.0f} MB")
+    print("  CPU seconds (z1111 / z2222 / this client): " + "   ".join(
+        f"{name} {' / '.join(f'{c:.2f}' for c in cpu)}" for name, cpu in
+        (("local", local_cpu), ("cold", cold_cpu), ("warm", warm_cpu))))
     print(f"  cold/local = {result['cold_over_local']:.2f} (target <= 1.5)   "
           f"warm/local = {result['warm_over_local']:.2f} (target <= 1.1)")
 
