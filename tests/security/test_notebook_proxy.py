@@ -107,6 +107,21 @@ def test_a_path_with_dot_segments_is_400(notebook: Any, alice: ApiClient, path: 
     assert connection.getresponse().status == 400
 
 
+@pytest.mark.parametrize("idle", ["nan", "inf", "-1", "0"])
+def test_a_notebook_that_would_never_stop_for_idleness_is_refused(cluster: Any, alice: ApiClient, idle: str) -> None:
+    """The web UI's form takes the idle time as a number: NaN and infinity passed the check (a lab that
+    is never idle enough holds its node until its time limit)."""
+    from tests.support.web import WebClient
+
+    web = WebClient(cluster.api_url)
+    assert web.login(alice.token).status == 303
+    dataset = alice.collections.create({"name": f"idle {idle}", "manifest_text": ""})["uuid"]
+    before = len(alice.container_requests.list(limit=1000)["items"])
+    answer = web.post("/notebooks", {"csrf": web.csrf("/notebooks"), "dataset": dataset, "idle": idle})
+    assert answer.status == 422 and "idle" in answer.text
+    assert len(alice.container_requests.list(limit=1000)["items"]) == before
+
+
 def test_a_stopped_notebook_is_unavailable(alice: ApiClient) -> None:
     session = start(alice, None, {}, idle_minutes=30)
     wait_ready(alice, session, alice.token)

@@ -7,6 +7,7 @@ saved; home, Jupyter's runtime files and kernels' state live there), no network 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +84,8 @@ def start(client: ApiClient, cluster_id: str | None = None, mounts: dict[str, st
     """Start a notebook at `cluster_id` (default: the client's cluster) with `mounts` (target ->
     collection UUID or PDH, optionally `/path` inside it) read-only. Returns at once; the lab answers
     once its container runs (`wait_ready`)."""
-    if idle_minutes <= 0:
-        raise Unprocessable("idle_minutes must be positive")
+    if not (math.isfinite(idle_minutes) and idle_minutes > 0):  # NaN or infinity: a lab that never stops
+        raise Unprocessable("idle_minutes must be a positive number")
     home = client.config().get("ClusterID")
     cluster_id = cluster_id or home
     wanted: dict[str, Any] = {NOTEBOOKS: {"kind": "tmp", "capacity": 4 << 30},
