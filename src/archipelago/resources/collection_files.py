@@ -91,7 +91,6 @@ def build(connection: sqlite3.Connection, tree: Tree) -> None:
         path = _text(dirname[2:])
         entries = direct.setdefault(path, [])
         entries += [(_text(name), sum(s[2] for s in segs), segs) for name, segs in files.items()]
-    del tree
     direct.setdefault("", [])  # the top, even of an empty collection
     for path in list(direct):  # every ancestor is a directory too
         while path:
