@@ -109,9 +109,10 @@ class KeepFS:
     """Arvados' `keep` mount: every collection readable with this token, at /<PDH>/..., each
     opened (its manifest fetched) the first time a path under it is used."""
 
-    def __init__(self, clients: list[ApiClient]):
+    def __init__(self, clients: list[ApiClient], known: dict[str, tuple[int, str]] | None = None):
         self.clients = clients  # tried in order: the container's own token, then the requester's
         self._collections: dict[str, CollectionFS | None] = {}
+        self._known = dict(known or {})  # PDH -> (the client that read it, its manifest): the executor's
         self._lock = threading.Lock()
 
     @property
@@ -133,6 +134,10 @@ class KeepFS:
         return found, "/" + rest
 
     def _open(self, pdh: str) -> CollectionFS | None:
+        if pdh in self._known:
+            which, manifest_text = self._known.pop(pdh)
+            if 0 <= which < len(self.clients):
+                return CollectionFS(manifest_text, self.clients[which])
         for client in self.clients:
             try:
                 return CollectionFS(client.collections.get(pdh)["manifest_text"], client)
@@ -187,14 +192,16 @@ class Warm:
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={k: v for k, v in os.environ.items() if not k.startswith(("ARCHI_API", "ARVADOS_API"))})
 
-    def take(self, ident: str, mountpoint: str, stats: str, client: ApiClient,
-             elsewhere: ApiClient | None) -> subprocess.Popen[bytes] | None:
-        """The process, now serving `ident` at `mountpoint` (None if it died meanwhile: start one cold)."""
+    def take(self, ident: str, mountpoint: str, stats: str, client: ApiClient, elsewhere: ApiClient | None,
+             known: dict[str, tuple[int, str]] | None = None) -> subprocess.Popen[bytes] | None:
+        """The process, now serving `ident` at `mountpoint` (None if it died meanwhile: start one cold);
+        `known`: collections the executor has read already (PDH -> which client read it, manifest)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None or process.stdin is None:
             return None
         order = {"ident": ident, "mountpoint": mountpoint, "stats": stats, "host": client.base, "token": client.token,
-                 "insecure": client.insecure, "elsewhere": elsewhere.token if elsewhere else None}
+                 "insecure": client.insecure, "elsewhere": elsewhere.token if elsewhere else None,
+                 "known": known or {}}
         try:
             process.stdin.write(json.dumps(order).encode() + b"\n")
             process.stdin.close()
@@ -218,7 +225,7 @@ class Warm:
 
 
 def serve(ident: str, mountpoint: str, stats_path: str, client: ApiClient | None = None,
-          elsewhere: str | None = None) -> None:
+          elsewhere: str | None = None, known: dict[str, tuple[int, str]] | None = None) -> None:
     import mfusepy
 
     die_with_parent()
@@ -226,7 +233,7 @@ def serve(ident: str, mountpoint: str, stats_path: str, client: ApiClient | None
         client = ApiClient.from_env()
         elsewhere = os.environ.get("ARCHI_ELSEWHERE_TOKEN")
     clients = [client, *([ApiClient(client.base, elsewhere, client.insecure)] if elsewhere else [])]
-    filesystem: CollectionFS | KeepFS = KeepFS(clients) if ident == "keep" else \
+    filesystem: CollectionFS | KeepFS = KeepFS(clients, known) if ident == "keep" else \
         CollectionFS(client.collections.get(ident)["manifest_text"], client)
 
     class Operations(mfusepy.Operations):
@@ -252,7 +259,8 @@ def warm() -> None:
         return
     order = json.loads(line)
     client = ApiClient(order["host"], order["token"], bool(order["insecure"]))
-    serve(order["ident"], order["mountpoint"], order["stats"], client, order.get("elsewhere"))
+    known = {str(pdh): (int(which), str(text)) for pdh, (which, text) in (order.get("known") or {}).items()}
+    serve(order["ident"], order["mountpoint"], order["stats"], client, order.get("elsewhere"), known)
 
 
 if __name__ == "__main__":

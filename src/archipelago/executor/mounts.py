@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,9 @@ from .outputs import MountedCollection, Placed, Placements, files_under
 from .sandbox import SandboxUser, own_directory
 
 SPECIAL = ("stdin", "stdout", "stderr")
+# the own token's answer is awaited this long before the runtime token is asked too: a collection
+# held here answers sooner; one held elsewhere is a search of the federation, which takes longer
+HEDGE_SECONDS = 0.05
 
 
 class MountError(ArchipelagoError):
@@ -104,17 +107,25 @@ class Staged:
 def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
     """The collection and the client that can read it: the container's own token first (data
     on this cluster, residency included), then the requester's runtime token (data elsewhere).
-
-    Both are asked at once: the own token's answer is the one taken whenever it has one, but when it
-    has none (the collection is on another cluster) that answer comes only after a search of the
-    federation, and the runtime token's is ready by then rather than asked afterwards."""
+    Each collection is asked about once (the FUSE view is told the answers: _start_keep_filesystem)."""
     if ident in staged.looked_up:
         return staged.looked_up[ident]
-    pool = ThreadPoolExecutor(1) if staged.elsewhere is not None else None
-    other = pool.submit(staged.elsewhere.collections.get, ident) if pool and staged.elsewhere else None
+    staged.looked_up[ident] = found = _ask(ident, target, client, staged)
+    return found
+
+
+def _ask(ident: str, target: str, client: ApiClient, staged: Staged) -> tuple[ApiClient, dict[str, Any]]:
+    """The own token's answer if it has one; the runtime token is asked too as soon as the own
+    token's answer is late (a search of the federation) or is no: it is ready by the time it is needed."""
+    pool = ThreadPoolExecutor(2)
     try:
+        own = pool.submit(client.collections.get, ident)
+        wait([own], HEDGE_SECONDS)
+        other = None
+        if staged.elsewhere is not None and not (own.done() and own.exception() is None):
+            other = pool.submit(staged.elsewhere.collections.get, ident)
         try:
-            return client, client.collections.get(ident)
+            return client, own.result()
         except ArchipelagoError as exc:
             if other is None or staged.elsewhere is None or exc.status not in (403, 404):
                 raise MountError(f"mount {target}: collection {ident} cannot be read: {exc}") from None
@@ -125,8 +136,7 @@ def readable(ident: str, target: str, client: ApiClient, staged: Staged) -> tupl
             reason = first if exc.status == 404 else exc
             raise MountError(f"mount {target}: collection {ident} cannot be read: {reason}") from None
     finally:
-        if pool is not None:
-            pool.shutdown(wait=False)  # an answer not needed is left to finish on its own
+        pool.shutdown(wait=False)  # an answer not needed is left to finish on its own
 
 
 def stage_mounts(container: dict[str, Any], client: ApiClient, workdir: Path, secret_mounts: dict[str, Any],
@@ -273,16 +283,20 @@ def _fuse(mount: dict[str, Any], target: str, client: ApiClient, where: Path, st
     return found / subpath if subpath else found
 
 
-def _start_keep_filesystem(client: ApiClient, staged: Staged) -> None:
+def _start_keep_filesystem(client: ApiClient, staged: Staged, looked_up: bool = False) -> None:
     """Start the container's FUSE filesystem of Keep (every collection by PDH, read with the
-    container's token, else the requester's runtime token); _keep_filesystem waits for it."""
-    if staged.fuse_process is not None or staged.fuse_failed:
+    container's token, else the requester's runtime token); _keep_filesystem waits for it. A warm
+    one is started once the mounts' collections are looked up: it is told what was found, and with
+    which token, rather than asking the federation again when the command opens them."""
+    if staged.fuse_process is not None or staged.fuse_failed or (staged.warm is not None and not looked_up):
         return
     where = staged.workdir / "keep"
-    where.mkdir(parents=True)
+    where.mkdir(parents=True, exist_ok=True)
     if staged.warm is not None:
+        known = {str(record["portable_data_hash"]): (0 if reader is client else 1, str(record["manifest_text"]))
+                 for reader, record in staged.looked_up.values()}
         staged.fuse_process = staged.warm.take("keep", str(where), str(where.with_suffix(".stats.json")), client,
-                                               staged.elsewhere)
+                                               staged.elsewhere, known)
         if staged.fuse_process is not None:
             return
     env = {**os.environ, "ARCHI_API_HOST": client.base, "ARCHI_API_TOKEN": client.token,
@@ -299,7 +313,7 @@ def _keep_filesystem(client: ApiClient, staged: Staged, log: Any) -> Path | None
     yet); None if it cannot start."""
     if staged.keep_root is not None or staged.fuse_failed:
         return staged.keep_root
-    _start_keep_filesystem(client, staged)
+    _start_keep_filesystem(client, staged, looked_up=True)
     process, where = staged.fuse_process, staged.workdir / "keep"
     assert process is not None
     deadline = time.monotonic() + 10
