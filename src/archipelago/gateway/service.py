@@ -12,11 +12,9 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.orm import Session
 
 from ..backend.interface import Caller
 from ..config import ClusterConfig, GatewayConfig
@@ -30,12 +28,11 @@ from ..keepstore.remote_blocks import CLUSTER_HEADER
 from ..keepstore.service import BlockAccess
 from ..keepstore.volumes.base import fast_hasher
 from ..keepstore.workers import refresh_restricted
-from .blockmap import BlockMap, as_block
+from .blockmap import BlockMap, Sessions, as_block
 from .register import block_row, register
 from .stores import MOVED_PREFIX, ObjectChanged, store_for
 
 log = logging.getLogger("archipelago.gateway")
-Sessions = Callable[[], AbstractContextManager[Session]]
 Registrant = Callable[[str | None, str], Caller]
 
 
