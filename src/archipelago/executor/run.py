@@ -173,6 +173,8 @@ class Executor:
                                     bool(constraints.get("API")), image, self._name, user, self.workdir / "runtime",
                                     constraints, self.host_path))
         log(f"runtime: {launch.description}")
+        # the keep services its outputs and logs will be written to, asked while the command runs
+        threading.Thread(target=self._keep_ahead, args=(client,), name="keep services", daemon=True).start()
         self._write_node_json(runtime.name, constraints)
         self.api.request("PUT", f"containers/{self.uuid}", body={"container": {"state": "Running"}})
         limits = Limits(self.uuid, constraints.get("ram"), constraints.get("vcpus")) if not runtime.uses_images \
@@ -197,6 +199,11 @@ class Executor:
                 return {"exit_code": exit_code, "output": own}
         output = self._save_output(client, staged, container.get("output_glob") or [])
         return {"exit_code": exit_code, "output": output}
+
+    @staticmethod
+    def _keep_ahead(client: ApiClient) -> None:
+        with contextlib.suppress(ArchipelagoError, ConnectionError):  # asked again when needed
+            client.keep()
 
     def _image(self, runtime: Runtime, image: str | None, client: ApiClient) -> str | None:
         """The engine's reference for the container's image, loaded from its collection in Keep."""
