@@ -8,6 +8,7 @@ memory per request stays at a few chunks and throughput approaches the speed of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -93,6 +94,11 @@ class LocalReads:
         the next one in a reused buffer; the last range goes out only once the whole block checked."""
         view = memoryview(bytearray(CHUNK))
         fd = source.fileno()
+        # the whole block read ahead at once: blocks are written with O_DIRECT (volumes/directory.py),
+        # so a fresh one is on the disk only, and the kernel's default readahead fetches it in small
+        # synchronous steps (a cold 1 GiB read went from 4 s to 18 s without this)
+        with contextlib.suppress(OSError, AttributeError):
+            os.posix_fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
 
         def check_range(offset: int) -> int:
             n = os.preadv(fd, [view[: min(CHUNK, size - offset)]], offset)
