@@ -118,3 +118,25 @@ def test_a_get_reads_the_whole_block_ahead_since_fresh_blocks_are_on_the_disk_on
         asked.append((offset, length, advice)), real(fd, offset, length, advice))[1])
     assert get(url, locator, token=TOKEN).data == data
     assert (0, len(data), os.POSIX_FADV_WILLNEED) in asked
+
+
+def test_stalled_large_uploads_do_not_hold_up_other_requests(tmp_path: Path):
+    """Each large body waits in a thread of its own pool: eight stalled ones (more than the event loop's
+    default executor has threads) must not delay a GET, which needs that executor."""
+    config = cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}],
+                            keepstore={"body_read_timeout": 20})
+    keepstore = Keepstore(config, BlockStore.from_config(config), authenticate=stub_validator(TOKEN))
+    with ServerThread(keepstore.app()) as server:
+        data = os.urandom(DIRECT_MIN)
+        locator = put(server.url, data, token=TOKEN).data.decode().strip()
+        stalled = [raw_put(server.url, hashlib.md5(b"%d" % n).hexdigest(), 4 << 20, b"x" * 1000) for n in range(8)]
+        deadline = time.monotonic() + 10
+        while keepstore.service.puts_in_progress < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # every stalled body is now waiting in its thread
+        started = time.monotonic()
+        assert get(server.url, locator, token=TOKEN).data == data
+        assert time.monotonic() - started < 5
+        for conn in stalled:
+            conn.close()

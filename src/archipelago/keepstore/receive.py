@@ -40,6 +40,10 @@ class Lanes(Protocol):
     def write_chunk(self, chunk: memoryview) -> None: ...
 
 
+# the threads that wait on bodies: not the event loop's default executor, which every other handler
+# needs, since a client that stalls holds its thread for the whole body timeout (keepstore caps
+# concurrent PUTs at max_concurrent_puts, 32 by default)
+RECEIVERS = ThreadPoolExecutor(64, "put-receive")
 _free_slots: list[list[bytearray]] = []
 _free_lock = threading.Lock()
 

@@ -13,7 +13,7 @@ from ..errors import ArchipelagoError, Unavailable
 from ..formats.locator import BLOCK_SIZE, Locator
 from ..keep.errors import BlockTooLarge, HashMismatch, KeepError
 from .http import CHUNK, CORS_HEADERS, error_response, fork, request_token, run
-from .receive import ClientGone, DirectBody
+from .receive import RECEIVERS, ClientGone, DirectBody
 from .service import KeepstoreState
 from .store import PutResult, PutTransaction
 from .tokens import SYSTEM
@@ -112,7 +112,8 @@ async def _store_direct(service: KeepstoreState, direct: DirectBody, locator: Lo
     txn = None
     try:
         txn = await run(service.store.begin_put, locator.md5, classes)
-        await run(direct.receive, length, txn, service.config.keepstore.body_read_timeout)
+        await asyncio.get_running_loop().run_in_executor(
+            RECEIVERS, direct.receive, length, txn, service.config.keepstore.body_read_timeout)
         result = await run(txn.finish)
         response = _stored(service, locator, txn, token, result)
     except ArchipelagoError as exc:
