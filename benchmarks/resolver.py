@@ -39,7 +39,7 @@ from archipelago.resolver.config import ResolverConfig, dump_resolver_config
 from archipelago.resolver.pusher import Backoff
 from archipelago.resolver.signing import sign
 from archipelago.resolver.store import Store
-from archipelago.run.ports import free_port
+from archipelago.run.ports import free_port, wait_for_http
 from archipelago.run.resolver import ResolverProcess
 
 HERD_IDS = 20  # new identifiers each site of the herd pushes
@@ -65,6 +65,27 @@ def simulated_sites(port: int) -> None:
     app = web.Application()
     app.router.add_get("/{site}/_resolver/feed", feed)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def constant_server(port: int) -> None:
+    """The resolver's HTTP server answering every request with one fixed answer: what the machine, the
+    load generator and HTTP alone cost at this moment, the floor under the resolver's latency."""
+    from archipelago.resolver.http import HttpServer, Reply, Request
+
+    body = orjson.dumps({"identifier": "doi:10.9999/x", "scheme": "doi", "holders": [{"site": "s0000"}]})
+
+    class Constant:
+        def __call__(self, request: Request) -> Reply:
+            return Reply(200, body)
+
+        def admit(self, request: Request) -> None:
+            return None
+
+    async def serve() -> None:
+        await HttpServer(Constant(), 1 << 20).start("127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    run_fast(serve())
 
 
 def write_config(root: Path, sites: list[str], sim_port: int, interval: float, keys: dict[str, str] | None = None,
@@ -234,6 +255,36 @@ async def pdh_lookups(resolvers: dict[str, tuple[str, dict[str, str]]], pdhs: li
     return {label: statistics.median(values) for label, values in times.items()}
 
 
+def pdh_in_process(configs: dict[str, tuple[Path, dict[str, str]]], pdhs: list[str], rounds: int) -> dict[str, float]:
+    """The resolver's own work for one PDH lookup (signature, index, liveness, JSON), without HTTP or
+    another process: each resolver's service and routes in this process, asked in turn; median seconds."""
+    from archipelago.resolver.app import ResolverApp
+    from archipelago.resolver.config import load_resolver_config
+    from archipelago.resolver.http import Request
+    from archipelago.resolver.service import ResolverService
+
+    apps = {}
+    for label, (path, _) in configs.items():
+        config = load_resolver_config(path)
+        service = ResolverService(config, Store(config.database_url))
+        service.store.load_index()
+        for site in list(config.sites)[:3]:
+            service.heard[site].push_ok = time.time()
+        apps[label] = ResolverApp(service)
+    times: dict[str, list[float]] = {label: [] for label in apps}
+    for n in range(rounds):
+        target = f"/resolver/v1/contents/{pdhs[n % len(pdhs)].replace('+', '%2B')}"
+        for label in (list(apps) if n % 2 else list(reversed(apps))):
+            site, key = next(iter(configs[label][1].items()))
+            headers = {k.lower(): v for k, v in sign(key, site, "GET", target).items()}
+            request = Request("GET", target, headers, b"", True)
+            started = time.perf_counter()
+            answer = apps[label](request)
+            times[label].append(time.perf_counter() - started)
+            assert getattr(answer, "status", None) == 200, answer
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
 def pin_together(pids: list[int]) -> None:
     """Both resolvers on the same CPU: on a shared two-core VM one core can be slower than the other for
     seconds at a time (unpinned, the ratio swung 0.5-1.7 between runs of the same code; pinned, 1-2 %)."""
@@ -321,6 +372,14 @@ def run(root: Path, count: int, per_site: int, poll_window: float) -> dict[str, 
                           "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
                           "resolver_cpu_ms_per_request": (cpu_seconds(resolver.process.pid) - cpu0) / len(latencies)
                           * 1e3}
+        floor_port = free_port()
+        floor = multiprocessing.Process(target=constant_server, args=(floor_port,), daemon=True)
+        floor.start()
+        wait_for_http(f"http://127.0.0.1:{floor_port}/")
+        floor_latencies = sorted(run_fast(resolve_load(f"http://127.0.0.1:{floor_port}", sites, per_site, 16, 400)))
+        floor.terminate()
+        out["floor"] = {"p50_ms": floor_latencies[len(floor_latencies) // 2] * 1e3,
+                        "p99_ms": floor_latencies[int(len(floor_latencies) * 0.99)] * 1e3}
         out["poll"] = asyncio.run(freshness(resolver.url, resolver.process.pid, poll_window))
     finally:
         resolver.stop()
@@ -350,6 +409,8 @@ def run(root: Path, count: int, per_site: int, poll_window: float) -> dict[str, 
             process.stop()
     sim.terminate()
     out["pdh_ratio"] = out["pdh_1000_s"] / out["pdh_3_s"]
+    out["pdh_in_process_s"] = pdh_in_process({"1000": (root / "big" / "push-only.yml", keys),
+                                              "3": (small_root / "push-only.yml", small_keys)}, pdhs, 20_000)
     return out
 
 
@@ -372,6 +433,8 @@ def main() -> None:
     print(f"  resolve, 16 clients, {out['resolve']['requests']:,} requests: p50 {out['resolve']['p50_ms']:.2f} ms  "
           f"p99 {out['resolve']['p99_ms']:.2f} ms   (target p99 < 5 ms); resolver CPU "
           f"{out['resolve']['resolver_cpu_ms_per_request']:.2f} ms a request")
+    print(f"    the same load against the same HTTP server answering a constant, meanwhile: p50 "
+          f"{out['floor']['p50_ms']:.2f} ms  p99 {out['floor']['p99_ms']:.2f} ms   (what the machine allows now)")
     print(f"  herd: {herd_['sites']:,} sites pushing in the same second, {herd_['registrations_sent']:,} "
           f"registrations: {herd_['lost']} lost, every site acknowledged (live by push) after "
           f"{herd_['all_acknowledged_s']:.1f} s, {herd_['retries']:,} backed-off retries   (target 0 lost, <= 30 s)")
@@ -380,6 +443,9 @@ def main() -> None:
     print(f"  PDH lookup: {out['pdh_1000_s'] * 1e3:.2f} ms with {out['sites']:,} sites, {out['pdh_3_s'] * 1e3:.2f} ms "
           f"with 3: ratio {out['pdh_ratio']:.2f}   (target <= 1.0; a broadcast would ask {out['sites'] - 1:,} peers); "
           f"resolver CPU {out['pdh_cpu_ms']['pdh_1000_s']:.3f} / {out['pdh_cpu_ms']['pdh_3_s']:.3f} ms a lookup")
+    inside = out["pdh_in_process_s"]
+    print(f"    the resolver's own work for a lookup (in process, no HTTP): {inside['1000'] * 1e6:.1f} us with "
+          f"{out['sites']:,} sites, {inside['3'] * 1e6:.1f} us with 3: ratio {inside['1000'] / inside['3']:.3f}")
 
 
 if __name__ == "__main__":
