@@ -47,16 +47,28 @@ class KeptReport:
     def __init__(self, home: ApiClient, run_id: str, workflow: str):
         self.home, self.run_id, self.workflow = home, run_id, workflow
         self.uuid: str | None = None
+        self._first: dict[str, Any] | None = None
         self._starting: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def start(self, report: dict[str, Any]) -> None:
-        """The plan saved while the first steps are submitted (not before them)."""
-        self._starting = threading.Thread(target=self._save, args=(report,), name="report", daemon=True)
-        self._starting.start()
+        """The report as the run starts (its plan), saved once its first step is submitted (`go`):
+        the steps go first."""
+        self._first = report
+
+    def go(self) -> None:
+        with self._lock:
+            first, self._first = self._first, None
+            if first is not None:
+                self._starting = threading.Thread(target=self._save, args=(first,), name="report", daemon=True)
+                self._starting.start()
 
     def end(self, report: dict[str, Any]) -> None:
-        if self._starting is not None:
-            self._starting.join()
+        with self._lock:
+            self._first = None  # never submitted anything: the end says it all
+            starting = self._starting
+        if starting is not None:
+            starting.join()
         self._save(report)
 
     def _save(self, report: dict[str, Any]) -> None:

@@ -203,8 +203,13 @@ class Runner:
             found.append(None)
 
     def steps_service(self, plan: Plan) -> Steps:
-        return Steps(self.home, self.facts, plan, self.reuse, self.prestage, self.on_change, self.collections,
+        return Steps(self.home, self.facts, plan, self.reuse, self.prestage, self._changed, self.collections,
                      {RUN: self.run_id, WORKFLOW: self.workflow_name})
+
+    def _changed(self, steps: dict[str, StepReport]) -> None:
+        if self.kept is not None and steps:
+            self.kept.go()  # the plan is kept at home once the first step is on its way
+        self.on_change(steps)
 
     def load(self, workflow: Path) -> Process:
         return load(workflow, tool_factory(self._binding))
