@@ -65,7 +65,7 @@ def relay(tmp_path: Path, sent: bytes, md5: str, size: int) -> tuple[bool | Exce
     finally:
         pipe.close()
     if outcome is True:
-        assert verified_with and verified_with[0] < size  # committed before the caller had it all
+        assert verified_with and verified_with[0] < max(size, 1)  # committed before the caller had it all
     else:
         assert not verified_with
         entry.abort()
@@ -118,3 +118,12 @@ def test_a_cached_block_is_sent_whole_and_a_truncated_one_is_not(tmp_path: Path,
     assert asyncio.run(send(size)) == (True, data)
     ok, received = asyncio.run(send(size + CHUNK))  # the file is shorter than the block it claims to be
     assert not ok and len(received) <= size
+
+
+def test_an_empty_answer_passes_only_for_the_empty_block(tmp_path: Path):
+    empty = hashlib.md5(b"").hexdigest()
+    outcome, _, cache = relay(tmp_path / "a", b"", empty, 0)
+    assert outcome is True and cache.disk_path(empty) is not None
+    named = hashlib.md5(b"not empty").hexdigest()  # a remote answering Content-Length: 0 for it
+    outcome, _, cache = relay(tmp_path / "b", b"", named, 0)
+    assert outcome is False and cache.disk_path(named) is None
