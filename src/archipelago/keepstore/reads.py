@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -19,6 +20,7 @@ from aiohttp import web
 from ..formats.locator import Locator
 from ..keep.errors import CorruptBlock
 from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run
+from .relay_pipe import DIRECT_ALIGN, SLOTS, give_back, take_slots
 from .remote_blocks import CLUSTER_HEADER
 from .service import KeepstoreState
 from .volumes import BlockReader, Volume
@@ -77,7 +79,7 @@ class LocalReads:
         response.content_length = reader.size
         await response.prepare(request)
         if source is not None and request.transport is not None:
-            sent = await self._sendfile_verified(request, volume, reader.size, source, check)
+            sent = await self._direct_verified(response, volume, reader.size, source, check)
         else:
             sent = await self._stream_verified(response, volume, reader, check)
         if sent:
@@ -88,35 +90,45 @@ class LocalReads:
             request.transport.abort()
         return response
 
-    async def _sendfile_verified(self, request: web.Request, volume: Volume, size: int, source: BinaryIO,
-                                 check: ReadCheck) -> bool:
-        """The kernel sends each range from the page cache (sendfile) while a worker thread checks
-        the next one in a reused buffer; the last range goes out only once the whole block checked."""
-        view = memoryview(bytearray(CHUNK))
+    async def _direct_verified(self, response: web.StreamResponse, volume: Volume, size: int, source: BinaryIO,
+                               check: ReadCheck) -> bool:
+        """Each range read off the disk with O_DIRECT into a reused aligned buffer and checked by a
+        worker thread while the previous one is sent; the last goes out only once the whole block
+        checked. Blocks are written with O_DIRECT (volumes/directory.py), so a fresh one is on the
+        disk only, and reading it through the page cache filled fresh pages: a cold 1 GiB local read
+        took 9-12 s that way, against 4 s from the page cache the old buffered writes had filled.
+        Where the filesystem refuses O_DIRECT the same reads go through the page cache."""
         fd = source.fileno()
-        # the whole block read ahead at once: blocks are written with O_DIRECT (volumes/directory.py),
-        # so a fresh one is on the disk only, and the kernel's default readahead fetches it in small
-        # synchronous steps (a cold 1 GiB read went from 4 s to 18 s without this)
         with contextlib.suppress(OSError, AttributeError):
-            os.posix_fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+        slots = take_slots()
+        pieces = [(offset, min(CHUNK, size - offset)) for offset in range(0, size, CHUNK)]
 
-        def check_range(offset: int) -> int:
-            n = os.preadv(fd, [view[: min(CHUNK, size - offset)]], offset)
-            check.update(view[:n])
-            return n
+        def read(k: int) -> int:
+            offset, length = pieces[k]
+            view = memoryview(slots[k % SLOTS])
+            got = min(length, os.preadv(fd, [view[: -(-length // DIRECT_ALIGN) * DIRECT_ALIGN]], offset))
+            check.update(view[:got])
+            return got
 
-        loop = asyncio.get_running_loop()
-        offset = 0
-        checking = fork(check_range, 0)
-        while offset < size:
-            n = await checking
-            if n == 0 or not await self._checked_so_far(volume, check, offset + n, size):
-                return False
-            if offset + n < size:
-                checking = fork(check_range, offset + n)  # runs while the kernel sends this range
-            await loop.sendfile(request.transport, source, offset, n)  # type: ignore[arg-type]
-            offset += n
-        return True
+        reading: asyncio.Future[int] | None = fork(read, 0)
+        try:
+            for k, (offset, length) in enumerate(pieces):
+                assert reading is not None
+                got = await reading
+                reading = None
+                if got < length or not await self._checked_so_far(volume, check, offset + got, size):
+                    return False
+                if k + 1 < len(pieces):
+                    reading = fork(read, k + 1)  # runs while this range is sent
+                # returns once the transport holds under 16 KiB of it: the slot is free SLOTS - 1 ranges on
+                await response.write(memoryview(slots[k % SLOTS])[:length])
+            return True
+        finally:
+            if reading is not None:
+                with contextlib.suppress(BaseException):
+                    await reading
+            give_back(slots)
 
     async def _stream_verified(self, response: web.StreamResponse, volume: Volume, reader: BlockReader,
                                check: ReadCheck) -> bool:

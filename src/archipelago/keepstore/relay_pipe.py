@@ -40,14 +40,14 @@ class RemoteCutShort(Exception):
     """The remote cluster sent less than it announced."""
 
 
-def _take_slots() -> list[mmap.mmap]:
+def take_slots() -> list[mmap.mmap]:
     with _free_lock:
         if _free:
             return _free.pop()
     return [mmap.mmap(-1, CHUNK) for _ in range(SLOTS)]
 
 
-def _give_back(slots: list[mmap.mmap]) -> None:
+def give_back(slots: list[mmap.mmap]) -> None:
     with _free_lock:
         if len(_free) < 8:
             _free.append(slots)
@@ -99,7 +99,7 @@ class RelayPipe:
         self.body, self.size, self.md5 = body, size, md5
         self.cache = CacheFile(cache)
         self.hasher = hashlib.md5()
-        self.slots = _take_slots()
+        self.slots = take_slots()
 
     def _receive(self, slot: mmap.mmap, length: int) -> None:
         """Exactly `length` bytes of the body into `slot` (a worker thread)."""
@@ -164,7 +164,7 @@ class RelayPipe:
     def close(self) -> None:
         """Once every lane has stopped: the slots go back to the pool, the cache file is closed."""
         self.cache.close()
-        _give_back(self.slots)
+        give_back(self.slots)
 
 
 async def send_cached(response: web.StreamResponse, fd: int, size: int) -> bool:
@@ -175,7 +175,7 @@ async def send_cached(response: web.StreamResponse, fd: int, size: int) -> bool:
     O_DIRECT too when the filesystem allows. False if the file proved shorter than `size`."""
     with contextlib.suppress(OSError):  # not on this filesystem: buffered reads
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | getattr(os, "O_DIRECT", 0))
-    slots = _take_slots()
+    slots = take_slots()
     pieces = [(offset, min(CHUNK, size - offset)) for offset in range(0, size, CHUNK)]
 
     def read(k: int) -> int:
@@ -200,4 +200,4 @@ async def send_cached(response: web.StreamResponse, fd: int, size: int) -> bool:
         if reading is not None:
             with contextlib.suppress(BaseException):
                 await reading
-        _give_back(slots)
+        give_back(slots)
