@@ -329,18 +329,6 @@ def wait_index(url: str, pid: int, seconds: float = 300) -> dict[str, Any]:
         time.sleep(0.2)
 
 
-def wait_live(url: str, seconds: float = 30) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(url + "/resolver/v1/sites") as response:
-            if all(s["liveness"] == "live" for s in json.load(response)["sites"]):
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"{url}: not every site live within {seconds} s")
-
-
 def run(root: Path, count: int, per_site: int, poll_window: float) -> dict[str, Any]:
     sites = site_ids(count)
     sim_port = free_port()
