@@ -10,9 +10,11 @@ Judged by:  resolve p99 latency under 16 concurrent clients, 1,000,000 identifie
 
 The resolver is the real process (`archi resolver --config`), its SQLite database bulk-loaded with
 1,000,000 registrations (1,000 published identifiers and PDHs for each of 1,000 sites) before it
-starts. The 1,000 sites are simulated by one aiohttp process answering each site's feed (what a
-poll reads); the herd is 1,000 pushers in this process, each signing with its own key and backing
-off with jitter on 503. Clients are asyncio tasks with one connection each.
+starts; measured once its index in memory is read. The 1,000 sites are simulated by one aiohttp
+process answering each site's feed (what a poll reads); the herd is 1,000 pushers in this process,
+each signing with its own key and backing off with jitter on 503. Clients are asyncio tasks (uvloop)
+with one connection each, in turns with a constant server (the machine's floor); the two PDH
+resolvers are pinned to one core and asked in turns.
 
     .venv/bin/python benchmarks/resolver.py [--sites 1000] [--per-site 1000] [--json]
 """
