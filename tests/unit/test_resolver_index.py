@@ -1,7 +1,7 @@
 """The resolver's index in memory (resolver/index.py) against its database: loaded, it answers what
 SQL answers; every push after that (registrations added, replaced, withdrawn, PDHs held and let go)
 changes the next answer; what commits while it loads is not lost; a refused push changes nothing; a
-site going down changes the next answer's order as before."""
+site going down changes the next answer's order as before. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ PDHS = [f"{n:032x}+{n + 1}" for n in range(6)]
 IDS = [f"doi:10.1/d{n}" for n in range(8)]
 
 
-def service(tmp_path) -> ResolverService:
+def service(tmp_path, database_url: str | None = None) -> ResolverService:
     config = ResolverConfig.model_validate({
-        "database_url": f"sqlite:///{tmp_path / 'r.db'}",
+        "database_url": database_url or f"sqlite:///{tmp_path / 'r.db'}",
         "defaults": {"live_window": 30, "stale_window": 60, "drop_after": 600},
         "sites": {site: {"url": f"https://{site}.test", "key": site * 8} for site in SITES}})
     resolver = ResolverService(config, Store(config.database_url))
@@ -55,7 +55,7 @@ class Pusher:
 
 def from_sql(store: Store) -> tuple[dict, dict]:
     """What the database says, through the same Store methods with no index."""
-    plain = Store(str(store.engine.url))
+    plain = Store(store.engine.url.render_as_string(hide_password=False))
     return ({i: plain.registrations(i) for i in IDS}, {p: plain.holders(p) for p in PDHS})
 
 
@@ -143,3 +143,17 @@ def test_random_pushes_keep_it_equal_to_the_database(tmp_path):
         if step % 10 == 0:
             assert from_index(resolver.store) == from_sql(resolver.store), step
     assert from_index(resolver.store) == from_sql(resolver.store)
+
+
+def test_on_postgresql_it_loads_and_follows_pushes_as_on_sqlite(tmp_path, postgres_server):
+    resolver = service(tmp_path, postgres_server.create_database(f"r_{time.monotonic_ns()}"))
+    push = Pusher(resolver)
+    push("z2222", {IDS[0]: [record("z2222", 2), record("z2222", 1)]}, {PDHS[0]: True, PDHS[1]: True})
+    push("z1111", {IDS[0]: [record("z1111", 1)], IDS[1]: [record("z1111", 3, PDHS[2])]}, {PDHS[0]: True})
+    resolver.store.load_index()
+    assert resolver.store.inline_reads and from_index(resolver.store) == from_sql(resolver.store)
+    push("z2222", {IDS[0]: []}, {PDHS[0]: False})
+    push("z3333", {IDS[1]: [record("z3333", 5)]}, {PDHS[2]: True})
+    assert from_index(resolver.store) == from_sql(resolver.store)
+    assert [h["site"] for h in resolver.resolve(IDS[0])["holders"]] == ["z1111"]
+

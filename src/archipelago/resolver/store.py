@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import BigInteger, Float, Integer, String, Text, bindparam, delete, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..db.session import make_engine, session_factory
@@ -72,14 +73,20 @@ class Content(ResolverBase):
 
 
 ROW = ("site", *FIELDS)
-HOLDERS_SQL = "SELECT site FROM resolver_contents WHERE pdh = ?"
-REGISTRATIONS_SQL = f"SELECT site, {', '.join(FIELDS)} FROM resolver_registrations WHERE identifier = ?"
+HOLDERS_SQL = "SELECT site FROM resolver_contents WHERE pdh = ? ORDER BY site"  # (the index's order too)
+REGISTRATIONS_SQL = (f"SELECT site, {', '.join(FIELDS)} FROM resolver_registrations WHERE identifier = ? "
+                     "ORDER BY site, uuid")
 ALL_REGISTRATIONS_SQL = f"SELECT identifier, site, {', '.join(FIELDS)} FROM resolver_registrations"
 ALL_CONTENTS_SQL = "SELECT pdh, site FROM resolver_contents"
 
 
 def _rows(connection: sqlite3.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
     yield from connection.execute(sql)  # only when the first rows have been read
+
+
+def _streamed(connection: Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    for row in connection.execute(text(sql)):  # asked only when the first rows have been read
+        yield tuple(row)
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -122,8 +129,7 @@ class Store:
             return
         with self.engine.connect() as connection:
             streaming = connection.execution_options(stream_results=True, yield_per=10_000)
-            index.load((tuple(r) for r in streaming.execute(text(ALL_REGISTRATIONS_SQL))),
-                       ((r[0], r[1]) for r in streaming.execute(text(ALL_CONTENTS_SQL))))
+            index.load(_streamed(streaming, ALL_REGISTRATIONS_SQL), _streamed(streaming, ALL_CONTENTS_SQL))
 
     def _sqlite(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -196,7 +202,8 @@ class Store:
         table = Registration.__table__
         with self.engine.connect() as connection:
             found = connection.execute(select(table.c.site, *(table.c[f] for f in FIELDS))
-                                       .where(table.c.identifier == identifier))
+                                       .where(table.c.identifier == identifier)
+                                       .order_by(table.c.site, table.c.uuid))
             return [dict(row._mapping) for row in found]
 
     def published_content(self, pdh: str) -> list[dict[str, Any]]:
@@ -212,7 +219,7 @@ class Store:
         if self.sqlite_path is not None:
             return [row[0] for row in self._sqlite().execute(HOLDERS_SQL, (pdh,))]
         with self.sessions() as session:
-            return list(session.scalars(select(Content.site).where(Content.pdh == pdh)))
+            return list(session.scalars(select(Content.site).where(Content.pdh == pdh).order_by(Content.site)))
 
     def save_heard(self, heard: dict[str, Heard]) -> None:
         table: Any = SiteRow.__table__
