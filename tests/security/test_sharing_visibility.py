@@ -14,12 +14,7 @@ from archipelago.sdk import ApiClient, Collection
 from tests.support.clusters import new_user
 from tests.support.web import WebClient
 
-pytestmark = [pytest.mark.integration, pytest.mark.xfail(strict=True, reason=(
-    "permission links are visible to every reader of their head (resources/links.py: visible and "
-    "readable_clause), so a reader learns who else was granted what. Fix: a permission link is seen by "
-    "those who may manage its head, and by its tail (the reader's own grants); other links as now. "
-    "It touches the list path's SQL clause (a set of heads the user manages) and the web UI's sharing "
-    "panel for readers"))]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -106,6 +106,18 @@ class Permissions:
     def can(self, level: int, uuid: str, owner_uuid: str | None) -> bool:
         return self.level(uuid, owner_uuid) >= level
 
+    def principals(self) -> set[str]:
+        """The user and the role groups they are a member of: whose grants are theirs."""
+        return set(self._principals)
+
+    def managed_owners(self) -> set[str]:
+        """Owners everything of which this user manages: themselves and the projects they manage."""
+        return {self.user_uuid, *(uuid for uuid, level in self._project_levels.items() if level >= MANAGE)}
+
+    def managed_objects(self) -> set[str]:
+        """Objects this user manages by a grant on the object itself, and the managed owners."""
+        return {*(uuid for uuid, level in self._grants.items() if level >= MANAGE), *self.managed_owners()}
+
 
 class PermissionCache:
     """Per-user permission snapshots, reused until anything that grants access changes.

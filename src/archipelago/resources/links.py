@@ -1,20 +1,28 @@
 """Links: typed edges between objects. Permission links (`can_read` < `can_write` < `can_manage`)
-grant access to their head; making, changing or seeing one needs manage on that head (or being
-able to read it)."""
+grant access to their head; making or changing one needs manage on that head, and seeing one
+needs manage on its head or being its grantee (as in Arvados, a reader of an object does not learn
+who else was granted what). Other links are seen by whoever can read their head."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, and_, or_, select, union_all
 
 from ..auth.permissions import MANAGE, READ, Permissions
-from ..db.models import Link
+from ..db.models import Collection, ContainerRequest, Group, Link, Workflow
 from ..errors import Forbidden, Unprocessable
 from ..ids import UUID_RE
 from .base import Context, Resource
 
 PERMISSION_NAMES = ("can_read", "can_write", "can_manage")
+# the tables whose objects have an owner and can be shared: a permission link's head is one of them (or a user)
+SHAREABLE: tuple[Any, ...] = (Collection, Group, Workflow, ContainerRequest)
+
+
+def owned_by(owners: set[str]) -> Any:
+    """The UUIDs of shareable objects these owners own (a subquery)."""
+    return union_all(*(select(model.uuid).where(model.owner_uuid.in_(owners)) for model in SHAREABLE))
 
 
 class Links(Resource):
@@ -25,7 +33,13 @@ class Links(Resource):
     can_own = True
 
     def visible(self, perms: Permissions, row: Any) -> bool:
-        return perms.can(READ, row.head_uuid, None) or super().visible(perms, row)
+        if row.link_class != "permission":
+            return perms.can(READ, row.head_uuid, None) or super().visible(perms, row)
+        if perms.is_admin or row.tail_uuid in perms.principals():
+            return True
+        owner = perms.session.scalar(union_all(*(select(model.owner_uuid).where(model.uuid == row.head_uuid)
+                                                 for model in SHAREABLE)).limit(1))
+        return perms.can(MANAGE, row.head_uuid, owner)
 
     def allowed(self, ctx: Context, row: Any, level: int) -> bool:
         if row.link_class == "permission":
@@ -33,7 +47,11 @@ class Links(Resource):
         return super().allowed(ctx, row, level)
 
     def readable_clause(self, perms: Permissions) -> ColumnElement[bool]:
-        return or_(super().readable_clause(perms), Link.head_uuid.in_(perms.readable_owners() | perms.shared_objects()))
+        others = or_(super().readable_clause(perms),
+                     Link.head_uuid.in_(perms.readable_owners() | perms.shared_objects()))
+        grants = or_(Link.tail_uuid.in_(perms.principals()), Link.head_uuid.in_(perms.managed_objects()),
+                     Link.head_uuid.in_(owned_by(perms.managed_owners())))
+        return or_(and_(Link.link_class != "permission", others), and_(Link.link_class == "permission", grants))
 
     def validate(self, ctx: Context, attrs: dict[str, Any], row: Any | None = None) -> None:
         if row is not None:

@@ -99,6 +99,22 @@ class Data:
             return None
         return list(links["items"])
 
+    def manages(self, caller: Caller, uuid: str, owner_uuid: str) -> bool:
+        """Whether the caller may manage the object, and so share it: its owner or an admin, a manager of
+        it or of its project (groups tell can_manage), or holding a can_manage grant on it."""
+        if caller.is_admin or caller.user_uuid in (uuid, owner_uuid):
+            return True
+        backend = self.fed.backend_for(uuid[:5])
+        for key in (uuid, owner_uuid):
+            if key[6:11] == INFIX["Group"]:
+                try:
+                    if backend.get(caller, "groups", key).get("can_manage"):
+                        return True
+                except ArchipelagoError:
+                    continue
+        return any(link["tail_uuid"] == caller.user_uuid and link["name"] == "can_manage"
+                   for link in self.shares(caller, uuid) or [])
+
     def people(self, caller: Caller) -> list[Record]:
         """Users and groups a share may name (for the form's suggestions)."""
         backend = self.fed.backend.this_cluster()

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..backend.interface import Caller
+from ..backend.interface import Caller, Record
 from ..errors import BadRequest, NotFound
 from ..ga4gh.served import attachment
 from ..ids import PDH_RE, UUID_RE
@@ -77,13 +77,17 @@ class DataPages:
         chain = await self.web.call(self.data.owners, session.caller, project.get("owner_uuid", ""))
         return self.web.html("project.html", session, "data", project=project, contents=contents, chain=chain,
                              residency=self.data.residency(project, chain), cluster=uuid[:5],
-                             colour=self.web.federation.colour, **await self._sharing(session.caller, uuid))
+                             colour=self.web.federation.colour, **await self._sharing(session.caller, project))
 
-    async def _sharing(self, caller: Caller, uuid: str) -> dict[str, Any]:
+    async def _sharing(self, caller: Caller, record: Record) -> dict[str, Any]:
+        """Who the object is shared with, as the caller may see it; the form to share it only for its
+        managers (a reader is not shown the cluster's users to pick from)."""
+        uuid = record["uuid"]
         shares = await self.web.call(self.data.shares, caller, uuid)
-        people = await self.web.call(self.data.people, caller)
+        manages = await self.web.call(self.data.manages, caller, uuid, record.get("owner_uuid") or "")
+        people = await self.web.call(self.data.people, caller) if manages else []
         names = {p["uuid"]: p.get("username") or p.get("name") or p["uuid"] for p in people}
-        return {"shares": shares, "people": people, "names": names}
+        return {"shares": shares, "people": people, "names": names, "manages": manages}
 
     async def _collection(self, caller: Caller, key: str) -> dict[str, Any]:
         record = await self.web.call(self.web.backend.get, caller, "collections", key)
@@ -98,8 +102,8 @@ class DataPages:
         found = await self._collection(session.caller, key)
         gateways = await self.web.call(self.data.gateways, session.caller)
         entries = listing(found["tree"], directory, self.web.home, gateways)
-        sharing = await self._sharing(session.caller, key) if UUID_RE.fullmatch(key) else {
-            "shares": None, "people": [], "names": {}}
+        sharing = await self._sharing(session.caller, found["record"]) if UUID_RE.fullmatch(key) else {
+            "shares": None, "people": [], "names": {}, "manages": False}
         crumbs = _crumbs(directory)
         return self.web.html("collection.html", session, "data", key=key, directory=directory, entries=entries,
                              crumbs=crumbs, colour=self.web.federation.colour, home=self.web.home,
