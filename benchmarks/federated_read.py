@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _cpu import cpu_seconds
 from archipelago.config import dump_config, load_config
 from archipelago.formats.manifest import parse
 from archipelago.formats.tokens import salt_token
@@ -39,15 +40,6 @@ def read_all(client: ApiClient, uuid: str) -> tuple[float, int]:
     locators = [loc for stream in parse(record["manifest_text"]).streams for loc in stream.locators]
     total = sum(len(view) for view in client.keep(cache=None).stream_blocks(locators))
     return time.perf_counter() - start, total
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU time of a process (all its threads); this one if no pid."""
-    if pid is None:
-        times = os.times()
-        return times.user + times.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def with_cpu(pids: list[int], fn, *args):

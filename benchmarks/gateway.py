@@ -31,6 +31,7 @@ from pathlib import Path
 
 import boto3
 
+from _cpu import cpu_seconds
 from archipelago.config import GatewayConfig, dump_config, load_config
 from archipelago.formats.manifest import parse
 from archipelago.run.cluster import CONFIG_NAME, init_cluster
@@ -48,15 +49,6 @@ def read_collection(client: ApiClient, uuid: str) -> None:
     locators = [loc for stream in parse(record["manifest_text"]).streams for loc in stream.locators]
     for _ in client.keep(cache=None).stream_blocks(locators):
         pass
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU time of a process (all its threads); this one if no pid."""
-    if pid is None:
-        times = os.times()
-        return times.user + times.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(work: Callable[[], object], processes: dict[str, int]) -> dict:

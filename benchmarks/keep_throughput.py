@@ -33,6 +33,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from _cpu import cpu_seconds
 from archipelago.config import parse_config
 from archipelago.keep.client import KeepClient
 from archipelago.run.ports import free_port
@@ -46,15 +47,6 @@ def timed(fn, *args):
     start = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - start, result
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU time of a process (all its threads); this one if no pid."""
-    if pid is None:
-        times = os.times()
-        return times.user + times.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def with_cpu(pid: int, fn, *args):

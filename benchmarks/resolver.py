@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from _cpu import cpu_seconds
 from archipelago.resolver.config import ResolverConfig, dump_resolver_config
 from archipelago.resolver.pusher import Backoff
 from archipelago.resolver.signing import sign
@@ -200,11 +201,6 @@ async def first_contacts(url: str, keys: dict[str, str]) -> None:
             async with http.post(url + "/resolver/v1/push", data=data,
                                  headers=sign(key, site, "POST", "/resolver/v1/push", data)) as response:
                 assert response.status == 200, await response.text()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def freshness(url: str, pid: int, seconds: float) -> dict[str, Any]:

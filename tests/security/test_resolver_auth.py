@@ -14,12 +14,10 @@ import pytest
 import urllib3
 
 from archipelago.config import parse_config
-from archipelago.resolver.config import ResolverConfig, dump_resolver_config
 from archipelago.resolver.signing import sign
-from archipelago.run.ports import free_port
-from archipelago.run.resolver import ResolverProcess
 from tests.support.asgi import AsgiTransport
 from tests.support.backends import local_backend
+from tests.support.resolver import push_sites, resolver_process
 
 KEYS = {"z1111": "a" * 32, "z2222": "b" * 32}
 PDH = "0cc175b9c0f1b6a831c399e269772661+1"
@@ -28,16 +26,8 @@ http = urllib3.PoolManager(retries=False)
 
 @pytest.fixture(scope="module")
 def resolver(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resolver")
-    config = ResolverConfig.model_validate({
-        "listen": f"127.0.0.1:{free_port()}", "database_url": f"sqlite:///{root / 'r.db'}",
-        "defaults": {"mode": "push"},
-        "sites": {site: {"url": f"https://{site}.invalid", "key": key} for site, key in KEYS.items()}})
-    path = root / "resolver.yml"
-    path.write_text(dump_resolver_config(config))
-    process = ResolverProcess(path).start()
-    yield process
-    process.stop()
+    with resolver_process(tmp_path_factory.mktemp("resolver"), push_sites(KEYS)) as process:
+        yield process
 
 
 def push(url: str, body: dict, key: str = KEYS["z1111"], site: str = "z1111", headers: dict | None = None,

@@ -13,10 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import urllib3
 
-from archipelago.resolver.config import ResolverConfig, dump_resolver_config
 from archipelago.resolver.poller import MAX_ANSWER
-from archipelago.run.ports import free_port
 from archipelago.run.resolver import ResolverProcess
+from tests.support.resolver import resolver_process
 
 SENT = 100 << 20
 http = urllib3.PoolManager(retries=False)
@@ -43,16 +42,10 @@ class Flood(BaseHTTPRequestHandler):
 def resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResolverProcess]:
     site = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
     threading.Thread(target=site.serve_forever, daemon=True).start()
-    root = tmp_path_factory.mktemp("resolver")
-    config = ResolverConfig.model_validate({
-        "listen": f"127.0.0.1:{free_port()}", "database_url": f"sqlite:///{root / 'r.db'}", "poll_timeout": 20,
-        "sites": {"z3333": {"url": f"http://127.0.0.1:{site.server_address[1]}", "key": "c" * 32,
-                            "mode": "poll", "poll_interval": 1}}})
-    path = root / "resolver.yml"
-    path.write_text(dump_resolver_config(config))
-    process = ResolverProcess(path).start()
-    yield process
-    process.stop()
+    sites = {"z3333": {"url": f"http://127.0.0.1:{site.server_address[1]}", "key": "c" * 32, "mode": "poll",
+                       "poll_interval": 1}}
+    with resolver_process(tmp_path_factory.mktemp("resolver"), sites, poll_timeout=20) as process:
+        yield process
     site.shutdown()
 
 

@@ -13,10 +13,8 @@ import orjson
 import pytest
 
 from archipelago.resolver.app import MAX_BODY
-from archipelago.resolver.config import ResolverConfig, dump_resolver_config
 from archipelago.resolver.signing import sign
-from archipelago.run.ports import free_port
-from archipelago.run.resolver import ResolverProcess
+from tests.support.resolver import push_sites, resolver_process
 
 KEYS = {"z1111": "a" * 32, "z2222": "b" * 32}
 PATH = "/resolver/v1/push"
@@ -24,16 +22,8 @@ PATH = "/resolver/v1/push"
 
 @pytest.fixture(scope="module")
 def resolver(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resolver")
-    config = ResolverConfig.model_validate({
-        "listen": f"127.0.0.1:{free_port()}", "database_url": f"sqlite:///{root / 'r.db'}",
-        "defaults": {"mode": "push"},
-        "sites": {site: {"url": f"https://{site}.invalid", "key": key} for site, key in KEYS.items()}})
-    path = root / "resolver.yml"
-    path.write_text(dump_resolver_config(config))
-    process = ResolverProcess(path).start()
-    yield process
-    process.stop()
+    with resolver_process(tmp_path_factory.mktemp("resolver"), push_sites(KEYS)) as process:
+        yield process
 
 
 def send(url: str, headers: dict[str, str], body: bytes, length: int | None = None, piece: int = 0,

@@ -13,12 +13,10 @@ import pytest
 import urllib3
 
 from archipelago.errors import Unprocessable
-from archipelago.resolver.config import ResolverConfig, dump_resolver_config
 from archipelago.resolver.launch import choose
 from archipelago.resolver.lookup import resolve
 from archipelago.resolver.signing import sign
-from archipelago.run.ports import free_port
-from archipelago.run.resolver import ResolverProcess
+from tests.support.resolver import push_sites, resolver_process
 
 KEYS = {"z1111": "a" * 32, "z2222": "b" * 32}
 GENUINE = "0cc175b9c0f1b6a831c399e269772661+1"  # what the DOI's publisher holds at z1111
@@ -28,18 +26,10 @@ http = urllib3.PoolManager(retries=False)
 
 @pytest.fixture(scope="module")
 def resolver(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resolver")
-    config = ResolverConfig.model_validate({
-        "listen": f"127.0.0.1:{free_port()}", "database_url": f"sqlite:///{root / 'r.db'}",
-        "defaults": {"mode": "push"},
-        "sites": {site: {"url": f"https://{site}.invalid", "key": key} for site, key in KEYS.items()}})
-    path = root / "resolver.yml"
-    path.write_text(dump_resolver_config(config))
-    process = ResolverProcess(path).start()
-    seq = {site: 0 for site in KEYS}
-    process.push = lambda site, identifiers: _push(process.url, site, identifiers, seq)  # type: ignore[attr-defined]
-    yield process
-    process.stop()
+    with resolver_process(tmp_path_factory.mktemp("resolver"), push_sites(KEYS)) as process:
+        seq = {site: 0 for site in KEYS}
+        process.push = lambda site, identifiers: _push(process.url, site, identifiers, seq)  # type: ignore[attr-defined]
+        yield process
 
 
 def _push(url: str, site: str, identifiers: dict, seq: dict[str, int]) -> int:

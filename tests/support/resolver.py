@@ -9,8 +9,10 @@ from typing import Any
 
 from archipelago.config import dump_config, load_config
 from archipelago.files import write_private
+from archipelago.resolver.config import ResolverConfig, dump_resolver_config
 from archipelago.run.cluster import CONFIG_NAME
 from archipelago.run.federation import init_federation
+from archipelago.run.ports import free_port
 from archipelago.run.processes import ClusterProcess
 from archipelago.run.resolver import RESOLVER_DIR, ResolverProcess, init_resolver
 from archipelago.sdk.client import ApiClient
@@ -37,3 +39,24 @@ def resolver_federation(root: Path, modes: dict[str, str] | None = None, windows
     finally:
         for process in [*clusters.values(), resolver]:
             process.stop()
+
+
+@contextmanager
+def resolver_process(root: Path, sites: dict[str, dict[str, Any]], **settings: Any) -> Iterator[ResolverProcess]:
+    """A resolver process alone on loopback (its database in `root`) that knows these sites, in push
+    mode unless a site says otherwise; `settings` are more of its configuration."""
+    config = ResolverConfig.model_validate({
+        "listen": f"127.0.0.1:{free_port()}", "database_url": f"sqlite:///{root / 'r.db'}",
+        "defaults": {"mode": "push"}, "sites": sites, **settings})
+    path = root / "resolver.yml"
+    path.write_text(dump_resolver_config(config))
+    process = ResolverProcess(path).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def push_sites(keys: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Sites known by their keys only, whose URLs lead nowhere (they push; nobody polls them)."""
+    return {site: {"url": f"https://{site}.invalid", "key": key} for site, key in keys.items()}
