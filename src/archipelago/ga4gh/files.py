@@ -16,7 +16,7 @@ from ..keep.client import KeepClient
 from ..keep.services import KeepService
 
 Tree = dict[str, dict[str, list[Segment]]]
-RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")  # ASCII digits, a number int() takes quickly
+RANGE = re.compile(r"bytes=([0-9]{0,40})-([0-9]{0,40})")  # ASCII digits, a number int() takes quickly
 
 
 class RangeNotSatisfiable(ArchipelagoError):
