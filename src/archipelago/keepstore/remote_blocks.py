@@ -32,8 +32,8 @@ class RemoteBlocks:
         self.config = config
         directory = config.keepstore.remote_cache_dir or Path(tempfile.mkdtemp(prefix="archi-remote-cache-"))
         # at least the last block stays (a relay writes each block there as it passes)
-        self.cache = BlockCache(memory_bytes=0, disk_dir=directory,
-                                disk_bytes=max(1, config.keepstore.remote_cache_bytes))
+        self.cache: BlockCache[bytes | bytearray] = BlockCache(
+            memory_bytes=0, disk_dir=directory, disk_bytes=max(1, config.keepstore.remote_cache_bytes))
         self.fetched: Counter[str] = Counter()  # bytes fetched from each remote cluster
         self._clients: dict[str, KeepClient] = {}
         self._lock = threading.Lock()
