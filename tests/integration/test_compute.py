@@ -4,8 +4,11 @@ dispatcher, executors in bubblewrap, data read through Keep and the federation."
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -94,6 +97,36 @@ def test_a_killed_executor_is_noticed_and_its_container_retried(federation):
     done = wait_final(alice, request["uuid"], timeout=60)
     assert done["container_count"] == 2 and done["container_uuid"] != first["uuid"]
     assert Collection(alice, done["output_uuid"]).read("done.txt") == b"ok\n"
+
+
+def test_a_killed_executor_takes_its_sandbox_with_it(federation):
+    """SIGKILL leaves the executor no time to stop its container: the sandbox must not outlive it."""
+    alice = new_user(federation["z1111"], "alice")
+    marker = f"orphan-{secrets.token_hex(6)}"
+    request = submit(alice, ["sh", "-c", f"sleep 300; echo {marker}"], container_count_max=1)
+    container = wait_container(alice, container_of(alice, request["uuid"]), ("Running",))
+    deadline = time.monotonic() + 30  # Running is said as the sandbox starts; its command comes just after
+    while not _running(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _running(marker)
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_executor_of(int(p), container["uuid"])]:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _running(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(marker)  # before: the sandbox, reparented to init, slept on
+    alice.container_requests.update(request["uuid"], {"priority": 0})
+
+
+def _running(marker: str) -> bool:
+    """Is a process whose command line names the marker alive?"""
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _is_executor_of(pid: int, container_uuid: str) -> bool:
