@@ -4,6 +4,7 @@ residency, search by name, property or identifier, and sharing."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,21 +100,18 @@ class Data:
             return None
         return list(links["items"])
 
-    def manages(self, caller: Caller, uuid: str, owner_uuid: str) -> bool:
+    def manages(self, caller: Caller, record: Record, shares: list[Record] | None) -> bool:
         """Whether the caller may manage the object, and so share it: its owner or an admin, a manager of
-        it or of its project (groups tell can_manage), or holding a can_manage grant on it."""
-        if caller.is_admin or caller.user_uuid in (uuid, owner_uuid):
+        it or of its project (a group's record tells can_manage), or holding a can_manage grant among
+        the object's `shares` as she sees them."""
+        uuid, owner = record["uuid"], record.get("owner_uuid") or ""
+        if caller.is_admin or caller.user_uuid in (uuid, owner) or record.get("can_manage"):
             return True
-        backend = self.fed.backend_for(uuid[:5])
-        for key in (uuid, owner_uuid):
-            if key[6:11] == INFIX["Group"]:
-                try:
-                    if backend.get(caller, "groups", key).get("can_manage"):
-                        return True
-                except ArchipelagoError:
-                    continue
-        return any(link["tail_uuid"] == caller.user_uuid and link["name"] == "can_manage"
-                   for link in self.shares(caller, uuid) or [])
+        if owner[6:11] == INFIX["Group"]:
+            with contextlib.suppress(ArchipelagoError):
+                if self.fed.backend_for(owner[:5]).get(caller, "groups", owner).get("can_manage"):
+                    return True
+        return any(link["tail_uuid"] == caller.user_uuid and link["name"] == "can_manage" for link in shares or [])
 
     def people(self, caller: Caller) -> list[Record]:
         """Users and groups a share may name (for the form's suggestions)."""

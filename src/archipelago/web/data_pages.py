@@ -84,7 +84,7 @@ class DataPages:
         managers (a reader is not shown the cluster's users to pick from)."""
         uuid = record["uuid"]
         shares = await self.web.call(self.data.shares, caller, uuid)
-        manages = await self.web.call(self.data.manages, caller, uuid, record.get("owner_uuid") or "")
+        manages = await self.web.call(self.data.manages, caller, record, shares)
         people = await self.web.call(self.data.people, caller) if manages else []
         names = {p["uuid"]: p.get("username") or p.get("name") or p["uuid"] for p in people}
         return {"shares": shares, "people": people, "names": names, "manages": manages}
