@@ -23,6 +23,16 @@ class CountingCondition(threading.Condition):
         return super().wait(timeout)
 
 
+def _steps(get_request: Any) -> Steps:
+    """Steps at home (z1111) with one step, "step", waiting for its request (answered by `get_request`)."""
+    home: Any = SimpleNamespace(config=lambda: {"ClusterID": "z1111"},
+                                container_requests=SimpleNamespace(get=get_request))
+    steps = Steps(home, Facts(home), Plan("wf.cwl", "z1111", ["z1111"]))
+    steps.changes._changed = CountingCondition()
+    steps.steps["step"] = StepReport("step", "z1111", "z1111-xvhdp-000000000000001")
+    return steps
+
+
 def test_a_change_streamed_in_while_the_step_looks_is_not_slept_through() -> None:
     steps: Steps
     answers = iter(["Committed", "Final"])
@@ -33,11 +43,7 @@ def test_a_change_streamed_in_while_the_step_looks_is_not_slept_through() -> Non
             steps.changes.wake()  # the stream delivers the Final change just as this answer comes back
         return {"uuid": uuid, "state": state}
 
-    home: Any = SimpleNamespace(config=lambda: {"ClusterID": "z1111"},
-                                container_requests=SimpleNamespace(get=get_request))
-    steps = Steps(home, Facts(home), Plan("wf.cwl", "z1111", ["z1111"]))
-    steps.changes._changed = CountingCondition()
-    steps.steps["step"] = StepReport("step", "z1111", "z1111-xvhdp-000000000000001")
+    steps = _steps(get_request)
     request, _ = steps._wait("z1111-xvhdp-000000000000001", "step", "step", "z1111")
     assert request is not None and request["state"] == "Final"
     assert steps.changes._changed.sleeps == 0  # looked again at once, instead of sleeping up to a second
@@ -58,11 +64,7 @@ def test_a_change_to_another_request_does_not_make_a_step_look(monkeypatch: Any)
             steps.changes.wake("z1111-xvhdp-000000000000other")  # news of some other step
         return {"uuid": uuid, "state": state}
 
-    home: Any = SimpleNamespace(config=lambda: {"ClusterID": "z1111"},
-                                container_requests=SimpleNamespace(get=get_request))
-    steps = Steps(home, Facts(home), Plan("wf.cwl", "z1111", ["z1111"]))
-    steps.changes._changed = CountingCondition()
-    steps.steps["step"] = StepReport("step", "z1111", "z1111-xvhdp-000000000000001")
+    steps = _steps(get_request)
     request, _ = steps._wait("z1111-xvhdp-000000000000001", "step", "step", "z1111")
     assert request is not None and request["state"] == "Final"
     assert steps.changes._changed.sleeps >= 1 and len(looks) == 2  # slept through it; looked again on its poll
