@@ -85,6 +85,9 @@ def test_a_made_up_token_stores_nothing(keepstore):
         assert put(url, data, token=token).status == 401
     assert put(url, data, token=None).status == 401
     assert not stored(url, root, data)
+    large = os.urandom(2 << 20)  # a body keepstore would read off the socket itself (keepstore/receive.py)
+    assert put(url, large, token=MADE_UP).status == 401
+    assert not stored(url, root, large)
     assert b" 401 " in refused_before_the_body(url, MADE_UP)
 
 
