@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from ..keep.cache import DiskEntryWriter
-from .http import CHUNK, run
+from .http import CHUNK, fork, run
 
 SLOTS = 4  # pieces in flight per relay: arriving, hashed and written, being sent, spare
 DIRECT_ALIGN = 4096
@@ -167,12 +167,16 @@ class RelayPipe:
         give_back(self.slots)
 
 
-async def send_cached(response: web.StreamResponse, fd: int, size: int) -> bool:
-    """A cached block sent from memory while a worker thread reads the next piece off the disk.
+async def send_cached(response: web.StreamResponse, fd: int, size: int,
+                      seen: Callable[[memoryview], None] | None = None,
+                      so_far: Callable[[int], Awaitable[bool]] | None = None) -> bool:
+    """A block sent from memory while a worker thread reads the next piece off the disk.
 
-    Cache entries are written with O_DIRECT, so they are not in the page cache: sendfile would read
-    them from the disk on the event loop's thread, one relay after another. They are read here with
-    O_DIRECT too when the filesystem allows. False if the file proved shorter than `size`."""
+    Cache entries (and stored blocks) are written with O_DIRECT, so they are not in the page cache:
+    sendfile would read them from the disk on the event loop's thread, one relay after another. They
+    are read here with O_DIRECT too when the filesystem allows. Each piece read is passed to `seen`
+    in the worker thread, and `so_far(bytes read)` is awaited before the piece is sent (both to check
+    the block as it goes out). False if the file proved shorter than `size` or `so_far` said no."""
     with contextlib.suppress(OSError):  # not on this filesystem: buffered reads
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | getattr(os, "O_DIRECT", 0))
     slots = take_slots()
@@ -180,20 +184,24 @@ async def send_cached(response: web.StreamResponse, fd: int, size: int) -> bool:
 
     def read(k: int) -> int:
         offset, length = pieces[k]
+        view = memoryview(slots[k % SLOTS])
         padded = -(-length // DIRECT_ALIGN) * DIRECT_ALIGN  # reads past the end stop there
-        return os.preadv(fd, [memoryview(slots[k % SLOTS])[:padded]], offset)
+        got = min(length, os.preadv(fd, [view[:padded]], offset))
+        if seen is not None:
+            seen(view[:got])
+        return got
 
-    reading: asyncio.Future[int] | None = None
+    reading: asyncio.Future[int] | None = fork(read, 0) if pieces else None
     try:
-        reading = asyncio.ensure_future(run(read, 0)) if pieces else None
-        for k, (_, length) in enumerate(pieces):
+        for k, (offset, length) in enumerate(pieces):
             assert reading is not None
             got = await reading
             reading = None
-            if got < length:
+            if got < length or (so_far is not None and not await so_far(offset + got)):
                 return False
             if k + 1 < len(pieces):
-                reading = asyncio.ensure_future(run(read, k + 1))
+                reading = fork(read, k + 1)  # runs while this piece is sent
+            # returns once the transport holds under 16 KiB of it: the slot is free SLOTS - 1 pieces on
             await response.write(memoryview(slots[k % SLOTS])[:length])
         return True
     finally:
