@@ -166,3 +166,17 @@ def test_a_client_that_expects_100_continue_is_told_to_send_its_body(served):
             received += chunk
     assert received.startswith(b"HTTP/1.1 200") and orjson.loads(received.partition(b"\r\n\r\n")[2])["body"] == "ok"
 
+
+
+def test_a_request_refused_on_its_headers_while_an_earlier_one_waits_is_answered_in_turn_unread(served):
+    port, app = served
+    raw = get("/slow") + b"POST /refused HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789" + get("/after")
+    answers = exchange(port, raw, 3)
+    assert [a[0] for a in answers] == [200, 401] and answers[1][1]["connection"] == "close"
+    assert "/refused" not in app.bodies_read and "/after" not in app.bodies_read
+
+
+def test_a_request_whose_headers_never_end_is_refused(served):
+    port, _ = served
+    answers = exchange(port, b"GET /a HTTP/1.1\r\nX-Long: " + b"x" * (200 << 10), 1)
+    assert [a[0] for a in answers] == [431]

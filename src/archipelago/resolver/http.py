@@ -26,6 +26,7 @@ import orjson
 
 log = logging.getLogger("archipelago.resolver.http")
 IDLE_SECONDS = 75.0  # a connection that sends nothing for this long is closed
+MAX_HEAD = 64 << 10  # bytes of a request line and headers (httptools itself sets no limit)
 REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -82,6 +83,9 @@ class _Connection(asyncio.Protocol):
         self.writable = True
         self.closing = False
         self.last_active = time.monotonic()
+        self.refused: tuple[Request, Reply] | None = None  # a request that waits its turn, refused on its headers
+        self._head_open = True  # the current request's line and headers are still arriving
+        self._head_size = 0
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -98,12 +102,16 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        if self._head_open:
+            self._head_size += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not served here")
         except httptools.HttpParserError:
             self._fail(400, "malformed HTTP request")
+        if self._head_open and self._head_size > MAX_HEAD:
+            self._fail(431, f"a request's line and headers are at most {MAX_HEAD} bytes")
 
     def pause_writing(self) -> None:  # the client reads its answers slower than it asks: stop reading
         self.writable = False
@@ -116,6 +124,7 @@ class _Connection(asyncio.Protocol):
     # ------------------------------------------------------------ httptools
     def on_message_begin(self) -> None:
         self._url, self._headers, self._body, self._size = b"", {}, [], 0
+        self._head_open, self._head_size = True, 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -124,12 +133,14 @@ class _Connection(asyncio.Protocol):
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self._head_open = False
         length = self._headers.get("content-length", "0")
+        if self.refused is not None:
+            return
         if length.isdigit() and int(length) > self.server.max_body:
             self._fail(413, f"a request body is at most {self.server.max_body} bytes")
-        elif (length != "0" or "transfer-encoding" in self._headers) and not (self.busy or self.waiting
-                                                                                or self.closing):
-            # a request with a body is judged on its headers first (one that waits its turn, after its body)
+        elif (length != "0" or "transfer-encoding" in self._headers) and not self.closing:
+            # a request with a body is judged on its headers first
             head = Request(self.parser.get_method().decode("ascii"), self._url.decode("latin-1"), self._headers,
                            b"", False)
             try:
@@ -137,7 +148,11 @@ class _Connection(asyncio.Protocol):
             except Exception:
                 log.exception("%s %s", head.method, head.target[:200])
                 refusal = _error(500, "internal error")
-            if refusal is not None:
+            if refusal is not None and (self.busy or self.waiting):
+                # one that waits its turn: answered in order (by _finish), its body and what follows never read
+                self.refused = (head, refusal)
+                self._pause()
+            elif refusal is not None:
                 self._write(head, refusal)  # and closes: the body is never read
             elif self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # (curl waits a second for it)
@@ -146,11 +161,12 @@ class _Connection(asyncio.Protocol):
         self._size += len(body)
         if self._size > self.server.max_body:  # chunked, with no length said first
             self._fail(413, f"a request body is at most {self.server.max_body} bytes")
-        elif not self.closing:
+        elif not self.closing and self.refused is None:
             self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self.closing:
+        self._head_open, self._head_size = True, 0
+        if self.closing or self.refused is not None:
             return
         request = Request(self.parser.get_method().decode("ascii"), self._url.decode("latin-1"), self._headers,
                           b"".join(self._body), self.parser.should_keep_alive())
@@ -183,6 +199,8 @@ class _Connection(asyncio.Protocol):
         self._write(request, reply)
         while self.waiting and not self.busy and not self.closing:
             self._handle(self.waiting.popleft())
+        if self.refused is not None and not self.busy:
+            self._write(*self.refused)  # and closes
         self._resume()
 
     def _write(self, request: Request, reply: Reply) -> None:
@@ -222,7 +240,7 @@ class _Connection(asyncio.Protocol):
 
     def _resume(self) -> None:
         if self.transport is not None and not self.closing and not self.busy and self.writable \
-                and not self.transport.is_reading():
+                and self.refused is None and not self.transport.is_reading():
             self.transport.resume_reading()
 
 
