@@ -169,28 +169,33 @@ class FileIndexes:
         The indexes of the collection's earlier versions go."""
         with self._lock:
             lock = self._building.setdefault(key, threading.Lock())
-        with lock:
-            path = self.path(key)
-            if path.exists():
-                return
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
+        try:
+            with lock:
+                self._build(key, tree)
+        finally:  # whether this thread built it, found it built, or failed: no lock is left behind
+            with self._lock:
+                self._building.pop(key, None)
+
+    def _build(self, key: str, tree: Callable[[], Tree]) -> None:
+        path = self.path(key)
+        if path.exists():
+            return
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
+        try:
+            connection = sqlite3.connect(partial)
             try:
-                connection = sqlite3.connect(partial)
-                try:
-                    connection.execute("PRAGMA journal_mode=OFF")
-                    build(connection, tree())
-                finally:
-                    connection.close()
-                os.replace(partial, path)
+                connection.execute("PRAGMA journal_mode=OFF")
+                build(connection, tree())
             finally:
-                partial.unlink(missing_ok=True)
-            uuid = key.rpartition(".")[0]
-            for old in self.directory.glob(f"{uuid}.*.{FORMAT}.sqlite"):
-                if old != path:
-                    old.unlink(missing_ok=True)
-        with self._lock:
-            self._building.pop(key, None)
+                connection.close()
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        uuid = key.rpartition(".")[0]
+        for old in self.directory.glob(f"{uuid}.*.{FORMAT}.sqlite"):
+            if old != path:
+                old.unlink(missing_ok=True)
 
     def prepare_later(self, key: str, manifest_bytes: int, tree: Tree) -> None:
         """Index a big manifest in the background, from the tree its validation made (on write: its
