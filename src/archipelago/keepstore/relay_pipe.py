@@ -29,9 +29,9 @@ from aiohttp import web
 
 from ..keep.cache import DiskEntryWriter
 from .http import CHUNK, fork, run
+from .volumes.directory import aligned
 
 SLOTS = 4  # pieces in flight per relay: arriving, hashed and written, being sent, spare
-DIRECT_ALIGN = 4096
 _free: list[list[mmap.mmap]] = []  # page-aligned (O_DIRECT) and reused (fresh pages are dear)
 _free_lock = threading.Lock()
 
@@ -74,7 +74,7 @@ class CacheFile:
         if self.fd < 0:
             self.entry.write(memoryview(slot)[:length])
             return
-        padded = -(-length // DIRECT_ALIGN) * DIRECT_ALIGN
+        padded = aligned(length)
         if padded != length:  # the last piece: padded for O_DIRECT, cut back by finish()
             slot[length:padded] = bytes(padded - length)
         if os.pwrite(self.fd, memoryview(slot)[:padded], offset) != padded:
@@ -185,7 +185,7 @@ async def send_cached(response: web.StreamResponse, fd: int, size: int,
     def read(k: int) -> int:
         offset, length = pieces[k]
         view = memoryview(slots[k % SLOTS])
-        padded = -(-length // DIRECT_ALIGN) * DIRECT_ALIGN  # reads past the end stop there
+        padded = aligned(length)  # reads past the end stop there
         got = min(length, os.preadv(fd, [view[:padded]], offset))
         if seen is not None:
             seen(view[:got])

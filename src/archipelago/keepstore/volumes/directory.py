@@ -62,7 +62,13 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # a failure only means later writeback
 
 
-DIRECT_ALIGN = 4096  # O_DIRECT writes whole, aligned blocks of the device
+DIRECT_ALIGN = 4096  # O_DIRECT reads and writes whole, aligned blocks of the device
+
+
+def aligned(length: int) -> int:
+    """`length` rounded up to a whole number of DIRECT_ALIGN blocks."""
+    return -(-length // DIRECT_ALIGN) * DIRECT_ALIGN
+
 STAGE_BYTES = 4 << 20  # a block is gathered into aligned pieces of this size for O_DIRECT
 _stages: list[mmap.mmap] = []  # reused: fresh pages cost what the copy into them saves
 _stages_lock = threading.Lock()
@@ -181,7 +187,7 @@ class _FileWriter(BlockWriter):
         """The last piece, padded to the alignment O_DIRECT needs, then the file cut to its size."""
         assert self._stage is not None
         size = self._written + self._staged
-        padded = -(-self._staged // DIRECT_ALIGN) * DIRECT_ALIGN
+        padded = aligned(self._staged)
         self._stage[self._staged : padded] = bytes(padded - self._staged)
         if padded:
             self._write_stage(padded)
