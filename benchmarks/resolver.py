@@ -122,6 +122,14 @@ def bulk_load(db: Path, sites: list[str], per_site: int) -> float:
     return time.perf_counter() - started
 
 
+async def read_answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 answer read by hand: its head (status line and headers) and its body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    return head, await reader.readexactly(length)
+
+
 async def resolve_load(url: str, sites: list[str], per_site: int, clients: int, each: int) -> list[float]:
     latencies: list[float] = []
     rng = secrets.SystemRandom()
@@ -136,10 +144,7 @@ async def resolve_load(url: str, sites: list[str], per_site: int, clients: int, 
             ident = f"doi:10.9999/{rng.choice(sites)}-{rng.randrange(per_site):05d}"
             started = time.perf_counter()
             writer.write(f"GET /resolver/v1/resolve?id={ident} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
-            body = await reader.readexactly(length)
+            head, body = await read_answer(reader)
             latencies.append(time.perf_counter() - started)
             assert head.startswith(b"HTTP/1.1 200") and orjson.loads(body)["holders"], body[:200]
         writer.close()
@@ -241,10 +246,7 @@ async def pdh_lookups(resolvers: dict[str, tuple[str, dict[str, str]]], pdhs: li
             headers = "".join(f"{k}: {v}\r\n" for k, v in sign(key, site, "GET", target).items())
             started = time.perf_counter()
             writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
-            body = await reader.readexactly(length)
+            head, body = await read_answer(reader)
             if n >= WARM_UP:
                 times[label].append(time.perf_counter() - started)
             assert head.startswith(b"HTTP/1.1 200") and orjson.loads(body)["holders"], body[:200]
