@@ -221,12 +221,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, status: int, message: str) -> None:
         """A request we will not read to its end: answer it and close the connection."""
-        if self.closing or self.transport is None:
-            return
-        body = _error(status, message).body
-        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                             b"Connection: close\r\n\r\n%s" % (status, REASONS[status], len(body), body))
-        self._close()
+        self._write(Request("", "", {}, b"", False), _error(status, message))  # not kept alive: closes
 
     def _close(self) -> None:
         self.closing = True
