@@ -35,11 +35,14 @@ def _record(site: str, record: dict[str, Any]) -> Record:
 
 class MemoryIndex:
     def __init__(self) -> None:
-        self.ready = False
         self._registrations: dict[str, tuple[Record, ...]] = {}
         self._holders: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self._pending: list[Change] | None = []  # changes committed while loading; None once loaded
+
+    @property
+    def ready(self) -> bool:
+        return self._pending is None
 
     # ------------------------------------------------------------ reads (any thread, no lock: one dict get)
     def registrations(self, identifier: str) -> tuple[Record, ...]:
@@ -83,7 +86,7 @@ class MemoryIndex:
             with self._lock:
                 for change in self._pending or ():
                     _apply(by_identifier, by_pdh, change)
-                self._registrations, self._holders, self._pending, self.ready = by_identifier, by_pdh, None, True
+                self._registrations, self._holders, self._pending = by_identifier, by_pdh, None
         finally:
             if collecting:
                 gc.enable()
