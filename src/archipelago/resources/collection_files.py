@@ -155,9 +155,7 @@ class FileIndexes:
     def open(self, key: str, manifest_bytes: int, manifest_text: Callable[[], str]) -> sqlite3.Connection:
         """The index of the manifest `key` names (built from `manifest_text()` if there is none)."""
         if not self.stored(manifest_bytes):
-            connection = sqlite3.connect(":memory:", check_same_thread=False)
-            build(connection, parse(manifest_text()).tree())
-            return connection
+            return in_memory(manifest_text())
         path = self.path(key)
         if not path.exists():
             self.prepare(key, lambda: parse(manifest_text()).tree())
@@ -302,11 +300,17 @@ def answer(connection: sqlite3.Connection, query: FilesQuery, sign: Signer | Non
             "offset": offset, "limit": limit}
 
 
+def in_memory(manifest_text: str) -> sqlite3.Connection:
+    """The index of a manifest, built in memory for one request."""
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    build(connection, parse(manifest_text).tree())
+    return connection
+
+
 def in_memory_answer(manifest_text: str, query: FilesQuery) -> dict[str, Any]:
     """`answer` from a manifest indexed for this one query (its locators as they stand in the text)."""
-    connection = sqlite3.connect(":memory:")
+    connection = in_memory(manifest_text)
     try:
-        build(connection, parse(manifest_text).tree())
         return answer(connection, query, None)
     finally:
         connection.close()
