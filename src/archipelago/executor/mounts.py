@@ -357,6 +357,7 @@ def _place(host: Path, destination: Path, files: dict[str, list[Any]]) -> Placem
     directory, hashing each file as it is written; the executor's record of the inputs it placed
     (`files`: the collection's segments by path below the mount, "" for a mount of one file)."""
     placed: Placements = {}
+    directory = host.is_dir()
 
     def copy(source: str, target: str) -> str:
         digest = hashlib.sha256()
@@ -365,14 +366,14 @@ def _place(host: Path, destination: Path, files: dict[str, list[Any]]) -> Placem
                 digest.update(chunk)
                 writing.write(chunk)
         shutil.copystat(source, target)
-        relative = Path(source).relative_to(host).as_posix() if host.is_dir() else ""
+        relative = Path(source).relative_to(host).as_posix() if directory else ""
         segments = files.get(relative)
         info = os.stat(target, follow_symlinks=False)
         if segments is not None and sum(s[2] for s in segments) == info.st_size:
             placed[(info.st_dev, info.st_ino)] = Placed(tuple(segments), info.st_size, digest.hexdigest())
         return target
 
-    if host.is_dir():
+    if directory:
         shutil.copytree(host, destination, copy_function=copy)
     else:
         copy(str(host), str(destination))
