@@ -61,8 +61,7 @@ def register(client: KeepClient, service: KeepService, path: str) -> Iterator[di
             if line:
                 yield json.loads(line)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        failure = CutShort(service.url, f"the answer was cut short ({exc.__class__.__name__})")
-        raise KeepServiceError(f"{service.uuid}: {failure.detail}", failure) from None
+        raise _cut_short(service, exc) from None
     finally:
         answer.release_conn()
 
@@ -80,7 +79,11 @@ def _text(client: KeepClient, service: KeepService, method: str, path: str, body
     try:
         return answer.read().decode("utf-8", "replace")
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        failure = CutShort(service.url, f"the answer was cut short ({exc.__class__.__name__})")
-        raise KeepServiceError(f"{service.uuid}: {failure.detail}", failure) from None
+        raise _cut_short(service, exc) from None
     finally:
         answer.release_conn()
+
+
+def _cut_short(service: KeepService, exc: Exception) -> KeepServiceError:
+    failure = CutShort(service.url, f"the answer was cut short ({exc.__class__.__name__})")
+    return KeepServiceError(f"{service.uuid}: {failure.detail}", failure)
