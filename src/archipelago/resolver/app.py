@@ -114,7 +114,10 @@ class ResolverApp:
         ident = request.query.get("id")
         if not ident:
             raise BadRequest("give the identifier: /resolver/v1/resolve?id=doi:10.1234/abc")
-        if self.service.store.inline_reads:  # an indexed SQLite read: cheaper than a hop to a thread
+        store = self.service.store
+        # from memory or an indexed SQLite read: cheaper than a hop to a thread; but a keep:PDH identifier
+        # is also looked up by its content in the database, which on PostgreSQL is a round trip
+        if store.inline_reads and (store.sqlite_path is not None or not ident.lower().startswith("keep:")):
             return _json(self.service.resolve(ident))
         return self._later(self.service.resolve, ident)
 
