@@ -143,8 +143,8 @@ class ResolverService:
         records = self.store.registrations(ident.text)
         if ident.content is not None:  # keep:PDH names its content: an object with other content is no holder
             records = [r for r in records if r["pdh"] == ident.content]
-            records += [r for r in self.store.published_content(ident.content)
-                        if (r["site"], r["uuid"]) not in {(s["site"], s["uuid"]) for s in records}]
+            named = {(r["site"], r["uuid"]) for r in records}
+            records += [r for r in self.store.published_content(ident.content) if (r["site"], r["uuid"]) not in named]
         now = time.time()
         ranked = []
         for record in records:
