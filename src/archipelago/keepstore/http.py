@@ -35,6 +35,11 @@ def error_response(status: int, message: str, kind: str = "") -> web.Response:
     return web.json_response({"errors": [message]}, status=status, headers=headers)
 
 
+def error_for(exc: ArchipelagoError) -> web.Response:
+    """The error answer for `exc`: its status, its message, and its kind if it is a KeepError."""
+    return error_response(exc.status, str(exc), exc.error_kind if isinstance(exc, KeepError) else "")
+
+
 def request_token(request: web.Request) -> str | None:
     """The API token: `Authorization: Bearer|OAuth2 <tok>`, or `?api_token=`."""
     return from_authorization_header(request.headers.get("Authorization")) or request.query.get("api_token") or None
@@ -46,7 +51,7 @@ async def keep_errors(request: web.Request,
     try:
         return await handler(request)
     except ArchipelagoError as exc:
-        return error_response(exc.status, str(exc), exc.error_kind if isinstance(exc, KeepError) else "")
+        return error_for(exc)
 
 
 async def run(fn: Callable[..., T], *args: Any) -> T:

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from ..errors import ArchipelagoError, Unavailable
 from ..formats.locator import BLOCK_SIZE, Locator
-from ..keep.errors import BlockTooLarge, HashMismatch, KeepError
-from .http import CHUNK, CORS_HEADERS, error_response, fork, request_token, run
+from ..keep.errors import BlockTooLarge, HashMismatch
+from .http import CHUNK, CORS_HEADERS, error_for, fork, request_token, run
 from .receive import RECEIVERS, ClientGone, DirectBody
 from .service import KeepstoreState
 from .store import PutResult, PutTransaction
@@ -119,7 +119,7 @@ async def _store_direct(service: KeepstoreState, direct: DirectBody, locator: Lo
     except ArchipelagoError as exc:
         if txn is not None:
             await run(txn.abort)
-        response = error_response(exc.status, str(exc), exc.error_kind if isinstance(exc, KeepError) else "")
+        response = error_for(exc)
     except BaseException:
         if txn is not None:
             await run(txn.abort)
