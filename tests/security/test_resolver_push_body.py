@@ -79,3 +79,11 @@ def test_a_signature_made_at_no_real_time_is_refused(resolver):
     for at in (float("nan"), float("inf")):
         assert send(resolver.url, sign(KEYS["z1111"], "z1111", "POST", PATH, raw, at=at), raw) == 401
     assert send(resolver.url, sign(KEYS["z1111"], "z1111", "POST", PATH, raw), raw) == 200  # and the site still pushes
+
+
+def test_a_body_sent_anywhere_but_a_push_is_refused_before_it_is_read(resolver):
+    host, port = resolver.url.removeprefix("http://").split(":")
+    for line in ("GET /resolver/v1/resolve?id=doi:10.1/x", "POST /resolver/v1/nowhere", "PUT /resolver/v1/push"):
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(f"{line} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {MAX_BODY}\r\n\r\n".encode())
+            assert conn.recv(64).startswith(b"HTTP/1.1 413 "), line  # no body sent: answered on the headers

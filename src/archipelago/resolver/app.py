@@ -74,14 +74,17 @@ class ResolverApp:
         return self._guarded(answer) if isinstance(answer, Awaitable) else answer
 
     def admit(self, request: Request) -> Reply | None:
-        """A push is judged on its signed headers before its body (up to 32 MiB) is read: a stranger's
-        is refused at once. The body is then checked against the hash that was signed."""
-        if request.method == "POST" and request.path == PUSH:
-            try:
-                verify(self._keys, self._signature(request), request.method, request.target, None,
-                       self.service.config.clock_skew)
-            except ArchipelagoError as exc:
-                return _error(exc)
+        """A request with a body: only a push has one, and it is judged on its signed headers before its
+        body (up to 32 MiB) is read: a stranger's is refused at once. The body is then checked against
+        the hash that was signed. Any other request with a body is refused unread."""
+        if request.method != "POST" or request.path != PUSH:
+            return _json({"errors": [f"{request.method} {request.path[:200]}: only a push ({PUSH}) has a body"]},
+                         413)
+        try:
+            verify(self._keys, self._signature(request), request.method, request.target, None,
+                   self.service.config.clock_skew)
+        except ArchipelagoError as exc:
+            return _error(exc)
         return None
 
     @staticmethod
