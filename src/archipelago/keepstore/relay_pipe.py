@@ -29,7 +29,7 @@ from aiohttp import web
 
 from ..keep.cache import DiskEntryWriter
 from .http import CHUNK, fork, run
-from .volumes.directory import aligned
+from .volumes.directory import aligned, open_direct
 
 SLOTS = 4  # pieces in flight per relay: arriving, hashed and written, being sent, spare
 _free: list[list[mmap.mmap]] = []  # page-aligned (O_DIRECT) and reused (fresh pages are dear)
@@ -61,13 +61,9 @@ class CacheFile:
     when possible (else through the entry's own buffered writer)."""
 
     def __init__(self, entry: DiskEntryWriter):
-        self.entry, self.fd = entry, -1
-        if hasattr(os, "O_DIRECT"):
-            try:
-                self.fd = os.open(entry.file.name, os.O_WRONLY | os.O_DIRECT)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:  # e.g. tmpfs: buffered it is
-                    raise
+        self.entry = entry
+        fd = open_direct(entry.file.name, os.O_WRONLY)  # None e.g. on tmpfs: buffered it is
+        self.fd = -1 if fd is None else fd
 
     def write(self, slot: mmap.mmap, length: int, offset: int) -> None:
         """Runs in the write lane, in piece order. Every piece but the last is CHUNK long (aligned)."""

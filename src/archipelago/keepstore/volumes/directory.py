@@ -93,13 +93,24 @@ def _open_temp(path: Path, direct: bool) -> tuple[int, bool]:
     """The temp file, opened for O_DIRECT writes if wanted and the filesystem allows (tmpfs does not)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     if direct and hasattr(os, "O_DIRECT"):
-        try:
-            return os.open(path, flags | os.O_DIRECT, 0o600), True  # tenants' data
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            path.unlink(missing_ok=True)  # some filesystems create it before refusing the flag
+        fd = open_direct(path, flags, 0o600)  # tenants' data
+        if fd is not None:
+            return fd, True
+        path.unlink(missing_ok=True)  # some filesystems create it before refusing the flag
     return os.open(path, flags, 0o600), False
+
+
+def open_direct(path: str | Path, flags: int, mode: int = 0o600) -> int | None:
+    """`path` opened with O_DIRECT added to `flags`; None where the OS or the filesystem (tmpfs)
+    does not do O_DIRECT."""
+    if not hasattr(os, "O_DIRECT"):
+        return None
+    try:
+        return os.open(path, flags | os.O_DIRECT, mode)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return None
 
 
 def _oserror(exc: OSError, what: str) -> Exception:
