@@ -236,15 +236,18 @@ class ApiApp:
                 method = request.method
             if not scope_allows(caller.scopes, method, request.url.path):
                 raise Forbidden(f"this token's scopes do not allow {method} {request.url.path}")
-            # a request a peer forwarded is answered from this cluster alone: one hop, never a loop
-            backend = self.backend
-            if FORWARDED_FOR in params:
-                backend = self.backend.this_cluster()
-                caller = dataclasses.replace(caller, via=str(params[FORWARDED_FOR]))
+            backend, caller = self.hop(caller, params)
             result = await self._route(backend, method, request.path_params, params, caller)
             return JSON(result)
         except ArchipelagoError as exc:
             return error(exc.status, str(exc))
+
+    def hop(self, caller: Caller, params: dict[str, Any]) -> tuple[Backend, Caller]:
+        """The backend to answer with and the caller as it is judged: a request a peer forwarded is
+        answered from this cluster alone (one hop, never a loop), its caller marked as coming via it."""
+        if FORWARDED_FOR not in params:
+            return self.backend, caller
+        return self.backend.this_cluster(), dataclasses.replace(caller, via=str(params[FORWARDED_FOR]))
 
     async def _route(self, backend: Backend, method: str, path: dict[str, str], params: dict[str, Any],
                      caller: Caller) -> Any:

@@ -6,7 +6,6 @@ a peer forwarded answered here alone)."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -14,7 +13,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ArchipelagoError, BadRequest, Forbidden
-from ..federation.remote import FORWARDED_FOR
 from ..ga4gh.paths import collection_key, file_path
 from ..resources.collection_files import MAX_LIMIT, FilesQuery
 
@@ -56,10 +54,7 @@ class CollectionFilesHttp:
                 raise Forbidden(f"this token's scopes do not allow GET {request.url.path}")
             key = collection_key(request.path_params["collection"])
             query = files_query(params)
-            backend = self.api.backend
-            if FORWARDED_FOR in params:  # a peer's request: answered from this cluster alone, one hop
-                backend = backend.this_cluster()
-                caller = dataclasses.replace(caller, via=str(params[FORWARDED_FOR]))
+            backend, caller = self.api.hop(caller, params)  # a peer's request: this cluster alone, one hop
             return JSON(await self.api._call(backend.collection_files, caller, key, query))
         except ArchipelagoError as exc:
             return error(exc.status, str(exc))
