@@ -93,6 +93,9 @@ class Executor:
         user: SandboxUser | None = None
         try:
             user = claim_user(self._user_locks, *self._uids)
+            if user.evicted:
+                self.logs.crunch_run(f"sandbox uid {user.uid}: ended {user.evicted} processes a dead executor's "
+                                     "container left running as it")
             updates = self._run(container, as_container, user)
             state = "Complete"
         except Exception as exc:  # a failure of the system, not of the program: the log says which

@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import random
+import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -47,6 +50,7 @@ class SandboxUser:
     uid: int
     gid: int
     _lock: IO[bytes] | None = None
+    evicted: int = 0  # processes found still running as this uid when it was claimed, and killed
 
     def release(self) -> None:
         if self._lock is not None:
@@ -65,6 +69,9 @@ def parse_uid_range(text: str | None) -> tuple[int, int]:
 def claim_user(lock_dir: Path, first: int, count: int) -> SandboxUser:
     """A uid no other container on this host is running as now. Executors are separate processes:
     an flock on `<lock_dir>/<uid>.lock` is the claim, dropped by the kernel if the executor dies.
+    A sandbox may outlive its executor (SIGKILLed, see SECURITY.md): whatever still runs as the
+    uid once its lock is free is ended before the uid is handed on, or the uid is passed over —
+    else the next tenant's command would share a uid with it (signals, ptrace, its files).
     An executor that is not root cannot switch users: its containers run as itself."""
     if os.geteuid() != 0:
         return SandboxUser(os.getuid(), os.getgid())
@@ -78,8 +85,45 @@ def claim_user(lock_dir: Path, first: int, count: int) -> SandboxUser:
         except BlockingIOError:
             handle.close()
             continue
-        return SandboxUser(uid, uid, handle)
+        evicted = _evict(uid)
+        if evicted is None:
+            handle.close()
+            continue
+        return SandboxUser(uid, uid, handle, evicted)
     raise SandboxUnavailable(f"all {count} sandbox uids from {first} are in use on this host")
+
+
+def _evict(uid: int) -> int | None:
+    """End every process still running as `uid` (its lock is ours: none of them is a live
+    container's); how many there were, or None if some would not end (the uid is not safe)."""
+    ended: set[int] = set()
+    for _ in range(100):  # SIGKILL cannot be caught; a second pass catches what forked meanwhile
+        left = running_as(uid)
+        if not left:
+            return len(ended)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        ended |= left
+        time.sleep(0.01)
+    return None
+
+
+def running_as(uid: int) -> set[int]:
+    """Live processes (not zombies: they hold nothing) with `uid` as any of their user ids."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as status:
+                fields = dict(line.split(b":", 1) for line in status.read().splitlines() if b":" in line)
+        except OSError:  # it ended meanwhile
+            continue
+        state, uids = fields.get(b"State", b"").split(), fields.get(b"Uid", b"").split()
+        if state[:1] != [b"Z"] and str(uid).encode() in uids:
+            found.add(int(entry.name))
+    return found
 
 
 def own_directory(path: Path, user: SandboxUser) -> None:

@@ -1,0 +1,62 @@
+"""A sandbox uid is handed to the next container only once nothing runs as it any more: processes
+a dead executor's container left behind (a sandbox that outlived a SIGKILLed executor) would
+otherwise share a uid with the next tenant's command — able to signal and trace it and to write
+its output directory. A uid still claimed by a live container is never touched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from archipelago.executor.sandbox import claim_user, running_as
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches a container to a sandbox uid")
+UID = 310_000  # beside the other sandbox tests' ranges
+
+
+def orphan(uid: int, command: str) -> subprocess.Popen[bytes]:
+    """A process running as `uid` that no lock stands for, as a dead executor's sandbox would be."""
+    return subprocess.Popen(["sh", "-c", command], user=uid, group=uid, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """A bound, not a benchmark: the processes have started."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the test's processes did not start"
+        time.sleep(0.01)
+
+
+def test_what_a_dead_executors_container_left_running_is_ended_before_the_uid_is_reused(tmp_path: Path):
+    left = orphan(UID, "sleep 300 & sleep 300 & wait")  # it forked: every process of the uid must go
+    try:
+        wait_for(lambda: len(running_as(UID)) >= 3)
+        user = claim_user(tmp_path / "locks", UID, 1)
+        assert user.uid == UID and user.evicted >= 3
+        assert running_as(UID) == set()
+        assert left.wait(10) != 0  # killed, not finished
+        user.release()
+    finally:
+        if left.poll() is None:
+            left.kill()
+
+
+def test_a_uid_a_live_container_holds_is_passed_over_and_its_processes_left_alone(tmp_path: Path):
+    live = claim_user(tmp_path / "locks", UID + 10, 1)
+    running = orphan(UID + 10, "sleep 300")
+    try:
+        wait_for(lambda: bool(running_as(UID + 10)))
+        other = claim_user(tmp_path / "locks", UID + 10, 2)
+        assert other.uid == UID + 11 and other.evicted == 0
+        assert running.poll() is None and running_as(UID + 10)
+        other.release()
+    finally:
+        running.kill()
+        running.wait()
+        live.release()
