@@ -64,6 +64,18 @@ def test_order_limit_offset_and_count(site):
     assert names(backend_site, alice, order=["collections.name asc"]) == ["run-0", "run-1", "run-2", "run-3"]
 
 
+@pytest.mark.parametrize(("limit", "offset", "shown"), [
+    (4, 0, 4),  # exactly a page: no row past it, the page is the count
+    (3, 0, 3), (3, 2, 2),  # a row past the page, or a last page that is full
+    (2, 3, 1), (10, 0, 4), (10, 4, 0), (10, 9, 0),  # a short last page, past the end
+    (0, 0, 0),  # only the count
+])
+def test_items_available_is_the_count_whatever_the_page(site, limit, offset, shown):
+    backend_site, alice = site
+    page = backend_site.backend.list(alice, "collections", ListParams(order=["name asc"], limit=limit, offset=offset))
+    assert len(page["items"]) == shown and page["items_available"] == 4
+
+
 def test_select_returns_only_the_fields_asked_for(site):
     backend_site, alice = site
     item = backend_site.backend.list(alice, "collections", ListParams(select=["uuid", "name"], limit=1))["items"][0]

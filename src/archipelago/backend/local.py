@@ -1,8 +1,6 @@
-"""LocalBackend: the Backend interface on this cluster's own database.
-
-A generic engine: get, list, create, update, delete, trash and untrash work the same for every
-resource; what differs lives with each resource (resources/), and who is calling with the
-identity module (auth/identity.py).
+"""LocalBackend: the Backend interface on this cluster's own database. A generic engine: get, list,
+create, update, delete, trash and untrash work the same for every resource; what differs lives
+with each resource (resources/), and who is calling with the identity module (auth/identity.py).
 """
 
 from __future__ import annotations
@@ -65,9 +63,9 @@ class LocalBackend:
             return restricted_blocks(session)
 
     @contextmanager
-    def _operation(self, caller: Caller, resource: Resource) -> Iterator[Context]:
+    def _operation(self, caller: Caller, resource: Resource, read_only: bool = False) -> Iterator[Context]:
         """One unit of work for one caller on one resource, with their permissions."""
-        with self.db.session() as session:
+        with self.db.session(read_only) as session:
             yield Context(self.config, session, caller, self._permissions(session, caller), self.registry.owner_of,
                           lambda row, select_: self._render(resource, row, caller, select_), self.registry.exists)
 
@@ -229,7 +227,7 @@ class LocalBackend:
         resource = self.registry[resource_name]
         model: Any = resource.model
         limit = max(0, min(params.limit, self.config.api.max_items_per_response))
-        with self._operation(caller, resource) as ctx:
+        with self._operation(caller, resource, read_only=True) as ctx:
             query = select(model)
             if not caller.is_admin:
                 query = query.where(resource.readable_clause(ctx.perms))
@@ -237,15 +235,17 @@ class LocalBackend:
                 query = query.where(model.is_trashed.is_(False))
             unfilterable = resource.unfilterable_for(ctx)
             query = apply_filters(query, model, params.filters, unfilterable)
-            page = apply_order(query, model, params.order, unfilterable).offset(params.offset).limit(limit)
+            ordered = apply_order(query, model, params.order, unfilterable).offset(params.offset)
+            page = ordered.limit(limit and limit + 1)  # a row past the page: if none, the count is known
             # plain rows through the session's connection, not ORM objects: a page of 1000 renders
             # several times faster, and the ORM's loading layer cost more than the query
             result = ctx.session.connection().execute(page.with_only_columns(*model.__table__.columns))
             keys, rows = tuple(result.keys()), list(result.all())
+            more, rows = len(rows) > limit, rows[:limit]
             available = None
             if params.count != "none":
-                if limit and (0 < len(rows) < limit or (not rows and not params.offset)):
-                    available = params.offset + len(rows)  # the page ended before the limit: no count needed
+                if limit and not more and (rows or not params.offset):
+                    available = params.offset + len(rows)  # the page ended within the limit: no count needed
                 else:  # a plain count with the same WHERE: SQLite can answer from an index
                     counting = select(func.count()).select_from(model)
                     if query.whereclause is not None:

@@ -32,6 +32,9 @@ class Database:
         # `writes`: bumped after every commit that wrote anything, through any session of these
         # (answers cached for it, backend/list_cache.py, are kept only while it stays the same)
         self.writes = writes
+        # PostgreSQL: a read needs no transaction of its own (BEGIN and COMMIT were two of a small
+        # list's five round trips); SQLite's are local calls
+        self._reads_autocommit = sessions.kw["bind"].dialect.name == "postgresql"
         if writes is not None:
             event.listen(sessions, "after_flush", _note_write)
             event.listen(sessions, "do_orm_execute", _note_dml)
@@ -41,9 +44,12 @@ class Database:
         self._listeners.append(listener)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session committed at the end (rolled back on any error); a uniqueness conflict is a 422."""
+    def session(self, read_only: bool = False) -> Iterator[Session]:
+        """A session committed at the end (rolled back on any error); a uniqueness conflict is a 422.
+        `read_only`: it only reads, each statement on its own snapshot (as Arvados' index reads)."""
         with self.sessions() as session:
+            if read_only and self._reads_autocommit:
+                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             try:
                 yield session
                 changed = session.info.pop("changed", set())
