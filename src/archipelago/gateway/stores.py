@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..config import GatewayConfig
 from ..errors import ArchipelagoError, BadGateway, BadRequest, NotFound
-from ..keep.http import KeepConnections
+from ..keep.http import KeepConnections, read_into
 from .urls import BaseUrl
 
 MOVED_PREFIX = "archipelago-blocks/"  # objects a gateway writes itself (blocks moved to it)
@@ -226,8 +226,7 @@ class S3Store:
             if code in ("NoSuchKey", "404"):
                 raise NotFound(f"s3://{self.bucket}/{name} is gone") from None
             raise
-        body: Source = answer["Body"]  # a stream that closes itself after `with`
-        return body
+        return _DirectBody(answer["Body"])
 
     def write(self, name: str, data: bytes) -> str:
         md5 = hashlib.md5(data)
@@ -237,6 +236,26 @@ class S3Store:
 
     def delete(self, name: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=name)
+
+
+class _DirectBody:
+    """botocore's body, read into the caller's buffer without urllib3's copy (keep/http.read_into)."""
+
+    def __init__(self, body: Any):
+        self._body = body
+
+    def read(self, size: int = -1, /) -> bytes:
+        return bytes(self._body.read(None if size < 0 else size))
+
+    def readinto(self, buffer: memoryview, /) -> int | None:
+        raw = getattr(self._body, "_raw_stream", None)  # urllib3's answer, beneath botocore's wrapper
+        return read_into(raw, buffer) if raw is not None else self._body.readinto(buffer)
+
+    def __enter__(self) -> _DirectBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._body.close()
 
 
 class HttpStore:

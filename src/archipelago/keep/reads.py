@@ -9,11 +9,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-import urllib3
-
 from ..formats.locator import Locator
 from .errors import BlockNotFound, CorruptCopy, CutShort, KeepReadError, ServiceFailure, ServiceRefused
-from .http import Response
+from .http import BodyError, Response, read_into
 from .services import KeepService
 
 if TYPE_CHECKING:
@@ -52,7 +50,7 @@ def receive_verified(answer: Response, service: str, loc: Locator, into: bytearr
         hashing: Future[None] | None = None
         try:
             while received < size:
-                n = answer.readinto(view[received : min(size, received + READ_CHUNK)])
+                n = read_into(answer, view[received : min(size, received + READ_CHUNK)])
                 if not n:
                     return CutShort(service, f"transfer interrupted after {received} of {size} bytes")
                 received += n
@@ -64,7 +62,7 @@ def receive_verified(answer: Response, service: str, loc: Locator, into: bytearr
         finally:
             if hashing is not None:
                 hashing.result()
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except BodyError as exc:
         return CutShort(service, f"transfer interrupted ({exc.__class__.__name__})")
     finally:
         answer.release_conn()

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from ..keep.cache import DiskEntryWriter
+from ..keep.http import BodyError, read_into
 from .http import CHUNK, fork, run
 from .volumes.directory import aligned, open_direct
 
@@ -101,7 +102,10 @@ class RelayPipe:
         """Exactly `length` bytes of the body into `slot` (a worker thread)."""
         view, got = memoryview(slot), 0
         while got < length:
-            n = self.body.readinto(view[got:length])
+            try:
+                n = read_into(self.body, view[got:length])
+            except BodyError as exc:
+                raise RemoteCutShort(f"the remote cluster's answer broke off ({exc.__class__.__name__})") from None
             if not n:
                 raise RemoteCutShort(f"the remote cluster sent {got} of a {length}-byte piece")
             got += n
