@@ -200,6 +200,8 @@ class GatewayConfig(_Listening):
                              "not by `archi cluster up`")
     cache_mib: int = Field(default=256, ge=0, description="verified blocks kept in memory, so a block read "
                            "again is not fetched from its store again")
+    store_reads: int = Field(default=0, ge=0, description="blocks read from the store at once (each takes a "
+                             "core to receive and check); 0: one per core. Raise it for a distant store")
     residency: Literal["cluster"] | None = Field(
         default=None, description="cluster: every block it serves stays on this cluster (readers from outside are "
         "refused) and collections of data registered through it get this residency policy")

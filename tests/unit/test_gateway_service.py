@@ -4,7 +4,9 @@ for the caller; residency applies to gateway-served blocks as to keepstore's; si
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -280,3 +282,36 @@ def test_a_changed_object_is_refused_naming_the_collections_that_read_it(served)
     assert refused.status == 502
     assert first["uuid"].encode() in refused.data and second["uuid"].encode() in refused.data
     assert other["uuid"].encode() not in refused.data
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_no_more_blocks_are_read_from_the_store_at_once_than_it_allows(tmp_path: Path, limit: int) -> None:
+    """Each read takes a core here and in the store's server; more at once than cores cost more CPU
+    per block (benchmarks/gateway.py). The cache is off, so every GET reads the store."""
+    site = single_cluster(tmp_path)
+    (tmp_path / "data").mkdir()
+    config = GatewayConfig(driver="path", root=tmp_path / "data", listen="127.0.0.1:1", uuid=GW, cache_mib=0,
+                           store_reads=limit)
+    gateway = Gateway(site.local.config, config, site.local.db.session, site.local.restricted_blocks,
+                      registrant=site.local.gateway_registrant)
+    reading, most, lock, opened = [0], [0], threading.Lock(), gateway.store.open
+
+    def slow_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            reading[0] += 1
+            most[0] = max(most[0], reading[0])
+        time.sleep(0.3)  # long enough for the other requests to arrive meanwhile
+        with lock:
+            reading[0] -= 1
+        return opened(*args, **kwargs)
+
+    gateway.store.open = slow_open  # type: ignore[method-assign]
+    with ServerThread(gateway.app()) as server:
+        locators = []
+        for n in range(4):
+            (tmp_path / "data" / f"f{n}.txt").write_text(f"file {n}\n")
+            locators.append(register(server.url, site.admin.token, f"f{n}.txt")["manifest_text"].split()[1])
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda loc: get(server.url, loc, site.admin.token).status, locators))
+    assert answers == [200] * 4
+    assert most[0] == limit
