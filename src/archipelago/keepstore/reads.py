@@ -7,12 +7,8 @@ memory per request stays at a few chunks and throughput approaches the speed of 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
 import hashlib
 import logging
-import os
 from typing import Any, BinaryIO
 
 from aiohttp import web
@@ -20,12 +16,11 @@ from aiohttp import web
 from ..formats.locator import Locator
 from ..keep.errors import CorruptBlock
 from .http import BLOCK_HEADERS, CHUNK, fork, request_token, run
-from .relay_pipe import SLOTS, give_back, take_slots
+from .relay_pipe import send_cached
 from .remote_blocks import CLUSTER_HEADER
 from .service import KeepstoreState
 from .volumes import BlockReader, Volume
 from .volumes.base import fast_hasher
-from .volumes.directory import DIRECT_ALIGN
 
 log = logging.getLogger("archipelago.keepstore")
 
@@ -99,37 +94,8 @@ class LocalReads:
         disk only, and reading it through the page cache filled fresh pages: a cold 1 GiB local read
         took 9-12 s that way, against 4 s from the page cache the old buffered writes had filled.
         Where the filesystem refuses O_DIRECT the same reads go through the page cache."""
-        fd = source.fileno()
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
-        slots = take_slots()
-        pieces = [(offset, min(CHUNK, size - offset)) for offset in range(0, size, CHUNK)]
-
-        def read(k: int) -> int:
-            offset, length = pieces[k]
-            view = memoryview(slots[k % SLOTS])
-            got = min(length, os.preadv(fd, [view[: -(-length // DIRECT_ALIGN) * DIRECT_ALIGN]], offset))
-            check.update(view[:got])
-            return got
-
-        reading: asyncio.Future[int] | None = fork(read, 0)
-        try:
-            for k, (offset, length) in enumerate(pieces):
-                assert reading is not None
-                got = await reading
-                reading = None
-                if got < length or not await self._checked_so_far(volume, check, offset + got, size):
-                    return False
-                if k + 1 < len(pieces):
-                    reading = fork(read, k + 1)  # runs while this range is sent
-                # returns once the transport holds under 16 KiB of it: the slot is free SLOTS - 1 ranges on
-                await response.write(memoryview(slots[k % SLOTS])[:length])
-            return True
-        finally:
-            if reading is not None:
-                with contextlib.suppress(BaseException):
-                    await reading
-            give_back(slots)
+        return await send_cached(response, source.fileno(), size, check.update,
+                                 lambda read: self._checked_so_far(volume, check, read, size))
 
     async def _stream_verified(self, response: web.StreamResponse, volume: Volume, reader: BlockReader,
                                check: ReadCheck) -> bool:
