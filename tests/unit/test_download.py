@@ -3,12 +3,14 @@ and a re-run fetches only what is not already verified in place. The keep client
 in-process stand-in serving blocks from a dict (the real one's md5 checks are tested elsewhere)."""
 
 import hashlib
+import mmap
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from archipelago.keep.transfer import PART_SUFFIX, download
+from archipelago.keep.transfer import PART_SUFFIX, _page_aligned, _write_piece, download
 
 BLOCKS = {name: name.encode() * 1000 for name in ("a", "b", "c")}
 LOCATORS = {name: f"{hashlib.md5(data).hexdigest()}+{len(data)}" for name, data in BLOCKS.items()}
@@ -62,3 +64,30 @@ def test_a_rerun_fetches_only_what_is_missing_or_wrong(tmp_path: Path) -> None:
     assert LOCATORS["a"] not in again.asked
     assert set(again.asked) == {LOCATORS["b"], LOCATORS["c"]}
     assert files(tmp_path)["sub/c.txt"] == BLOCKS["c"]
+
+
+@pytest.mark.parametrize("position", [0, 4096, 3 << 20, 100])  # aligned, or not: then all through the page cache
+@pytest.mark.parametrize("size", [(2 << 20), (2 << 20) + 123, 5000])  # whole pages, a ragged tail, a small piece
+@pytest.mark.parametrize("pooled", [True, False])  # a page-aligned pooled buffer, or plain bytes
+def test_a_piece_lands_byte_for_byte_whichever_way_it_is_written(tmp_path: Path, position: int, size: int,
+                                                                  pooled: bool) -> None:
+    data = os.urandom(size)
+    view: memoryview | bytes = data
+    if pooled:
+        buffer = mmap.mmap(-1, size)
+        buffer[:] = data
+        view = memoryview(buffer)
+    target = tmp_path / "file"
+    before = os.urandom(position + size + 4096)  # the file's other bytes must not move
+    target.write_bytes(before)
+    _write_piece(target, position, view)
+    after = target.read_bytes()
+    assert after[position:position + size] == data
+    assert after[:position] == before[:position] and after[position + size:] == before[position + size:]
+
+
+def test_only_page_aligned_buffers_are_offered_to_o_direct() -> None:
+    buffer = mmap.mmap(-1, 3 << 20)
+    assert _page_aligned(memoryview(buffer)) and _page_aligned(memoryview(buffer)[4096:])
+    assert not _page_aligned(memoryview(buffer)[100:])
+    assert not _page_aligned(b"read-only bytes")

@@ -33,7 +33,7 @@ LAYERS: dict[str, set[str]] = {
     "resources": {"auth", "compute", "config", "db", "errors", "formats", "ids", "resolver.identifiers", "times"},
     "backend": {"auth", "config", "db", "errors", "ids", "resources", "times"},
     "federation": {"backend", "errors", "formats", "ids", "resources", "rpc"},
-    "keep": {"errors", "formats", "rpc"},
+    "keep": {"errors", "files", "formats", "rpc"},
     "keepstore": {"config", "errors", "files", "formats", "keep", "refusals", "rpc"},
     "gateway": {"backend", "config", "db", "errors", "formats", "keep", "keepstore"},
     "sdk": {"errors", "files", "formats", "ids", "keep", "rpc"},

@@ -97,15 +97,18 @@ class KeepClient:
         if self.cache is not None and (cached := self.cache.get(loc.md5)) is not None:
             return cached
         data = reads.fetch(self, loc, None, token)
+        assert isinstance(data, bytearray)  # received into a fresh buffer
         if self.cache is not None:
             self.cache.put(loc.md5, data)
         return data
 
     def get_from(self, order: list[KeepService], locator: str | Locator, token: str | None = None) -> bytearray:
         """The block, verified, from these services in this order (a pull list names them), uncached."""
-        return reads.fetch(self, _locator(locator), None, token, order)
+        data = reads.fetch(self, _locator(locator), None, token, order)
+        assert isinstance(data, bytearray)  # received into a fresh buffer
+        return data
 
-    def get_into(self, locator: str | Locator, buffer: bytearray) -> memoryview:
+    def get_into(self, locator: str | Locator, buffer: reads.Buffer) -> memoryview:
         """Like get(), but received into the caller's buffer (at least the block's size), which a
         caller streaming many blocks reuses: fresh 64 MiB allocations cost page faults."""
         loc = _locator(locator)

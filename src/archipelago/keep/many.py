@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,19 +31,19 @@ def get_many(client: KeepClient, locators: Iterable[str | Locator]) -> Iterator[
 def stream_blocks(client: KeepClient, locators: Iterable[str | Locator]) -> Iterator[memoryview]:
     """Each view is valid only until the next one is requested: its buffer is then reused (a fresh
     64 MiB buffer per block costs page faults on every block)."""
-    free: list[bytearray] = []
+    free: list[mmap.mmap] = []  # page-aligned: a writer may hand them to O_DIRECT (keep/transfer.py)
     lock = Lock()
 
-    def fetch(locator: str | Locator) -> tuple[bytearray | None, memoryview]:
+    def fetch(locator: str | Locator) -> tuple[mmap.mmap | None, memoryview]:
         loc = locator if isinstance(locator, Locator) else Locator.parse(locator)
         if (loc.size or 0) <= POOLED_MIN:
             return None, memoryview(client.get(loc))
         with lock:
-            buffer = free.pop() if free else bytearray(BLOCK_SIZE)
+            buffer = free.pop() if free else mmap.mmap(-1, BLOCK_SIZE)
         return buffer, client.get_into(loc, buffer)
 
     with ThreadPoolExecutor(client.max_workers) as pool:
-        window: deque[Future[tuple[bytearray | None, memoryview]]] = deque()
+        window: deque[Future[tuple[mmap.mmap | None, memoryview]]] = deque()
         for locator in locators:
             window.append(pool.submit(fetch, locator))
             if len(window) > client.max_workers:

@@ -5,9 +5,10 @@ passes on while it hashes."""
 from __future__ import annotations
 
 import hashlib
+import mmap
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..formats.locator import Locator
 from .errors import BlockNotFound, CorruptCopy, CutShort, KeepReadError, ServiceFailure, ServiceRefused
@@ -17,25 +18,26 @@ from .services import KeepService
 if TYPE_CHECKING:
     from .client import KeepClient
 
+Buffer = bytearray | mmap.mmap  # a block received into a caller's pooled buffer, or a fresh one
 READ_CHUNK = 1 << 20
 HASH_CHUNK = 4 << 20
 ACCEPT = {"Accept": "application/octet-stream"}
 
 
-def fetch(client: KeepClient, loc: Locator, into: bytearray | None, token: str | None = None,
-          order: list[KeepService] | None = None) -> bytearray:
+def fetch(client: KeepClient, loc: Locator, into: Buffer | None, token: str | None = None,
+          order: list[KeepService] | None = None) -> Buffer:
     """The block's bytes, verified against its md5, received into `into` if it is large enough."""
-    def attempt(service: KeepService) -> bytearray | ServiceFailure:
+    def attempt(service: KeepService) -> Buffer | ServiceFailure:
         answer = client.http.ask(service.url, "GET", str(loc), client.headers(ACCEPT, token))
         if isinstance(answer, ServiceFailure):
             return answer
         return receive_verified(answer, service.url, loc, into, client.hashers)
 
-    return client.from_first_service(loc, attempt, order)
+    return cast(Buffer, client.from_first_service(loc, attempt, order))  # T of a union is beyond mypy
 
 
-def receive_verified(answer: Response, service: str, loc: Locator, into: bytearray | None,
-                     hashers: ThreadPoolExecutor) -> bytearray | ServiceFailure:
+def receive_verified(answer: Response, service: str, loc: Locator, into: Buffer | None,
+                     hashers: ThreadPoolExecutor) -> Buffer | ServiceFailure:
     """The body received straight into one buffer and hashed as it arrives (in another thread: md5
     releases the GIL). On a machine where a 64 MiB memcpy costs as much as hashing it, every avoided
     copy shows in the throughput."""
@@ -43,7 +45,7 @@ def receive_verified(answer: Response, service: str, loc: Locator, into: bytearr
         size = int(answer.headers.get("Content-Length", loc.size or 0))
         if loc.size is not None and size != loc.size:
             return CorruptCopy(service, f"size mismatch (server sent {size} bytes)")
-        buffer = into if into is not None and len(into) >= size else bytearray(size)
+        buffer: Buffer = into if into is not None and len(into) >= size else bytearray(size)
         view = memoryview(buffer)
         hasher = hashlib.md5()
         received = hashed = 0

@@ -27,10 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ..files import aligned, open_direct
 from ..keep.cache import DiskEntryWriter
 from ..keep.http import BodyError, read_into
 from .http import CHUNK, fork, run
-from .volumes.directory import aligned, open_direct
 
 SLOTS = 4  # pieces in flight per relay: arriving, hashed and written, being sent, spare
 _free: list[list[mmap.mmap]] = []  # page-aligned (O_DIRECT) and reused (fresh pages are dear)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ...files import private_directory
+from ...files import aligned, open_direct, private_directory
 from ...keep.errors import BlockNotFound, ReadOnly, VolumeFull, VolumeUnavailable
 from .base import BlockReader, BlockWriter, IndexEntry, Volume, fast_hasher
 
@@ -62,13 +62,6 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # a failure only means later writeback
 
 
-DIRECT_ALIGN = 4096  # O_DIRECT reads and writes whole, aligned blocks of the device
-
-
-def aligned(length: int) -> int:
-    """`length` rounded up to a whole number of DIRECT_ALIGN blocks."""
-    return -(-length // DIRECT_ALIGN) * DIRECT_ALIGN
-
 STAGE_BYTES = 4 << 20  # a block is gathered into aligned pieces of this size for O_DIRECT
 _stages: list[mmap.mmap] = []  # reused: fresh pages cost what the copy into them saves
 _stages_lock = threading.Lock()
@@ -98,19 +91,6 @@ def _open_temp(path: Path, direct: bool) -> tuple[int, bool]:
             return fd, True
         path.unlink(missing_ok=True)  # some filesystems create it before refusing the flag
     return os.open(path, flags, 0o600), False
-
-
-def open_direct(path: str | Path, flags: int, mode: int = 0o600) -> int | None:
-    """`path` opened with O_DIRECT added to `flags`; None where the OS or the filesystem (tmpfs)
-    does not do O_DIRECT."""
-    if not hasattr(os, "O_DIRECT"):
-        return None
-    try:
-        return os.open(path, flags | os.O_DIRECT, mode)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        return None
 
 
 def _oserror(exc: OSError, what: str) -> Exception:
