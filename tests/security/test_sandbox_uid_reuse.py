@@ -6,6 +6,7 @@ its output directory. A uid still claimed by a live container is never touched."
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from archipelago.executor.sandbox import claim_user, running_as
+from archipelago.executor.sandbox import _evict, claim_user, running_as
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches a container to a sandbox uid")
 UID = 310_000  # beside the other sandbox tests' ranges
@@ -60,3 +61,24 @@ def test_a_uid_a_live_container_holds_is_passed_over_and_its_processes_left_alon
         running.kill()
         running.wait()
         live.release()
+
+
+def test_a_leftover_that_forks_and_exits_over_and_over_is_ended_too(tmp_path: Path):
+    """Its pid "hops": a scan of /proc then a kill by pid never finds the live one (found by an
+    attacker of the first version). The pipe's write end is inherited by every hop: EOF once all are dead."""
+    read_end, write_end = os.pipe()
+    hopper = subprocess.Popen(["perl", "-e", "while (1) { exit 0 if fork }"], user=UID + 20, group=UID + 20,
+                              start_new_session=True, pass_fds=(write_end,), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        time.sleep(0.3)
+        user = claim_user(tmp_path / "locks", UID + 20, 1)
+        assert user.uid == UID + 20
+        ended, _, _ = select.select([read_end], [], [], 5.0)
+        assert ended and os.read(read_end, 1) == b""  # every process holding the pipe is gone
+        user.release()
+    finally:
+        _evict(UID + 20)
+        os.close(read_end)
+        hopper.wait()

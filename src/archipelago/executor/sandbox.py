@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import random
@@ -95,17 +94,30 @@ def claim_user(lock_dir: Path, first: int, count: int) -> SandboxUser:
 
 def _evict(uid: int) -> int | None:
     """End every process still running as `uid` (its lock is ours: none of them is a live
-    container's); how many there were, or None if some would not end (the uid is not safe)."""
-    ended: set[int] = set()
-    for _ in range(100):  # SIGKILL cannot be caught; a second pass catches what forked meanwhile
-        left = running_as(uid)
-        if not left:
-            return len(ended)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        ended |= left
-        time.sleep(0.01)
+    container's); how many a scan found first (for the log), or None if some would not end (the
+    uid is not safe). Killed by a child that becomes the uid and sends SIGKILL to -1: the kernel
+    signals every process the uid owns at once, as a fork cannot slip past it — a process that
+    forks and exits over and over is never where a scan of /proc then a kill by pid looks."""
+    found = len(running_as(uid))
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            for _ in range(200):  # until none is left (zombies still count until they are reaped)
+                try:
+                    os.kill(-1, signal.SIGKILL)  # every process of the uid but this one
+                except ProcessLookupError:
+                    break
+                time.sleep(0.005)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    for _ in range(100):  # a process sent SIGKILL may take a moment to be gone
+        if not running_as(uid):
+            return found
+        time.sleep(0.02)
     return None
 
 
