@@ -27,6 +27,7 @@ from ..errors import ArchipelagoError
 from ..formats.locator import Locator
 from ..formats.manifest import Segment, parse
 from ..ids import PDH_RE
+from ..lifetime import die_with_parent
 from ..sdk.client import ApiClient
 from ..sdk.collection import read_segments
 
@@ -170,17 +171,6 @@ def _error(code: int) -> Exception:
     import mfusepy
 
     return mfusepy.FuseOSError(code)
-
-
-def die_with_parent() -> None:
-    """Be sent SIGTERM (and so unmount) when the executor that started us dies, however it dies."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # it died before we asked
-        sys.exit(0)
 
 
 class Warm:

@@ -22,10 +22,12 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArchipelagoError
+from ..lifetime import die_with_parent
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from . import READ_BY_CLUSTER
@@ -231,7 +233,7 @@ class Executor:
             try:  # the runtime program's own environment, never this executor's (it holds the cluster's token)
                 self._process = subprocess.Popen(launch.argv, stdin=stdin, stdout=stdout, stderr=stderr,
                                                  env=launch.env, pass_fds=launch.pass_fds, start_new_session=True,
-                                                 preexec_fn=limits.enter if limits else None)
+                                                 preexec_fn=partial(_before_exec, limits, os.getpid()))
             finally:
                 launch.close()
             if self._cancelled:  # the dispatcher asked while the mounts were made: it asks only once
@@ -382,3 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     state = executor.run()
     print(f"{uuid} {state}", flush=True)
     return 0 if state == "Complete" else 1
+
+
+def _before_exec(limits: Limits | None, executor: int) -> None:
+    """In the runtime's process, before its exec: killed with the executor from here on (not only
+    once the runtime sets that up itself: a SIGKILLed executor left bubblewrap running), then into
+    the container's cgroups."""
+    die_with_parent(signal.SIGKILL, executor)
+    if limits is not None:
+        limits.enter()

@@ -10,6 +10,7 @@ import datetime
 import gc
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from ..backend.local import LocalBackend
 from ..config import ClusterConfig, dump_config, load_config, parse_config
 from ..db.session import make_engine, migrate, refresh_statistics, session_factory
 from ..files import private_directory, write_private
+from ..lifetime import die_with_parent
 from ..resolver.pusher import start_pushers
 from .ports import free_port
 
@@ -195,18 +197,11 @@ def serve_api(config: ClusterConfig, prepare: bool = True) -> None:
     api_server(config, api_backend(config, local), local).run(sockets=[sock])
 
 
-def _die_with_parent() -> None:
-    """In a child: be sent SIGTERM when the parent exits, however it exits (Linux prctl)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def start_api_workers(config: ClusterConfig, config_path: Path) -> list[subprocess.Popen]:
     """api.workers - 1 more API processes on the same port (this process is the first)."""
+    parent = os.getpid()
     return [subprocess.Popen([sys.executable, "-m", "archipelago", "api", "--config", str(config_path), "--worker"],
-                             preexec_fn=_die_with_parent)
+                             preexec_fn=lambda: die_with_parent(parent=parent))
             for _ in range(config.api.workers - 1)]
 
 
