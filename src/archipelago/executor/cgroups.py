@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
@@ -62,3 +64,31 @@ class Limits:
         for group in self.groups:
             with contextlib.suppress(OSError):
                 group.rmdir()
+
+
+def end_processes(name: str, root: Path = ROOT) -> int:
+    """Kill what still runs in container `name`'s groups (its executor died without stopping it:
+    a sandbox that outlived it), then remove them; how many processes there were. Every process
+    the command started is in them: they join at their start and no one inside may leave."""
+    ended: set[int] = set()
+    groups = [group for group in root.glob(f"*/archipelago/{name}") if group.is_dir()]
+    for _ in range(100):
+        left = {int(pid) for group in groups for pid in _read(group / "cgroup.procs").split()}
+        if not left:
+            break
+        for pid in left - {os.getpid()}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        ended |= left
+        time.sleep(0.02)
+    for group in groups:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    return len(ended)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

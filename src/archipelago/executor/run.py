@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchipelagoError
+from ..ids import UUID_RE
 from ..lifetime import die_with_parent
 from ..sdk.client import ApiClient
 from ..sdk.collection import Collection
 from . import READ_BY_CLUSTER
-from .cgroups import Limits
+from .cgroups import Limits, end_processes
 from .disk import DiskGuard
 from .fusefs import Warm
 from .fusefs import unavailable as fuse_unavailable
@@ -359,10 +360,16 @@ class Executor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m archipelago.executor UUID`: what the dispatcher starts. Lighter than the CLI (half
+    """`python -m archipelago.executor UUID` (or `--sweep UUID`): what the dispatcher starts. Lighter than the CLI (half
     the import time), with the same environment: ARCHI_API_*, ARCHI_CONTAINER_RUNTIME, ARCHI_WORK_DIR,
     ARCHI_HOST_PATH, ARCHI_SANDBOX_UIDS, ARCHI_IMAGE_USER."""
-    uuid = (argv if argv is not None else sys.argv[1:])[0]
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["--sweep"]:  # the dispatcher found this container's executor dead
+        if not UUID_RE.fullmatch(args[1]):
+            return 2
+        print(f"{args[1]}: ended {end_processes(args[1])} processes its executor left", flush=True)
+        return 0
+    uuid = args[0]
     api, warm = ApiClient.from_env(), None
     problem: str | None = ""
     if uuid == "--warm":  # started ahead: what does not depend on the container is done before it comes

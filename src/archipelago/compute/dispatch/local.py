@@ -100,6 +100,13 @@ class LocalProcesses:
             return False
         return b"archipelago.executor" in cmdline and (uuid.encode() in cmdline or uuid in cwd)
 
+    def sweep(self, uuid: str) -> None:
+        """After its executor died without finishing it: what the container still runs is ended
+        (by the executor program, which knows its cgroups: `--sweep`)."""
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run([sys.executable, "-m", "archipelago.executor", "--sweep", uuid], env=self.env,
+                           capture_output=True, timeout=30)
+
     def adopt(self, container: dict[str, Any]) -> None:
         """A container an earlier dispatcher started: its resources are in use."""
         self._reserved[container["uuid"]] = self._needs(container)

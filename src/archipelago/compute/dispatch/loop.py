@@ -122,6 +122,7 @@ class DispatchLoop:
             self.api.request("POST", f"containers/{uuid}/unlock")  # locked before a restart, never started
         elif current["state"] not in FINAL:
             log.warning("dispatch: the executor of %s exited without finishing it: cancelling", uuid)
+            getattr(self.backend, "sweep", lambda u: None)(uuid)  # what it left running (local processes)
             self.api.request("PUT", f"containers/{uuid}", body={"container": {"state": "Cancelled"}})
         self.backend.forget(uuid)
         self._stopped_by_us.discard(uuid)
