@@ -1,7 +1,8 @@
-"""A sandbox uid is handed to the next container only once nothing runs as it any more: processes
-a dead executor's container left behind (a sandbox that outlived a SIGKILLed executor) would
-otherwise share a uid with the next tenant's command — able to signal and trace it and to write
-its output directory. A uid still claimed by a live container is never touched."""
+"""What a dead executor's container leaves running is ended. A sandbox uid is handed to the next
+container only once nothing runs as it any more: processes left behind would otherwise share a
+uid with the next tenant's command — able to signal and trace it and to write its output
+directory. A uid still claimed by a live container is never touched. And the dispatcher's sweep of
+a container whose executor died names only a container."""
 
 from __future__ import annotations
 
@@ -82,3 +83,20 @@ def test_a_leftover_that_forks_and_exits_over_and_over_is_ended_too(tmp_path: Pa
         _evict(UID + 20)
         os.close(read_end)
         hopper.wait()
+
+
+def test_the_sweep_names_only_a_container_and_ends_what_its_groups_hold(tmp_path: Path):
+    """`python -m archipelago.executor --sweep UUID` (the dispatcher's, for an executor found dead):
+    a name that is not a container UUID is refused before any path is made of it; the processes a
+    container's group lists are killed and the group removed (a stand-in group: a directory whose
+    cgroup.procs names a real process)."""
+    from archipelago.executor.cgroups import end_processes
+    from archipelago.executor.run import main
+
+    assert main(["--sweep", "../../memory"]) == 2
+    leftover = subprocess.Popen(["sleep", "300"])
+    group = tmp_path / "cpu" / "archipelago" / "z1111-dz642-000000000000042"
+    group.mkdir(parents=True)
+    (group / "cgroup.procs").write_text(f"{leftover.pid}\n")
+    end_processes("z1111-dz642-000000000000042", root=tmp_path)
+    assert leftover.wait(10) == -9
