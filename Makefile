@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean system-deps demo-deps test-deps conformance
+.PHONY: demo test lint bench clean system-deps demo-deps test-deps bench-deps conformance
 
 # Each step says what it is doing: a first `make demo` creates the environment and installs
 # Archipelago (about a minute, pip lists each package), then the two system packages the demo needs.
@@ -33,6 +33,9 @@ demo-deps:
 test-deps system-deps:
 	@scripts/system-deps test
 
+bench-deps:
+	@scripts/system-deps bench
+
 demo: $(STAMP) demo-deps
 	@echo "==> archi demo: three clusters on loopback, then the scenario (about a minute)"
 	$(BIN)/archi demo
@@ -51,7 +54,7 @@ lint: $(TEST_STAMP)
 conformance: $(TEST_STAMP) test-deps
 	$(BIN)/python benchmarks/conformance.py
 
-bench: $(TEST_STAMP)
+bench: $(TEST_STAMP) bench-deps
 	$(BIN)/python benchmarks/keep_throughput.py
 	$(BIN)/python benchmarks/manifest.py
 

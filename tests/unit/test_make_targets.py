@@ -63,6 +63,12 @@ def test_the_tests_need_every_package_each_with_its_reason() -> None:
     assert all(len(words) > 3 and words[1] in ("installed", "MISSING") for words in listed), listed  # and why
 
 
+def test_the_benchmarks_need_what_the_tests_do_and_wrk() -> None:
+    out, missing = _dry_run("bench")
+    assert TEST - {"busybox-static"} <= missing and "wrk" in missing
+    assert "api_list.py's load generator" in out
+
+
 def test_an_unknown_target_is_a_usage_error() -> None:
     result = subprocess.run(["/bin/sh", str(SCRIPT), "everything"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "usage" in result.stderr
