@@ -31,6 +31,9 @@ async def serve_resolver(config: ResolverConfig, on_ready: Callable[[], None] | 
         loop.add_signal_handler(sig, stop.set)
     service = await asyncio.to_thread(lambda: ResolverService(config, Store(config.database_url)))
     await asyncio.to_thread(parse_identifier, "doi:10.1000/ready")  # imports idutils now, not in an answer
+    # and the Bioregistry (a second of imports and loading) while it starts serving: a compact id
+    # asked meanwhile waits for it, one asked later does not stop the loop for it
+    threading.Thread(target=_warm_compact_ids, name="resolver-bioregistry", daemon=True).start()
     server = HttpServer(ResolverApp(service), MAX_BODY)
     await server.start(config.host, config.port)
     polling = asyncio.create_task(Poller(service).run(stop))
@@ -47,6 +50,11 @@ async def serve_resolver(config: ResolverConfig, on_ready: Callable[[], None] | 
     finally:
         polling.cancel()
         await server.close()
+
+
+def _warm_compact_ids() -> None:
+    with contextlib.suppress(Exception):  # a broken registry shows in the answers that need it
+        parse_identifier("ega.dataset:EGAD00001000001")
 
 
 def _load_index(store: Store) -> None:
