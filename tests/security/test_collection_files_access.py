@@ -146,3 +146,26 @@ def test_restricted_data_is_refused_to_a_reader_on_another_cluster(tmp_path: Pat
         assert SECRET not in answer.data
         forwarded = raw(z1, files(key, "recursive=true&forwarded_for=z2222"), local_user.token)
         assert forwarded.status == 403 and SECRET not in forwarded.data
+
+
+def test_a_large_collection_served_from_its_stored_index_is_guarded_the_same(site: Site, alice: Any) -> None:
+    """A manifest of a megabyte or more is listed from an index kept on disk, not parsed per request:
+    the same refusals hold for it (and the index is the owner's collection's, not a shared one)."""
+    names = " ".join(f"0:1:sample-{n:06d}-secret.vcf" for n in range(60_000))
+    manifest = f". {'c' * 32}+1 {names}\n./cohort {'b' * 32}+20 0:20:secret\\040genotypes.csv\n"
+    assert len(manifest) >= 1 << 20
+    big = site.local.create(site.admin, "collections", {"manifest_text": manifest, "owner_uuid": alice.user_uuid,
+                                                        "name": "large private cohort"})
+    bob = site.new_user("bob-large")
+    for key in keys(big):
+        owner = raw(site, files(key, "path=cohort/secret%20genotypes.csv&segments=true"), alice.token)
+        assert owner.status == 200 and json.loads(owner.data)["items"][0]["size"] == 20
+        assert raw(site, files(key, "limit=5"), alice.token).status == 200
+        for token, status in ((None, 401), (MADE_UP, 401), (bob.token, 404)):
+            for query in ("", "recursive=true&segments=true", "path=cohort/secret%20genotypes.csv"):
+                answer = raw(site, files(key, query), token)
+                assert answer.status == status, (key, query, answer.status)
+                assert b"secret" not in answer.data and b"sample-" not in answer.data
+        for path in ("cohort/../sample-000001-secret.vcf", "cohort%2F..%2Fsample-000001-secret.vcf", ".."):
+            answer = raw(site, files(key, f"path={path}&segments=true"), alice.token)
+            assert answer.status == 400 and b"+A" not in answer.data
