@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from archipelago.compute.dispatch.service import state_directory
 from archipelago.config import dump_config, load_config
 from archipelago.run.cluster import CONFIG_NAME, init_cluster
 from archipelago.run.processes import ClusterProcess
@@ -51,7 +52,7 @@ def test_a_restarted_dispatcher_adopts_the_running_container(cluster):
         first.send_signal(signal.SIGKILL)
         first.wait()
     second = start_dispatcher(cluster.directory)
-    pids = cluster.directory / "work" / "archipelago-dispatch-z1111"
+    pids = state_directory(load_config(cluster.directory / CONFIG_NAME))
     try:
         done = wait_final(alice, request["uuid"], timeout=60)
         deadline = time.monotonic() + 10

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from archipelago.compute.dispatch.service import state_directory
 from archipelago.executor.sandbox import site_software
 from archipelago.sdk import ApiClient, Collection
 from tests.support.clusters import new_user
@@ -77,7 +78,7 @@ def test_the_clusters_secrets_database_and_home_are_not_there(site, planted_home
     cluster_dir = site.process.directory
     secrets = [cluster_dir / "cluster.yml", cluster_dir / "admin-token", cluster_dir / "tls.key",
                cluster_dir / "archipelago.db", planted_home_secret, Path("/etc/shadow"), Path("/etc/munge/munge.key"),
-               Path(tempfile.gettempdir()) / "archipelago-dispatch-z1111"]
+               state_directory(site.process.config)]
     probe = "; ".join(f"cat {p} >/dev/null 2>&1 && echo READ {p}; ls {p} >/dev/null 2>&1 && echo SEEN {p}"
                       for p in secrets)
     _, out, _ = run(site, tenant(site, "snoop"), f"({probe}) > found.txt; find /root /home /work /srv /var "

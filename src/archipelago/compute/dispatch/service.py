@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from ...config import ClusterConfig
@@ -13,6 +16,8 @@ from .base import ComputeBackend
 from .local import LocalProcesses
 from .loop import DispatchLoop
 from .slurm import SlurmJobs
+
+LOG_DAYS = 7
 
 
 def executor_env(config: ClusterConfig) -> dict[str, str]:
@@ -31,10 +36,26 @@ def executor_env(config: ClusterConfig) -> dict[str, str]:
             "ARCHI_IMAGE_USER": "1" if config.containers.image_user else "0"}
 
 
+def state_directory(config: ClusterConfig) -> Path:
+    """The dispatcher's pid files and executor logs: this cluster's alone (two clusters with the same
+    id on one host, as tests and demos make, shared one before), and the same across its restarts
+    (a restarted dispatcher adopts what its pid files name). Logs older than LOG_DAYS go."""
+    instance = hashlib.sha256(config.system_root_token.encode()).hexdigest()[:12]
+    parent = Path(config.containers.work_dir or tempfile.gettempdir())
+    state = parent / f"archipelago-dispatch-{config.cluster_id}-{instance}"
+    if state.is_dir():
+        cutoff = time.time() - LOG_DAYS * 86400
+        for log in state.glob("*.log"):
+            with contextlib.suppress(OSError):
+                if log.stat().st_mtime < cutoff:
+                    log.unlink()
+    return state
+
+
 def dispatcher(config: ClusterConfig) -> DispatchLoop:
     """The dispatcher the config names: local processes or Slurm jobs."""
     api = ApiClient(config.api.url, config.system_root_token, insecure=bool(config.api.tls_cert))
-    state = Path(config.containers.work_dir or tempfile.gettempdir()) / f"archipelago-dispatch-{config.cluster_id}"
+    state = state_directory(config)
     backend: ComputeBackend
     if config.containers.dispatcher == "slurm":
         backend = SlurmJobs(state, executor_env(config), config.containers.slurm_partition)
