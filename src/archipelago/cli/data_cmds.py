@@ -96,7 +96,9 @@ def get(
     as_json: JsonOpt = False,
 ) -> None:
     """Download a collection (or part of it); every block is verified against its md5. Files already
-    in DEST are not overwritten without -f (a finished download of the same file is left as it is)."""
+    in DEST are not overwritten without -f, except a file of whole blocks whose md5s it already
+    matches (a large file downloaded before: a re-run goes on with the rest). Small files share
+    blocks and cannot be checked that way: re-running into the same DEST needs -f."""
     from ..keep.transfer import would_overwrite
     from ..sdk.transfer import collection_size, get_collection
 
