@@ -32,3 +32,11 @@ class ComputeBackend(Protocol):
     def forget(self, uuid: str) -> None:
         """The container is final: release what was held for it."""
         ...
+
+    def adopt(self, container: dict[str, Any]) -> None:
+        """A container an earlier dispatcher started (found running after a restart): hold its resources."""
+        ...
+
+    def sweep(self, uuid: str) -> None:
+        """Its executor died without finishing it: end what the container may have left running."""
+        ...

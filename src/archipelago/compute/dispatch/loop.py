@@ -110,7 +110,7 @@ class DispatchLoop:
     def _watch(self, container: dict[str, Any]) -> None:
         uuid = container["uuid"]
         if not self._adopted and self.backend.alive(uuid):
-            getattr(self.backend, "adopt", lambda c: None)(container)  # running since before a restart
+            self.backend.adopt(container)  # running since before a restart
         if self.backend.alive(uuid):
             if container["priority"] == 0 and uuid not in self._stopped_by_us:
                 log.info("dispatch: %s has priority 0: stopping it", uuid)
@@ -122,7 +122,7 @@ class DispatchLoop:
             self.api.request("POST", f"containers/{uuid}/unlock")  # locked before a restart, never started
         elif current["state"] not in FINAL:
             log.warning("dispatch: the executor of %s exited without finishing it: cancelling", uuid)
-            getattr(self.backend, "sweep", lambda u: None)(uuid)  # what it left running (local processes)
+            self.backend.sweep(uuid)
             self.api.request("PUT", f"containers/{uuid}", body={"container": {"state": "Cancelled"}})
         self.backend.forget(uuid)
         self._stopped_by_us.discard(uuid)

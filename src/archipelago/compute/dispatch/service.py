@@ -39,23 +39,26 @@ def executor_env(config: ClusterConfig) -> dict[str, str]:
 def state_directory(config: ClusterConfig) -> Path:
     """The dispatcher's pid files and executor logs: this cluster's alone (two clusters with the same
     id on one host, as tests and demos make, shared one before), and the same across its restarts
-    (a restarted dispatcher adopts what its pid files name). Logs older than LOG_DAYS go."""
+    (a restarted dispatcher adopts what its pid files name)."""
     instance = hashlib.sha256(config.system_root_token.encode()).hexdigest()[:12]
     parent = Path(config.containers.work_dir or tempfile.gettempdir())
-    state = parent / f"archipelago-dispatch-{config.cluster_id}-{instance}"
-    if state.is_dir():
-        cutoff = time.time() - LOG_DAYS * 86400
-        for log in state.glob("*.log"):
-            with contextlib.suppress(OSError):
-                if log.stat().st_mtime < cutoff:
-                    log.unlink()
-    return state
+    return parent / f"archipelago-dispatch-{config.cluster_id}-{instance}"
+
+
+def _prune_logs(state: Path) -> None:
+    """Executor logs older than LOG_DAYS go (their containers' own logs are in Keep)."""
+    cutoff = time.time() - LOG_DAYS * 86400
+    for log in state.glob("*.log"):
+        with contextlib.suppress(OSError):
+            if log.stat().st_mtime < cutoff:
+                log.unlink()
 
 
 def dispatcher(config: ClusterConfig) -> DispatchLoop:
     """The dispatcher the config names: local processes or Slurm jobs."""
     api = ApiClient(config.api.url, config.system_root_token, insecure=bool(config.api.tls_cert))
     state = state_directory(config)
+    _prune_logs(state)
     backend: ComputeBackend
     if config.containers.dispatcher == "slurm":
         backend = SlurmJobs(state, executor_env(config), config.containers.slurm_partition)

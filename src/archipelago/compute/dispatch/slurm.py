@@ -72,6 +72,9 @@ class SlurmJobs:
     def stop(self, uuid: str) -> None:
         self._run("scancel", "--signal=TERM", "--full", f"--name={uuid}")
 
+    def sweep(self, uuid: str) -> None:
+        pass  # the job is over: Slurm ends every process of it
+
     def tracked(self) -> set[str]:
         return set(self._tracked)
 
