@@ -19,5 +19,6 @@ def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> Non
     running, with the container it went on to start."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-    if os.getppid() != parent if parent is not None else os.getppid() == 1:
+    orphaned = os.getppid() != parent if parent is not None else os.getppid() == 1
+    if orphaned:
         os._exit(1)

@@ -83,8 +83,8 @@ def _ping_when_idle(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if time.monotonic() - record.info.get("returned", 0.0) < IDLE_PING_SECONDS:
-            return
+        if time.monotonic() - record.info.setdefault("returned", time.monotonic()) < IDLE_PING_SECONDS:
+            return  # used moments ago, or just opened
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:

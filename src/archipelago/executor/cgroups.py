@@ -69,7 +69,10 @@ class Limits:
 def end_processes(name: str, root: Path = ROOT) -> int:
     """Kill what still runs in container `name`'s groups (its executor died without stopping it:
     a sandbox that outlived it), then remove them; how many processes there were. Every process
-    the command started is in them: they join at their start and no one inside may leave."""
+    the command started is in them: they join at their start and no one inside may leave. Killed
+    by pid, a read of the group at a time: a hostile process that forks and exits over and over
+    may outrun it; it then still cannot share its uid with another tenant (sandbox.claim_user
+    ends whatever runs as a uid before handing it on)."""
     ended: set[int] = set()
     groups = [group for group in root.glob(f"*/archipelago/{name}") if group.is_dir()]
     for _ in range(100):
