@@ -39,6 +39,7 @@ import aiohttp
 
 from archipelago.config import dump_config, load_config
 from archipelago.db.models import Collection, Group, PropertyIndex, User, property_rows
+from archipelago.db.session import make_engine
 from archipelago.ids import INFIX, new_uuid
 from archipelago.run.cluster import CONFIG_NAME, backend_for, init_cluster
 from archipelago.run.processes import ClusterProcess, PostgresServer
@@ -85,12 +86,9 @@ def settle(database_url: str) -> None:
     """What PostgreSQL's autovacuum does within minutes of a bulk load (it vacuums a table after
     enough inserts): without it the run would measure a table seconds after 100k rows were
     written, whose visibility map is still unset, so a count cannot be answered from an index."""
-    from sqlalchemy import create_engine
-
-    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"),
-                           isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE")
+    engine = make_engine(database_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE")  # (VACUUM runs outside a transaction)
     engine.dispose()
 
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from archipelago.db.session import IDLE_PING_SECONDS, make_engine
@@ -23,8 +23,8 @@ def database(postgres_server: Any, request: pytest.FixtureRequest) -> str:
 
 def end_every_connection_to(database_url: str) -> int:
     """What a server restart does to a pool: every backend of the database ended."""
-    admin = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
+    admin = make_engine(database_url)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         ended = connection.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
     admin.dispose()
