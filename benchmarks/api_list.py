@@ -12,7 +12,9 @@ The load generator shares the machine's cores with the servers. With `wrk` on PA
 `wrk`), it sends the same mix of requests (16 connections, one thread, over HTTPS) for `--seconds`
 and reports the same percentiles at a fraction of the Python client's CPU; `--load python` keeps the
 aiohttp client. Either way the CPU time each side spent per request is printed beside the latencies
-(it moves much less than latency when the machine is shared).
+(it moves much less than latency when the machine is shared). Last, one client alone asks for small
+answers on eight connections in turn (the slowest connection's median: an API that let Nagle hold
+an answer's body back until the client's delayed ACK showed 44 ms here; 1.6-2.1 ms without).
 
     .venv/bin/python benchmarks/api_list.py [--collections 100000] [--requests 1600] [--load auto|wrk|python]
                                             [--json]
@@ -22,18 +24,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import random
 import resource
 import shutil
+import ssl
 import statistics
 import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
@@ -153,7 +157,7 @@ def wrk_load(url: str, token: str, projects: list[str], seconds: float, clients:
     warm = ["wrk", "-t1", "-c1", "-d1s", "--timeout", "30s", "-s", str(script), url]
     subprocess.run(warm, check=True, capture_output=True)  # warm-up, not measured
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), url],
+    out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), url],
                          check=True, capture_output=True, text=True).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
@@ -162,6 +166,29 @@ def wrk_load(url: str, token: str, projects: list[str], seconds: float, clients:
         raise SystemExit(f"wrk: {errors} of {count} requests failed or timed out\n{out}")
     return {"requests": count, "p50_ms": p50 / 1000, "p95_ms": p95 / 1000, "p99_ms": p99 / 1000, "mean_ms": mean / 1000,
             "client_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
+
+
+def alone_ms(url: str, token: str, connections: int = 8, requests: int = 10) -> float:
+    """One client asking, one request after another, for lists that match nothing (small answers,
+    where a server that lets Nagle hold its body back loses 40 ms each), on a few connections in
+    turn (the kernel spreads them over the API processes): the median of the slowest connection."""
+    host = urlsplit(url).netloc
+    slowest = 0.0
+    for c in range(connections):
+        connection = http.client.HTTPSConnection(host, context=ssl._create_unverified_context())
+        times = []
+        for n in range(requests):  # each a list of its own (not one the list cache answers)
+            query = urlencode({"filters": json.dumps([["name", "=", f"no-such-name-{c}-{n}"]])})
+            started = time.perf_counter()
+            connection.request("GET", f"/arvados/v1/collections?{query}", headers={"Authorization": f"Bearer {token}"})
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise SystemExit(f"list failed: {answer.status}")
+            times.append(1000 * (time.perf_counter() - started))
+        connection.close()
+        slowest = max(slowest, statistics.median(times))
+    return slowest
 
 
 def python_load(url: str, token: str, projects: list[str], requests: int, clients: int) -> dict:
@@ -213,9 +240,10 @@ def run_one(database: str, database_url: str, work: Path, count: int, requests: 
             result = python_load(cluster.api_url, token, projects, requests, clients)
         servers = cpu_seconds(cluster.process.pid) - servers_before
         database_cpu = cpu_seconds(database_pid) - database_before if database_pid else None
+        alone = alone_ms(cluster.api_url, token)
     n = result["requests"]
     return {"database": database, "collections": count, "requests": n, "clients": clients, "workers": workers,
-            "load": generator, "populate_s": round(populated, 1),
+            "load": generator, "populate_s": round(populated, 1), "alone_small_answer_ms": round(alone, 2),
             **{k: round(result[k], 1) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")},
             "server_cpu_ms_per_request": round(1000 * servers / n, 2),
             "client_cpu_ms_per_request": round(1000 * result["client_cpu_s"] / n, 2),
@@ -264,6 +292,8 @@ def main() -> None:
         print(f"{'':>12}load generator {r['load']}; CPU per request: API processes "
               f"{r['server_cpu_ms_per_request']} ms, load generator {r['client_cpu_ms_per_request']} ms"
               + (f", database server {db} ms" if (db := r["database_cpu_ms_per_request"]) is not None else ""))
+        print(f"{'':>12}one client alone, small answers: {r['alone_small_answer_ms']} ms "
+              "(median of the slowest of 8 connections)")
 
 
 if __name__ == "__main__":
