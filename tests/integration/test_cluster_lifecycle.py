@@ -3,11 +3,13 @@ connections open to its API and keepstore (every teardown in this suite relies o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from archipelago.run.cluster import init_cluster
+from archipelago.run.cluster import init_cluster, serve_cluster
 from archipelago.run.processes import ClusterProcess
 
 pytestmark = pytest.mark.integration
@@ -38,6 +40,27 @@ def test_sigterm_stops_the_cluster_cleanly_with_connections_open(tmp_path):
     print(f"stopped {time.monotonic() - started:.2f} s after SIGTERM")
     assert code == 0
     assert "Traceback" not in (tmp_path / "cluster.log").read_text()
+
+
+def test_a_stop_while_starting_closes_the_api_it_had_opened(tmp_path):
+    """SIGTERM after the API is up but before the dispatcher is: the API is stopped as after a
+    start (its lifespan ended, its port closed), not left to the loop's end to cancel."""
+    init = init_cluster(tmp_path, "z1111")
+    host, port = init.config.api.host, init.config.api.port
+    steps: list[str] = []
+
+    def progress(step: str) -> None:
+        steps.append(step)
+        if step.startswith("API listening"):
+            os.kill(os.getpid(), signal.SIGTERM)  # serve_cluster's own handler takes it
+
+    async def main() -> None:
+        await serve_cluster(init.config, init.config_path, progress=progress)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, port), timeout=2).close()
+
+    asyncio.run(main())
+    assert steps[-1] == "stopped before it was up", steps
 
 
 def _first_json(stream) -> object:

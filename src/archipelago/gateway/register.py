@@ -37,7 +37,8 @@ def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Calla
     """Blocks and manifest (hinted, unsigned) of every object under `prefix`; names are kept
     relative to `prefix` (a single object keeps its own name). Objects are read a few at a time,
     each one's blocks handed to `mapped` as soon as it is read; one already mapped at the same
-    version is not read again — so a registration cut short resumes where it stopped."""
+    version is not read again — so a registration cut short resumes where it stopped. One object
+    that fails does not stop the others: a retry has only the failed ones left to read."""
     result = Registered()
     base = prefix.strip("/")
     objects = list(store.objects(prefix)) if objects is None else objects  # the caller may have listed them
@@ -66,10 +67,11 @@ def register(store: ObjectStore, gateway_uuid: str, prefix: str, progress: Calla
             mapped(blocks)
         return blocks
 
-    with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
-        results = pool.map(blocks_of, [stored for stored, _, _ in files])
-        for (_, directory, filename), blocks in zip(files, results, strict=True):
-            tree[directory][filename] = [(f"{b['locator']}+K@{gateway_uuid}", 0, int(b["length"])) for b in blocks]
+    with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:  # leaving it waits for every object, failed or not
+        reads = [pool.submit(blocks_of, stored) for stored, _, _ in files]
+    for (_, directory, filename), read in zip(files, reads, strict=True):
+        blocks = read.result()  # the first failure, once every other object has been read and recorded
+        tree[directory][filename] = [(f"{b['locator']}+K@{gateway_uuid}", 0, int(b["length"])) for b in blocks]
     result.objects = len(objects)
     result.bytes = sum(stored.size for stored in objects)
     result.manifest_text = render(tree)

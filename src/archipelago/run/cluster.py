@@ -234,6 +234,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
     pushing: list[asyncio.Task[None]] = []
     workers: list[subprocess.Popen] = []
     dispatcher = None
+    server, serving = None, None
     try:
         say(f"opening the database ({_database_name(config)}) and bringing its schema up to date")
         local = await in_daemon_thread(backend_for, config)  # migrates the database first
@@ -268,15 +269,6 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
-        if dispatcher is not None:
-            dispatcher.stop()  # before the API goes: it would log the API as unreachable
-        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # idle keep-alives cut: expected
-        server.should_exit = True
-        try:  # requests in flight may finish; idle keep-alive TLS connections are not waited for
-            await asyncio.wait_for(asyncio.shield(serving), SHUTDOWN_SECONDS)
-        except TimeoutError:
-            server.force_exit = True
-            await serving
     except asyncio.CancelledError:
         if not (starting and stop.is_set()):
             raise
@@ -287,7 +279,9 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         if releasing is not None:
             releasing.cancel()
         if dispatcher is not None:
-            dispatcher.stop()
+            dispatcher.stop()  # before the API goes: it would log the API as unreachable
+        if serving is not None:  # also when stopped while starting: the API may already serve
+            await _stop_api(server, serving)
         for worker in workers:
             worker.terminate()
         if keep_runner is not None:
@@ -296,6 +290,19 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
             await runner.cleanup()
         for worker in workers:
             worker.wait(SHUTDOWN_SECONDS * 4)
+
+
+async def _stop_api(server: Any, serving: asyncio.Task[None]) -> None:
+    """Requests in flight may finish; idle keep-alive TLS connections are not waited for. The
+    server is stopped, never cancelled: a cancelled uvicorn leaves its lifespan task to be
+    cancelled by the loop's end, which logs a traceback."""
+    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # idle keep-alives cut: expected
+    server.should_exit = True
+    try:
+        await asyncio.wait_for(asyncio.shield(serving), SHUTDOWN_SECONDS)
+    except TimeoutError:
+        server.force_exit = True
+        await serving
 
 
 def _database_name(config: ClusterConfig) -> str:
