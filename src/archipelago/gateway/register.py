@@ -6,7 +6,6 @@ boundaries, and moving the data later never changes it."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 from ..errors import BadRequest
 from ..formats.locator import BLOCK_SIZE
 from ..formats.manifest import ManifestError, Segment, check_paths, render
+from ..keep.md5 import md5_hex
 from ..keepstore.volumes.base import fast_hasher
 from .stores import ObjectStore, StoredObject
 
@@ -120,5 +120,5 @@ def block_row(gateway_uuid: str, name: str, offset: int, data: bytes | bytearray
               version: str) -> dict[str, Any]:
     """A row of the block map for `data`, found at `offset` of object `name`: its locator (md5) and
     a fast checksum (xxh3-128) that reads are checked against, as keepstore checks its blocks."""
-    return {"gateway_uuid": gateway_uuid, "locator": f"{hashlib.md5(data).hexdigest()}+{len(data)}", "object": name,
+    return {"gateway_uuid": gateway_uuid, "locator": f"{md5_hex(data)}+{len(data)}", "object": name,
             "offset": offset, "length": len(data), "version": version, "checksum": fast_hasher(data).hexdigest()}

@@ -4,7 +4,6 @@ passes on while it hashes."""
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, cast
 from ..formats.locator import Locator
 from .errors import BlockNotFound, CorruptCopy, CutShort, KeepReadError, ServiceFailure, ServiceRefused
 from .http import BodyError, Response, read_into
+from .md5 import new_md5
 from .services import KeepService
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def receive_verified(answer: Response, service: str, loc: Locator, into: Buffer 
             return CorruptCopy(service, f"size mismatch (server sent {size} bytes)")
         buffer: Buffer = into if into is not None and len(into) >= size else bytearray(size)
         view = memoryview(buffer)
-        hasher = hashlib.md5()
+        hasher = new_md5()  # in lanes with the other blocks being received (md5.py)
         received = hashed = 0
         hashing: Future[None] | None = None
         try:

@@ -6,7 +6,6 @@ soon as it fills, so uploads run while the next block is read.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -14,6 +13,7 @@ from typing import BinaryIO
 
 from ..formats.locator import BLOCK_SIZE
 from ..formats.manifest import Segment, render
+from .md5 import md5_hex
 
 READ_SIZE = 1 << 20
 SMALL_BUFFER = 1 << 20  # the first buffer: a collection of small files (a log, a report) never needs a block's
@@ -22,7 +22,7 @@ SMALL_BUFFER = 1 << 20  # the first buffer: a collection of small files (a log, 
 def hash_only(data: bytes | memoryview) -> Future[str]:
     """A submit function that stores nothing: the manifest a real upload would produce."""
     future: Future[str] = Future()
-    future.set_result(f"{hashlib.md5(data).hexdigest()}+{len(data)}")
+    future.set_result(f"{md5_hex(data)}+{len(data)}")
     return future
 
 

@@ -3,13 +3,13 @@ named service (a gateway taking a block moved to its store)."""
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from threading import BoundedSemaphore
 from typing import TYPE_CHECKING
 
 from .attempts import first_answer
 from .errors import KeepWriteError, ServiceFailure, describe
+from .md5 import md5_hex
 from .services import KeepService, write_order
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ Data = bytes | bytearray | memoryview
 def store(client: KeepClient, data: Data, replicas: int | None = None, md5: str | None = None) -> str:
     """Store `data` on enough keepstores for `replicas` copies; returns the signed locator."""
     wanted = replicas or client.replicas
-    md5 = md5 or hashlib.md5(data).hexdigest()
+    md5 = md5 or md5_hex(data)
     headers = {"X-Keep-Desired-Replicas": str(wanted)}
     if client.storage_classes:
         headers["X-Keep-Storage-Classes"] = ", ".join(client.storage_classes)
@@ -45,7 +45,7 @@ def store(client: KeepClient, data: Data, replicas: int | None = None, md5: str 
 
 def store_on(client: KeepClient, service: KeepService, data: Data) -> str:
     """Store `data` on this one service (e.g. a gateway); its signed locator there."""
-    md5 = hashlib.md5(data).hexdigest()
+    md5 = md5_hex(data)
     answer, failures = first_answer([service], lambda s: _put(client, s, md5, data, {}), client.retries,
                                     client.backoff)
     if answer is None:

@@ -7,7 +7,6 @@ requested storage class, to the first writable volume in that order which offers
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from typing import Any
 from ..config import ClusterConfig
 from ..formats.locator import BLOCK_SIZE
 from ..keep.errors import BlockNotFound, BlockTooLarge, HashMismatch, KeepError, VolumeFull, VolumeUnavailable
+from ..keep.md5 import new_md5
 from ..keep.rendezvous import service_weight
 from .volumes import BlockReader, BlockWriter, Volume, volume_from_config
 
@@ -49,7 +49,7 @@ class PutTransaction:
     classes: list[str]
     store: BlockStore
     size: int = 0
-    _hasher: Any = field(default_factory=hashlib.md5)
+    _hasher: Any = field(default_factory=new_md5)  # in lanes with concurrent PUTs
 
     def hash_chunk(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
