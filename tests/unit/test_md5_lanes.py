@@ -122,3 +122,10 @@ def test_without_the_lanes_it_is_hashlib(monkeypatch: pytest.MonkeyPatch) -> Non
     assert md5_hex(b"abc") == hashlib.md5(b"abc").hexdigest()
     with pytest.raises(RuntimeError, match="not available"):
         LaneMd5()
+
+
+@needs_lanes
+def test_whole_blocks_large_and_small_get_hashlibs_digest() -> None:
+    for data in (b"", b"abc", bytes(range(256)) * 4096 + b"x", bytearray(3 << 20)):
+        assert md5_hex(data) == hashlib.md5(data).hexdigest()
+        assert md5_hex(memoryview(data)) == hashlib.md5(data).hexdigest()

@@ -27,6 +27,7 @@ except ImportError:  # built without it (`setup.py` marks it optional)
     LANES_AVAILABLE = False
 
 MAX_LANES = 16
+LANES_MIN = 1 << 20  # md5_hex of less (a small file's block) is hashlib's at once: a lane would save nothing
 _INIT = struct.pack("=4I", 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476)
 
 
@@ -130,6 +131,8 @@ def new_md5() -> Any:
 
 def md5_hex(data: Any) -> str:
     """A whole block's md5, in lanes with whatever else is being hashed at the moment."""
+    if len(data) < LANES_MIN:
+        return hashlib.md5(data).hexdigest()
     hasher = new_md5()
     hasher.update(data)
     return str(hasher.hexdigest())
