@@ -159,15 +159,19 @@ static PyObject *advance(PyObject *self, PyObject *args) {
   Py_ssize_t held = 0;
   PyObject *result = NULL;
   for (; held < lanes; held++) {
-    PyObject *s = PySequence_GetItem(states, held), *b = PySequence_GetItem(buffers, held);
-    int bad = !s || !b || PyObject_GetBuffer(s, &state_views[held], PyBUF_WRITABLE) < 0;
-    if (!bad && PyObject_GetBuffer(b, &data_views[held], PyBUF_SIMPLE) < 0) {
-      PyBuffer_Release(&state_views[held]);
-      bad = 1;
-    }
-    Py_XDECREF(s);
-    Py_XDECREF(b);
+    /* each step only once the one before succeeded: no Python code runs with an exception set */
+    PyObject *s = PySequence_GetItem(states, held);
+    if (!s) goto done;
+    int bad = PyObject_GetBuffer(s, &state_views[held], PyBUF_WRITABLE) < 0;
+    Py_DECREF(s);
     if (bad) goto done;
+    PyObject *b = PySequence_GetItem(buffers, held);
+    bad = !b || PyObject_GetBuffer(b, &data_views[held], PyBUF_SIMPLE) < 0;
+    Py_XDECREF(b);
+    if (bad) {
+      PyBuffer_Release(&state_views[held]);
+      goto done;
+    }
     if (state_views[held].len != 16 || data_views[held].len % 64) {
       PyBuffer_Release(&state_views[held]);
       PyBuffer_Release(&data_views[held]);

@@ -28,21 +28,29 @@ except ImportError:  # built without it (`setup.py` marks it optional)
 
 MAX_LANES = 16
 LANES_MIN = 1 << 20  # md5_hex of less (a small file's block) is hashlib's at once: a lane would save nothing
+_NOTHING = memoryview(b"")
 _INIT = struct.pack("=4I", 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476)
 
 
+class LaneFailure(RuntimeError):
+    """Hashing a batch failed: raised in every thread whose piece was in it, each its own (an
+    exception shared across threads would hold the frames, and so the buffers, of all of them)."""
+
+
 class _Piece:
-    __slots__ = ("data", "done", "error", "state")
+    __slots__ = ("data", "done", "failed", "state")
 
     def __init__(self, state: bytearray, data: memoryview):
         self.state, self.data, self.done = state, data, False
-        self.error: BaseException | None = None
+        self.failed: str | None = None
 
 
 class LaneEngine:
     """Pieces from any thread, hashed together. The caller whose piece is waiting and finds no one
     hashing hashes a batch (oldest first, up to 16 lanes) with the GIL released, then wakes the
-    others; a caller whose piece is done returns."""
+    others; a caller whose piece is done returns. The main thread hashes its pieces alone and never
+    waits here: it is where signals (Ctrl-C) and an event loop run, and neither may be held up by,
+    or break off, a batch of other threads' pieces."""
 
     def __init__(self, advance: Callable[[list[bytearray], list[memoryview]], None] | None = None):
         self._advance = advance or _md5lanes.advance
@@ -51,6 +59,9 @@ class LaneEngine:
         self._changed = threading.Condition()
 
     def hash(self, state: bytearray, data: memoryview) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._advance([state], [data])
+            return
         piece = _Piece(state, data)
         with self._changed:
             self._waiting.append(piece)
@@ -61,19 +72,19 @@ class LaneEngine:
                 batch, self._waiting = self._waiting[:MAX_LANES], self._waiting[MAX_LANES:]
                 self._hashing = True
                 self._changed.release()
-                error: BaseException | None = None
+                failed = None
                 try:
                     self._advance([p.state for p in batch], [p.data for p in batch])
                 except BaseException as exc:  # each caller in the batch hears it, none waits forever
-                    error = exc
+                    failed = f"{type(exc).__name__}: {exc}"
                 finally:
                     self._changed.acquire()
                     self._hashing = False
                     for p in batch:
-                        p.done, p.error = True, error
+                        p.done, p.failed, p.data = True, failed, _NOTHING  # no buffer held past its batch
                     self._changed.notify_all()
-        if piece.error is not None:
-            raise piece.error
+        if piece.failed is not None:
+            raise LaneFailure(f"md5 in lanes failed ({piece.failed}): the digest is not known")
 
 
 _engine = LaneEngine() if LANES_AVAILABLE else None
@@ -88,35 +99,42 @@ class LaneMd5:
     digest_size = 16
 
     def __init__(self, engine: LaneEngine | None = None):
-        engine = engine or _engine
-        if engine is None:
+        if (engine or _engine) is None:
             raise RuntimeError("md5 lanes are not available here: use new_md5()")
-        self._engine = engine
+        self._own_engine = engine  # None: the process's, looked up at each piece (a forked child has its own)
         self._state = bytearray(_INIT)
         self._tail = bytearray()  # the last < 64 bytes, not yet a whole chunk
         self._length = 0
+        self._lock = threading.Lock()  # as hashlib's: updates from two threads land one after the other
+
+    def _hash(self, state: bytearray, data: memoryview) -> None:
+        engine = self._own_engine or _engine
+        assert engine is not None
+        engine.hash(state, data)
 
     def update(self, data: Any) -> None:
         view = memoryview(data).cast("B")
-        self._length += len(view)
-        if self._tail:
-            take = min(64 - len(self._tail), len(view))
-            self._tail += view[:take]
-            view = view[take:]
-            if len(self._tail) < 64:
-                return
-            self._engine.hash(self._state, memoryview(self._tail))
-            self._tail = bytearray()
-        whole = len(view) // 64 * 64
-        if whole:
-            self._engine.hash(self._state, view[:whole])
-        self._tail = bytearray(view[whole:])
+        with self._lock:
+            self._length += len(view)
+            if self._tail:
+                take = min(64 - len(self._tail), len(view))
+                self._tail += view[:take]
+                view = view[take:]
+                if len(self._tail) < 64:
+                    return
+                self._hash(self._state, memoryview(self._tail))
+                self._tail = bytearray()
+            whole = len(view) // 64 * 64
+            if whole:
+                self._hash(self._state, view[:whole])
+            self._tail = bytearray(view[whole:])
 
     def digest(self) -> bytes:
-        state = bytearray(self._state)  # digest() may be asked again, or followed by more updates
-        tail = self._tail + b"\x80"
-        tail += bytes((56 - len(tail)) % 64) + struct.pack("<Q", self._length * 8)
-        self._engine.hash(state, memoryview(tail))
+        with self._lock:
+            state = bytearray(self._state)  # digest() may be asked again, or followed by more updates
+            tail = self._tail + b"\x80"
+            tail += bytes((56 - len(tail)) % 64) + struct.pack("<Q", self._length * 8)
+        self._hash(state, memoryview(tail))
         return struct.pack("<4I", *struct.unpack("=4I", state))
 
     def hexdigest(self) -> str:
