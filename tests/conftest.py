@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,9 +12,20 @@ from typing import Any
 
 import pytest
 
-from archipelago.run.ports import free_port, wait_for_http
+from archipelago.run.ports import SERVICE_PORTS, free_port, wait_for_http
 from archipelago.run.processes import KeepstoreProcess
 from tests.support.clusters import cluster_config
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker hands out loopback ports from a slice of its own (inherited by the
+    `archi` processes it starts): a port one worker wrote into a config and has not bound yet
+    is never another's free port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        width = len(SERVICE_PORTS) // 8
+        first = SERVICE_PORTS.start + (int(worker[2:]) % 8) * width
+        os.environ["ARCHI_SERVICE_PORTS"] = f"{first}-{first + width - 1}"
 
 
 @pytest.fixture

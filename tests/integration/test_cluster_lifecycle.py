@@ -36,7 +36,7 @@ def test_sigterm_stops_the_cluster_cleanly_with_connections_open(tmp_path):
         assert http.request("GET", cluster.keep_url + "/index", headers=auth).status in (200, 403)
     started = time.monotonic()
     cluster.process.send_signal(signal.SIGTERM)
-    code = cluster.process.wait(timeout=5)  # a bound that fails the test if it hangs, not a benchmark
+    code = cluster.process.wait(timeout=60)  # a bound that fails the test if it hangs, not a benchmark
     print(f"stopped {time.monotonic() - started:.2f} s after SIGTERM")
     assert code == 0
     assert "Traceback" not in (tmp_path / "cluster.log").read_text()

@@ -207,14 +207,18 @@ def test_a_put_without_a_token_is_refused_before_its_body(start_keepstore):
 
 
 def test_stalled_puts_hold_nothing_and_a_full_keepstore_says_busy(start_keepstore):
-    ks = start_keepstore(keepstore={"max_concurrent_puts": 2, "body_read_timeout": 2})
+    ks = start_keepstore(keepstore={"max_concurrent_puts": 2, "body_read_timeout": 6})
     stalled = [_stalled_put(ks.url, "acbd18db4cc2f85cedef654fccc4a4d8") for _ in range(2)]
-    time.sleep(0.5)
-    busy = put(ks.url, b"foo")
-    assert busy.status == 503 and "busy" in errors(busy)
+    # a probe that stores nothing (its body is not the block named): 400 while a slot is free,
+    # 503 once the two stalled PUTs hold them — however long the keepstore takes to see them
+    deadline = time.monotonic() + 30
+    while (busy := put(ks.url, b"not foo", md5="acbd18db4cc2f85cedef654fccc4a4d8")).status != 503:
+        assert time.monotonic() < deadline, f"the stalled PUTs never held the slots ({busy.status})"
+        time.sleep(0.05)
+    assert "busy" in errors(busy)
     assert [p for p in ks.config.volumes[0].root.rglob("*") if p.is_file()] == []  # no temp files held
     for conn in stalled:  # dropped after body_read_timeout
-        conn.settimeout(10)
+        conn.settimeout(60)
         assert b" 499 " in conn.recv(4096).split(b"\r\n")[0] or conn.recv(4096) == b""
         conn.close()
     assert put(ks.url, b"foo").status == 200  # the slots are free again

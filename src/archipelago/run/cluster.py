@@ -261,7 +261,7 @@ async def serve_cluster(config: ClusterConfig, config_path: Path, ready: asyncio
         if config.containers.dispatcher != "none":
             from ..compute.dispatch.service import start_in_thread
 
-            dispatcher = await in_daemon_thread(start_in_thread, config)
+            dispatcher = await in_daemon_thread(start_in_thread, config, abandoned=lambda late: late.stop())
             say(f"{config.containers.dispatcher} dispatcher started")
         starting = False
         if ready is not None:
@@ -311,30 +311,50 @@ def _database_name(config: ClusterConfig) -> str:
     return url.split("://", 1)[0] + "://…@" + url.rsplit("@", 1)[1] if "@" in url else url
 
 
-async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+async def in_daemon_thread(function: Callable[..., T], *args: Any,
+                           abandoned: Callable[[T], None] | None = None) -> T:
     """`function(*args)` in a daemon thread. Unlike asyncio.to_thread, a call that never returns (a
     database that accepts the connection and never answers) keeps neither the caller nor the
-    process's exit waiting once the caller stops waiting."""
+    process's exit waiting once the caller stops waiting. A result that arrives after the caller
+    stopped waiting goes to `abandoned` (a dispatcher that started after all must be stopped)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
+    gone = threading.Event()  # the caller stopped waiting
 
-    def settle(result: Any, error: BaseException | None) -> None:
+    def give_up(result: T) -> None:
+        if abandoned is not None:
+            abandoned(result)
+
+    def succeed(result: T) -> None:
+        if future.done():
+            give_up(result)
+        else:
+            future.set_result(result)
+
+    def fail(error: BaseException) -> None:
         if not future.done():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            future.set_exception(error)
 
     def work() -> None:
         try:
-            result, error = function(*args), None
+            result = function(*args)
         except BaseException as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-            loop.call_soon_threadsafe(settle, result, error)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(fail, exc)
+            return
+        if gone.is_set():
+            give_up(result)
+            return
+        try:
+            loop.call_soon_threadsafe(succeed, result)
+        except RuntimeError:
+            give_up(result)
 
     threading.Thread(target=work, name=getattr(function, "__name__", "work"), daemon=True).start()
-    return await future
+    try:
+        return await future
+    finally:
+        gone.set()
 
 
 async def _release_moved_copies(config: ClusterConfig, local: Any) -> None:

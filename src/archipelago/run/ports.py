@@ -17,10 +17,21 @@ SERVICE_PORTS = range(20000, 32768)
 _handed_out: set[int] = set()  # not bound yet by whoever asked: never hand them out twice
 
 
+def service_ports() -> range:
+    """SERVICE_PORTS, or the slice `ARCHI_SERVICE_PORTS=first-last` names: processes that hand out
+    ports side by side (parallel test workers) each take their own, since `_handed_out` is one
+    process's and a port written into a config may stay unbound for seconds (a cluster restarting)."""
+    first, _, last = os.environ.get("ARCHI_SERVICE_PORTS", "").partition("-")
+    if first.isdigit() and last.isdigit() and int(first) <= int(last):
+        return range(int(first), int(last) + 1)
+    return SERVICE_PORTS
+
+
 def free_port() -> int:
     """A loopback port nobody listens on now, outside the range outgoing connections draw from."""
+    ports = service_ports()
     for _ in range(200):
-        port = secrets.choice(SERVICE_PORTS)  # not `random`: tests may seed it
+        port = secrets.choice(ports)  # not `random`: tests may seed it
         if port in _handed_out:
             continue
         with socket.socket() as sock:
