@@ -276,3 +276,26 @@ def test_a_sequence_that_fails_is_its_own_error() -> None:
     assert buffers.asked == []
     with pytest.raises(LookupError, match="this sequence fails"):
         _md5lanes.advance([bytearray(_INIT)], Failing())
+
+
+@needs_lanes
+@pytest.mark.parametrize("lanes", range(1, 17))
+def test_every_width_hashes_every_lane_as_hashlib_does(lanes: int) -> None:
+    """The 4-, 8- and 16-lane kernels, lanes of different lengths (a lane that finishes early is
+    masked while the others go on)."""
+    import random
+    import struct
+
+    from archipelago.keep import _md5lanes
+
+    rng = random.Random(lanes)
+    messages = [rng.randbytes(rng.randrange(0, 5000)) for _ in range(lanes)]
+    states = [bytearray(_INIT) for _ in messages]
+    _md5lanes.advance(states, [m[: len(m) // 64 * 64] for m in messages])
+    tails = []
+    for m in messages:
+        tail = m[len(m) // 64 * 64:] + b"\x80"
+        tails.append(tail + bytes((56 - len(tail)) % 64) + struct.pack("<Q", len(m) * 8))
+    _md5lanes.advance(states, tails)
+    digests = [struct.pack("<4I", *struct.unpack("=4I", state)).hex() for state in states]
+    assert digests == [hashlib.md5(m).hexdigest() for m in messages]
