@@ -528,7 +528,8 @@ def test_a_running_remote_steps_log_is_tailed_through_the_federation(
         browser: Any, federation: dict[str, Any], people: dict[str, ApiClient]) -> None:
     ana = people["ana"]
     run_id = new_run_id("z1111")
-    script = "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 1; done"
+    # a long pause halfway: the page shows part of the log for 45 s, however loaded the machine
+    script = "for i in 1 2 3 4; do echo line $i; done; sleep 45; for i in 5 6 7 8; do echo line $i; done"
     request = ana.request("POST", "container_requests", {"cluster_id": "z2222"}, {"container_request": {
         "name": "counting", "command": ["sh", "-c", script], "output_path": "/out", "cwd": "/out",
         "container_image": None, "state": "Committed", "priority": 500, "use_existing": False,
@@ -542,6 +543,7 @@ def test_a_running_remote_steps_log_is_tailed_through_the_federation(
     log_in(page, ana.token)
     page.goto(f"/runs/{run_id}/steps/{request['uuid']}")
     stdout = page.locator("pre[data-log-file='stdout.txt']")
+    expect(stdout).to_contain_text("line 4")  # the first half, while the container pauses
     expect(stdout).to_contain_text("line 8")  # the page is never reloaded: the log grows in it
     expect(page.locator("[data-field='state']").first).to_have_text("succeeded")
     seen = page.evaluate("window.__logs")

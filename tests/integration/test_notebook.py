@@ -117,7 +117,7 @@ def run_in_kernel(base: str, client: ApiClient, code: str) -> str:
 
 
 def test_an_idle_notebook_stops_by_itself_and_saves_its_notebooks(alice: ApiClient) -> None:
-    session = start(alice, None, {}, idle_minutes=0.1)  # 6 s
+    session = start(alice, None, {}, idle_minutes=0.5)  # 30 s: ample for the readiness wait and the PUT below
     wait_ready(alice, session, alice.token)
     saved = http.request("PUT", proxy_base(session) + "api/contents/left.ipynb", body=json.dumps(
         {"type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}),
@@ -127,7 +127,7 @@ def test_an_idle_notebook_stops_by_itself_and_saves_its_notebooks(alice: ApiClie
     assert request["state"] == "Final" and request["output_uuid"]
     assert "left.ipynb" in dict(Collection(alice, request["output_uuid"]).files())
     log = Collection(alice, request["log_uuid"]).read("stderr.txt").decode()
-    assert "idle for 6 s: stopping" in log
+    assert "idle for 30 s: stopping" in log
 
 
 def test_the_resolvers_launch_mode_starts_a_notebook_on_the_plans_dataset(alice: ApiClient, dataset: dict) -> None:

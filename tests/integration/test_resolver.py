@@ -22,7 +22,8 @@ from tests.support.resolver import resolver_federation
 
 pytestmark = pytest.mark.integration
 MODES = {"z1111": "both", "z2222": "push", "z3333": "poll"}
-WINDOWS = {"live_window": 8, "stale_window": 16, "drop_after": 600, "poll_interval": 1}
+# windows longer than any test: a site is down here only because a poll of it failed, never by age
+WINDOWS = {"live_window": 120, "stale_window": 240, "drop_after": 600, "poll_interval": 1}
 
 
 def wait_until(what, check, deadline: float = 30):
@@ -123,10 +124,9 @@ def test_a_killed_site_is_down_by_the_next_poll_and_answers_prefer_the_live_one(
     dataset(admins["z2222"], "kill-2", "doi:10.5555/kill")
     wait_until("both live", lambda: sorted(holders(url, "doi:10.5555/kill")) == [("z1111", "live"), ("z2222", "live")])
     fed["clusters"]["z1111"].kill()
-    killed_at = time.monotonic()
+    # by poll, well within its live window (nothing else could make it down so soon)
     wait_until("z1111 down", lambda: holders(url, "doi:10.5555/kill") == [("z2222", "live"), ("z1111", "down")],
-               deadline=WINDOWS["live_window"])
-    assert time.monotonic() - killed_at < WINDOWS["live_window"]  # by poll, well within its live window
+               deadline=60)
     answer = json.loads(archi("resolve", "doi:10.5555/kill", "--resolver", url, "--json",
                               home=admins["z2222"]).stdout)
     assert [h["site"] for h in answer["holders"]] == ["z2222", "z1111"] and not answer["all_down"]

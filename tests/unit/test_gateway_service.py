@@ -295,22 +295,24 @@ def test_no_more_blocks_are_read_from_the_store_at_once_than_it_allows(tmp_path:
     gateway = Gateway(site.local.config, config, site.local.db.session, site.local.restricted_blocks,
                       registrant=site.local.gateway_registrant)
     reading, most, lock, opened = [0], [0], threading.Lock(), gateway.store.open
+    together = threading.Barrier(limit, timeout=30)  # the limit is reached whatever the machine's load
 
     def slow_open(*args, **kwargs):  # type: ignore[no-untyped-def]
         with lock:
             reading[0] += 1
             most[0] = max(most[0], reading[0])
-        time.sleep(0.3)  # long enough for the other requests to arrive meanwhile
+        together.wait()  # `limit` reads in here at once (broken, failing the GET, if never allowed)
+        time.sleep(0.3)  # and held a while: a read beyond the limit would be counted meanwhile
         with lock:
             reading[0] -= 1
         return opened(*args, **kwargs)
 
-    gateway.store.open = slow_open  # type: ignore[method-assign]
     with ServerThread(gateway.app()) as server:
         locators = []
         for n in range(4):
             (tmp_path / "data" / f"f{n}.txt").write_text(f"file {n}\n")
             locators.append(register(server.url, site.admin.token, f"f{n}.txt")["manifest_text"].split()[1])
+        gateway.store.open = slow_open  # type: ignore[method-assign]  # the reads only, not the registrations
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda loc: get(server.url, loc, site.admin.token).status, locators))
     assert answers == [200] * 4

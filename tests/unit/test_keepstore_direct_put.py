@@ -22,9 +22,11 @@ TOKEN = "v2/zzzzz-gj3su-00000000000user/usersecret0123456789abcdefghijklmnopqrst
 
 
 @pytest.fixture
-def keepstore(tmp_path: Path):
+def keepstore(tmp_path: Path, request: pytest.FixtureRequest):
+    """A keepstore whose body timeout is generous (a 64 MiB PUT on a loaded machine), or the test's
+    own (parametrize "keepstore" indirectly with the seconds)."""
     config = cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}],
-                            keepstore={"body_read_timeout": 1})
+                            keepstore={"body_read_timeout": getattr(request, "param", 60)})
     keepstore = Keepstore(config, BlockStore.from_config(config), authenticate=stub_validator(TOKEN))
     with ServerThread(keepstore.app()) as server:
         yield keepstore, server.url, tmp_path / "vol"
@@ -45,7 +47,9 @@ def raw_put(url: str, md5: str, length: int, body: bytes, close: bool = True) ->
 
 
 def answer(conn: socket.socket) -> bytes:
-    conn.settimeout(10)
+    """All the server sent until it closed the connection (a bound, not a measure: the test fails if
+    the server neither answers nor closes within a minute)."""
+    conn.settimeout(60)
     received = b""
     while chunk := conn.recv(65536):
         received += chunk
@@ -95,14 +99,13 @@ def test_a_client_that_leaves_halfway_leaves_nothing_and_frees_its_slot(keepstor
     assert put(url, data, token=TOKEN).status == 200
 
 
+@pytest.mark.parametrize("keepstore", [1], indirect=True)  # the body timeout: 1 s
 def test_a_client_that_stalls_halfway_is_dropped_after_the_body_timeout(keepstore):
     store, url, volume = keepstore
     data = os.urandom(4 << 20)
     conn = raw_put(url, hashlib.md5(data).hexdigest(), len(data), data[: 2 << 20])
-    started = time.monotonic()
-    reply = answer(conn)  # the body timeout is 1 s
+    reply = answer(conn)  # the server answers and closes the connection (answer reads to its end)
     assert reply.startswith(b"HTTP/1.1 499") and b"sent nothing" in reply
-    assert time.monotonic() - started < 8
     assert store.service.puts_in_progress == 0 and files_under(volume) == []
 
 
@@ -126,19 +129,18 @@ def test_stalled_large_uploads_do_not_hold_up_other_requests(tmp_path: Path):
     """Each large body waits in a thread of its own pool: eight stalled ones (more than the event loop's
     default executor has threads) must not delay a GET, which needs that executor."""
     config = cluster_config([{"driver": "directory", "root": str(tmp_path / "vol")}],
-                            keepstore={"body_read_timeout": 20})
+                            keepstore={"body_read_timeout": 120})  # stalled for the whole test
     keepstore = Keepstore(config, BlockStore.from_config(config), authenticate=stub_validator(TOKEN))
     with ServerThread(keepstore.app()) as server:
         data = os.urandom(DIRECT_MIN)
         locator = put(server.url, data, token=TOKEN).data.decode().strip()
         stalled = [raw_put(server.url, hashlib.md5(b"%d" % n).hexdigest(), 4 << 20, b"x" * 1000) for n in range(8)]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while keepstore.service.puts_in_progress < 8:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.5)  # every stalled body is now waiting in its thread
-        started = time.monotonic()
         assert get(server.url, locator, token=TOKEN).data == data
-        assert time.monotonic() - started < 5
+        assert keepstore.service.puts_in_progress == 8  # answered while they stall, not once they timed out
         for conn in stalled:
             conn.close()

@@ -1,5 +1,5 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archipelago.formats.locator import Locator, LocatorError
@@ -51,6 +51,7 @@ def test_size_optional_when_asked():
 hints = st.from_regex(r"[A-Z][A-Za-z0-9@_-]{0,12}", fullmatch=True)
 
 
+@settings(deadline=None)
 @given(
     md5=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
     size=st.integers(0, 1 << 26),

@@ -1,9 +1,10 @@
 """Permission snapshots: reused until a local write invalidates them, and at most max_age old
 when another process (here: a write without invalidate) changes who may see what."""
 
-import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+from archipelago.auth import permissions
 from archipelago.auth.permissions import READ, PermissionCache
 from archipelago.db.models import Group, Link
 from archipelago.db.session import make_engine, migrate, session_factory
@@ -11,7 +12,9 @@ from archipelago.db.session import make_engine, migrate, session_factory
 ALICE, BOB = "z1111-tpzed-00000000000alice", "z1111-tpzed-0000000000000bob"
 
 
-def test_snapshots_expire_and_invalidate(tmp_path):
+def test_snapshots_expire_and_invalidate(tmp_path, monkeypatch):
+    now = [1000.0]  # the cache's clock, moved by the test (never by how long a step took)
+    monkeypatch.setattr(permissions, "time", SimpleNamespace(monotonic=lambda: now[0]))
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
     sessions = session_factory(engine)
@@ -27,9 +30,10 @@ def test_snapshots_expire_and_invalidate(tmp_path):
         session.add(Link(uuid="z1111-o0j2j-0000000000share", owner_uuid=ALICE, created_at=stamp,
                          modified_at=stamp, link_class="permission", name="can_read", tail_uuid=BOB,
                          head_uuid=project, properties={}))
+    now[0] += 0.2
     with sessions() as session:
         assert not cache.get(session, BOB, False).can(READ, project, ALICE)  # still the cached snapshot
-    time.sleep(0.35)
+    now[0] += 0.15
     with sessions() as session:
         assert cache.get(session, BOB, False).can(READ, project, ALICE)  # expired: recomputed
     with sessions() as session, session.begin():
