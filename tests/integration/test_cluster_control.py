@@ -28,7 +28,7 @@ from archipelago.run.processes import ClusterProcess
 
 pytestmark = pytest.mark.integration
 ARCHI = [sys.executable, "-m", "archipelago"]
-BOUND = 60  # seconds: fails the test if the command hangs (a fresh interpreter on a loaded CI machine may take 5), not a benchmark
+BOUND = 60  # seconds: fails the test if the command hangs (a fresh interpreter under load may take 5)
 
 
 def archi(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
