@@ -15,15 +15,16 @@ from hypothesis import strategies as st
 from archipelago.keep import md5 as lanes
 from archipelago.keep.md5 import _INIT, LANES_AVAILABLE, LaneEngine, LaneFailure, LaneMd5, md5_hex, new_md5
 
-needs_lanes = pytest.mark.skipif(not LANES_AVAILABLE, reason="md5 lanes not built or no AVX-512 here")
+needs_lanes = pytest.mark.skipif(not LANES_AVAILABLE, reason="md5 lanes not built, or neither AVX-512 nor AVX2 here")
 
 
 def test_the_lanes_are_built_wherever_they_can_run() -> None:
     """`setup.py` marks the extension optional; a build that broke must not go unnoticed on a
     machine that could run it."""
     flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    if not ({"avx512f", "avx512vl"} <= set(flags) and (shutil.which("cc") or shutil.which("gcc"))):
-        pytest.skip("no AVX-512 or no C compiler: hashlib alone is the design here")
+    simd = {"avx512f", "avx512vl"} <= set(flags) or "avx2" in flags
+    if not (simd and (shutil.which("cc") or shutil.which("gcc"))):
+        pytest.skip("no AVX-512 or AVX2, or no C compiler: hashlib alone is the design here")
     assert LANES_AVAILABLE
     assert isinstance(new_md5(), LaneMd5)
 
@@ -278,11 +279,18 @@ def test_a_sequence_that_fails_is_its_own_error() -> None:
         _md5lanes.advance([bytearray(_INIT)], Failing())
 
 
+def _has_avx2() -> bool:
+    return Path("/proc/cpuinfo").exists() and "avx2" in Path("/proc/cpuinfo").read_text().split()
+
+
 @needs_lanes
+@pytest.mark.parametrize("avx2_only", [False, True], ids=["best", "avx2"])
 @pytest.mark.parametrize("lanes", range(1, 17))
-def test_every_width_hashes_every_lane_as_hashlib_does(lanes: int) -> None:
-    """The 4-, 8- and 16-lane kernels, lanes of different lengths (a lane that finishes early is
-    masked while the others go on)."""
+def test_every_width_hashes_every_lane_as_hashlib_does(lanes: int, avx2_only: bool) -> None:
+    """The 4-, 8- and 16-lane AVX-512 kernels and the AVX2 one (what a CPU without AVX-512 runs),
+    lanes of different lengths (a lane that finishes early is kept while the others go on)."""
+    if avx2_only and not _has_avx2():
+        pytest.skip("no AVX2 on this CPU")
     import random
     import struct
 
@@ -291,11 +299,11 @@ def test_every_width_hashes_every_lane_as_hashlib_does(lanes: int) -> None:
     rng = random.Random(lanes)
     messages = [rng.randbytes(rng.randrange(0, 5000)) for _ in range(lanes)]
     states = [bytearray(_INIT) for _ in messages]
-    _md5lanes.advance(states, [m[: len(m) // 64 * 64] for m in messages])
+    _md5lanes.advance(states, [m[: len(m) // 64 * 64] for m in messages], avx2_only)
     tails = []
     for m in messages:
         tail = m[len(m) // 64 * 64:] + b"\x80"
         tails.append(tail + bytes((56 - len(tail)) % 64) + struct.pack("<Q", len(m) * 8))
-    _md5lanes.advance(states, tails)
+    _md5lanes.advance(states, tails, avx2_only)
     digests = [struct.pack("<4I", *struct.unpack("=4I", state)).hex() for state in states]
     assert digests == [hashlib.md5(m).hexdigest() for m in messages]
