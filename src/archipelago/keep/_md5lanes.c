@@ -72,6 +72,19 @@ static void store_states(int lanes, uint32_t *state, uint32_t s[4][16]) {
     for (int j = 0; j < 4; j++) state[i * 4 + j] = s[j][i];
 }
 
+/* Where each of `width` lanes reads chunk t (a lane that has finished, or is not used, reads
+ * zeros), and which lanes are still going: bit i of the mask. */
+static unsigned chunk_addresses(int width, int lanes, uint64_t t, const uint8_t *const *ptrs, const uint64_t *chunks,
+                                const uint8_t **at) {
+  unsigned active = 0;
+  for (int i = 0; i < width; i++) {
+    int on = i < lanes && t < chunks[i];
+    active |= (unsigned)on << i;
+    at[i] = on ? ptrs[i] + 64 * t : zero_chunk;
+  }
+  return active;
+}
+
 /* 16 lanes in 512-bit registers; each chunk's words gathered from the lanes' addresses. */
 __attribute__((target("avx512f")))
 static void md5_lanes16(int lanes, const uint8_t *const *ptrs, const uint64_t *chunks, uint32_t *state) {
@@ -80,13 +93,8 @@ static void md5_lanes16(int lanes, const uint8_t *const *ptrs, const uint64_t *c
   __m512i A = _mm512_loadu_si512(s[0]), B = _mm512_loadu_si512(s[1]);
   __m512i C = _mm512_loadu_si512(s[2]), D = _mm512_loadu_si512(s[3]);
   for (uint64_t t = 0; t < most; t++) {
-    __mmask16 active = 0;
-    int64_t addr[16];
-    for (int i = 0; i < 16; i++) {
-      int on = i < lanes && t < chunks[i];
-      active |= (__mmask16)(on << i);
-      addr[i] = (int64_t)(on ? ptrs[i] + 64 * t : zero_chunk);
-    }
+    const uint8_t *addr[16];
+    __mmask16 active = (__mmask16)chunk_addresses(16, lanes, t, ptrs, chunks, addr);
     __m512i lo = _mm512_loadu_si512(addr), hi = _mm512_loadu_si512(addr + 8), M[16];
     for (int w = 0; w < 16; w++) {
       __m256i l = _mm512_i64gather_epi32(lo, (const void *)(intptr_t)(4 * w), 1);
@@ -110,13 +118,8 @@ static void md5_lanes8(int lanes, const uint8_t *const *ptrs, const uint64_t *ch
   __m256i A = _mm256_loadu_si256((void *)s[0]), B = _mm256_loadu_si256((void *)s[1]);
   __m256i C = _mm256_loadu_si256((void *)s[2]), D = _mm256_loadu_si256((void *)s[3]);
   for (uint64_t t = 0; t < most; t++) {
-    __mmask8 active = 0;
-    int64_t addr[8];
-    for (int i = 0; i < 8; i++) {
-      int on = i < lanes && t < chunks[i];
-      active |= (__mmask8)(on << i);
-      addr[i] = (int64_t)(on ? ptrs[i] + 64 * t : zero_chunk);
-    }
+    const uint8_t *addr[8];
+    __mmask8 active = (__mmask8)chunk_addresses(8, lanes, t, ptrs, chunks, addr);
     __m512i where = _mm512_loadu_si512(addr);
     __m256i M[16];
     for (int w = 0; w < 16; w++) M[w] = _mm512_i64gather_epi32(where, (const void *)(intptr_t)(4 * w), 1);
@@ -140,13 +143,8 @@ static void md5_lanes4(int lanes, const uint8_t *const *ptrs, const uint64_t *ch
   __m128i A = _mm_loadu_si128((void *)s[0]), B = _mm_loadu_si128((void *)s[1]);
   __m128i C = _mm_loadu_si128((void *)s[2]), D = _mm_loadu_si128((void *)s[3]);
   for (uint64_t t = 0; t < most; t++) {
-    __mmask8 active = 0;
     const uint8_t *q[4];
-    for (int i = 0; i < 4; i++) {
-      int on = i < lanes && t < chunks[i];
-      active |= (__mmask8)(on << i);
-      q[i] = on ? ptrs[i] + 64 * t : zero_chunk;
-    }
+    __mmask8 active = (__mmask8)chunk_addresses(4, lanes, t, ptrs, chunks, q);
     __m128i M[16];
     for (int w = 0; w < 16; w++) M[w] = _mm_setr_epi32(word(q[0], w), word(q[1], w), word(q[2], w), word(q[3], w));
     __m128i a = A, b = B, c = C, d = D;
@@ -211,13 +209,10 @@ static void md5_lanes8_avx2(int lanes, const uint8_t *const *ptrs, const uint64_
   __m256i A = _mm256_loadu_si256((void *)s[0]), B = _mm256_loadu_si256((void *)s[1]);
   __m256i C = _mm256_loadu_si256((void *)s[2]), D = _mm256_loadu_si256((void *)s[3]);
   for (uint64_t t = 0; t < most; t++) {
+    const uint8_t *addr[8];
+    unsigned active = chunk_addresses(8, lanes, t, ptrs, chunks, addr);
     int32_t on[8];
-    int64_t addr[8];
-    for (int i = 0; i < 8; i++) {
-      int active = i < lanes && t < chunks[i];
-      on[i] = active ? -1 : 0;
-      addr[i] = (int64_t)(active ? ptrs[i] + 64 * t : zero_chunk);
-    }
+    for (int i = 0; i < 8; i++) on[i] = (active >> i) & 1 ? -1 : 0;
     __m256i keep = _mm256_loadu_si256((void *)on);
     __m256i lo = _mm256_loadu_si256((void *)addr), hi = _mm256_loadu_si256((void *)(addr + 4)), M[16];
     for (int w = 0; w < 16; w++)
