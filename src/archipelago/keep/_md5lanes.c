@@ -1,8 +1,8 @@
 /* MD5 of up to 16 independent messages at once, in AVX-512 lanes (keep/md5.py batches the blocks
  * that are being hashed at the same moment into one call). One message's MD5 cannot be split: each
  * 64-byte chunk needs the state the chunk before left; so a relay or client with several blocks in
- * flight gains across them. benchmarks/md5_lanes.py: 4.0x hashlib's OpenSSL md5 with 4 blocks at
- * once, 5.6x with 8, 8.7x with 16, the same with one. Three widths: 4 lanes in 128-bit registers
+ * flight gains across them. benchmarks/md5_lanes.py: 3.9x hashlib's OpenSSL md5 with 4 blocks at
+ * once, 5.5x with 8, 10.5x with 16, the same with one. Three widths: 4 lanes in 128-bit registers
  * (words loaded one by one), 8 and 16 in 256- and 512-bit registers (words gathered).
  *
  * advance(states, buffers): lane i's state (a writable 16-byte buffer: A, B, C, D, as uint32 in

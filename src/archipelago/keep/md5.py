@@ -2,7 +2,7 @@
 
 A relay or a reader has several blocks in flight, each hashed piece by piece in its own thread. One
 message's md5 cannot be split, but independent messages can share one run of SIMD lanes
-(`_md5lanes.c`): 4.0x hashlib's rate with 4 at once, 5.6x with 8, 8.7x with 16, the same with one
+(`_md5lanes.c`): 3.9x hashlib's rate with 4 at once, 5.5x with 8, 10.5x with 16, the same with one
 (benchmarks/md5_lanes.py). So each `update` hands its whole 64-byte chunks to a shared engine:
 whichever thread finds it idle hashes everything waiting (its own piece and the others'), the rest
 wait for their piece to be done — a batch forms by itself whenever hashing is what they queue for.
