@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -120,6 +121,29 @@ def test_a_killed_executor_takes_its_sandbox_with_it(federation):
         time.sleep(0.2)
     assert not _running(marker)  # before: the sandbox, reparented to init, slept on
     alice.container_requests.update(request["uuid"], {"priority": 0})
+
+
+@pytest.mark.skipif(not Path("/sys/fs/cgroup/memory").is_dir(), reason="no cgroup v1 memory controller here")
+def test_what_a_container_leaves_in_its_groups_ends_with_it(federation):
+    """A process still in the container's cgroups when its command ends (as the first process of a
+    sandbox whose bubblewrap was stopped while starting: bubblewrap's own --die-with-parent missed,
+    and it went on, reparented to init) is ended by the executor, not left running."""
+    alice = new_user(federation["z1111"], "alice")
+    request = submit(alice, ["sleep", "5"], container_count_max=1)
+    container = wait_container(alice, container_of(alice, request["uuid"]), ("Running",))
+    group = Path(f"/sys/fs/cgroup/memory/archipelago/{container['uuid']}")
+    deadline = time.monotonic() + 30
+    while not group.is_dir() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stray = subprocess.Popen(["sleep", "300"])  # stands for what such a sandbox leaves
+    try:
+        (group / "cgroup.procs").write_text(str(stray.pid))
+        assert wait_final(alice, request["uuid"], timeout=120)["state"] == "Final"
+        assert stray.wait(timeout=60) == -signal.SIGKILL
+        assert not group.exists()
+    finally:
+        stray.kill()
+        stray.wait()
 
 
 def _running(marker: str) -> bool:

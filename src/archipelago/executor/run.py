@@ -192,8 +192,10 @@ class Executor:
         try:
             exit_code = self._execute(launch, staged, container, limits, disk, client)
         finally:
-            if limits is not None:
-                limits.remove()
+            # whatever is still in the container's groups goes with it: a sandbox's first process
+            # misses bubblewrap's own --die-with-parent when bubblewrap is stopped as it starts
+            if limits is not None and (left := end_processes(self.uuid)):
+                log(f"ended {left} processes the container left running")
         for mount in staged.lazy:  # the command is done with Keep
             mount.request_stop()
         if self._cancelled:
