@@ -5,20 +5,21 @@ who else was granted what). Other links are seen by whoever can read their head.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, union_all
+from sqlalchemy.orm import Session
 
 from ..auth.permissions import MANAGE, READ, Permissions
 from ..db.models import Collection, ContainerRequest, Group, Link, Workflow
 from ..errors import Forbidden, Unprocessable
-from ..ids import INFIX, UUID_RE
+from ..ids import UUID_RE
 from .base import Context, Resource
 
 PERMISSION_NAMES = ("can_read", "can_write", "can_manage")
 # the tables whose objects have an owner and can be shared: a permission link's head is one of them (or a user)
 SHAREABLE: tuple[Any, ...] = (Collection, Group, Workflow, ContainerRequest)
-SHAREABLE_BY_INFIX = {INFIX[model.__name__]: model for model in SHAREABLE}
 
 
 def owned_by(owners: set[str]) -> Any:
@@ -32,16 +33,15 @@ class Links(Resource):
     model = Link
     writable = frozenset({"link_class", "name", "tail_uuid", "head_uuid", "properties", "owner_uuid"})
     can_own = True
+    # who owns a link's head, as `allowed` finds it (ctx.owner_of): the registry's lookup, set by it
+    owner_of: Callable[[Session, str], str | None]
 
     def visible(self, perms: Permissions, row: Any) -> bool:
         if row.link_class != "permission":
             return perms.can(READ, row.head_uuid, None) or super().visible(perms, row)
         if perms.is_admin or row.tail_uuid in perms.principals():
             return True
-        model = SHAREABLE_BY_INFIX.get(row.head_uuid[6:11])  # its UUID names its table: one indexed read
-        owner = None if model is None else \
-            perms.session.scalar(select(model.owner_uuid).where(model.uuid == row.head_uuid))
-        return perms.can(MANAGE, row.head_uuid, owner)
+        return perms.can(MANAGE, row.head_uuid, self.owner_of(perms.session, row.head_uuid))
 
     def allowed(self, ctx: Context, row: Any, level: int) -> bool:
         if row.link_class == "permission":

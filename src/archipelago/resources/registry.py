@@ -33,6 +33,9 @@ class Registry:
         self._owners = {r.infix: r for r in self.resources.values() if r.can_own}
         self._by_infix = {r.infix: r for r in self.resources.values()}
         self.config = config
+        links = self.resources[Links.name]
+        assert isinstance(links, Links)
+        links.owner_of = self.owner_of  # who may see a permission link depends on its head's owner
 
     def __getitem__(self, name: str) -> Resource:
         try:
