@@ -10,7 +10,7 @@ import ctypes
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -153,7 +153,6 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
     whole blocks match their md5 (a finished file of an earlier run) is not fetched again."""
     tree = parse(manifest_text).tree()
     prefix = _prefix(subpath)
-    mode = 0o666 & ~_umask()  # what open() would have given the files
     # locator -> [(partial file, file offset, block offset, length)]
     uses: dict[str, list[tuple[Path, int, int, int]]] = {}
     remaining: dict[Path, tuple[Path, int]] = {}  # partial file -> (its final name, bytes still to write)
@@ -173,7 +172,7 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
                 if progress:
                     progress(size)
                 continue
-            partial = _new_partial(target, size, mode)
+            partial = _new_partial(target, size)
             remaining[partial] = (target, size)
             position = 0
             for locator, offset, length in segments:
@@ -206,23 +205,21 @@ def download(client: KeepClient, manifest_text: str, dest: Path, progress: Progr
     return written
 
 
-def _new_partial(target: Path, size: int, mode: int) -> Path:
+def _new_partial(target: Path, size: int) -> Path:
     """A new file beside `target`, of its size, under a name of its own: no file of the manifest
     (one named like another's partial file: `x` and `x.archi-part`) and no file already there
-    is opened or replaced in its place."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=PART_SUFFIX)
-    try:
-        os.fchmod(fd, mode)
-        os.ftruncate(fd, size)
-    finally:
-        os.close(fd)
-    return Path(name)
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
+    is opened or replaced in its place. Created as open() would (0666 less the umask)."""
+    while True:
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        return partial
 
 
 def _write_piece(path: Path, position: int, piece: bytes | bytearray | memoryview) -> None:
