@@ -67,8 +67,9 @@ class Limits:
 
 
 def end_processes(name: str, root: Path = ROOT) -> int:
-    """Kill what still runs in container `name`'s groups (its executor died without stopping it:
-    a sandbox that outlived it), then remove them; how many processes there were. Every process
+    """Kill what still runs in container `name`'s groups, then remove them; how many processes
+    there were. Its executor calls it when the command is over (a sandbox's first process may have
+    outlived bubblewrap), the dispatcher's sweep when the executor died first. Every process
     the command started is in them: they join at their start and no one inside may leave. Killed
     by pid, a read of the group at a time: a hostile process that forks and exits over and over
     may outrun it; it then still cannot share its uid with another tenant (sandbox.claim_user
